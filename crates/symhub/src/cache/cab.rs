@@ -1,0 +1,60 @@
+//! Unpacking SymSrv's compressed files (`foo.pd_`): a CAB archive holding exactly one file.
+//!
+//! Runs on a blocking thread. The member's size comes from the CAB directory, so the client
+//! gets a Content-Length before the first byte; it is checked against `cache.max_unpacked_size`
+//! first, and the bytes actually produced must match it exactly (a lying header is an error,
+//! not a short or long file).
+
+use std::io::{self, Read};
+use std::path::Path;
+
+use tokio::sync::mpsc::Sender;
+
+use super::fill::{Sink, CHUNK};
+
+pub enum Event {
+    Started { len: u64 },
+    Written(u64),
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+pub(super) fn extract(cab_path: &Path, mut sink: Sink, max: u64, events: Sender<Event>) -> io::Result<Sink> {
+    let mut cabinet = cab::Cabinet::new(std::fs::File::open(cab_path)?)?;
+    let members: Vec<(String, u64)> = cabinet
+        .folder_entries()
+        .flat_map(|f| f.file_entries())
+        .map(|e| (e.name().to_owned(), u64::from(e.uncompressed_size())))
+        .collect();
+    let [(name, len)] = &members[..] else {
+        return Err(invalid(format!("expected one file in the CAB, found {}", members.len())));
+    };
+    if *len > max {
+        return Err(invalid(format!(
+            "the file inside is {len} bytes, over cache.max_unpacked_size ({max})"
+        )));
+    }
+    let _ = events.blocking_send(Event::Started { len: *len });
+    let mut reader = cabinet.read_file(name)?.take(len + 1);
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if sink.written() + n as u64 > *len {
+            return Err(invalid("the CAB member is longer than its header says".into()));
+        }
+        sink.write_blocking(&buf[..n])?;
+        let _ = events.blocking_send(Event::Written(sink.written()));
+    }
+    if sink.written() != *len {
+        return Err(invalid(format!(
+            "the CAB member ended after {} of {len} bytes",
+            sink.written()
+        )));
+    }
+    Ok(sink)
+}

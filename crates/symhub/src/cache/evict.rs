@@ -1,0 +1,100 @@
+//! Background maintenance of the cache: least-recently-used eviction down to a low-water mark
+//! below `cache.max_size`, batched access-time writes, and purging expired negative entries.
+//!
+//! Eviction removes the index row first, then the file, then the memory entry: a request that
+//! still holds the old metadata finds the file gone and is treated as a miss; a request
+//! already streaming keeps its open descriptor and finishes normally.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Cache;
+use crate::store::object_id;
+
+/// Evict down to this fraction of `max_size`, so one new file does not trigger eviction
+/// again straight away.
+const LOW_WATER: f64 = 0.95;
+const BATCH: usize = 256;
+const PERIOD: Duration = Duration::from_secs(30);
+
+impl Cache {
+    /// Runs forever; spawn it once.
+    pub async fn maintain(self: Arc<Self>) {
+        let mut ticks = 0u64;
+        loop {
+            tokio::select! {
+                _ = self.evict_now.notified() => {}
+                _ = tokio::time::sleep(PERIOD) => ticks += 1,
+            }
+            let this = self.clone();
+            let purge = ticks % 20 == 0;
+            let _ = tokio::task::spawn_blocking(move || {
+                this.flush_touches();
+                this.evict();
+                if purge {
+                    let _ = this.index.purge_expired_negatives();
+                }
+            })
+            .await;
+        }
+    }
+
+    /// Writes pending access times to the index.
+    pub fn flush_touches(&self) {
+        let touches: Vec<(String, i64)> = std::mem::take(
+            &mut *self.pending_touches.lock().unwrap_or_else(|p| p.into_inner()),
+        )
+        .into_iter()
+        .collect();
+        if !touches.is_empty() {
+            if let Err(e) = self.index.touch_many(&touches) {
+                tracing::error!("cannot record cache access times: {e}");
+            }
+        }
+    }
+
+    fn evict(&self) {
+        if self.size.load(Ordering::Relaxed) <= self.max_size {
+            return;
+        }
+        let target = (self.max_size as f64 * LOW_WATER) as u64;
+        let (mut files, mut bytes) = (0u64, 0u64);
+        while self.size.load(Ordering::Relaxed) > target {
+            let victims = match self.index.oldest(BATCH) {
+                Ok(v) if !v.is_empty() => v,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::error!("cannot choose cache entries to evict: {e}");
+                    break;
+                }
+            };
+            for (key, size) in victims {
+                match self.index.remove(&key) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::error!(key, "cannot evict: {e}");
+                        return;
+                    }
+                }
+                if let Err(e) = self.objects.remove(&object_id(&key)) {
+                    tracing::warn!(key, "evicted entry's file could not be removed: {e}");
+                }
+                self.memory.invalidate(&key);
+                let now = self.size.fetch_sub(size, Ordering::Relaxed) - size;
+                self.metrics.cache_size.set(now);
+                self.metrics.cache_entries.dec();
+                self.metrics.evictions.inc();
+                files += 1;
+                bytes += size;
+                if now <= target {
+                    break;
+                }
+            }
+        }
+        if files > 0 {
+            tracing::info!(files, bytes, "evicted least recently used cache entries");
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! One upstream download shared by every request for its key ("single flight with a tee").
+//!
+//! The fill runs in its own task, so a client that disconnects never aborts it. Its progress
+//! is published on a `watch` channel: the response headers as soon as they are known, then
+//! the number of bytes durably handed to the temp file. Every request, the first or the
+//! fiftieth, reads the temp file through its own offset (`pread` on a shared descriptor) up to
+//! that count, so a slow client costs a file offset, not a queue of buffered bytes, and every
+//! waiter streams from byte 0 while the download is still running.
+//!
+//! Commit order: length checked against Content-Length → fsync → rename → index row →
+//! memory → state `done`. A failure at any step deletes the temp file and reports the stream
+//! as broken to waiters (they cut their response rather than send wrong bytes); nothing is
+//! cached and no negative entry is written.
+
+use std::fs::File;
+use std::future::Future;
+use std::os::unix::fs::FileExt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::HeaderMap;
+use sha2::{Digest, Sha256};
+use symhub_core::SymbolKey;
+use tokio::sync::watch;
+
+use super::{Cache, Entry, Lookup};
+use crate::store::{object_id, CachedEntry};
+use crate::upstream::{Found, Resolution};
+
+/// Upper bound on the bytes one write of a fill hands to the file at once.
+pub const CHUNK: usize = 256 * 1024;
+
+#[derive(Clone)]
+pub enum FillState {
+    /// Upstreams are being asked.
+    Resolving,
+    /// Bytes are arriving (or have all arrived) in the temp file.
+    Streaming(Progress),
+    /// The key turned out to be committed already (a fill that just finished).
+    Ready(Arc<Entry>),
+    /// No upstream has it.
+    NotFound,
+    /// Every upstream that might have it failed before sending a body.
+    Failed,
+}
+
+#[derive(Clone)]
+pub struct Progress {
+    pub file: Arc<File>,
+    /// The length the upstream announced, or the unpacked size of a CAB member.
+    pub len: Option<u64>,
+    pub written: u64,
+    pub upstream: Arc<str>,
+    pub last_modified: SystemTime,
+    /// `Some(Ok)` once committed, `Some(Err)` once the download broke off.
+    pub done: Option<Result<Arc<Entry>, ()>>,
+}
+
+pub struct Fill {
+    pub key: SymbolKey,
+    state: watch::Sender<FillState>,
+}
+
+impl Fill {
+    pub fn new(key: SymbolKey) -> Self {
+        Self {
+            key,
+            state: watch::Sender::new(FillState::Resolving),
+        }
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<FillState> {
+        self.state.subscribe()
+    }
+
+    /// Waits until the fill knows what it is serving: headers, a miss, or a failure.
+    pub async fn headers(&self) -> FillState {
+        let mut rx = self.subscribe();
+        let state = rx
+            .wait_for(|s| !matches!(s, FillState::Resolving))
+            .await
+            .map(|s| s.clone());
+        state.unwrap_or(FillState::Failed)
+    }
+
+    /// Waits until the fill has ended and returns the committed entry, if any.
+    async fn finished(&self) -> Result<Option<Arc<Entry>>, ()> {
+        let mut rx = self.subscribe();
+        let state = rx
+            .wait_for(|s| match s {
+                FillState::Resolving => false,
+                FillState::Streaming(p) => p.done.is_some(),
+                _ => true,
+            })
+            .await
+            .map(|s| s.clone())
+            .unwrap_or(FillState::Failed);
+        match state {
+            FillState::Ready(e) => Ok(Some(e)),
+            FillState::Streaming(p) => p.done.unwrap().map(Some),
+            FillState::NotFound => Ok(None),
+            _ => Err(()),
+        }
+    }
+}
+
+/// The fill task's body, boxed so that the cycle fill → lookup → fill has a nameable type.
+pub fn run(
+    cache: Arc<Cache>,
+    fill: Arc<Fill>,
+    headers: HeaderMap,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        let norm = fill.key.normalized().to_owned();
+        resolve(&cache, &fill, &headers).await;
+        fill.state.send_if_modified(|s| {
+            // Whatever path was taken, nobody may wait forever.
+            if matches!(s, FillState::Resolving) {
+                *s = FillState::Failed;
+                return true;
+            }
+            false
+        });
+        cache.end_fill(&norm);
+    })
+}
+
+async fn resolve(cache: &Arc<Cache>, fill: &Fill, headers: &HeaderMap) {
+    let norm = fill.key.normalized().to_owned();
+    // A fill for this key may have committed between our lookup and our registration.
+    let index = cache.index.clone();
+    let key = norm.clone();
+    if let Ok(Ok(Some(e))) = tokio::task::spawn_blocking(move || index.get(&key)).await {
+        fill.state.send_replace(FillState::Ready(cache.remember(e)));
+        return;
+    }
+    let definitive = match cache.upstreams.find(&fill.key, headers).await {
+        Resolution::Found(found) => return download(cache, fill, found).await,
+        Resolution::NotFound { definitive } => definitive,
+    };
+    if let Some(cab_key) = fill.key.compressed_variant().filter(|_| cache.decompress_cab) {
+        match compressed(cache, &cab_key, headers).await {
+            Ok(Some(cab)) => return unpack(cache, fill, cab).await,
+            Ok(None) => {}
+            Err(()) => return not_found(cache, fill, false).await,
+        }
+    }
+    not_found(cache, fill, definitive).await
+}
+
+async fn not_found(cache: &Arc<Cache>, fill: &Fill, definitive: bool) {
+    if definitive {
+        cache.put_negative(fill.key.normalized()).await;
+        fill.state.send_replace(FillState::NotFound);
+    } else {
+        fill.state.send_replace(FillState::Failed);
+    }
+}
+
+/// The committed CAB for a compressed key, going through the cache like any request (so a
+/// concurrent `foo.pd_` request shares the download, and the CAB stays cached).
+/// `Ok(None)`: definitively absent; `Err`: unknown.
+async fn compressed(
+    cache: &Arc<Cache>,
+    key: &SymbolKey,
+    headers: &HeaderMap,
+) -> Result<Option<Arc<Entry>>, ()> {
+    match cache.lookup(key, headers).await {
+        Lookup::Hit(e) => Ok(Some(e)),
+        Lookup::Negative => Ok(None),
+        Lookup::Fill { fill, .. } => fill.finished().await,
+    }
+}
+
+/// Writes into a temp file and tracks what a commit needs to know.
+pub(super) struct Sink {
+    file: Arc<File>,
+    temp: tempfile::TempPath,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl Sink {
+    fn new(cache: &Cache) -> std::io::Result<Self> {
+        let (file, temp) = cache.objects.temp_file()?;
+        Ok(Self {
+            file: Arc::new(file),
+            temp,
+            hasher: Sha256::new(),
+            written: 0,
+        })
+    }
+
+    /// Writes and hashes one chunk off the async threads.
+    async fn write(mut self, chunk: bytes::Bytes) -> std::io::Result<Self> {
+        tokio::task::spawn_blocking(move || {
+            self.write_blocking(&chunk)?;
+            Ok(self)
+        })
+        .await?
+    }
+
+    /// For code already off the async threads.
+    pub(super) fn write_blocking(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.file.write_all_at(chunk, self.written)?;
+        self.hasher.update(chunk);
+        self.written += chunk.len() as u64;
+        Ok(())
+    }
+
+    pub(super) fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// fsync + rename + index: after this the entry is served to everyone.
+    async fn commit(
+        self,
+        cache: &Arc<Cache>,
+        key: &str,
+        upstream: &str,
+        last_modified: SystemTime,
+    ) -> anyhow::Result<Arc<Entry>> {
+        let cache = cache.clone();
+        let entry = CachedEntry {
+            key: key.to_owned(),
+            size: self.written,
+            sha256: hex::encode(self.hasher.finalize()),
+            last_modified,
+            upstream: upstream.to_owned(),
+        };
+        tokio::task::spawn_blocking(move || {
+            cache
+                .objects
+                .commit(&self.file, self.temp, &object_id(&entry.key))?;
+            cache.publish(entry)
+        })
+        .await?
+    }
+}
+
+fn publish_progress(fill: &Fill, f: impl FnOnce(&mut Progress)) {
+    fill.state.send_modify(|s| {
+        if let FillState::Streaming(p) = s {
+            f(p)
+        }
+    });
+}
+
+async fn download(cache: &Arc<Cache>, fill: &Fill, found: Found) {
+    let Found {
+        upstream,
+        mut response,
+    } = found;
+    let len = response.content_length();
+    let last_modified = response
+        .headers()
+        .get(http::header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .unwrap_or_else(SystemTime::now);
+    let mut sink = match Sink::new(cache) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(key = %fill.key, "cannot create a temp file in the cache: {e}");
+            fill.state.send_replace(FillState::Failed);
+            return;
+        }
+    };
+    fill.state.send_replace(FillState::Streaming(Progress {
+        file: sink.file.clone(),
+        len,
+        written: 0,
+        upstream: upstream.name.clone(),
+        last_modified,
+        done: None,
+    }));
+    let failure = loop {
+        let chunk = match tokio::time::timeout(upstream.idle_timeout, response.chunk()).await {
+            Err(_) => break Some(format!("no data for {:?}", upstream.idle_timeout)),
+            Ok(Err(e)) => break Some(format!("body broke off: {e:#}")),
+            Ok(Ok(None)) => break None,
+            Ok(Ok(Some(chunk))) => chunk,
+        };
+        if len.is_some_and(|l| sink.written + chunk.len() as u64 > l) {
+            break Some("more bytes than its Content-Length".into());
+        }
+        sink = match sink.write(chunk).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(key = %fill.key, "cannot write to the cache: {e}");
+                publish_progress(fill, |p| p.done = Some(Err(())));
+                return;
+            }
+        };
+        let written = sink.written;
+        publish_progress(fill, |p| p.written = written);
+    };
+    let failure = failure.or_else(|| {
+        len.filter(|l| *l != sink.written)
+            .map(|l| format!("body ended after {} of {l} bytes", sink.written))
+    });
+    if let Some(reason) = failure {
+        tracing::warn!(upstream = %upstream.name, key = %fill.key, "download failed, nothing cached: {reason}");
+        upstream.failure();
+        publish_progress(fill, |p| p.done = Some(Err(())));
+        return;
+    }
+    let result = sink
+        .commit(cache, fill.key.normalized(), &upstream.name, last_modified)
+        .await;
+    finish(fill, result);
+}
+
+fn finish(fill: &Fill, result: anyhow::Result<Arc<Entry>>) {
+    let done = match result {
+        Ok(entry) => Ok(entry),
+        Err(e) => {
+            tracing::error!(key = %fill.key, "cannot commit to the cache: {e:#}");
+            Err(())
+        }
+    };
+    publish_progress(fill, |p| p.done = Some(done));
+}
+
+/// Serves `foo.pdb` from a cached `foo.pd_`: the single member is unpacked into the fill's
+/// temp file, published chunk by chunk like a download.
+async fn unpack(cache: &Arc<Cache>, fill: &Fill, cab: Arc<Entry>) {
+    let sink = match Sink::new(cache) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(key = %fill.key, "cannot create a temp file in the cache: {e}");
+            fill.state.send_replace(FillState::Failed);
+            return;
+        }
+    };
+    let file = sink.file.clone();
+    let max = cache.max_unpacked_size;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<super::cab::Event>(16);
+    let cab_path = cab.path.clone();
+    let job = tokio::task::spawn_blocking(move || super::cab::extract(&cab_path, sink, max, tx));
+    // Progress events come from the blocking extractor; the async side publishes them.
+    while let Some(event) = rx.recv().await {
+        match event {
+            super::cab::Event::Started { len } => {
+                fill.state.send_replace(FillState::Streaming(Progress {
+                    file: file.clone(),
+                    len: Some(len),
+                    written: 0,
+                    upstream: cab.upstream.as_str().into(),
+                    last_modified: cab.last_modified,
+                    done: None,
+                }));
+            }
+            super::cab::Event::Written(n) => publish_progress(fill, |p| p.written = n),
+        }
+    }
+    let sink = match job.await {
+        Ok(Ok(sink)) => sink,
+        failed => {
+            let e = match failed {
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+                Ok(Ok(_)) => unreachable!(),
+            };
+            tracing::warn!(key = %fill.key, cab = %cab.key, "cannot unpack the CAB: {e}");
+            if matches!(*fill.state.borrow(), FillState::Resolving) {
+                fill.state.send_replace(FillState::Failed);
+            } else {
+                publish_progress(fill, |p| p.done = Some(Err(())));
+            }
+            return;
+        }
+    };
+    let result = sink
+        .commit(cache, fill.key.normalized(), &cab.upstream, cab.last_modified)
+        .await;
+    finish(fill, result);
+}

@@ -1,0 +1,298 @@
+//! Resolution of a key to bytes: memory → index (hit or negative) → a fill from upstreams.
+//!
+//! The cache owns three things:
+//! - the committed entries (objects on disk, rows in the index, hot metadata in memory);
+//! - negative entries ("no upstream has it"), with their own TTL, in memory and the index;
+//! - the fills in progress, one per key ([`fill`]): single flight with a tee, so any number of
+//!   concurrent requests for a missing key cause one upstream download that every one of them
+//!   streams from, starting at byte 0, while it is still being written.
+//!
+//! Size is bounded by `cache.max_size` with least-recently-used eviction ([`evict`]), done by
+//! one background task in small indexed batches; access times are kept in memory and written
+//! to the index in batches, so a hit costs no disk write.
+
+mod cab;
+pub mod evict;
+pub mod fill;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use http::HeaderMap;
+use symhub_core::SymbolKey;
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::index::unix_secs;
+use crate::store::{object_id, CachedEntry, Index, ObjectDir};
+use crate::upstream::Upstreams;
+pub use fill::{Fill, FillState};
+
+/// How often an entry's access time is worth recording. Finer LRU order is not worth a write.
+const TOUCH_GRANULARITY_SECS: i64 = 60;
+
+/// A committed cache entry, ready to be served.
+#[derive(Debug)]
+pub struct Entry {
+    pub key: String,
+    pub size: u64,
+    pub sha256: String,
+    pub last_modified: SystemTime,
+    pub upstream: String,
+    pub path: PathBuf,
+    last_touch: AtomicI64,
+}
+
+impl Entry {
+    /// A strong validator: the content hash, so it never changes while the bytes do not.
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", &self.sha256[..32.min(self.sha256.len())])
+    }
+}
+
+/// What a request for a key turns into.
+pub enum Lookup {
+    Hit(Arc<Entry>),
+    Negative,
+    /// A fill is running; `leader` is true for the request that started it.
+    Fill { fill: Arc<Fill>, leader: bool },
+}
+
+pub struct Cache {
+    objects: ObjectDir,
+    index: Arc<Index>,
+    memory: moka::sync::Cache<String, Arc<Entry>>,
+    negatives: moka::sync::Cache<String, SystemTime>,
+    fills: Mutex<HashMap<String, Arc<Fill>>>,
+    pending_touches: Mutex<HashMap<String, i64>>,
+    upstreams: Arc<Upstreams>,
+    size: AtomicU64,
+    max_size: u64,
+    negative_ttl: Duration,
+    decompress_cab: bool,
+    max_unpacked_size: u64,
+    evict_now: Notify,
+    metrics: Arc<Metrics>,
+}
+
+impl Cache {
+    /// Opens the cache under `data_dir/cache`. Start-up cost is one aggregate query and the
+    /// removal of leftover temp files; no file is scanned.
+    pub fn open(
+        config: &Config,
+        upstreams: Arc<Upstreams>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let root = config.storage.data_dir.join("cache");
+        let objects = ObjectDir::open(&root)?;
+        let index = Arc::new(Index::open(&root.join("index.sqlite3"))?);
+        let size = index.total_size()?;
+        metrics.cache_size.set(size);
+        metrics.cache_entries.set(index.count()? as i64);
+        Ok(Arc::new(Self {
+            objects,
+            index,
+            memory: moka::sync::Cache::new(config.cache.memory_entries),
+            negatives: moka::sync::Cache::new(1_000_000),
+            fills: Mutex::default(),
+            pending_touches: Mutex::default(),
+            upstreams,
+            size: AtomicU64::new(size),
+            max_size: config.cache.max_size.as_u64(),
+            negative_ttl: config.cache.negative_ttl,
+            decompress_cab: config.cache.decompress_cab,
+            max_unpacked_size: config.cache.max_unpacked_size.as_u64(),
+            evict_now: Notify::new(),
+            metrics,
+        }))
+    }
+
+    pub fn upstreams(&self) -> &Upstreams {
+        &self.upstreams
+    }
+
+    /// Resolves a key. Never fails: anything that goes wrong below is a miss for the client.
+    pub async fn lookup(self: &Arc<Self>, key: &SymbolKey, client_headers: &HeaderMap) -> Lookup {
+        let norm = key.normalized();
+        if let Some(entry) = self.memory.get(norm) {
+            self.touch(&entry);
+            return Lookup::Hit(entry);
+        }
+        if self.negative_in_memory(norm) {
+            return Lookup::Negative;
+        }
+        if let Some(fill) = self.fills().get(norm) {
+            return Lookup::Fill {
+                fill: fill.clone(),
+                leader: false,
+            };
+        }
+        match self.load(norm).await {
+            Loaded::Entry(entry) => return Lookup::Hit(entry),
+            Loaded::Negative => return Lookup::Negative,
+            Loaded::Nothing => {}
+        }
+        self.start_or_join_fill(key, client_headers)
+    }
+
+    /// Forgets an entry whose file turned out to be gone (removed behind symhub's back).
+    pub async fn forget(self: &Arc<Self>, key: &str) {
+        self.memory.invalidate(key);
+        let this = self.clone();
+        let key = key.to_owned();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Ok(Some(e)) = this.index.get(&key) {
+                if this.index.remove(&key).unwrap_or(false) {
+                    this.size.fetch_sub(e.size, Ordering::Relaxed);
+                }
+            }
+        })
+        .await;
+    }
+
+    fn fills(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Fill>>> {
+        self.fills.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn negative_in_memory(&self, norm: &str) -> bool {
+        match self.negatives.get(norm) {
+            Some(expires) if expires > SystemTime::now() => true,
+            Some(_) => {
+                self.negatives.invalidate(norm);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// The slow path of a lookup: ask the index.
+    async fn load(self: &Arc<Self>, norm: &str) -> Loaded {
+        let this = self.clone();
+        let key = norm.to_owned();
+        let found = tokio::task::spawn_blocking(move || {
+            let entry = this.index.get(&key)?;
+            let negative = match entry {
+                Some(_) => None,
+                None => this.index.get_negative(&key)?,
+            };
+            Ok::<_, rusqlite::Error>((entry, negative))
+        })
+        .await;
+        match found {
+            Ok(Ok((Some(e), _))) => Loaded::Entry(self.remember(e)),
+            Ok(Ok((None, Some(expires)))) => {
+                self.negatives.insert(norm.to_owned(), expires);
+                Loaded::Negative
+            }
+            Ok(Ok((None, None))) => Loaded::Nothing,
+            Ok(Err(e)) => {
+                tracing::error!(key = norm, "cache index lookup failed: {e}");
+                Loaded::Nothing
+            }
+            Err(e) => {
+                tracing::error!(key = norm, "cache index lookup task failed: {e}");
+                Loaded::Nothing
+            }
+        }
+    }
+
+    fn remember(&self, e: CachedEntry) -> Arc<Entry> {
+        let path = self.objects.path(&object_id(&e.key));
+        let entry = Arc::new(Entry {
+            path,
+            key: e.key,
+            size: e.size,
+            sha256: e.sha256,
+            last_modified: e.last_modified,
+            upstream: e.upstream,
+            last_touch: AtomicI64::new(unix_secs(SystemTime::now())),
+        });
+        self.memory.insert(entry.key.clone(), entry.clone());
+        entry
+    }
+
+    fn touch(&self, entry: &Entry) {
+        let now = unix_secs(SystemTime::now());
+        let last = entry.last_touch.load(Ordering::Relaxed);
+        if now - last >= TOUCH_GRANULARITY_SECS
+            && entry
+                .last_touch
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.pending_touches
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(entry.key.clone(), now);
+        }
+    }
+
+    fn start_or_join_fill(self: &Arc<Self>, key: &SymbolKey, client_headers: &HeaderMap) -> Lookup {
+        let mut fills = self.fills();
+        if let Some(fill) = fills.get(key.normalized()) {
+            return Lookup::Fill {
+                fill: fill.clone(),
+                leader: false,
+            };
+        }
+        let fill = Arc::new(Fill::new(key.clone()));
+        fills.insert(key.normalized().to_owned(), fill.clone());
+        drop(fills);
+        self.metrics.fills_in_flight.inc();
+        tokio::spawn(fill::run(self.clone(), fill.clone(), client_headers.clone()));
+        Lookup::Fill { fill, leader: true }
+    }
+
+    fn end_fill(&self, key: &str) {
+        self.fills().remove(key);
+        self.metrics.fills_in_flight.dec();
+    }
+
+    /// Remembers that no upstream has `key`.
+    async fn put_negative(self: &Arc<Self>, key: &str) {
+        let expires = SystemTime::now() + self.negative_ttl;
+        self.negatives.insert(key.to_owned(), expires);
+        let this = self.clone();
+        let key = key.to_owned();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = this.index.put_negative(&key, expires) {
+                tracing::error!(key, "cannot record negative entry: {e}");
+            }
+        })
+        .await;
+    }
+
+    /// Publishes a committed object: index row, memory, size accounting. Called after the
+    /// object was renamed into place.
+    fn publish(&self, e: CachedEntry) -> anyhow::Result<Arc<Entry>> {
+        let old = self.index.get(&e.key)?;
+        self.index.insert(&e)?;
+        self.negatives.invalidate(&e.key);
+        let added = e.size;
+        let entry = self.remember(e);
+        match old {
+            Some(old) => {
+                self.size.fetch_sub(old.size, Ordering::Relaxed);
+            }
+            None => {
+                self.metrics.cache_entries.inc();
+            }
+        };
+        let size = self.size.fetch_add(added, Ordering::Relaxed) + added;
+        self.metrics.cache_size.set(size);
+        if size > self.max_size {
+            self.evict_now.notify_one();
+        }
+        Ok(entry)
+    }
+}
+
+enum Loaded {
+    Entry(Arc<Entry>),
+    Negative,
+    Nothing,
+}

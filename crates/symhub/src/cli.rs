@@ -1,0 +1,127 @@
+//! Command line: `symhub serve` and its flags. Flags override the config file, which
+//! overrides the embedded defaults.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use symhub::config::{Config, LogFormat, UpstreamConfig};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "symhub", version, about = "A caching proxy and store for debug symbols")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (with no config: 127.0.0.1:8080, ./symhub-data, Microsoft's symbol server).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML config file (see symhub.example.toml). Without it the embedded default is used.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Address to listen on, `host:port` or `unix:/path.sock`; repeatable. Replaces server.listen.
+    #[arg(long = "listen", value_name = "ADDR")]
+    listen: Vec<String>,
+    /// Data directory. Replaces storage.data_dir.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Upstream base URL, in priority order; repeatable. Replaces the configured upstreams.
+    #[arg(long = "upstream", value_name = "URL")]
+    upstream: Vec<String>,
+    /// Log format. Replaces server.log_format.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+impl ServeArgs {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if !self.listen.is_empty() {
+            config.server.listen = self.listen.clone();
+        }
+        if let Some(dir) = &self.data_dir {
+            config.storage.data_dir = dir.clone();
+        }
+        if !self.upstream.is_empty() {
+            config.upstreams = self
+                .upstream
+                .iter()
+                .enumerate()
+                .map(|(i, url)| UpstreamConfig::new(&upstream_name(i, url), url))
+                .collect();
+        }
+        if let Some(f) = self.log_format {
+            config.server.log_format = f;
+        }
+        config.validate().context("command-line flags")?;
+        Ok(config)
+    }
+}
+
+/// A readable name for an upstream given only as a URL: its host, made unique.
+fn upstream_name(i: usize, url: &str) -> String {
+    let host = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| h.replace(':', "_")))
+        .unwrap_or_else(|| "upstream".into());
+    format!("{i}-{host}")
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SYMHUB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("symhub: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
+    init_logging(config.server.log_format);
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let signal = shutdown.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal as on, SignalKind};
+            let mut term = on(SignalKind::terminate()).expect("SIGTERM handler");
+            let mut int = on(SignalKind::interrupt()).expect("SIGINT handler");
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::info!("shutting down: no new connections, finishing in-flight responses");
+            signal.cancel();
+        });
+        symhub::serve(config, shutdown).await
+    })
+}

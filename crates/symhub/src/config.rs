@@ -1,0 +1,441 @@
+//! The configuration tree: what `symhub.toml` may say, its defaults, and its validation.
+//!
+//! Every section is a serde struct with `deny_unknown_fields`, so a typo is an error that names
+//! the file and the key instead of a silently ignored setting. Defaults live in `Default`
+//! impls, so the embedded default (no file at all) is simply `Config::default()`, and the
+//! checked-in `symhub.example.toml` is parsed by a test to keep it honest.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bytesize::ByteSize;
+use serde::Deserialize;
+use symhub_core::Spelling;
+
+/// Microsoft's public symbol server: the one upstream of the embedded default.
+pub const MICROSOFT_SYMBOLS: &str = "https://msdl.microsoft.com/download/symbols";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub cache: CacheConfig,
+    pub health: HealthConfig,
+    /// Upstream symbol servers, asked in this order of priority.
+    #[serde(rename = "upstream")]
+    pub upstreams: Vec<UpstreamConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            storage: StorageConfig::default(),
+            cache: CacheConfig::default(),
+            health: HealthConfig::default(),
+            upstreams: vec![UpstreamConfig::new("microsoft", MICROSOFT_SYMBOLS)],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `host:port` or `unix:/path/to.sock`; several may be given.
+    pub listen: Vec<String>,
+    /// Permissions of a UNIX socket file, as an octal string (`"0660"`).
+    pub unix_socket_mode: String,
+    /// Serve symbol paths under this prefix (`/symbols`) instead of the root.
+    pub path_prefix: String,
+    /// Peers whose `X-Forwarded-For` is believed: IP addresses or CIDR networks, and `unix`
+    /// for anything connecting over a UNIX socket (nginx in front).
+    pub trusted_proxies: Vec<String>,
+    /// How long in-flight responses may run after SIGTERM/SIGINT before the process exits.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// A client must send its request headers within this time (slowloris guard).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec!["127.0.0.1:8080".into()],
+            unix_socket_mode: "0660".into(),
+            path_prefix: String::new(),
+            trusted_proxies: vec!["127.0.0.1".into(), "::1".into(), "unix".into()],
+            shutdown_grace: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(30),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Everything symhub writes lives below this directory.
+    pub data_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./symhub-data"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Upper bound of the proxy cache on disk; least recently used files go first.
+    pub max_size: ByteSize,
+    /// How long "no upstream has this file" is remembered.
+    #[serde(with = "humantime_serde")]
+    pub negative_ttl: Duration,
+    /// When `foo.pdb` is asked for and upstreams only have `foo.pd_`, unpack the CAB and
+    /// serve the plain file.
+    pub decompress_cab: bool,
+    /// Largest file symhub will unpack from a CAB.
+    pub max_unpacked_size: ByteSize,
+    /// Accept `text/html` bodies as symbols. Off: an HTML page answered with 200 (a login or
+    /// error page) is treated as "not found" instead of being cached as a PDB.
+    pub accept_html: bool,
+    /// Glob patterns over the lowercased key (`*.exe/*/*`); matching requests answer 404
+    /// without any upstream traffic.
+    pub blocklist: Vec<String>,
+    /// Number of cache entries whose metadata is kept in memory.
+    pub memory_entries: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            max_size: ByteSize::gib(200),
+            negative_ttl: Duration::from_secs(3600),
+            decompress_cab: true,
+            max_unpacked_size: ByteSize::gib(8),
+            accept_html: false,
+            blocklist: Vec::new(),
+            memory_entries: 100_000,
+        }
+    }
+}
+
+/// When an upstream is declared down and for how long (SymProxy's "blackout").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Consecutive failures (timeouts, 5xx, connection errors, truncated bodies) that mark an
+    /// upstream down.
+    pub failure_threshold: u32,
+    /// How long a down upstream is skipped before one request probes it again.
+    #[serde(with = "humantime_serde")]
+    pub blackout: Duration,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            failure_threshold: 5,
+            blackout: Duration::from_secs(120),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeySpelling {
+    #[default]
+    AsRequested,
+    Lowercase,
+    Symsrv,
+}
+
+impl From<KeySpelling> for Spelling {
+    fn from(s: KeySpelling) -> Self {
+        match s {
+            KeySpelling::AsRequested => Spelling::AsRequested,
+            KeySpelling::Lowercase => Spelling::Lowercase,
+            KeySpelling::Symsrv => Spelling::SymSrv,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub name: String,
+    pub url: String,
+    /// Only keys whose name has one of these extensions are asked (`["dll", "exe"]`). Empty:
+    /// every key. A CAB name (`foo.dl_`) matches its plain extension.
+    #[serde(default)]
+    pub extensions: Vec<String>,
+    /// Headers sent with every request to this upstream (an auth token). They are dropped
+    /// when a redirect leads to another host.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Client request headers passed on to this upstream (`SymbolChecksum` for NuGet).
+    #[serde(default)]
+    pub forward_headers: Vec<String>,
+    #[serde(default)]
+    pub key_spelling: KeySpelling,
+    #[serde(default = "defaults::connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// From sending the request to receiving the response headers.
+    #[serde(default = "defaults::first_byte_timeout", with = "humantime_serde")]
+    pub first_byte_timeout: Duration,
+    /// Longest silence between two reads of a body. There is deliberately no total limit: a
+    /// 4 GB PDB that keeps making progress is never cut.
+    #[serde(default = "defaults::idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    #[serde(default = "defaults::max_redirects")]
+    pub max_redirects: usize,
+}
+
+mod defaults {
+    use std::time::Duration;
+    pub fn connect_timeout() -> Duration {
+        Duration::from_secs(5)
+    }
+    pub fn first_byte_timeout() -> Duration {
+        Duration::from_secs(20)
+    }
+    pub fn idle_timeout() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn max_redirects() -> usize {
+        5
+    }
+}
+
+impl UpstreamConfig {
+    pub fn new(name: &str, url: &str) -> Self {
+        Self {
+            name: name.into(),
+            url: url.into(),
+            extensions: Vec::new(),
+            headers: BTreeMap::new(),
+            forward_headers: Vec::new(),
+            key_spelling: KeySpelling::default(),
+            connect_timeout: defaults::connect_timeout(),
+            first_byte_timeout: defaults::first_byte_timeout(),
+            idle_timeout: defaults::idle_timeout(),
+            max_redirects: defaults::max_redirects(),
+        }
+    }
+}
+
+/// Where a listener binds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(std::net::SocketAddr),
+    Unix(PathBuf),
+}
+
+impl std::str::FromStr for ListenAddr {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                bail!("`unix:` needs a socket path, as in `unix:/run/symhub.sock`");
+            }
+            return Ok(ListenAddr::Unix(PathBuf::from(path)));
+        }
+        use std::net::ToSocketAddrs;
+        let addr = s
+            .to_socket_addrs()
+            .with_context(|| format!("`{s}` is neither host:port nor unix:/path"))?
+            .next()
+            .with_context(|| format!("`{s}` resolves to no address"))?;
+        Ok(ListenAddr::Tcp(addr))
+    }
+}
+
+/// A trusted proxy entry: a network or "any UNIX socket peer".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustedProxy {
+    Net(ipnet::IpNet),
+    Unix,
+}
+
+impl Config {
+    /// Reads and validates a config file. Errors name the file and the offending key.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("config file {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let config: Config = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: names, URLs, listen addresses, patterns.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.server.listen.is_empty() {
+            bail!("server.listen: at least one address is needed");
+        }
+        for (i, l) in self.server.listen.iter().enumerate() {
+            l.parse::<ListenAddr>()
+                .with_context(|| format!("server.listen[{i}]"))?;
+        }
+        self.unix_socket_mode()?;
+        self.trusted_proxies()?;
+        let prefix = &self.server.path_prefix;
+        if !prefix.is_empty() && (!prefix.starts_with('/') || prefix.ends_with('/')) {
+            bail!("server.path_prefix: `{prefix}` must start with `/` and not end with one, as in `/symbols`");
+        }
+        for (i, pattern) in self.cache.blocklist.iter().enumerate() {
+            globset::Glob::new(&pattern.to_lowercase())
+                .with_context(|| format!("cache.blocklist[{i}]: `{pattern}` is not a glob"))?;
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, u) in self.upstreams.iter().enumerate() {
+            let at = format!("upstream[{i}] (`{}`)", u.name);
+            if u.name.is_empty()
+                || !u
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+            {
+                bail!("{at}.name: use letters, digits, `-`, `_` or `.`");
+            }
+            if !names.insert(u.name.as_str()) {
+                bail!("{at}.name: two upstreams are called `{}`", u.name);
+            }
+            let url = reqwest::Url::parse(&u.url)
+                .with_context(|| format!("{at}.url: `{}` is not a URL", u.url))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                bail!("{at}.url: `{}` must be http or https", u.url);
+            }
+            for (name, value) in &u.headers {
+                http::HeaderName::try_from(name.as_str())
+                    .with_context(|| format!("{at}.headers: `{name}` is not a header name"))?;
+                http::HeaderValue::try_from(value.as_str())
+                    .with_context(|| format!("{at}.headers.{name}: not a valid header value"))?;
+            }
+            for name in &u.forward_headers {
+                http::HeaderName::try_from(name.as_str()).with_context(|| {
+                    format!("{at}.forward_headers: `{name}` is not a header name")
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn listen_addrs(&self) -> Vec<ListenAddr> {
+        self.server
+            .listen
+            .iter()
+            .map(|l| l.parse().expect("validated"))
+            .collect()
+    }
+
+    pub fn unix_socket_mode(&self) -> anyhow::Result<u32> {
+        let m = &self.server.unix_socket_mode;
+        u32::from_str_radix(m.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .with_context(|| {
+                format!("server.unix_socket_mode: `{m}` is not an octal mode like \"0660\"")
+            })
+    }
+
+    pub fn trusted_proxies(&self) -> anyhow::Result<Vec<TrustedProxy>> {
+        self.server
+            .trusted_proxies
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                if p == "unix" {
+                    return Ok(TrustedProxy::Unix);
+                }
+                let net = p
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .with_context(|| {
+                        format!("server.trusted_proxies[{i}]: `{p}` is not an IP, a CIDR or `unix`")
+                    })?;
+                Ok(TrustedProxy::Net(net))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.upstreams.len(), 1);
+        assert_eq!(c.upstreams[0].url, MICROSOFT_SYMBOLS);
+        assert_eq!(c.server.listen, ["127.0.0.1:8080"]);
+        assert_eq!(c.storage.data_dir, PathBuf::from("./symhub-data"));
+    }
+
+    #[test]
+    fn example_config_parses_and_lists_public_upstreams() {
+        let text = include_str!("../../../symhub.example.toml");
+        let c = Config::parse(text).unwrap();
+        let urls: Vec<_> = c.upstreams.iter().map(|u| u.url.as_str()).collect();
+        for want in [
+            MICROSOFT_SYMBOLS,
+            "https://symbols.nuget.org/download/symbols",
+            "https://symbols.mozilla.org",
+            "https://chromium-browser-symsrv.commondatastorage.googleapis.com",
+            "https://driver-symbols.nvidia.com",
+        ] {
+            assert!(urls.contains(&want), "example config lacks {want}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let err = Config::parse("[cache]\nmax_sise = \"1 GiB\"\n").unwrap_err();
+        assert!(format!("{err:#}").contains("max_sise"), "{err:#}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            ("[[upstream]]\nname = \"a\"\nurl = \"ftp://x\"\n", "upstream[0]"),
+            ("[server]\nlisten = [\"nonsense\"]\n", "server.listen[0]"),
+            ("[server]\nunix_socket_mode = \"999\"\n", "unix_socket_mode"),
+            ("[server]\npath_prefix = \"symbols\"\n", "path_prefix"),
+            ("[cache]\nblocklist = [\"a[\"]\n", "cache.blocklist[0]"),
+            ("[server]\ntrusted_proxies = [\"x\"]\n", "trusted_proxies[0]"),
+        ];
+        for (text, want) in cases {
+            let err = format!("{:#}", Config::parse(text).unwrap_err());
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn sizes_and_durations_are_human() {
+        let c = Config::parse("[cache]\nmax_size = \"3 GiB\"\nnegative_ttl = \"15m\"\n").unwrap();
+        assert_eq!(c.cache.max_size.as_u64(), 3 << 30);
+        assert_eq!(c.cache.negative_ttl, Duration::from_secs(900));
+    }
+}

@@ -1,0 +1,85 @@
+//! Response bodies read from files, chunk by chunk, through positional reads on a shared
+//! descriptor: a committed object, or the temp file of a fill still being written.
+//!
+//! Memory per response is one chunk whatever the file size: the next chunk is read only when
+//! hyper asks for it, so a slow client slows its own reads and nothing piles up in RAM.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use axum::body::Body;
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::cache::fill::{FillState, CHUNK};
+
+async fn read_chunk(file: Arc<File>, offset: u64, len: usize) -> io::Result<Bytes> {
+    tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; len];
+        let mut filled = 0;
+        while filled < len {
+            match file.read_at(&mut buf[filled..], offset + filled as u64)? {
+                0 => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shorter than its recorded size",
+                    ))
+                }
+                n => filled += n,
+            }
+        }
+        Ok(Bytes::from(buf))
+    })
+    .await?
+}
+
+/// Bytes `start..end` of a committed file.
+pub fn file_body(file: Arc<File>, start: u64, end: u64) -> Body {
+    let stream = futures_util::stream::try_unfold(start, move |offset| {
+        let file = file.clone();
+        async move {
+            if offset >= end {
+                return Ok(None);
+            }
+            let n = (end - offset).min(CHUNK as u64) as usize;
+            let chunk = read_chunk(file, offset, n).await?;
+            Ok::<_, io::Error>(Some((chunk, offset + n as u64)))
+        }
+    });
+    Body::from_stream(stream)
+}
+
+/// Bytes `start..end` (or to the end) of a fill in progress, following it as it grows. If the
+/// download breaks off, the stream ends in an error, so the client sees a cut response, never
+/// a short one that looks complete.
+pub fn fill_body(rx: watch::Receiver<FillState>, start: u64, end: Option<u64>) -> Body {
+    let stream = futures_util::stream::try_unfold((rx, start), move |(mut rx, offset)| async move {
+        loop {
+            if end.is_some_and(|e| offset >= e) {
+                return Ok(None);
+            }
+            let (file, written, done) = match &*rx.borrow_and_update() {
+                FillState::Streaming(p) => (p.file.clone(), p.written, p.done.clone()),
+                _ => return Err(io::Error::other("fill state lost")),
+            };
+            if offset < written {
+                let limit = end.unwrap_or(written).min(written);
+                let n = (limit - offset).min(CHUNK as u64) as usize;
+                let chunk = read_chunk(file, offset, n).await?;
+                return Ok(Some((chunk, (rx, offset + n as u64))));
+            }
+            match done {
+                Some(Ok(_)) => return Ok(None),
+                Some(Err(())) => return Err(io::Error::other("upstream download failed")),
+                None => {
+                    if rx.changed().await.is_err() {
+                        return Err(io::Error::other("fill ended without completing"));
+                    }
+                }
+            }
+        }
+    });
+    Body::from_stream(stream)
+}

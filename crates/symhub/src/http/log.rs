@@ -1,0 +1,222 @@
+//! One INFO line per request, written when the response body is finished (or dropped), so it
+//! can report the bytes really sent and the full duration: client, method, path, outcome, key,
+//! upstream, status, bytes, duration. The same moment feeds the request metrics.
+//!
+//! The client address is the TCP peer, or for requests from a trusted proxy (config
+//! `server.trusted_proxies`) the right-most untrusted address of `X-Forwarded-For`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use symhub_core::SymbolKey;
+
+use super::App;
+use crate::config::TrustedProxy;
+
+/// How the connection reached us; inserted by the accept loop.
+#[derive(Debug, Clone)]
+pub enum Peer {
+    Tcp(SocketAddr),
+    Unix,
+}
+
+/// What a handler did, for the log line and the metrics.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub what: &'static str,
+    pub key: Option<String>,
+    pub upstream: Option<String>,
+    pub note: Option<&'static str>,
+}
+
+impl Outcome {
+    pub fn new(what: &'static str) -> Self {
+        Self {
+            what,
+            ..Self::default()
+        }
+    }
+    pub fn key(mut self, key: &SymbolKey) -> Self {
+        self.key = Some(key.to_string());
+        self
+    }
+    pub fn upstream(mut self, upstream: &str) -> Self {
+        self.upstream = Some(upstream.to_owned());
+        self
+    }
+    pub fn status_note(mut self, note: &'static str) -> Self {
+        self.note = Some(note);
+        self
+    }
+}
+
+fn trusted(peer: Option<IpAddr>, is_unix: bool, proxies: &[TrustedProxy]) -> bool {
+    proxies.iter().any(|p| match (p, peer) {
+        (TrustedProxy::Unix, _) => is_unix,
+        (TrustedProxy::Net(net), Some(ip)) => net.contains(&ip),
+        (TrustedProxy::Net(_), None) => false,
+    })
+}
+
+pub fn client_address(peer: Option<&Peer>, headers: &http::HeaderMap, proxies: &[TrustedProxy]) -> String {
+    let (ip, is_unix) = match peer {
+        Some(Peer::Tcp(a)) => (Some(a.ip()), false),
+        Some(Peer::Unix) => (None, true),
+        None => (None, false),
+    };
+    let direct = ip.map_or_else(|| "unix".to_owned(), |ip| ip.to_string());
+    if !trusted(ip, is_unix, proxies) {
+        return direct;
+    }
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    // Walk from the nearest hop outwards; the first address we do not trust is the client.
+    for hop in forwarded.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if trusted(Some(ip), false, proxies) => continue,
+            _ => return (*hop).to_owned(),
+        }
+    }
+    forwarded.first().map_or(direct, |s| (*s).to_owned())
+}
+
+pub async fn middleware(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let client = client_address(req.extensions().get::<Peer>(), req.headers(), &app.trusted_proxies);
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let response = next.run(req).await;
+    let outcome = response.extensions().get::<Outcome>().cloned();
+    let status = response.status().as_u16();
+    let expected = response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let line = LogLine {
+        expected,
+        app: app.clone(),
+        client,
+        method,
+        path,
+        outcome,
+        status,
+        started,
+        bytes: 0,
+        complete: false,
+    };
+    response.map(|body| Body::new(LoggedBody { inner: body, line }))
+}
+
+struct LogLine {
+    expected: Option<u64>,
+    app: Arc<App>,
+    client: String,
+    method: http::Method,
+    path: String,
+    outcome: Option<Outcome>,
+    status: u16,
+    started: Instant,
+    bytes: u64,
+    complete: bool,
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        let took_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let Some(o) = &self.outcome else {
+            tracing::info!(client = %self.client, method = %self.method, path = %self.path,
+                status = self.status, bytes = self.bytes, took_ms, "request");
+            return;
+        };
+        self.app.metrics.request(o.what, self.bytes);
+        let body = if self.complete { "complete" } else { "cut" };
+        tracing::info!(
+            client = %self.client,
+            method = %self.method,
+            outcome = o.what,
+            key = o.key.as_deref().unwrap_or("-"),
+            upstream = o.upstream.as_deref().unwrap_or("-"),
+            status = self.status,
+            bytes = self.bytes,
+            body,
+            took_ms,
+            note = o.note.unwrap_or(""),
+            "symbol"
+        );
+    }
+}
+
+struct LoggedBody {
+    inner: Body,
+    line: LogLine,
+}
+
+impl HttpBody for LoggedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.line.bytes += data.len() as u64;
+                }
+            }
+            Poll::Ready(None) => self.line.complete = true,
+            _ => {}
+        }
+        // hyper stops polling once a sized body has delivered its length.
+        if self.inner.is_end_stream() || self.line.expected == Some(self.line.bytes) {
+            self.line.complete = true;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_peers() {
+        let proxies = vec![
+            TrustedProxy::Net("10.0.0.0/8".parse().unwrap()),
+            TrustedProxy::Unix,
+        ];
+        let mut h = http::HeaderMap::new();
+        h.insert("x-forwarded-for", "203.0.113.9, 10.1.1.1".parse().unwrap());
+        let proxy = Peer::Tcp("10.0.0.1:1".parse().unwrap());
+        let stranger = Peer::Tcp("198.51.100.7:1".parse().unwrap());
+        assert_eq!(client_address(Some(&proxy), &h, &proxies), "203.0.113.9");
+        assert_eq!(client_address(Some(&Peer::Unix), &h, &proxies), "203.0.113.9");
+        assert_eq!(client_address(Some(&stranger), &h, &proxies), "198.51.100.7");
+        assert_eq!(client_address(Some(&proxy), &http::HeaderMap::new(), &proxies), "10.0.0.1");
+    }
+}

@@ -1,0 +1,218 @@
+//! The HTTP front: listeners (TCP and UNIX sockets), the router, graceful shutdown.
+//!
+//! Handlers are thin: they parse the request, call a service ([`crate::cache::Cache`]), and
+//! map its answer to a response. Routes: `/healthz`, `/metrics`, and every other path is a
+//! symbol path (under `server.path_prefix` when one is configured).
+
+mod body;
+pub mod log;
+mod ops;
+mod symbols;
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use axum::routing::get;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, UnixListener};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::cache::Cache;
+use crate::config::{Config, ListenAddr, TrustedProxy};
+use crate::metrics::Metrics;
+use log::Peer;
+
+/// Everything a handler may reach, built once at start-up.
+pub struct App {
+    pub cache: Arc<Cache>,
+    pub metrics: Arc<Metrics>,
+    pub path_prefix: String,
+    pub blocklist: globset::GlobSet,
+    pub trusted_proxies: Vec<TrustedProxy>,
+}
+
+impl App {
+    pub fn new(config: &Config, cache: Arc<Cache>, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        let mut blocklist = globset::GlobSetBuilder::new();
+        for pattern in &config.cache.blocklist {
+            blocklist.add(globset::Glob::new(&pattern.to_lowercase())?);
+        }
+        Ok(Self {
+            cache,
+            metrics,
+            path_prefix: config.server.path_prefix.clone(),
+            blocklist: blocklist.build()?,
+            trusted_proxies: config.trusted_proxies()?,
+        })
+    }
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(symbols::handle)
+        .layer(axum::middleware::from_fn_with_state(app.clone(), log::middleware))
+        .with_state(app)
+}
+
+pub enum Bound {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+impl Bound {
+    pub fn describe(&self) -> String {
+        match self {
+            Bound::Tcp(l) => l
+                .local_addr()
+                .map(|a| format!("http://{a}"))
+                .unwrap_or_else(|_| "tcp".into()),
+            Bound::Unix(_, p) => format!("unix:{}", p.display()),
+        }
+    }
+}
+
+/// Binds every configured address. A stale UNIX socket file is removed first; a path that
+/// is not a socket, or a socket another process still answers on, is an error.
+pub async fn bind(config: &Config) -> anyhow::Result<Vec<Bound>> {
+    let mode = config.unix_socket_mode()?;
+    let mut bound = Vec::new();
+    for addr in config.listen_addrs() {
+        match addr {
+            ListenAddr::Tcp(a) => bound.push(Bound::Tcp(
+                TcpListener::bind(a)
+                    .await
+                    .with_context(|| format!("cannot listen on {a} (server.listen / --listen)"))?,
+            )),
+            ListenAddr::Unix(path) => {
+                remove_stale_socket(&path).await?;
+                let l = UnixListener::bind(&path)
+                    .with_context(|| format!("cannot listen on unix:{}", path.display()))?;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                    .with_context(|| format!("cannot set permissions of {}", path.display()))?;
+                bound.push(Bound::Unix(l, path));
+            }
+        }
+    }
+    Ok(bound)
+}
+
+async fn remove_stale_socket(path: &Path) -> anyhow::Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.file_type().is_socket() {
+        bail!(
+            "{} exists and is not a socket; refusing to replace it (choose another path in server.listen)",
+            path.display()
+        );
+    }
+    if tokio::net::UnixStream::connect(path).await.is_ok() {
+        bail!("another server is listening on unix:{}", path.display());
+    }
+    std::fs::remove_file(path).with_context(|| format!("cannot remove stale socket {}", path.display()))
+}
+
+/// Serves until `shutdown` is cancelled, then lets in-flight responses run for `grace`.
+pub async fn serve(
+    router: Router,
+    listeners: Vec<Bound>,
+    shutdown: CancellationToken,
+    header_read_timeout: Duration,
+    grace: Duration,
+) {
+    let mut loops = Vec::new();
+    let mut sockets = Vec::new();
+    for l in listeners {
+        if let Bound::Unix(_, p) = &l {
+            sockets.push(p.clone());
+        }
+        loops.push(tokio::spawn(accept_loop(
+            l,
+            router.clone(),
+            shutdown.clone(),
+            header_read_timeout,
+            grace,
+        )));
+    }
+    for l in loops {
+        let _ = l.await;
+    }
+    for s in sockets {
+        let _ = std::fs::remove_file(s);
+    }
+}
+
+async fn accept_loop(
+    listener: Bound,
+    router: Router,
+    shutdown: CancellationToken,
+    header_read_timeout: Duration,
+    grace: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            a = accept(&listener) => a,
+        };
+        match accepted {
+            Ok(Conn::Tcp(s, addr)) => {
+                let _ = s.set_nodelay(true);
+                spawn_conn(s, Peer::Tcp(addr), &router, graceful.watcher(), header_read_timeout)
+            }
+            Ok(Conn::Unix(s)) => spawn_conn(s, Peer::Unix, &router, graceful.watcher(), header_read_timeout),
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("shutdown grace period ({grace:?}) over; closing remaining connections");
+    }
+}
+
+enum Conn {
+    Tcp(tokio::net::TcpStream, std::net::SocketAddr),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(l: &Bound) -> std::io::Result<Conn> {
+    match l {
+        Bound::Tcp(l) => l.accept().await.map(|(s, a)| Conn::Tcp(s, a)),
+        Bound::Unix(l, _) => l.accept().await.map(|(s, _)| Conn::Unix(s)),
+    }
+}
+
+fn spawn_conn<S>(stream: S, peer: Peer, router: &Router, watcher: Watcher, header_read_timeout: Duration)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let router = router.clone();
+    tokio::spawn(async move {
+        let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(peer.clone());
+            router.clone().oneshot(req)
+        });
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout);
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        if let Err(e) = watcher.watch(conn).await {
+            tracing::debug!("connection ended with an error: {e}");
+        }
+    });
+}

@@ -1,0 +1,241 @@
+//! `GET`/`HEAD /<file>/<id>/<name>`: the SymSrv/SSQP symbol route.
+//!
+//! Anything that is not a servable symbol answers 404 — never a 5xx, because symsrv.dll stops
+//! probing `.pd_` and `file.ptr` after a 5xx. The `X-Cache` header says what happened:
+//! `HIT`, `MISS` (this request started the download), `COALESCED` (it joined one),
+//! `NEGATIVE` (a remembered miss), `BLOCKED` or `INVALID`.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use symhub_core::SymbolKey;
+
+use super::body::{file_body, fill_body};
+use super::log::Outcome;
+use super::App;
+use crate::cache::{Entry, FillState, Lookup};
+
+pub async fn handle(State(app): State<Arc<App>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        let mut r = StatusCode::METHOD_NOT_ALLOWED.into_response();
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let Some(path) = uri.path().strip_prefix(app.path_prefix.as_str()) else {
+        return not_found("INVALID", Outcome::new("invalid"));
+    };
+    let key = match SymbolKey::parse_path(path) {
+        Ok(k) => k,
+        Err(symhub_core::KeyError::Bookkeeping) => {
+            return not_found("INVALID", Outcome::new("bookkeeping"))
+        }
+        Err(e) => {
+            tracing::debug!(path, "not a symbol key: {e}");
+            return not_found("INVALID", Outcome::new("invalid"));
+        }
+    };
+    if app.blocklist.is_match(key.normalized()) {
+        return not_found("BLOCKED", Outcome::new("blocked").key(&key));
+    }
+    let head = method == Method::HEAD;
+    // An entry evicted or deleted between lookup and open is looked up once more.
+    for _ in 0..2 {
+        let (fill, leader) = match app.cache.lookup(&key, &headers).await {
+            Lookup::Hit(entry) => match serve_entry(&entry, &headers, head, "HIT").await {
+                Some(r) => return r.with_outcome(Outcome::new("hit").key(&key).upstream(&entry.upstream)),
+                None => {
+                    app.cache.forget(&entry.key).await;
+                    continue;
+                }
+            },
+            Lookup::Negative => return not_found("NEGATIVE", Outcome::new("negative").key(&key)),
+            Lookup::Fill { fill, leader } => (fill, leader),
+        };
+        let (label, outcome) = if leader { ("MISS", "miss") } else { ("COALESCED", "coalesced") };
+        let outcome = Outcome::new(outcome).key(&key);
+        return match fill.headers().await {
+            FillState::Resolving | FillState::NotFound | FillState::Failed => {
+                not_found(label, outcome.status_note("not found upstream"))
+            }
+            FillState::Ready(entry) => match serve_entry(&entry, &headers, head, label).await {
+                Some(r) => r.with_outcome(outcome.upstream(&entry.upstream)),
+                None => not_found(label, outcome),
+            },
+            FillState::Streaming(p) => {
+                let upstream = p.upstream.clone();
+                let mut r = match &p.done {
+                    // Already complete: serve the committed file with all validators.
+                    Some(Ok(entry)) => match serve_entry(entry, &headers, head, label).await {
+                        Some(r) => r,
+                        None => not_found(label, outcome.clone()),
+                    },
+                    Some(Err(())) => not_found(label, outcome.clone().status_note("download failed")),
+                    None => serve_streaming(&fill, &p, &headers, head, label),
+                };
+                r.headers_mut().insert(
+                    "x-symhub-upstream",
+                    HeaderValue::from_str(&upstream).unwrap_or(HeaderValue::from_static("?")),
+                );
+                r.with_outcome(outcome.upstream(&upstream))
+            }
+        };
+    }
+    not_found("MISS", Outcome::new("miss").key(&key))
+}
+
+trait WithOutcome {
+    fn with_outcome(self, o: Outcome) -> Response;
+}
+
+impl WithOutcome for Response {
+    fn with_outcome(mut self, o: Outcome) -> Response {
+        self.extensions_mut().insert(o);
+        self
+    }
+}
+
+fn not_found(cache: &'static str, outcome: Outcome) -> Response {
+    let mut r = (StatusCode::NOT_FOUND, "not found\n").into_response();
+    r.headers_mut().insert("x-cache", HeaderValue::from_static(cache));
+    r.with_outcome(outcome)
+}
+
+fn base_headers(r: &mut Response, cache: &'static str, last_modified: SystemTime) {
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert("x-cache", HeaderValue::from_static(cache));
+    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(last_modified)) {
+        h.insert(header::LAST_MODIFIED, v);
+    }
+}
+
+/// What a `Range` header asks of a body of `len` bytes.
+enum Wanted {
+    All,
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+fn wanted(headers: &HeaderMap, len: u64, etag: Option<&str>) -> Wanted {
+    let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return Wanted::All;
+    };
+    // If-Range with a stale validator means "send it all".
+    if let Some(if_range) = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+        if etag != Some(if_range) {
+            return Wanted::All;
+        }
+    }
+    match http_range_header::parse_range_header(range).map(|r| r.validate(len)) {
+        Ok(Ok(ranges)) if ranges.len() == 1 => Wanted::Part(*ranges[0].start(), *ranges[0].end()),
+        // Several ranges: a plain 200 is a valid answer and keeps things simple.
+        Ok(Ok(_)) => Wanted::All,
+        Ok(Err(_)) => Wanted::Unsatisfiable,
+        // A malformed Range header is ignored, as RFC 9110 allows.
+        Err(_) => Wanted::All,
+    }
+}
+
+fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    if_none_match
+        .split(',')
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == etag)
+}
+
+/// Serves a committed entry. `None` when its file has disappeared.
+async fn serve_entry(entry: &Arc<Entry>, headers: &HeaderMap, head: bool, cache: &'static str) -> Option<Response> {
+    let etag = entry.etag();
+    let not_modified = match headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        Some(inm) => etag_matches(inm, &etag),
+        None => headers
+            .get(header::IF_MODIFIED_SINCE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .is_some_and(|since| {
+                httpdate::fmt_http_date(entry.last_modified) == httpdate::fmt_http_date(since)
+                    || entry.last_modified < since
+            }),
+    };
+    let path = entry.path.clone();
+    let file = tokio::task::spawn_blocking(move || std::fs::File::open(path))
+        .await
+        .ok()?
+        .ok()?;
+    let mut r = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let len = entry.size;
+        let (status, start, end) = match wanted(headers, len, Some(&etag)) {
+            Wanted::All => (StatusCode::OK, 0, len),
+            Wanted::Part(s, e) => (StatusCode::PARTIAL_CONTENT, s, e + 1),
+            Wanted::Unsatisfiable => {
+                let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+                r.headers_mut().insert(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from_str(&format!("bytes */{len}")).expect("ascii"),
+                );
+                return Some(r);
+            }
+        };
+        let body = if head { Body::empty() } else { file_body(Arc::new(file), start, end) };
+        let mut r = Response::new(body);
+        *r.status_mut() = status;
+        if status == StatusCode::PARTIAL_CONTENT {
+            r.headers_mut().insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes {start}-{}/{len}", end - 1)).expect("ascii"),
+            );
+        }
+        r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+        r
+    };
+    base_headers(&mut r, cache, entry.last_modified);
+    r.headers_mut()
+        .insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex"));
+    Some(r)
+}
+
+/// Serves a fill still in progress: headers now, bytes as they land in the temp file.
+fn serve_streaming(
+    fill: &crate::cache::Fill,
+    p: &crate::cache::fill::Progress,
+    headers: &HeaderMap,
+    head: bool,
+    cache: &'static str,
+) -> Response {
+    let (status, start, end) = match p.len.map(|len| (len, wanted(headers, len, None))) {
+        None | Some((_, Wanted::All)) => (StatusCode::OK, 0, p.len),
+        Some((_, Wanted::Part(s, e))) => (StatusCode::PARTIAL_CONTENT, s, Some(e + 1)),
+        Some((len, Wanted::Unsatisfiable)) => {
+            let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            r.headers_mut().insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{len}")).expect("ascii"),
+            );
+            return r;
+        }
+    };
+    let body = if head { Body::empty() } else { fill_body(fill.subscribe(), start, end) };
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    if let Some(end) = end {
+        r.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+        if status == StatusCode::PARTIAL_CONTENT {
+            let len = p.len.expect("a range needs a length");
+            r.headers_mut().insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes {start}-{}/{len}", end - 1)).expect("ascii"),
+            );
+        }
+    }
+    base_headers(&mut r, cache, p.last_modified);
+    r
+}

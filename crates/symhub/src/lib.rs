@@ -1,0 +1,54 @@
+//! symhub: a caching proxy and store for debug symbols.
+//!
+//! Long-lived services are built once from the [`config::Config`] and shared through `Arc`:
+//! [`upstream::Upstreams`] (who to ask), [`cache::Cache`] (what we have and what is being
+//! fetched), [`metrics::Metrics`]. [`http`] maps requests onto them. [`serve`] wires it all.
+
+pub mod cache;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod store;
+pub mod upstream;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+/// Runs the server until `shutdown` is cancelled. Prints one `listening on …` line per
+/// listener on stdout once it accepts connections (tests and scripts wait for it).
+pub async fn serve(config: config::Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let data_dir = &config.storage.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data directory {} (storage.data_dir / --data-dir)", data_dir.display()))?;
+    let metrics = Arc::new(metrics::Metrics::default());
+    let upstreams = Arc::new(upstream::Upstreams::new(&config, metrics.clone())?);
+    let cache = cache::Cache::open(&config, upstreams, metrics.clone())?;
+    let maintenance = tokio::spawn(cache.clone().maintain());
+    let app = Arc::new(http::App::new(&config, cache.clone(), metrics)?);
+    let listeners = http::bind(&config).await?;
+    for l in &listeners {
+        println!("symhub: listening on {}", l.describe());
+    }
+    let names: Vec<_> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
+    tracing::info!(
+        data_dir = %data_dir.display(),
+        upstreams = ?names,
+        "symhub {} serving",
+        env!("CARGO_PKG_VERSION")
+    );
+    http::serve(
+        http::router(app),
+        listeners,
+        shutdown,
+        config.server.header_read_timeout,
+        config.server.shutdown_grace,
+    )
+    .await;
+    maintenance.abort();
+    let c = cache.clone();
+    let _ = tokio::task::spawn_blocking(move || c.flush_touches()).await;
+    tracing::info!("symhub stopped");
+    Ok(())
+}

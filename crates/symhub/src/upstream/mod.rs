@@ -1,0 +1,322 @@
+//! Upstream symbol servers: the ordered list, who is asked for what, redirects, timeouts and
+//! health.
+//!
+//! Resolution rule: every eligible upstream is asked at once, but the answer is always the
+//! first upstream *in configured order* that has the file. A lower-priority "yes" waits until
+//! every higher-priority upstream has said no; once a winner is known the other requests are
+//! aborted (their tasks dropped, their connections closed) instead of finishing downloads.
+//!
+//! Only an upstream's 404/403/410 is a "no". Timeouts, connection errors, 5xx, redirect loops
+//! and HTML pages are failures: they feed health tracking and make the overall answer
+//! non-definitive, so it is not remembered as a negative entry.
+//!
+//! Redirects are followed by hand so credentials never leave their origin: configured headers
+//! and forwarded client headers are sent only to the upstream's own scheme/host/port.
+
+pub mod health;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use reqwest::Url;
+use symhub_core::{Spelling, SymbolKey};
+use tokio_util::task::AbortOnDropHandle;
+
+use crate::config::{Config, UpstreamConfig};
+use crate::metrics::Metrics;
+use health::{Admission, Health};
+
+pub struct Upstream {
+    pub name: Arc<str>,
+    base: String,
+    extensions: Vec<String>,
+    headers: HeaderMap,
+    forward: Vec<HeaderName>,
+    spelling: Spelling,
+    client: reqwest::Client,
+    first_byte_timeout: Duration,
+    pub idle_timeout: Duration,
+    max_redirects: usize,
+    pub health: Health,
+}
+
+/// One upstream's answer for one key.
+enum Answer {
+    Found(reqwest::Response),
+    Missing,
+    Failed,
+    Skipped,
+}
+
+/// A response whose headers have arrived and whose body is still to be read.
+pub struct Found {
+    pub upstream: Arc<Upstream>,
+    pub response: reqwest::Response,
+}
+
+pub enum Resolution {
+    Found(Found),
+    /// No upstream has the key. `definitive` is false when some upstream failed or was
+    /// skipped, so the absence may be temporary and must not be cached.
+    NotFound { definitive: bool },
+}
+
+pub struct Upstreams {
+    list: Vec<Arc<Upstream>>,
+    accept_html: bool,
+    metrics: Arc<Metrics>,
+}
+
+impl Upstream {
+    fn from_config(c: &UpstreamConfig, config: &Config) -> anyhow::Result<Self> {
+        let at = || format!("upstream `{}`", c.name);
+        let client = reqwest::Client::builder()
+            .connect_timeout(c.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("symhub/", env!("CARGO_PKG_VERSION")))
+            .tcp_nodelay(true)
+            .build()
+            .with_context(at)?;
+        let mut headers = HeaderMap::new();
+        for (k, v) in &c.headers {
+            headers.insert(
+                HeaderName::try_from(k.as_str()).with_context(at)?,
+                HeaderValue::try_from(v.as_str()).with_context(at)?,
+            );
+        }
+        let forward = c
+            .forward_headers
+            .iter()
+            .map(|h| HeaderName::try_from(h.as_str()))
+            .collect::<Result<_, _>>()
+            .with_context(at)?;
+        Ok(Self {
+            name: c.name.as_str().into(),
+            base: c.url.trim_end_matches('/').to_owned(),
+            extensions: c.extensions.iter().map(|e| e.to_lowercase()).collect(),
+            headers,
+            forward,
+            spelling: c.key_spelling.into(),
+            client,
+            first_byte_timeout: c.first_byte_timeout,
+            idle_timeout: c.idle_timeout,
+            max_redirects: c.max_redirects,
+            health: Health::new(config.health.failure_threshold, config.health.blackout),
+        })
+    }
+
+    /// Whether this upstream's extension filter lets `key` through. A CAB name matches its
+    /// plain extension (`pd_` matches a `pdb` filter).
+    fn serves(&self, key: &SymbolKey) -> bool {
+        if self.extensions.is_empty() {
+            return true;
+        }
+        let Some(ext) = key.extension() else {
+            return false;
+        };
+        self.extensions.iter().any(|want| {
+            *want == ext
+                || (key.is_compressed()
+                    && want.len() == ext.len()
+                    && want[..want.len() - 1] == ext[..ext.len() - 1])
+        })
+    }
+
+    pub fn url_for(&self, key: &SymbolKey) -> String {
+        format!("{}/{}", self.base, key.url_path(self.spelling))
+    }
+
+    /// GET with manual redirects. Returns the final response (any status) or an error text.
+    async fn get(&self, key: &SymbolKey, client_headers: &HeaderMap) -> Result<reqwest::Response, String> {
+        let origin = Url::parse(&self.base).map_err(|e| e.to_string())?;
+        let mut url = Url::parse(&self.url_for(key)).map_err(|e| e.to_string())?;
+        for _hop in 0..=self.max_redirects {
+            let same_origin = url.origin() == origin.origin();
+            let mut req = self.client.get(url.clone());
+            if same_origin {
+                req = req.headers(self.headers.clone());
+                for name in &self.forward {
+                    if let Some(v) = client_headers.get(name) {
+                        req = req.header(name, v);
+                    }
+                }
+            }
+            let resp = tokio::time::timeout(self.first_byte_timeout, req.send())
+                .await
+                .map_err(|_| format!("no response headers within {:?}", self.first_byte_timeout))?
+                .map_err(|e| format!("{e:#}"))?;
+            if !resp.status().is_redirection() {
+                return Ok(resp);
+            }
+            let location = resp
+                .headers()
+                .get(http::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .ok_or_else(|| format!("{} without a Location", resp.status()))?;
+            url = url
+                .join(location)
+                .map_err(|e| format!("bad redirect Location `{location}`: {e}"))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(format!("redirect to unsupported scheme `{}`", url.scheme()));
+            }
+        }
+        Err(format!("more than {} redirects", self.max_redirects))
+    }
+
+    async fn ask(
+        &self,
+        key: &SymbolKey,
+        client_headers: &HeaderMap,
+        accept_html: bool,
+        metrics: &Metrics,
+    ) -> Answer {
+        let admission = self.health.admit();
+        if admission == Admission::Skip {
+            return Answer::Skipped;
+        }
+        // Dropped when the request is aborted by a higher-priority answer: a cancelled probe
+        // must not hold the upstream in "probing" forever.
+        struct ProbeGuard<'a>(&'a Health, bool);
+        impl Drop for ProbeGuard<'_> {
+            fn drop(&mut self) {
+                if self.1 {
+                    self.0.release_probe();
+                }
+            }
+        }
+        let _guard = ProbeGuard(&self.health, admission == Admission::Probe);
+        let started = Instant::now();
+        let result = self.get(key, client_headers).await;
+        metrics.upstream_latency(&self.name, started.elapsed());
+        match result {
+            Err(reason) => {
+                metrics.upstream_request(&self.name, "error");
+                tracing::warn!(upstream = %self.name, key = %key, "upstream request failed: {reason}");
+                self.failure();
+                Answer::Failed
+            }
+            Ok(resp) => {
+                let status = resp.status();
+                metrics.upstream_request(&self.name, status.as_str());
+                match status {
+                    StatusCode::OK => {
+                        let html = resp
+                            .headers()
+                            .get(http::header::CONTENT_TYPE)
+                            .and_then(|v| v.to_str().ok())
+                            .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("text/html"));
+                        if html && !accept_html {
+                            tracing::warn!(upstream = %self.name, key = %key,
+                                "upstream answered 200 with text/html; not a symbol file \
+                                 (set cache.accept_html = true if that is really wanted)");
+                            self.failure();
+                            return Answer::Failed;
+                        }
+                        Answer::Found(resp)
+                    }
+                    StatusCode::NOT_FOUND | StatusCode::FORBIDDEN | StatusCode::GONE => {
+                        self.health.success();
+                        Answer::Missing
+                    }
+                    _ => {
+                        tracing::warn!(upstream = %self.name, key = %key, %status, "unexpected upstream status");
+                        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                            self.failure();
+                        }
+                        Answer::Failed
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records a failure (also used by the cache when a body breaks off mid-stream).
+    pub fn failure(&self) {
+        if self.health.failure() {
+            tracing::warn!(upstream = %self.name, "upstream marked down after repeated failures; it is skipped until its blackout ends");
+        }
+    }
+}
+
+impl Upstreams {
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        let list = config
+            .upstreams
+            .iter()
+            .map(|u| Upstream::from_config(u, config).map(Arc::new))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self {
+            list,
+            accept_html: config.cache.accept_html,
+            metrics,
+        })
+    }
+
+    pub fn list(&self) -> &[Arc<Upstream>] {
+        &self.list
+    }
+
+    /// Asks every eligible upstream for `key` at once and returns the highest-priority answer.
+    pub async fn find(&self, key: &SymbolKey, client_headers: &HeaderMap) -> Resolution {
+        let tasks: Vec<AbortOnDropHandle<Answer>> = self
+            .list
+            .iter()
+            .filter(|u| u.serves(key))
+            .map(|u| {
+                let (u, key, headers, metrics) =
+                    (u.clone(), key.clone(), client_headers.clone(), self.metrics.clone());
+                let accept_html = self.accept_html;
+                AbortOnDropHandle::new(tokio::spawn(async move {
+                    u.ask(&key, &headers, accept_html, &metrics).await
+                }))
+            })
+            .collect();
+        let eligible: Vec<_> = self.list.iter().filter(|u| u.serves(key)).cloned().collect();
+        let mut definitive = true;
+        // Awaiting in priority order is what makes the answer deterministic; the tasks all
+        // run concurrently meanwhile, and the ones left when we return are aborted on drop.
+        for (task, upstream) in tasks.into_iter().zip(eligible) {
+            match task.await.unwrap_or(Answer::Failed) {
+                Answer::Found(response) => {
+                    return Resolution::Found(Found { upstream, response });
+                }
+                Answer::Missing => {}
+                Answer::Failed | Answer::Skipped => definitive = false,
+            }
+        }
+        Resolution::NotFound { definitive }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(exts: &[&str]) -> Upstream {
+        let mut c = UpstreamConfig::new("t", "http://127.0.0.1:1/base/");
+        c.extensions = exts.iter().map(|s| s.to_string()).collect();
+        Upstream::from_config(&c, &Config::default()).unwrap()
+    }
+
+    #[test]
+    fn extension_filter_matches_cab_names() {
+        let u = upstream(&["pdb", "DLL"]);
+        let k = |p: &str| SymbolKey::parse_path(p).unwrap();
+        assert!(u.serves(&k("a.pdb/1/a.pdb")));
+        assert!(u.serves(&k("a.pdb/1/a.pd_")));
+        assert!(u.serves(&k("a.dll/1/a.DLL")));
+        assert!(!u.serves(&k("a.exe/1/a.exe")));
+        assert!(!u.serves(&k("a.exe/1/a.ex_")));
+        assert!(!u.serves(&k("a/1/a")));
+        assert!(upstream(&[]).serves(&k("a/1/a")));
+    }
+
+    #[test]
+    fn urls_keep_the_base_path() {
+        let u = upstream(&[]);
+        let k = SymbolKey::parse_path("A.pdb/1/A.pdb").unwrap();
+        assert_eq!(u.url_for(&k), "http://127.0.0.1:1/base/A.pdb/1/A.pdb");
+    }
+}
