@@ -164,7 +164,8 @@ impl SymbolKey {
 
     /// True for SymSrv's CAB-compressed names (`foo.pd_`, `foo.dl_`).
     pub fn is_compressed(&self) -> bool {
-        self.extension().is_some_and(|e| e.len() >= 2 && e.ends_with('_'))
+        self.extension()
+            .is_some_and(|e| e.len() >= 2 && e.ends_with('_'))
     }
 
     /// The CAB-compressed variant of this key (`foo.pdb` → `foo.pd_`), if it has one.
@@ -219,7 +220,11 @@ fn check_segment(i: usize, s: &str) -> Result<(), KeyError> {
 
 impl fmt::Display for SymbolKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.segments[0], self.segments[1], self.segments[2])
+        write!(
+            f,
+            "{}/{}/{}",
+            self.segments[0], self.segments[1], self.segments[2]
+        )
     }
 }
 
@@ -274,7 +279,10 @@ mod tests {
             assert_eq!(SymbolKey::parse_path(path), Err(want), "{path}");
         }
         let long = format!("{}/b/c", "x".repeat(MAX_SEGMENT_LEN + 1));
-        assert_eq!(SymbolKey::parse_path(&long), Err(KeyError::SegmentTooLong(1)));
+        assert_eq!(
+            SymbolKey::parse_path(&long),
+            Err(KeyError::SegmentTooLong(1))
+        );
         let huge = "a/".repeat(5000);
         assert_eq!(SymbolKey::parse_path(&huge), Err(KeyError::TooLong));
     }
@@ -293,7 +301,10 @@ mod tests {
         assert_eq!(k.url_path(Spelling::Lowercase), "foo.pdb/abcdef1/foo.pdb");
         assert_eq!(k.url_path(Spelling::SymSrv), "Foo.pdb/ABCDEF1/Foo.pdb");
         let elf = SymbolKey::parse_path("_.debug/elf-buildid-sym-ab12/_.debug").unwrap();
-        assert_eq!(elf.url_path(Spelling::SymSrv), "_.debug/elf-buildid-sym-ab12/_.debug");
+        assert_eq!(
+            elf.url_path(Spelling::SymSrv),
+            "_.debug/elf-buildid-sym-ab12/_.debug"
+        );
         let odd = SymbolKey::parse_path("a%20b.pdb/1/a%23b.pdb").unwrap();
         assert_eq!(odd.url_path(Spelling::AsRequested), "a%20b.pdb/1/a%23b.pdb");
     }

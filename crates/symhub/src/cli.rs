@@ -10,7 +10,11 @@ use symhub::config::{Config, LogFormat, UpstreamConfig};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "symhub", version, about = "A caching proxy and store for debug symbols")]
+#[command(
+    name = "symhub",
+    version,
+    about = "A caching proxy and store for debug symbols"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -83,7 +87,8 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -419,12 +419,18 @@ mod tests {
     #[test]
     fn bad_values_name_their_key() {
         let cases = [
-            ("[[upstream]]\nname = \"a\"\nurl = \"ftp://x\"\n", "upstream[0]"),
+            (
+                "[[upstream]]\nname = \"a\"\nurl = \"ftp://x\"\n",
+                "upstream[0]",
+            ),
             ("[server]\nlisten = [\"nonsense\"]\n", "server.listen[0]"),
             ("[server]\nunix_socket_mode = \"999\"\n", "unix_socket_mode"),
             ("[server]\npath_prefix = \"symbols\"\n", "path_prefix"),
             ("[cache]\nblocklist = [\"a[\"]\n", "cache.blocklist[0]"),
-            ("[server]\ntrusted_proxies = [\"x\"]\n", "trusted_proxies[0]"),
+            (
+                "[server]\ntrusted_proxies = [\"x\"]\n",
+                "trusted_proxies[0]",
+            ),
         ];
         for (text, want) in cases {
             let err = format!("{:#}", Config::parse(text).unwrap_err());

@@ -20,8 +20,12 @@ use tokio_util::sync::CancellationToken;
 pub async fn serve(config: config::Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     use anyhow::Context;
     let data_dir = &config.storage.data_dir;
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create data directory {} (storage.data_dir / --data-dir)", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir).with_context(|| {
+        format!(
+            "cannot create data directory {} (storage.data_dir / --data-dir)",
+            data_dir.display()
+        )
+    })?;
     let metrics = Arc::new(metrics::Metrics::default());
     let upstreams = Arc::new(upstream::Upstreams::new(&config, metrics.clone())?);
     let cache = cache::Cache::open(&config, upstreams, metrics.clone())?;

@@ -50,7 +50,11 @@ impl Default for Metrics {
         let requests = Family::<OutcomeLabel, Counter>::default();
         registry.register("requests", "Symbol requests by outcome", requests.clone());
         let served_bytes = Counter::default();
-        registry.register("served_bytes", "Body bytes sent to clients", served_bytes.clone());
+        registry.register(
+            "served_bytes",
+            "Body bytes sent to clients",
+            served_bytes.clone(),
+        );
         let upstream_requests = Family::<UpstreamStatus, Counter>::default();
         registry.register(
             "upstream_requests",
@@ -72,11 +76,23 @@ impl Default for Metrics {
             upstream_down.clone(),
         );
         let cache_size = Gauge::<u64, AtomicU64>::default();
-        registry.register("cache_size_bytes", "Bytes in the proxy cache", cache_size.clone());
+        registry.register(
+            "cache_size_bytes",
+            "Bytes in the proxy cache",
+            cache_size.clone(),
+        );
         let cache_entries = Gauge::default();
-        registry.register("cache_entries", "Files in the proxy cache", cache_entries.clone());
+        registry.register(
+            "cache_entries",
+            "Files in the proxy cache",
+            cache_entries.clone(),
+        );
         let evictions = Counter::default();
-        registry.register("cache_evictions", "Files evicted from the proxy cache", evictions.clone());
+        registry.register(
+            "cache_evictions",
+            "Files evicted from the proxy cache",
+            evictions.clone(),
+        );
         let fills_in_flight = Gauge::default();
         registry.register(
             "fills_in_flight",

@@ -21,7 +21,12 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
-pub(super) fn extract(cab_path: &Path, mut sink: Sink, max: u64, events: Sender<Event>) -> io::Result<Sink> {
+pub(super) fn extract(
+    cab_path: &Path,
+    mut sink: Sink,
+    max: u64,
+    events: Sender<Event>,
+) -> io::Result<Sink> {
     let mut cabinet = cab::Cabinet::new(std::fs::File::open(cab_path)?)?;
     let members: Vec<(String, u64)> = cabinet
         .folder_entries()
@@ -29,7 +34,10 @@ pub(super) fn extract(cab_path: &Path, mut sink: Sink, max: u64, events: Sender<
         .map(|e| (e.name().to_owned(), u64::from(e.uncompressed_size())))
         .collect();
     let [(name, len)] = &members[..] else {
-        return Err(invalid(format!("expected one file in the CAB, found {}", members.len())));
+        return Err(invalid(format!(
+            "expected one file in the CAB, found {}",
+            members.len()
+        )));
     };
     if *len > max {
         return Err(invalid(format!(
@@ -45,7 +53,9 @@ pub(super) fn extract(cab_path: &Path, mut sink: Sink, max: u64, events: Sender<
             break;
         }
         if sink.written() + n as u64 > *len {
-            return Err(invalid("the CAB member is longer than its header says".into()));
+            return Err(invalid(
+                "the CAB member is longer than its header says".into(),
+            ));
         }
         sink.write_blocking(&buf[..n])?;
         let _ = events.blocking_send(Event::Written(sink.written()));

@@ -43,7 +43,10 @@ impl Cache {
     /// Writes pending access times to the index.
     pub fn flush_touches(&self) {
         let touches: Vec<(String, i64)> = std::mem::take(
-            &mut *self.pending_touches.lock().unwrap_or_else(|p| p.into_inner()),
+            &mut *self
+                .pending_touches
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
         )
         .into_iter()
         .collect();

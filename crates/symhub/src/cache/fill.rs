@@ -85,7 +85,7 @@ impl Fill {
     }
 
     /// Waits until the fill has ended and returns the committed entry, if any.
-    async fn finished(&self) -> Result<Option<Arc<Entry>>, ()> {
+    pub async fn finished(&self) -> Result<Option<Arc<Entry>>, ()> {
         let mut rx = self.subscribe();
         let state = rx
             .wait_for(|s| match s {
@@ -112,34 +112,34 @@ pub fn run(
     headers: HeaderMap,
 ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     Box::pin(async move {
-        let norm = fill.key.normalized().to_owned();
         resolve(&cache, &fill, &headers).await;
-        fill.state.send_if_modified(|s| {
-            // Whatever path was taken, nobody may wait forever.
-            if matches!(s, FillState::Resolving) {
-                *s = FillState::Failed;
-                return true;
-            }
-            false
-        });
-        cache.end_fill(&norm);
+        // Whatever path was taken, nobody may wait forever.
+        if matches!(*fill.state.borrow(), FillState::Resolving) {
+            fail(&cache, &fill);
+        }
+        cache.end_fill(&fill);
     })
 }
 
-async fn resolve(cache: &Arc<Cache>, fill: &Fill, headers: &HeaderMap) {
+async fn resolve(cache: &Arc<Cache>, fill: &Arc<Fill>, headers: &HeaderMap) {
     let norm = fill.key.normalized().to_owned();
     // A fill for this key may have committed between our lookup and our registration.
     let index = cache.index.clone();
     let key = norm.clone();
     if let Ok(Ok(Some(e))) = tokio::task::spawn_blocking(move || index.get(&key)).await {
-        fill.state.send_replace(FillState::Ready(cache.remember(e)));
+        let entry = cache.remember(e);
+        conclude(cache, fill, |s| *s = FillState::Ready(entry));
         return;
     }
     let definitive = match cache.upstreams.find(&fill.key, headers).await {
         Resolution::Found(found) => return download(cache, fill, found).await,
         Resolution::NotFound { definitive } => definitive,
     };
-    if let Some(cab_key) = fill.key.compressed_variant().filter(|_| cache.decompress_cab) {
+    if let Some(cab_key) = fill
+        .key
+        .compressed_variant()
+        .filter(|_| cache.decompress_cab)
+    {
         match compressed(cache, &cab_key, headers).await {
             Ok(Some(cab)) => return unpack(cache, fill, cab).await,
             Ok(None) => {}
@@ -149,12 +149,12 @@ async fn resolve(cache: &Arc<Cache>, fill: &Fill, headers: &HeaderMap) {
     not_found(cache, fill, definitive).await
 }
 
-async fn not_found(cache: &Arc<Cache>, fill: &Fill, definitive: bool) {
+async fn not_found(cache: &Arc<Cache>, fill: &Arc<Fill>, definitive: bool) {
     if definitive {
         cache.put_negative(fill.key.normalized()).await;
-        fill.state.send_replace(FillState::NotFound);
+        conclude(cache, fill, |s| *s = FillState::NotFound);
     } else {
-        fill.state.send_replace(FillState::Failed);
+        fail(cache, fill);
     }
 }
 
@@ -239,7 +239,7 @@ impl Sink {
     }
 }
 
-fn publish_progress(fill: &Fill, f: impl FnOnce(&mut Progress)) {
+fn publish_progress(fill: &Arc<Fill>, f: impl FnOnce(&mut Progress)) {
     fill.state.send_modify(|s| {
         if let FillState::Streaming(p) = s {
             f(p)
@@ -247,7 +247,19 @@ fn publish_progress(fill: &Fill, f: impl FnOnce(&mut Progress)) {
     });
 }
 
-async fn download(cache: &Arc<Cache>, fill: &Fill, found: Found) {
+/// Makes bytes available to readers — except the very last ones of a file of known length,
+/// which are published together with the commit. A client whose response is complete can
+/// therefore rely on the entry being durable (the next request is a hit), and a commit that
+/// fails cuts every response instead of letting one look complete.
+fn publish_written(fill: &Arc<Fill>, written: u64) {
+    publish_progress(fill, |p| {
+        if p.len != Some(written) {
+            p.written = written;
+        }
+    });
+}
+
+async fn download(cache: &Arc<Cache>, fill: &Arc<Fill>, found: Found) {
     let Found {
         upstream,
         mut response,
@@ -263,7 +275,7 @@ async fn download(cache: &Arc<Cache>, fill: &Fill, found: Found) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(key = %fill.key, "cannot create a temp file in the cache: {e}");
-            fill.state.send_replace(FillState::Failed);
+            fail(cache, fill);
             return;
         }
     };
@@ -289,12 +301,11 @@ async fn download(cache: &Arc<Cache>, fill: &Fill, found: Found) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(key = %fill.key, "cannot write to the cache: {e}");
-                publish_progress(fill, |p| p.done = Some(Err(())));
+                fail(cache, fill);
                 return;
             }
         };
-        let written = sink.written;
-        publish_progress(fill, |p| p.written = written);
+        publish_written(fill, sink.written);
     };
     let failure = failure.or_else(|| {
         len.filter(|l| *l != sink.written)
@@ -303,16 +314,16 @@ async fn download(cache: &Arc<Cache>, fill: &Fill, found: Found) {
     if let Some(reason) = failure {
         tracing::warn!(upstream = %upstream.name, key = %fill.key, "download failed, nothing cached: {reason}");
         upstream.failure();
-        publish_progress(fill, |p| p.done = Some(Err(())));
+        fail(cache, fill);
         return;
     }
     let result = sink
         .commit(cache, fill.key.normalized(), &upstream.name, last_modified)
         .await;
-    finish(fill, result);
+    finish(cache, fill, result);
 }
 
-fn finish(fill: &Fill, result: anyhow::Result<Arc<Entry>>) {
+fn finish(cache: &Cache, fill: &Arc<Fill>, result: anyhow::Result<Arc<Entry>>) {
     let done = match result {
         Ok(entry) => Ok(entry),
         Err(e) => {
@@ -320,17 +331,39 @@ fn finish(fill: &Fill, result: anyhow::Result<Arc<Entry>>) {
             Err(())
         }
     };
-    publish_progress(fill, |p| p.done = Some(done));
+    conclude(cache, fill, |s| {
+        if let FillState::Streaming(p) = s {
+            if let Ok(entry) = &done {
+                p.written = entry.size;
+            }
+            p.done = Some(done);
+        }
+    });
+}
+
+/// Ends the fill: it leaves the registry first, then its final state is published. So a
+/// request that arrives after the end never joins a finished fill: it finds the committed
+/// entry or the negative entry, or (after a failure) starts afresh.
+fn conclude(cache: &Cache, fill: &Arc<Fill>, f: impl FnOnce(&mut FillState)) {
+    cache.end_fill(fill);
+    fill.state.send_modify(f);
+}
+
+fn fail(cache: &Cache, fill: &Arc<Fill>) {
+    conclude(cache, fill, |s| match s {
+        FillState::Streaming(p) => p.done = Some(Err(())),
+        s => *s = FillState::Failed,
+    });
 }
 
 /// Serves `foo.pdb` from a cached `foo.pd_`: the single member is unpacked into the fill's
 /// temp file, published chunk by chunk like a download.
-async fn unpack(cache: &Arc<Cache>, fill: &Fill, cab: Arc<Entry>) {
+async fn unpack(cache: &Arc<Cache>, fill: &Arc<Fill>, cab: Arc<Entry>) {
     let sink = match Sink::new(cache) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(key = %fill.key, "cannot create a temp file in the cache: {e}");
-            fill.state.send_replace(FillState::Failed);
+            fail(cache, fill);
             return;
         }
     };
@@ -352,7 +385,7 @@ async fn unpack(cache: &Arc<Cache>, fill: &Fill, cab: Arc<Entry>) {
                     done: None,
                 }));
             }
-            super::cab::Event::Written(n) => publish_progress(fill, |p| p.written = n),
+            super::cab::Event::Written(n) => publish_written(fill, n),
         }
     }
     let sink = match job.await {
@@ -364,16 +397,17 @@ async fn unpack(cache: &Arc<Cache>, fill: &Fill, cab: Arc<Entry>) {
                 Ok(Ok(_)) => unreachable!(),
             };
             tracing::warn!(key = %fill.key, cab = %cab.key, "cannot unpack the CAB: {e}");
-            if matches!(*fill.state.borrow(), FillState::Resolving) {
-                fill.state.send_replace(FillState::Failed);
-            } else {
-                publish_progress(fill, |p| p.done = Some(Err(())));
-            }
+            fail(cache, fill);
             return;
         }
     };
     let result = sink
-        .commit(cache, fill.key.normalized(), &cab.upstream, cab.last_modified)
+        .commit(
+            cache,
+            fill.key.normalized(),
+            &cab.upstream,
+            cab.last_modified,
+        )
         .await;
-    finish(fill, result);
+    finish(cache, fill, result);
 }

@@ -59,7 +59,10 @@ pub enum Lookup {
     Hit(Arc<Entry>),
     Negative,
     /// A fill is running; `leader` is true for the request that started it.
-    Fill { fill: Arc<Fill>, leader: bool },
+    Fill {
+        fill: Arc<Fill>,
+        leader: bool,
+    },
 }
 
 pub struct Cache {
@@ -243,13 +246,24 @@ impl Cache {
         fills.insert(key.normalized().to_owned(), fill.clone());
         drop(fills);
         self.metrics.fills_in_flight.inc();
-        tokio::spawn(fill::run(self.clone(), fill.clone(), client_headers.clone()));
+        tokio::spawn(fill::run(
+            self.clone(),
+            fill.clone(),
+            client_headers.clone(),
+        ));
         Lookup::Fill { fill, leader: true }
     }
 
-    fn end_fill(&self, key: &str) {
-        self.fills().remove(key);
-        self.metrics.fills_in_flight.dec();
+    /// Removes a fill from the registry, once, and only if it is still the registered one.
+    fn end_fill(&self, fill: &Arc<Fill>) {
+        let mut fills = self.fills();
+        if fills
+            .get(fill.key.normalized())
+            .is_some_and(|f| Arc::ptr_eq(f, fill))
+        {
+            fills.remove(fill.key.normalized());
+            self.metrics.fills_in_flight.dec();
+        }
     }
 
     /// Remembers that no upstream has `key`.

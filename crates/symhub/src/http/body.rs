@@ -55,31 +55,32 @@ pub fn file_body(file: Arc<File>, start: u64, end: u64) -> Body {
 /// download breaks off, the stream ends in an error, so the client sees a cut response, never
 /// a short one that looks complete.
 pub fn fill_body(rx: watch::Receiver<FillState>, start: u64, end: Option<u64>) -> Body {
-    let stream = futures_util::stream::try_unfold((rx, start), move |(mut rx, offset)| async move {
-        loop {
-            if end.is_some_and(|e| offset >= e) {
-                return Ok(None);
-            }
-            let (file, written, done) = match &*rx.borrow_and_update() {
-                FillState::Streaming(p) => (p.file.clone(), p.written, p.done.clone()),
-                _ => return Err(io::Error::other("fill state lost")),
-            };
-            if offset < written {
-                let limit = end.unwrap_or(written).min(written);
-                let n = (limit - offset).min(CHUNK as u64) as usize;
-                let chunk = read_chunk(file, offset, n).await?;
-                return Ok(Some((chunk, (rx, offset + n as u64))));
-            }
-            match done {
-                Some(Ok(_)) => return Ok(None),
-                Some(Err(())) => return Err(io::Error::other("upstream download failed")),
-                None => {
-                    if rx.changed().await.is_err() {
-                        return Err(io::Error::other("fill ended without completing"));
+    let stream =
+        futures_util::stream::try_unfold((rx, start), move |(mut rx, offset)| async move {
+            loop {
+                if end.is_some_and(|e| offset >= e) {
+                    return Ok(None);
+                }
+                let (file, written, done) = match &*rx.borrow_and_update() {
+                    FillState::Streaming(p) => (p.file.clone(), p.written, p.done.clone()),
+                    _ => return Err(io::Error::other("fill state lost")),
+                };
+                if offset < written {
+                    let limit = end.unwrap_or(written).min(written);
+                    let n = (limit - offset).min(CHUNK as u64) as usize;
+                    let chunk = read_chunk(file, offset, n).await?;
+                    return Ok(Some((chunk, (rx, offset + n as u64))));
+                }
+                match done {
+                    Some(Ok(_)) => return Ok(None),
+                    Some(Err(())) => return Err(io::Error::other("upstream download failed")),
+                    None => {
+                        if rx.changed().await.is_err() {
+                            return Err(io::Error::other("fill ended without completing"));
+                        }
                     }
                 }
             }
-        }
-    });
+        });
     Body::from_stream(stream)
 }

@@ -67,7 +67,11 @@ fn trusted(peer: Option<IpAddr>, is_unix: bool, proxies: &[TrustedProxy]) -> boo
     })
 }
 
-pub fn client_address(peer: Option<&Peer>, headers: &http::HeaderMap, proxies: &[TrustedProxy]) -> String {
+pub fn client_address(
+    peer: Option<&Peer>,
+    headers: &http::HeaderMap,
+    proxies: &[TrustedProxy],
+) -> String {
     let (ip, is_unix) = match peer {
         Some(Peer::Tcp(a)) => (Some(a.ip()), false),
         Some(Peer::Unix) => (None, true),
@@ -97,7 +101,11 @@ pub fn client_address(peer: Option<&Peer>, headers: &http::HeaderMap, proxies: &
 
 pub async fn middleware(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let client = client_address(req.extensions().get::<Peer>(), req.headers(), &app.trusted_proxies);
+    let client = client_address(
+        req.extensions().get::<Peer>(),
+        req.headers(),
+        &app.trusted_proxies,
+    );
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let response = next.run(req).await;
@@ -215,8 +223,17 @@ mod tests {
         let proxy = Peer::Tcp("10.0.0.1:1".parse().unwrap());
         let stranger = Peer::Tcp("198.51.100.7:1".parse().unwrap());
         assert_eq!(client_address(Some(&proxy), &h, &proxies), "203.0.113.9");
-        assert_eq!(client_address(Some(&Peer::Unix), &h, &proxies), "203.0.113.9");
-        assert_eq!(client_address(Some(&stranger), &h, &proxies), "198.51.100.7");
-        assert_eq!(client_address(Some(&proxy), &http::HeaderMap::new(), &proxies), "10.0.0.1");
+        assert_eq!(
+            client_address(Some(&Peer::Unix), &h, &proxies),
+            "203.0.113.9"
+        );
+        assert_eq!(
+            client_address(Some(&stranger), &h, &proxies),
+            "198.51.100.7"
+        );
+        assert_eq!(
+            client_address(Some(&proxy), &http::HeaderMap::new(), &proxies),
+            "10.0.0.1"
+        );
     }
 }

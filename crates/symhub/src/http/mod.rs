@@ -59,7 +59,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .fallback(symbols::handle)
-        .layer(axum::middleware::from_fn_with_state(app.clone(), log::middleware))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            log::middleware,
+        ))
         .with_state(app)
 }
 
@@ -87,11 +90,11 @@ pub async fn bind(config: &Config) -> anyhow::Result<Vec<Bound>> {
     let mut bound = Vec::new();
     for addr in config.listen_addrs() {
         match addr {
-            ListenAddr::Tcp(a) => bound.push(Bound::Tcp(
-                TcpListener::bind(a)
-                    .await
-                    .with_context(|| format!("cannot listen on {a} (server.listen / --listen)"))?,
-            )),
+            ListenAddr::Tcp(a) => {
+                bound.push(Bound::Tcp(TcpListener::bind(a).await.with_context(
+                    || format!("cannot listen on {a} (server.listen / --listen)"),
+                )?))
+            }
             ListenAddr::Unix(path) => {
                 remove_stale_socket(&path).await?;
                 let l = UnixListener::bind(&path)
@@ -118,7 +121,8 @@ async fn remove_stale_socket(path: &Path) -> anyhow::Result<()> {
     if tokio::net::UnixStream::connect(path).await.is_ok() {
         bail!("another server is listening on unix:{}", path.display());
     }
-    std::fs::remove_file(path).with_context(|| format!("cannot remove stale socket {}", path.display()))
+    std::fs::remove_file(path)
+        .with_context(|| format!("cannot remove stale socket {}", path.display()))
 }
 
 /// Serves until `shutdown` is cancelled, then lets in-flight responses run for `grace`.
@@ -167,9 +171,21 @@ async fn accept_loop(
         match accepted {
             Ok(Conn::Tcp(s, addr)) => {
                 let _ = s.set_nodelay(true);
-                spawn_conn(s, Peer::Tcp(addr), &router, graceful.watcher(), header_read_timeout)
+                spawn_conn(
+                    s,
+                    Peer::Tcp(addr),
+                    &router,
+                    graceful.watcher(),
+                    header_read_timeout,
+                )
             }
-            Ok(Conn::Unix(s)) => spawn_conn(s, Peer::Unix, &router, graceful.watcher(), header_read_timeout),
+            Ok(Conn::Unix(s)) => spawn_conn(
+                s,
+                Peer::Unix,
+                &router,
+                graceful.watcher(),
+                header_read_timeout,
+            ),
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!("accept failed: {e}");
@@ -178,7 +194,10 @@ async fn accept_loop(
         }
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown grace period ({grace:?}) over; closing remaining connections");
     }
 }
@@ -195,16 +214,22 @@ async fn accept(l: &Bound) -> std::io::Result<Conn> {
     }
 }
 
-fn spawn_conn<S>(stream: S, peer: Peer, router: &Router, watcher: Watcher, header_read_timeout: Duration)
-where
+fn spawn_conn<S>(
+    stream: S,
+    peer: Peer,
+    router: &Router,
+    watcher: Watcher,
+    header_read_timeout: Duration,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let router = router.clone();
     tokio::spawn(async move {
-        let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(peer.clone());
-            router.clone().oneshot(req)
-        });
+        let service =
+            hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(peer.clone());
+                router.clone().oneshot(req)
+            });
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()

@@ -30,7 +30,10 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
         app.metrics.set_upstream_down(&u.name, u.health.is_down());
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         app.metrics.render(),
     )
 }

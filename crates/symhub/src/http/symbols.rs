@@ -19,7 +19,12 @@ use super::log::Outcome;
 use super::App;
 use crate::cache::{Entry, FillState, Lookup};
 
-pub async fn handle(State(app): State<Arc<App>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+pub async fn handle(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     if method != Method::GET && method != Method::HEAD {
         let mut r = StatusCode::METHOD_NOT_ALLOWED.into_response();
         r.headers_mut()
@@ -47,7 +52,9 @@ pub async fn handle(State(app): State<Arc<App>>, method: Method, uri: Uri, heade
     for _ in 0..2 {
         let (fill, leader) = match app.cache.lookup(&key, &headers).await {
             Lookup::Hit(entry) => match serve_entry(&entry, &headers, head, "HIT").await {
-                Some(r) => return r.with_outcome(Outcome::new("hit").key(&key).upstream(&entry.upstream)),
+                Some(r) => {
+                    return r.with_outcome(Outcome::new("hit").key(&key).upstream(&entry.upstream))
+                }
                 None => {
                     app.cache.forget(&entry.key).await;
                     continue;
@@ -56,7 +63,11 @@ pub async fn handle(State(app): State<Arc<App>>, method: Method, uri: Uri, heade
             Lookup::Negative => return not_found("NEGATIVE", Outcome::new("negative").key(&key)),
             Lookup::Fill { fill, leader } => (fill, leader),
         };
-        let (label, outcome) = if leader { ("MISS", "miss") } else { ("COALESCED", "coalesced") };
+        let (label, outcome) = if leader {
+            ("MISS", "miss")
+        } else {
+            ("COALESCED", "coalesced")
+        };
         let outcome = Outcome::new(outcome).key(&key);
         return match fill.headers().await {
             FillState::Resolving | FillState::NotFound | FillState::Failed => {
@@ -66,7 +77,13 @@ pub async fn handle(State(app): State<Arc<App>>, method: Method, uri: Uri, heade
                 Some(r) => r.with_outcome(outcome.upstream(&entry.upstream)),
                 None => not_found(label, outcome),
             },
-            FillState::Streaming(p) => {
+            FillState::Streaming(mut p) => {
+                if p.len == Some(0) {
+                    // Nothing to stream: answer once it is committed, like any other file.
+                    if let Ok(Some(entry)) = fill.finished().await {
+                        p.done = Some(Ok(entry));
+                    }
+                }
                 let upstream = p.upstream.clone();
                 let mut r = match &p.done {
                     // Already complete: serve the committed file with all validators.
@@ -74,7 +91,9 @@ pub async fn handle(State(app): State<Arc<App>>, method: Method, uri: Uri, heade
                         Some(r) => r,
                         None => not_found(label, outcome.clone()),
                     },
-                    Some(Err(())) => not_found(label, outcome.clone().status_note("download failed")),
+                    Some(Err(())) => {
+                        not_found(label, outcome.clone().status_note("download failed"))
+                    }
                     None => serve_streaming(&fill, &p, &headers, head, label),
                 };
                 r.headers_mut().insert(
@@ -101,13 +120,17 @@ impl WithOutcome for Response {
 
 fn not_found(cache: &'static str, outcome: Outcome) -> Response {
     let mut r = (StatusCode::NOT_FOUND, "not found\n").into_response();
-    r.headers_mut().insert("x-cache", HeaderValue::from_static(cache));
+    r.headers_mut()
+        .insert("x-cache", HeaderValue::from_static(cache));
     r.with_outcome(outcome)
 }
 
 fn base_headers(r: &mut Response, cache: &'static str, last_modified: SystemTime) {
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert("x-cache", HeaderValue::from_static(cache));
     if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(last_modified)) {
@@ -150,9 +173,17 @@ fn etag_matches(if_none_match: &str, etag: &str) -> bool {
 }
 
 /// Serves a committed entry. `None` when its file has disappeared.
-async fn serve_entry(entry: &Arc<Entry>, headers: &HeaderMap, head: bool, cache: &'static str) -> Option<Response> {
+async fn serve_entry(
+    entry: &Arc<Entry>,
+    headers: &HeaderMap,
+    head: bool,
+    cache: &'static str,
+) -> Option<Response> {
     let etag = entry.etag();
-    let not_modified = match headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+    let not_modified = match headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
         Some(inm) => etag_matches(inm, &etag),
         None => headers
             .get(header::IF_MODIFIED_SINCE)
@@ -184,7 +215,11 @@ async fn serve_entry(entry: &Arc<Entry>, headers: &HeaderMap, head: bool, cache:
                 return Some(r);
             }
         };
-        let body = if head { Body::empty() } else { file_body(Arc::new(file), start, end) };
+        let body = if head {
+            Body::empty()
+        } else {
+            file_body(Arc::new(file), start, end)
+        };
         let mut r = Response::new(body);
         *r.status_mut() = status;
         if status == StatusCode::PARTIAL_CONTENT {
@@ -193,7 +228,8 @@ async fn serve_entry(entry: &Arc<Entry>, headers: &HeaderMap, head: bool, cache:
                 HeaderValue::from_str(&format!("bytes {start}-{}/{len}", end - 1)).expect("ascii"),
             );
         }
-        r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+        r.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
         r
     };
     base_headers(&mut r, cache, entry.last_modified);
@@ -222,7 +258,11 @@ fn serve_streaming(
             return r;
         }
     };
-    let body = if head { Body::empty() } else { fill_body(fill.subscribe(), start, end) };
+    let body = if head {
+        Body::empty()
+    } else {
+        fill_body(fill.subscribe(), start, end)
+    };
     let mut r = Response::new(body);
     *r.status_mut() = status;
     if let Some(end) = end {

@@ -116,15 +116,19 @@ impl Index {
 
     pub fn total_size(&self) -> rusqlite::Result<u64> {
         self.conn()
-            .query_row("SELECT COALESCE(SUM(size), 0) FROM cache_entries", [], |r| {
-                r.get::<_, i64>(0)
-            })
+            .query_row(
+                "SELECT COALESCE(SUM(size), 0) FROM cache_entries",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
             .map(|s| s as u64)
     }
 
     pub fn count(&self) -> rusqlite::Result<u64> {
         self.conn()
-            .query_row("SELECT COUNT(*) FROM cache_entries", [], |r| r.get::<_, i64>(0))
+            .query_row("SELECT COUNT(*) FROM cache_entries", [], |r| {
+                r.get::<_, i64>(0)
+            })
             .map(|s| s as u64)
     }
 

@@ -37,10 +37,12 @@ impl ObjectDir {
             .with_context(|| format!("cannot create {}", dir.objects_root().display()))?;
         let tmp = dir.tmp_dir();
         if tmp.exists() {
-            std::fs::remove_dir_all(&tmp)
-                .with_context(|| format!("cannot clear leftover temp files in {}", tmp.display()))?;
+            std::fs::remove_dir_all(&tmp).with_context(|| {
+                format!("cannot clear leftover temp files in {}", tmp.display())
+            })?;
         }
-        std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        std::fs::create_dir_all(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
         Ok(dir)
     }
 

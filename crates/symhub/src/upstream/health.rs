@@ -97,7 +97,11 @@ mod tests {
         assert_eq!(h.admit(), Admission::Probe);
         assert_eq!(h.admit(), Admission::Skip, "only one probe at a time");
         h.failure();
-        assert_eq!(h.admit(), Admission::Skip, "failed probe starts a new blackout");
+        assert_eq!(
+            h.admit(),
+            Admission::Skip,
+            "failed probe starts a new blackout"
+        );
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(h.admit(), Admission::Probe);
         h.success();

@@ -60,7 +60,9 @@ pub enum Resolution {
     Found(Found),
     /// No upstream has the key. `definitive` is false when some upstream failed or was
     /// skipped, so the absence may be temporary and must not be cached.
-    NotFound { definitive: bool },
+    NotFound {
+        definitive: bool,
+    },
 }
 
 pub struct Upstreams {
@@ -129,7 +131,11 @@ impl Upstream {
     }
 
     /// GET with manual redirects. Returns the final response (any status) or an error text.
-    async fn get(&self, key: &SymbolKey, client_headers: &HeaderMap) -> Result<reqwest::Response, String> {
+    async fn get(
+        &self,
+        key: &SymbolKey,
+        client_headers: &HeaderMap,
+    ) -> Result<reqwest::Response, String> {
         let origin = Url::parse(&self.base).map_err(|e| e.to_string())?;
         let mut url = Url::parse(&self.url_for(key)).map_err(|e| e.to_string())?;
         for _hop in 0..=self.max_redirects {
@@ -214,6 +220,7 @@ impl Upstream {
                             self.failure();
                             return Answer::Failed;
                         }
+                        self.health.success();
                         Answer::Found(resp)
                     }
                     StatusCode::NOT_FOUND | StatusCode::FORBIDDEN | StatusCode::GONE => {
@@ -265,15 +272,24 @@ impl Upstreams {
             .iter()
             .filter(|u| u.serves(key))
             .map(|u| {
-                let (u, key, headers, metrics) =
-                    (u.clone(), key.clone(), client_headers.clone(), self.metrics.clone());
+                let (u, key, headers, metrics) = (
+                    u.clone(),
+                    key.clone(),
+                    client_headers.clone(),
+                    self.metrics.clone(),
+                );
                 let accept_html = self.accept_html;
                 AbortOnDropHandle::new(tokio::spawn(async move {
                     u.ask(&key, &headers, accept_html, &metrics).await
                 }))
             })
             .collect();
-        let eligible: Vec<_> = self.list.iter().filter(|u| u.serves(key)).cloned().collect();
+        let eligible: Vec<_> = self
+            .list
+            .iter()
+            .filter(|u| u.serves(key))
+            .cloned()
+            .collect();
         let mut definitive = true;
         // Awaiting in priority order is what makes the answer deterministic; the tasks all
         // run concurrently meanwhile, and the ones left when we return are aborted on drop.

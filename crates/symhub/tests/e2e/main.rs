@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `symhub` binary against fake upstreams that are real HTTP
+//! servers, driven over real HTTP on loopback (and a UNIX socket).
+
+mod support;
+
+mod proxy;
+mod resilience;
+mod security;
+mod server;

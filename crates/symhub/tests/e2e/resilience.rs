@@ -1,0 +1,259 @@
+//! Upstreams that fail, hang, redirect or lie; restarts; eviction.
+
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+const KEY: &str = "/bar.pdb/FEDCBA98765432100123456789ABCDEF2/bar.pdb";
+
+#[tokio::test]
+async fn a_failing_upstream_is_marked_down_skipped_then_probed() {
+    let bad = FakeUpstream::start().await;
+    let good = FakeUpstream::start().await;
+    let s = Symhub::start(&config_with(
+        &[("bad", &bad.url, ""), ("good", &good.url, "")],
+        "[health]\nfailure_threshold = 2\nblackout = \"1s\"",
+    ));
+    for i in 0..6 {
+        let key = format!("/k{i}.pdb/1/k{i}.pdb");
+        bad.route(&key, Behavior::Status(500));
+        good.serve(&key, data(100, i));
+        let r = s.get(&key).await;
+        assert_eq!(
+            r.status(),
+            200,
+            "the good upstream answers while the bad one fails"
+        );
+    }
+    assert_eq!(bad.total_hits(), 2, "down after two failures, then skipped");
+    let health = s.json("/healthz").await;
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(
+        s.metric("symhub_upstream_down{upstream=\"bad\"}").await,
+        1.0
+    );
+
+    // After the blackout one request probes it; it has recovered.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let key = "/probe.pdb/1/probe.pdb";
+    bad.serve(key, data(10, 99));
+    assert_eq!(s.get(key).await.status(), 200);
+    assert_eq!(bad.hits(key), 1);
+    let health = s.json("/healthz").await;
+    assert_eq!(health["status"], "ok");
+}
+
+#[tokio::test]
+async fn a_hanging_upstream_costs_its_first_byte_timeout_and_is_not_cached() {
+    let hang = FakeUpstream::start().await;
+    hang.route(
+        KEY,
+        Behavior::Serve(Serve::bytes(data(10, 1)).delay(Duration::from_secs(30))),
+    );
+    let s = Symhub::start(&config_with(
+        &[("hang", &hang.url, "first_byte_timeout = \"300ms\"")],
+        "",
+    ));
+    let started = Instant::now();
+    let r = s.get(KEY).await;
+    assert_eq!(r.status(), 404);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(
+        s.get(KEY).await.headers()["x-cache"],
+        "MISS",
+        "a timeout is not a negative"
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_is_cut_by_the_idle_timeout_not_a_total_limit() {
+    let up = FakeUpstream::start().await;
+    let body = data(50_000, 2);
+    // Slow but steady (10 pieces, 150 ms apart = 1.5 s) passes a 500 ms idle timeout...
+    up.route(
+        KEY,
+        Behavior::Serve(Serve::bytes(body.clone()).drip(10, Duration::from_millis(150))),
+    );
+    // ...a 2 s stall does not.
+    let stall = "/stall.pdb/1/stall.pdb";
+    up.route(
+        stall,
+        Behavior::Serve(Serve::bytes(body.clone()).drip(2, Duration::from_secs(2))),
+    );
+    let s = Symhub::start(&config_with(
+        &[("up", &up.url, "idle_timeout = \"500ms\"")],
+        "",
+    ));
+    assert_eq!(s.get(KEY).await.bytes().await.unwrap(), body);
+    let r = s.get(stall).await;
+    assert_eq!(r.status(), 200, "headers were fine");
+    assert!(
+        r.bytes().await.is_err(),
+        "the client sees a cut stream, not a short file"
+    );
+    assert!(
+        s.objects().len() == 1,
+        "nothing of the stalled download is cached"
+    );
+}
+
+#[tokio::test]
+async fn truncated_upstream_body_is_not_cached() {
+    let up = FakeUpstream::start().await;
+    let body = data(200_000, 3);
+    up.route(
+        KEY,
+        Behavior::Serve(Serve::bytes(body.clone()).cut_after(120_000)),
+    );
+    let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
+    let r = s.get(KEY).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.is_err(), "cut, never short-but-complete");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(s.objects().is_empty());
+    assert!(
+        walk(&s.data_dir.join("cache/tmp")).is_empty(),
+        "temp file removed"
+    );
+
+    // The next good answer works and is cached.
+    up.serve(KEY, body.clone());
+    let r = s.get(KEY).await;
+    assert_eq!(r.status(), 200, "{}", s.stderr());
+    assert_eq!(r.headers()["x-cache"], "MISS");
+    assert_eq!(r.bytes().await.unwrap(), body);
+    assert_eq!(s.get(KEY).await.headers()["x-cache"], "HIT");
+    assert_eq!(up.hits(KEY), 2);
+}
+
+#[tokio::test]
+async fn redirects_are_followed_bodies_cached_and_credentials_stay_home() {
+    let front = FakeUpstream::start().await;
+    let blob = FakeUpstream::start().await;
+    let body = data(40_000, 4);
+    blob.serve("/signed/blob123", body.clone());
+    front.route(
+        KEY,
+        Behavior::Redirect(format!("{}/signed/blob123", blob.url)),
+    );
+    let s = Symhub::start(&config_with(
+        &[(
+            "front",
+            &front.url,
+            "headers = { X-Api-Token = \"s3cret\" }\nforward_headers = [\"SymbolChecksum\"]",
+        )],
+        "",
+    ));
+    let r = client()
+        .get(format!("{}{KEY}", s.url))
+        .header("SymbolChecksum", "SHA256:abc")
+        .header("Authorization", "Bearer client-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the client never sees the redirect");
+    assert_eq!(r.bytes().await.unwrap(), body);
+
+    let (_, front_headers) = &front.requests()[0];
+    assert_eq!(front_headers["x-api-token"], "s3cret");
+    assert_eq!(front_headers["symbolchecksum"], "SHA256:abc");
+    assert!(
+        !front_headers.contains_key("authorization"),
+        "client credentials are never forwarded"
+    );
+    let (_, blob_headers) = &blob.requests()[0];
+    assert!(
+        !blob_headers.contains_key("x-api-token"),
+        "upstream credentials do not follow a redirect to another host"
+    );
+    assert!(!blob_headers.contains_key("symbolchecksum"));
+
+    // The body is cached, not the Location: the signed URL may expire, the hit still works.
+    blob.remove("/signed/blob123");
+    let r = s.get(KEY).await;
+    assert_eq!(r.headers()["x-cache"], "HIT");
+    assert_eq!(r.bytes().await.unwrap(), body);
+    assert_eq!((front.hits(KEY), blob.total_hits()), (1, 1));
+}
+
+#[tokio::test]
+async fn redirect_loops_and_html_pages_are_not_symbols() {
+    let up = FakeUpstream::start().await;
+    up.route(KEY, Behavior::Redirect(format!("{}/loop", up.url)));
+    up.route("/loop", Behavior::Redirect(format!("{}{KEY}", up.url)));
+    let html = "/page.pdb/1/page.pdb";
+    up.route(
+        html,
+        Behavior::Serve(
+            Serve::bytes("<html>login</html>").content_type("text/html; charset=utf-8"),
+        ),
+    );
+    let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
+    let started = Instant::now();
+    assert_eq!(s.get(KEY).await.status(), 404);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(s.get(html).await.status(), 404);
+    assert_eq!(
+        s.get(html).await.headers()["x-cache"],
+        "MISS",
+        "not cached, not a negative"
+    );
+    assert!(s.objects().is_empty());
+}
+
+#[tokio::test]
+async fn restart_keeps_the_cache_and_clears_temp_files() {
+    let up = FakeUpstream::start().await;
+    let body = data(123_456, 5);
+    up.serve(KEY, body.clone());
+    let mut s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
+    assert_eq!(s.get(KEY).await.bytes().await.unwrap(), body);
+    assert_eq!(s.get("/none.pdb/1/none.pdb").await.status(), 404);
+    let leftover = s.data_dir.join("cache/tmp/fill-leftover");
+    s.kill();
+    std::fs::write(&leftover, b"half a file").unwrap();
+    s.restart();
+    assert!(!leftover.exists(), "start-up removes temp files");
+    let r = s.get(KEY).await;
+    assert_eq!(r.headers()["x-cache"], "HIT");
+    assert_eq!(r.bytes().await.unwrap(), body);
+    assert_eq!(
+        s.get("/none.pdb/1/none.pdb").await.headers()["x-cache"],
+        "NEGATIVE"
+    );
+    assert_eq!(up.hits(KEY), 1);
+    assert_eq!(up.hits("/none.pdb/1/none.pdb"), 1);
+    assert_eq!(s.metric("symhub_cache_size_bytes").await, 123_456.0);
+}
+
+#[tokio::test]
+async fn eviction_keeps_the_cache_under_max_size_least_recently_used_first() {
+    let up = FakeUpstream::start().await;
+    let s = Symhub::start(&config_with(
+        &[("up", &up.url, "")],
+        "[cache]\nmax_size = \"100 KiB\"",
+    ));
+    let size = 30 * 1024;
+    for i in 0..10u64 {
+        let key = format!("/e{i}.pdb/1/e{i}.pdb");
+        up.serve(&key, data(size, 100 + i));
+        assert_eq!(s.get(&key).await.bytes().await.unwrap().len(), size);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let on_disk: u64 = s.objects().iter().map(|(_, l)| l).sum();
+        let reported = s.metric("symhub_cache_size_bytes").await as u64;
+        if on_disk <= 100 * 1024 && reported == on_disk {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cache still {on_disk} bytes on disk, {reported} reported"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(s.metric("symhub_cache_evictions_total").await >= 7.0);
+    // The newest entry survived; the oldest was evicted and is fetched again.
+    assert_eq!(s.get("/e9.pdb/1/e9.pdb").await.headers()["x-cache"], "HIT");
+    assert_eq!(s.get("/e0.pdb/1/e0.pdb").await.headers()["x-cache"], "MISS");
+}

@@ -1,0 +1,253 @@
+//! The server around the cache: UNIX sockets, path prefix, config errors, logs, shutdown.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+const KEY: &str = "/sock.pdb/00000000000000000000000000000000A/sock.pdb";
+
+fn unix_get(socket: &std::path::Path, path: &str, extra_headers: &str) -> String {
+    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra_headers}\r\n"
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn serves_over_a_unix_socket_replacing_a_stale_one() {
+    let up = FakeUpstream::start().await;
+    up.serve(KEY, "over the socket");
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("symhub.sock");
+    // A stale socket file, as a crashed process leaves it.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    assert!(socket.exists());
+    let config = config_with(
+        &[("up", &up.url, "")],
+        "[server]\nunix_socket_mode = \"0600\"",
+    );
+    let s = Symhub::start_on(&config, &format!("unix:{}", socket.display()));
+    assert_eq!(s.url, format!("unix:{}", socket.display()));
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let answer = tokio::task::spawn_blocking({
+        let socket = socket.clone();
+        move || unix_get(&socket, KEY, "X-Forwarded-For: 198.51.100.23\r\n")
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("over the socket"), "{answer}");
+    // nginx in front over the socket is trusted for X-Forwarded-For by default.
+    assert!(
+        s.stderr().contains("client=198.51.100.23"),
+        "{}",
+        s.stderr()
+    );
+}
+
+#[tokio::test]
+async fn a_socket_path_that_is_a_regular_file_is_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("precious");
+    std::fs::write(&path, b"data").unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--listen"])
+        .arg(format!("unix:{}", path.display()))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a socket"));
+    assert_eq!(std::fs::read(&path).unwrap(), b"data");
+}
+
+#[tokio::test]
+async fn path_prefix_moves_the_symbol_routes() {
+    let up = FakeUpstream::start().await;
+    up.serve(KEY, "prefixed");
+    let s = Symhub::start(&config_with(
+        &[("up", &up.url, "")],
+        "[server]\npath_prefix = \"/symbols\"",
+    ));
+    let r = s.get(&format!("/symbols{KEY}")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "prefixed");
+    assert_eq!(s.get(KEY).await.status(), 404);
+    assert_eq!(up.total_hits(), 1);
+}
+
+#[tokio::test]
+async fn query_strings_are_ignored_and_segments_decoded() {
+    let up = FakeUpstream::start().await;
+    let key = "/libstdc++.so.6/178755DD8CAF0765454517F01B557DA20/libstdc++.so.6.sym";
+    up.serve(
+        key,
+        "MODULE Linux x86_64 178755DD8CAF0765454517F01B557DA20 libstdc++.so.6",
+    );
+    let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
+    let r = s
+        .get(&format!(
+            "{key}?code_file=libstdc%2B%2B.so.6&code_id=dd558717af8c6507"
+        ))
+        .await;
+    assert_eq!(r.status(), 200);
+    r.bytes().await.unwrap();
+    let encoded = "/libstdc%2B%2B.so.6/178755DD8CAF0765454517F01B557DA20/libstdc%2B%2B.so.6.sym";
+    assert_eq!(s.get(encoded).await.headers()["x-cache"], "HIT");
+    assert_eq!(up.total_hits(), 1);
+}
+
+#[test]
+fn bad_config_is_refused_naming_the_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("symhub.toml");
+    std::fs::write(&cfg, "[cache]\nmax_sise = \"1 GiB\"\n").unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("symhub.toml") && err.contains("max_sise"),
+        "{err}"
+    );
+
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--upstream", "ftp://nope", "--data-dir"])
+        .arg(dir.path().join("d"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must be http or https"));
+}
+
+#[tokio::test]
+async fn flags_override_the_config_file() {
+    let configured = FakeUpstream::start().await;
+    let flagged = FakeUpstream::start().await;
+    flagged.serve(KEY, "from the flag");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("symhub.toml");
+    std::fs::write(
+        &cfg,
+        config_with(
+            &[("configured", &configured.url, "")],
+            "[server]\nlisten = [\"127.0.0.1:1\"]",
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &flagged.url,
+            "--config",
+        ])
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("symhub: listening on ")
+        .unwrap()
+        .to_owned();
+    let r = client().get(format!("{url}{KEY}")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "from the flag");
+    assert_eq!(configured.total_hits(), 0);
+    assert!(dir.path().join("data/cache/index.sqlite3").exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_an_in_flight_response_finish() {
+    let up = FakeUpstream::start().await;
+    let body = data(200_000, 1);
+    up.route(
+        KEY,
+        Behavior::Serve(Serve::bytes(body.clone()).drip(8, Duration::from_millis(100))),
+    );
+    let mut s = Symhub::start(&config_with(
+        &[("up", &up.url, "")],
+        "[server]\nshutdown_grace = \"5s\"",
+    ));
+    let url = format!("{}{KEY}", s.url);
+    let download =
+        tokio::spawn(async move { client().get(&url).send().await.unwrap().bytes().await });
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let started = Instant::now();
+    let status =
+        tokio::task::block_in_place(|| s.terminate(Duration::from_secs(8))).expect("exited");
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(6));
+    assert_eq!(
+        download.await.unwrap().unwrap(),
+        body,
+        "the in-flight response completed"
+    );
+}
+
+#[tokio::test]
+async fn logs_one_json_line_per_request_with_its_outcome() {
+    let up = FakeUpstream::start().await;
+    up.serve(KEY, data(777, 3));
+    let s = Symhub::start(&config_with(
+        &[("up", &up.url, "")],
+        "[server]\nlog_format = \"json\"",
+    ));
+    s.get(KEY).await.bytes().await.unwrap();
+    s.get(KEY).await.bytes().await.unwrap();
+    s.get("/nope.pdb/1/nope.pdb").await;
+    s.get("/nope.pdb/1/nope.pdb").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let lines: Vec<serde_json::Value> = s
+        .stderr()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["fields"]["message"] == "symbol")
+        .collect();
+    let outcomes: Vec<_> = lines
+        .iter()
+        .map(|v| v["fields"]["outcome"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(outcomes, ["miss", "hit", "miss", "negative"]);
+    assert_eq!(lines[0]["fields"]["bytes"], 777);
+    assert_eq!(lines[0]["fields"]["upstream"], "up");
+    assert_eq!(lines[1]["fields"]["status"], 200);
+    assert!(lines[1]["fields"]["took_ms"].is_number());
+    assert_eq!(lines[3]["fields"]["status"], 404);
+    let metrics = s.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("symhub_requests_total{outcome=\"hit\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("symhub_upstream_requests_total{upstream=\"up\",status=\"200\"} 1"),
+        "{metrics}"
+    );
+}

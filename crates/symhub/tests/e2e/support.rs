@@ -1,0 +1,441 @@
+//! Test support: the real `symhub` binary on a loopback port (or UNIX socket), and fake
+//! upstreams that are real HTTP servers able to delay, drip, cut, redirect, answer any
+//! status, and count what they were asked.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode, Uri};
+
+// ---------------------------------------------------------------------------------------------
+// Fake upstream
+
+#[derive(Clone)]
+pub enum Behavior {
+    /// Serve bytes, optionally slowly or cut short.
+    Serve(Serve),
+    Status(u16),
+    /// 302 to this absolute URL.
+    Redirect(String),
+}
+
+#[derive(Clone, Default)]
+pub struct Serve {
+    pub body: Bytes,
+    pub delay_headers: Duration,
+    /// Send the body in this many pieces with `interval` between them.
+    pub pieces: usize,
+    pub interval: Duration,
+    /// Announce the full length but stop after this many bytes and break the connection.
+    pub cut_after: Option<usize>,
+    pub content_type: Option<&'static str>,
+}
+
+impl Serve {
+    pub fn bytes(body: impl Into<Bytes>) -> Self {
+        Self {
+            body: body.into(),
+            pieces: 1,
+            ..Self::default()
+        }
+    }
+    pub fn drip(mut self, pieces: usize, interval: Duration) -> Self {
+        self.pieces = pieces.max(1);
+        self.interval = interval;
+        self
+    }
+    pub fn delay(mut self, d: Duration) -> Self {
+        self.delay_headers = d;
+        self
+    }
+    pub fn cut_after(mut self, n: usize) -> Self {
+        self.cut_after = Some(n);
+        self
+    }
+    pub fn content_type(mut self, ct: &'static str) -> Self {
+        self.content_type = Some(ct);
+        self
+    }
+}
+
+#[derive(Default)]
+struct UpstreamState {
+    routes: Mutex<HashMap<String, Behavior>>,
+    hits: Mutex<HashMap<String, usize>>,
+    requests: Mutex<Vec<(String, HeaderMap)>>,
+    /// When the body of a path was last sent in full.
+    finished: Mutex<HashMap<String, Instant>>,
+}
+
+pub struct FakeUpstream {
+    pub url: String,
+    state: Arc<UpstreamState>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl FakeUpstream {
+    pub async fn start() -> Self {
+        let state = Arc::new(UpstreamState::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new()
+            .fallback(upstream_handler)
+            .with_state(state.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            url,
+            state,
+            _server: server,
+        }
+    }
+
+    /// `path` is the exact request path, e.g. `/foo.pdb/ABC1/foo.pdb`.
+    pub fn route(&self, path: &str, b: Behavior) {
+        self.state.routes.lock().unwrap().insert(path.to_owned(), b);
+    }
+
+    pub fn serve(&self, path: &str, body: impl Into<Bytes>) {
+        self.route(path, Behavior::Serve(Serve::bytes(body)));
+    }
+
+    pub fn remove(&self, path: &str) {
+        self.state.routes.lock().unwrap().remove(path);
+    }
+
+    pub fn hits(&self, path: &str) -> usize {
+        self.state
+            .hits
+            .lock()
+            .unwrap()
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn total_hits(&self) -> usize {
+        self.state.hits.lock().unwrap().values().sum()
+    }
+
+    pub fn requests(&self) -> Vec<(String, HeaderMap)> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    pub fn finished(&self, path: &str) -> Option<Instant> {
+        self.state.finished.lock().unwrap().get(path).copied()
+    }
+}
+
+async fn upstream_handler(
+    State(state): State<Arc<UpstreamState>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let path = uri.path().to_owned();
+    *state.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    state.requests.lock().unwrap().push((path.clone(), headers));
+    let behavior = state.routes.lock().unwrap().get(&path).cloned();
+    match behavior {
+        None => StatusCode::NOT_FOUND.into_response(),
+        Some(Behavior::Status(s)) => StatusCode::from_u16(s).unwrap().into_response(),
+        Some(Behavior::Redirect(to)) => {
+            (StatusCode::FOUND, [(http::header::LOCATION, to)]).into_response()
+        }
+        Some(Behavior::Serve(s)) => {
+            tokio::time::sleep(s.delay_headers).await;
+            let total = s.body.len();
+            let limit = s.cut_after.unwrap_or(total).min(total);
+            let piece = total.div_ceil(s.pieces).max(1);
+            let body = s.body.clone();
+            let cut = s.cut_after.is_some();
+            let interval = s.interval;
+            let st = state.clone();
+            let stream = futures_util::stream::unfold(0usize, move |sent| {
+                let body = body.clone();
+                let st = st.clone();
+                let path = path.clone();
+                async move {
+                    if sent >= limit {
+                        if cut {
+                            // Let the headers and the first bytes reach the client first.
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            return Some((
+                                Err(std::io::Error::other("cut by the test")),
+                                usize::MAX,
+                            ));
+                        }
+                        st.finished.lock().unwrap().insert(path, Instant::now());
+                        return None;
+                    }
+                    if sent > 0 {
+                        tokio::time::sleep(interval).await;
+                    }
+                    let end = (sent + piece).min(limit);
+                    if end == total {
+                        // hyper stops polling once Content-Length bytes went out.
+                        st.finished.lock().unwrap().insert(path, Instant::now());
+                    }
+                    Some((Ok::<_, std::io::Error>(body.slice(sent..end)), end))
+                }
+            });
+            let mut r = Response::new(Body::from_stream(stream));
+            r.headers_mut()
+                .insert(http::header::CONTENT_LENGTH, total.into());
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                s.content_type
+                    .unwrap_or("application/octet-stream")
+                    .parse()
+                    .unwrap(),
+            );
+            r
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real binary
+
+pub struct Symhub {
+    pub url: String,
+    pub data_dir: PathBuf,
+    pub config_path: PathBuf,
+    pub listen: String,
+    child: Option<Child>,
+    pub stderr_path: PathBuf,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_symhub")
+}
+
+impl Symhub {
+    /// Starts symhub with `config` (TOML without `[server] listen` and `[storage]`, which the
+    /// harness sets) on a fresh data dir.
+    pub fn start(config: &str) -> Self {
+        Self::start_on(config, "127.0.0.1:0")
+    }
+
+    pub fn start_on(config: &str, listen: &str) -> Self {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let data_dir = dir.path().join("data");
+        let config_path = dir.path().join("symhub.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut s = Self {
+            url: String::new(),
+            data_dir,
+            config_path,
+            listen: listen.to_owned(),
+            child: None,
+            stderr_path: dir.path().join("stderr.log"),
+            _dir: dir,
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.stderr_path)
+            .unwrap();
+        let mut child = Command::new(bin())
+            .arg("serve")
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("--listen")
+            .arg(&self.listen)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            // Keep draining so the child never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("symhub did not start: {}", self.stderr()));
+        let addr = line
+            .strip_prefix("symhub: listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        self.url = addr.to_owned();
+        self.child = Some(child);
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Stops (SIGKILL) and starts again on the same data dir and port.
+    pub fn restart(&mut self) {
+        self.kill();
+        if let Some(addr) = self.url.strip_prefix("http://") {
+            self.listen = addr.to_owned();
+        }
+        self.spawn();
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = c.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        None
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        client()
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn json(&self, path: &str) -> serde_json::Value {
+        serde_json::from_slice(&self.get(path).await.bytes().await.unwrap()).unwrap()
+    }
+
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.get("/metrics").await.text().await.unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Every regular file below the data dir, relative.
+    pub fn files(&self) -> Vec<PathBuf> {
+        walk(&self.data_dir)
+            .into_iter()
+            .map(|p| p.strip_prefix(&self.data_dir).unwrap().to_path_buf())
+            .collect()
+    }
+
+    /// The cached objects (bodies) on disk, with their sizes.
+    pub fn objects(&self) -> Vec<(PathBuf, u64)> {
+        walk(&self.data_dir.join("cache/objects"))
+            .into_iter()
+            .map(|p| {
+                let len = std::fs::metadata(&p).unwrap().len();
+                (p, len)
+            })
+            .collect()
+    }
+}
+
+impl Drop for Symhub {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A config with the given upstreams, in order: `(name, url, extra TOML lines)`.
+pub fn config_with(upstreams: &[(&str, &str, &str)], extra: &str) -> String {
+    let mut s = String::from(extra);
+    s.push('\n');
+    for (name, url, more) in upstreams {
+        s.push_str(&format!(
+            "[[upstream]]\nname = \"{name}\"\nurl = \"{url}\"\n{more}\n"
+        ));
+    }
+    s
+}
+
+/// Deterministic pseudo-random bytes (no two tests share content by accident).
+pub fn data(len: usize, seed: u64) -> Bytes {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// Sends raw bytes as a request over TCP and returns the status line and all that came back.
+pub fn raw_request(base_url: &str, request: &[u8]) -> String {
+    let addr = base_url.strip_prefix("http://").unwrap();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `GET <path>` sent byte for byte, with no client-side normalization.
+pub fn raw_get(base_url: &str, path: &[u8]) -> String {
+    let mut req = b"GET ".to_vec();
+    req.extend_from_slice(path);
+    req.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    raw_request(base_url, &req)
+}
