@@ -62,6 +62,14 @@ def cpu_ticks(pids):
     return total
 
 
+def host_busy_ticks():
+    """Busy clock ticks of the whole machine (all CPUs), from the first line of /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (v + [0] * 8)[:8]
+    return user + nice + system + irq + softirq + steal
+
+
 def status_kib(pid, field):
     """A 'VmRSS:'/'VmHWM:' style field of /proc/PID/status, in KiB (0 if gone)."""
     try:
@@ -128,8 +136,7 @@ def cmd_wrk(name, server_pid, wrk_argv):
     server_pid = int(server_pid)
     pids = proc_tree(server_pid)
     is_symhub = len(pids) == 1
-    load_before = os.getloadavg()[0]
-    cpu0 = cpu_ticks(pids)
+    cpu0, host0 = cpu_ticks(pids), host_busy_ticks()
     sampler = Sampler(pids)
     sampler.start()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -139,7 +146,7 @@ def cmd_wrk(name, server_pid, wrk_argv):
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     sampler.stop.set()
     sampler.join()
-    cpu1 = cpu_ticks(pids)
+    cpu1, host1 = cpu_ticks(pids), host_busy_ticks()
     sys.stdout.write(proc.stdout)
     sys.stderr.write(proc.stderr)
     m = REPORT_RE.search(proc.stdout)
@@ -162,7 +169,9 @@ def cmd_wrk(name, server_pid, wrk_argv):
         # CPU use in "cores" (1.0 = one core fully busy) over the wrk run.
         "server_cores": (cpu1 - cpu0) / CLK_TCK / wall,
         "wrk_cores": wrk_cpu / wall,
-        "loadavg_before": load_before,
+        # Whole machine; what is neither server nor wrk is other load on the host (or
+        # kernel work not charged to either process), which disturbs the comparison.
+        "host_cores": (host1 - host0) / CLK_TCK / wall,
         "rss_max_mib": sampler.max_kib / 1024,
         "rss_samples": sampler.samples,
         "hwm_mib": status_kib(server_pid, "VmHWM") / 1024 if is_symhub else None,
@@ -170,7 +179,7 @@ def cmd_wrk(name, server_pid, wrk_argv):
     append_result(rec)
     print(
         f"  -> {rec['rps']:.0f} req/s, {rec['mib_s']:.1f} MiB/s, server {rec['server_cores']:.2f} "
-        f"cores, wrk {rec['wrk_cores']:.2f} cores, server RSS max {rec['rss_max_mib']:.1f} MiB"
+        f"cores, wrk {rec['wrk_cores']:.2f} cores, whole host {rec['host_cores']:.2f} cores, server RSS max {rec['rss_max_mib']:.1f} MiB"
     )
 
 
@@ -192,6 +201,10 @@ def cmd_curl(name, url, expected_bytes):
 
 def ratio(a, b):
     return a / b if b else float("nan")
+
+
+def other(rec):
+    return max(0.0, rec["host_cores"] - rec["server_cores"] - rec["wrk_cores"])
 
 
 def verdict(r, target=0.9):
@@ -247,7 +260,7 @@ def cmd_summary(path):
     add("Detail per wrk run (CPU in cores: 1.00 = one core busy; this machine has "
         f"{meta.get('cpus', '?')} cores shared by wrk and the server)")
     add(f"{'run':<18}{'args':<22}{'requests':>10}{'p50 ms':>9}{'p99 ms':>9}{'srv cpu':>9}{'wrk cpu':>9}"
-        f"{'load1':>7}{'RSS max MiB':>13}")
+        f"{'host cpu':>9}{'other':>7}{'RSS max MiB':>13}")
     add("-" * 100)
     for key, _, _, _ in cases:
         for who in ("nginx", "symhub"):
@@ -256,8 +269,14 @@ def cmd_summary(path):
                 continue
             add(f"{who + '-' + key:<18}{meta.get('wrk_args_' + key, ''):<22}{rec['requests']:>10}"
                 f"{rec['latency_p50_ms']:>9.2f}{rec['latency_p99_ms']:>9.2f}{rec['server_cores']:>9.2f}"
-                f"{rec['wrk_cores']:>9.2f}{rec['loadavg_before']:>7.2f}{rec['rss_max_mib']:>13.1f}")
-    add("(nginx RSS = master + workers; symhub RSS sampled from /proc/PID/status VmRSS every 100 ms)")
+                f"{rec['wrk_cores']:>9.2f}{rec['host_cores']:>9.2f}{other(rec):>7.2f}"
+                f"{rec['rss_max_mib']:>13.1f}")
+    add("(srv/wrk/host cpu: cores busy on average; other = host - srv - wrk, i.e. load that is neither")
+    add(" the server nor wrk. nginx RSS = master + workers; symhub VmRSS sampled every 100 ms)")
+    noisy = [n for n, r in wrk.items() if other(r) > 0.25]
+    if noisy:
+        add(f"WARNING: other load above 0.25 cores during {', '.join(sorted(noisy))}: "
+            "those numbers are disturbed; rerun on an idle machine.")
     add("")
     add("symhub memory (target: peak RSS < 64 MiB during the 100 MiB run)")
     add("-" * 100)

@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::store::index::unix_secs;
+use crate::store::index::{unix_millis, unix_secs};
 use crate::store::{object_id, CachedEntry, Index, ObjectDir};
 use crate::upstream::Upstreams;
 pub use fill::{Fill, FillState};
@@ -230,7 +230,7 @@ impl Cache {
             self.pending_touches
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(entry.key.clone(), now);
+                .insert(entry.key.clone(), unix_millis(SystemTime::now()));
         }
     }
 

@@ -36,6 +36,13 @@ pub fn unix_secs(t: SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
+/// Access times are kept in milliseconds so entries cached within one second keep their order.
+pub fn unix_millis(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 fn from_unix(secs: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64)
 }
@@ -54,8 +61,8 @@ impl Index {
                  sha256 TEXT NOT NULL,
                  last_modified INTEGER NOT NULL,
                  upstream TEXT NOT NULL,
-                 created INTEGER NOT NULL,
-                 last_access INTEGER NOT NULL
+                 created INTEGER NOT NULL,      -- unix ms
+                 last_access INTEGER NOT NULL   -- unix ms
              ) WITHOUT ROWID;
              CREATE INDEX IF NOT EXISTS cache_lru ON cache_entries(last_access);
              CREATE TABLE IF NOT EXISTS negatives (
@@ -94,7 +101,7 @@ impl Index {
 
     /// Records a committed object and clears any negative entry for its key.
     pub fn insert(&self, e: &CachedEntry) -> rusqlite::Result<()> {
-        let now = unix_secs(SystemTime::now());
+        let now = unix_millis(SystemTime::now());
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute(
@@ -132,7 +139,7 @@ impl Index {
             .map(|s| s as u64)
     }
 
-    /// Writes batched access times (unix seconds) in one transaction.
+    /// Writes batched access times (unix milliseconds) in one transaction.
     pub fn touch_many(&self, touches: &[(String, i64)]) -> rusqlite::Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;

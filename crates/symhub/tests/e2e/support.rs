@@ -358,10 +358,8 @@ impl Symhub {
     pub fn objects(&self) -> Vec<(PathBuf, u64)> {
         walk(&self.data_dir.join("cache/objects"))
             .into_iter()
-            .map(|p| {
-                let len = std::fs::metadata(&p).unwrap().len();
-                (p, len)
-            })
+            // An object may be evicted between the listing and the stat.
+            .filter_map(|p| Some((p.clone(), std::fs::metadata(&p).ok()?.len())))
             .collect()
     }
 }
