@@ -127,12 +127,16 @@ async fn forbidden_and_gone_are_negative_but_server_errors_are_not() {
 async fn priority_follows_configured_order_even_when_the_first_is_slower() {
     let first = FakeUpstream::start().await;
     let second = FakeUpstream::start().await;
-    let (a, b) = (data(2000, 4), data(2000, 5));
+    let (a, b) = (data(2000, 4), data(2_000_000, 5));
     first.route(
         KEY,
         Behavior::Serve(Serve::bytes(a.clone()).delay(Duration::from_millis(400))),
     );
-    second.serve(KEY, b);
+    // The losing upstream answers at once, with a long and slow body.
+    second.route(
+        KEY,
+        Behavior::Serve(Serve::bytes(b).drip(40, Duration::from_millis(100))),
+    );
     let s = Symhub::start(&config_with(
         &[("first", &first.url, ""), ("second", &second.url, "")],
         "",
@@ -141,6 +145,12 @@ async fn priority_follows_configured_order_even_when_the_first_is_slower() {
     assert_eq!(r.headers()["x-symhub-upstream"], "first");
     assert_eq!(r.bytes().await.unwrap(), a);
     assert_eq!(second.hits(KEY), 1, "asked concurrently");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        second.abandoned(KEY),
+        1,
+        "the losing download was cancelled, not finished"
+    );
 
     // A lower-priority answer is used when the higher one says no.
     let other = "/bar.pdb/1/bar.pdb";
@@ -229,6 +239,26 @@ async fn fifty_concurrent_clients_share_one_slow_download_and_stream_early() {
     assert_eq!(up.hits(KEY), 1, "exactly one upstream request");
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(s.get(KEY).await.headers()["x-cache"], "HIT");
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_does_not_abort_the_download() {
+    let up = FakeUpstream::start().await;
+    let body = data(500_000, 12);
+    up.route(
+        KEY,
+        Behavior::Serve(Serve::bytes(body.clone()).drip(10, Duration::from_millis(60))),
+    );
+    let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
+    let mut r = s.get(KEY).await;
+    assert!(r.chunk().await.unwrap().is_some());
+    drop(r);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(up.abandoned(KEY), 0);
+    let r = s.get(KEY).await;
+    assert_eq!(r.headers()["x-cache"], "HIT");
+    assert_eq!(r.bytes().await.unwrap(), body);
+    assert_eq!(up.hits(KEY), 1);
 }
 
 #[tokio::test]

@@ -75,6 +75,30 @@ struct UpstreamState {
     requests: Mutex<Vec<(String, HeaderMap)>>,
     /// When the body of a path was last sent in full.
     finished: Mutex<HashMap<String, Instant>>,
+    /// Bodies dropped before they were sent in full (the client went away).
+    abandoned: Mutex<HashMap<String, usize>>,
+}
+
+/// Lives inside a response body stream; notices when the stream is dropped unfinished.
+struct AbandonProbe {
+    state: Arc<UpstreamState>,
+    path: String,
+    total: usize,
+    sent: usize,
+}
+
+impl Drop for AbandonProbe {
+    fn drop(&mut self) {
+        if self.sent < self.total {
+            *self
+                .state
+                .abandoned
+                .lock()
+                .unwrap()
+                .entry(self.path.clone())
+                .or_default() += 1;
+        }
+    }
 }
 
 pub struct FakeUpstream {
@@ -132,6 +156,16 @@ impl FakeUpstream {
         self.state.requests.lock().unwrap().clone()
     }
 
+    pub fn abandoned(&self, path: &str) -> usize {
+        self.state
+            .abandoned
+            .lock()
+            .unwrap()
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+
     pub fn finished(&self, path: &str) -> Option<Instant> {
         self.state.finished.lock().unwrap().get(path).copied()
     }
@@ -161,18 +195,26 @@ async fn upstream_handler(
             let cut = s.cut_after.is_some();
             let interval = s.interval;
             let st = state.clone();
-            let stream = futures_util::stream::unfold(0usize, move |sent| {
+            let probe = AbandonProbe {
+                state: state.clone(),
+                path: path.clone(),
+                total,
+                sent: 0,
+            };
+            let stream = futures_util::stream::unfold((0usize, probe), move |(sent, mut probe)| {
                 let body = body.clone();
                 let st = st.clone();
                 let path = path.clone();
                 async move {
+                    probe.sent = sent;
                     if sent >= limit {
                         if cut {
                             // Let the headers and the first bytes reach the client first.
                             tokio::time::sleep(Duration::from_millis(200)).await;
+                            probe.sent = usize::MAX;
                             return Some((
                                 Err(std::io::Error::other("cut by the test")),
-                                usize::MAX,
+                                (usize::MAX, probe),
                             ));
                         }
                         st.finished.lock().unwrap().insert(path, Instant::now());
@@ -186,7 +228,8 @@ async fn upstream_handler(
                         // hyper stops polling once Content-Length bytes went out.
                         st.finished.lock().unwrap().insert(path, Instant::now());
                     }
-                    Some((Ok::<_, std::io::Error>(body.slice(sent..end)), end))
+                    probe.sent = end;
+                    Some((Ok::<_, std::io::Error>(body.slice(sent..end)), (end, probe)))
                 }
             });
             let mut r = Response::new(Body::from_stream(stream));
