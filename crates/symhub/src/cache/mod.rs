@@ -100,7 +100,8 @@ impl Cache {
             objects,
             index,
             memory: moka::sync::Cache::new(config.cache.memory_entries),
-            negatives: moka::sync::Cache::new(1_000_000),
+            // The index holds every negative entry; memory only keeps the hot ones.
+            negatives: moka::sync::Cache::new(config.cache.memory_entries),
             fills: Mutex::default(),
             pending_touches: Mutex::default(),
             upstreams,

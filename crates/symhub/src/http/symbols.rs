@@ -165,6 +165,27 @@ fn wanted(headers: &HeaderMap, len: u64, etag: Option<&str>) -> Wanted {
     }
 }
 
+fn range_not_satisfiable(len: u64) -> Response {
+    let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_RANGE,
+        HeaderValue::from_str(&format!("bytes */{len}")).expect("ascii"),
+    );
+    r
+}
+
+/// Content-Length, and Content-Range for a 206, of the bytes `start..end` of `len`.
+fn set_length(r: &mut Response, status: StatusCode, start: u64, end: u64, len: u64) {
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    if status == StatusCode::PARTIAL_CONTENT {
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&format!("bytes {start}-{}/{len}", end - 1)).expect("ascii"),
+        );
+    }
+}
+
 fn etag_matches(if_none_match: &str, etag: &str) -> bool {
     if_none_match
         .split(',')
@@ -206,14 +227,7 @@ async fn serve_entry(
         let (status, start, end) = match wanted(headers, len, Some(&etag)) {
             Wanted::All => (StatusCode::OK, 0, len),
             Wanted::Part(s, e) => (StatusCode::PARTIAL_CONTENT, s, e + 1),
-            Wanted::Unsatisfiable => {
-                let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
-                r.headers_mut().insert(
-                    header::CONTENT_RANGE,
-                    HeaderValue::from_str(&format!("bytes */{len}")).expect("ascii"),
-                );
-                return Some(r);
-            }
+            Wanted::Unsatisfiable => return Some(range_not_satisfiable(len)),
         };
         let body = if head {
             Body::empty()
@@ -222,14 +236,7 @@ async fn serve_entry(
         };
         let mut r = Response::new(body);
         *r.status_mut() = status;
-        if status == StatusCode::PARTIAL_CONTENT {
-            r.headers_mut().insert(
-                header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes {start}-{}/{len}", end - 1)).expect("ascii"),
-            );
-        }
-        r.headers_mut()
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+        set_length(&mut r, status, start, end, len);
         r
     };
     base_headers(&mut r, cache, entry.last_modified);
@@ -249,14 +256,7 @@ fn serve_streaming(
     let (status, start, end) = match p.len.map(|len| (len, wanted(headers, len, None))) {
         None | Some((_, Wanted::All)) => (StatusCode::OK, 0, p.len),
         Some((_, Wanted::Part(s, e))) => (StatusCode::PARTIAL_CONTENT, s, Some(e + 1)),
-        Some((len, Wanted::Unsatisfiable)) => {
-            let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
-            r.headers_mut().insert(
-                header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes */{len}")).expect("ascii"),
-            );
-            return r;
-        }
+        Some((len, Wanted::Unsatisfiable)) => return range_not_satisfiable(len),
     };
     let body = if head {
         Body::empty()
@@ -265,16 +265,8 @@ fn serve_streaming(
     };
     let mut r = Response::new(body);
     *r.status_mut() = status;
-    if let Some(end) = end {
-        r.headers_mut()
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
-        if status == StatusCode::PARTIAL_CONTENT {
-            let len = p.len.expect("a range needs a length");
-            r.headers_mut().insert(
-                header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes {start}-{}/{len}", end - 1)).expect("ascii"),
-            );
-        }
+    if let (Some(end), Some(len)) = (end, p.len) {
+        set_length(&mut r, status, start, end, len);
     }
     base_headers(&mut r, cache, p.last_modified);
     r

@@ -300,6 +300,44 @@ async fn head_during_a_fill_answers_from_its_headers() {
 }
 
 #[tokio::test]
+async fn a_range_request_during_a_fill_gets_its_part_as_it_arrives() {
+    let up = FakeUpstream::start().await;
+    let body = data(400_000, 13);
+    up.route(
+        KEY,
+        Behavior::Serve(Serve::bytes(body.clone()).drip(8, Duration::from_millis(150))),
+    );
+    let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
+    let url = format!("{}{KEY}", s.url);
+    let full = tokio::spawn({
+        let url = url.clone();
+        async move {
+            client()
+                .get(&url)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = client()
+        .get(&url)
+        .header("range", "bytes=1000-1999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.headers()["x-cache"], "COALESCED");
+    assert_eq!(r.headers()["content-range"], "bytes 1000-1999/400000");
+    assert_eq!(r.bytes().await.unwrap(), body.slice(1000..2000));
+    assert_eq!(full.await.unwrap(), body);
+    assert_eq!(up.hits(KEY), 1);
+}
+
+#[tokio::test]
 async fn zero_byte_bodies_are_files_too() {
     let up = FakeUpstream::start().await;
     up.serve(KEY, bytes::Bytes::new());
