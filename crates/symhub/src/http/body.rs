@@ -7,6 +7,7 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -15,28 +16,41 @@ use tokio::sync::watch;
 
 use crate::cache::fill::{FillState, CHUNK};
 
-async fn read_chunk(file: Arc<File>, offset: u64, len: usize) -> io::Result<Bytes> {
-    tokio::task::spawn_blocking(move || {
-        let mut buf = vec![0u8; len];
-        let mut filled = 0;
-        while filled < len {
-            match file.read_at(&mut buf[filled..], offset + filled as u64)? {
-                0 => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "file shorter than its recorded size",
-                    ))
-                }
-                n => filled += n,
+fn read_exact_at(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, offset)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => {
+                io::Error::new(e.kind(), "file shorter than its recorded size")
             }
-        }
-        Ok(Bytes::from(buf))
-    })
-    .await?
+            _ => e,
+        })?;
+    Ok(Bytes::from(buf))
 }
 
-/// Bytes `start..end` of a committed file.
-pub fn file_body(file: Arc<File>, start: u64, end: u64) -> Body {
+async fn read_chunk(file: Arc<File>, offset: u64, len: usize) -> io::Result<Bytes> {
+    tokio::task::spawn_blocking(move || read_exact_at(&file, offset, len)).await?
+}
+
+/// Bytes `start..end` of a committed file. The file is opened now (an error means it is
+/// gone); a range that fits in one chunk is read in the same blocking call, which is what
+/// makes small hits cheap.
+pub async fn file_body(path: PathBuf, start: u64, end: u64) -> io::Result<Body> {
+    let small = end - start <= CHUNK as u64;
+    let (file, first) = tokio::task::spawn_blocking(move || {
+        let file = File::open(path)?;
+        let first = if small {
+            Some(read_exact_at(&file, start, (end - start) as usize)?)
+        } else {
+            None
+        };
+        Ok::<_, io::Error>((file, first))
+    })
+    .await??;
+    if let Some(bytes) = first {
+        return Ok(Body::from(bytes));
+    }
+    let file = Arc::new(file);
     let stream = futures_util::stream::try_unfold(start, move |offset| {
         let file = file.clone();
         async move {
@@ -48,7 +62,7 @@ pub fn file_body(file: Arc<File>, start: u64, end: u64) -> Body {
             Ok::<_, io::Error>(Some((chunk, offset + n as u64)))
         }
     });
-    Body::from_stream(stream)
+    Ok(Body::from_stream(stream))
 }
 
 /// Bytes `start..end` (or to the end) of a fill in progress, following it as it grows. If the

@@ -215,30 +215,22 @@ async fn serve_entry(
                     || entry.last_modified < since
             }),
     };
-    let path = entry.path.clone();
-    let file = tokio::task::spawn_blocking(move || std::fs::File::open(path))
-        .await
-        .ok()?
-        .ok()?;
-    let mut r = if not_modified {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        let len = entry.size;
-        let (status, start, end) = match wanted(headers, len, Some(&etag)) {
-            Wanted::All => (StatusCode::OK, 0, len),
-            Wanted::Part(s, e) => (StatusCode::PARTIAL_CONTENT, s, e + 1),
-            Wanted::Unsatisfiable => return Some(range_not_satisfiable(len)),
-        };
-        let body = if head {
-            Body::empty()
-        } else {
-            file_body(Arc::new(file), start, end)
-        };
-        let mut r = Response::new(body);
-        *r.status_mut() = status;
-        set_length(&mut r, status, start, end, len);
-        r
+    let len = entry.size;
+    let (status, start, end) = match wanted(headers, len, Some(&etag)) {
+        _ if not_modified => (StatusCode::NOT_MODIFIED, 0, 0),
+        Wanted::All => (StatusCode::OK, 0, len),
+        Wanted::Part(s, e) => (StatusCode::PARTIAL_CONTENT, s, e + 1),
+        Wanted::Unsatisfiable => return Some(range_not_satisfiable(len)),
     };
+    // Opening the file also proves it is still there (eviction may have removed it).
+    let body = file_body(entry.path.clone(), start, if head { start } else { end })
+        .await
+        .ok()?;
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    if status != StatusCode::NOT_MODIFIED {
+        set_length(&mut r, status, start, end, len);
+    }
     base_headers(&mut r, cache, entry.last_modified);
     r.headers_mut()
         .insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex"));

@@ -25,6 +25,14 @@ async fn miss_then_hit_serves_identical_bytes_and_asks_upstream_once() {
     assert!(r.headers().contains_key("etag"));
     assert!(r.headers().contains_key("last-modified"));
     assert_eq!(r.bytes().await.unwrap(), body);
+    let r = client()
+        .head(format!("{}{KEY}", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-length"], "300000");
+    assert_eq!(r.headers()["x-cache"], "HIT");
     assert_eq!(up.hits(KEY), 1);
     let log = s.stderr();
     assert!(
