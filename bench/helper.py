@@ -63,11 +63,15 @@ def cpu_ticks(pids):
 
 
 def host_busy_ticks():
-    """Busy clock ticks of the whole machine (all CPUs), from the first line of /proc/stat."""
+    """(busy, irq) clock ticks of the whole machine (all CPUs), from /proc/stat.
+
+    irq+softirq is kept apart: on loopback much of the TCP work runs in softirq context,
+    which the kernel may account to no process at all.
+    """
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]
     user, nice, system, idle, iowait, irq, softirq, steal = (v + [0] * 8)[:8]
-    return user + nice + system + irq + softirq + steal
+    return user + nice + system + irq + softirq + steal, irq + softirq
 
 
 def status_kib(pid, field):
@@ -171,7 +175,8 @@ def cmd_wrk(name, server_pid, wrk_argv):
         "wrk_cores": wrk_cpu / wall,
         # Whole machine; what is neither server nor wrk is other load on the host (or
         # kernel work not charged to either process), which disturbs the comparison.
-        "host_cores": (host1 - host0) / CLK_TCK / wall,
+        "host_cores": (host1[0] - host0[0]) / CLK_TCK / wall,
+        "irq_cores": (host1[1] - host0[1]) / CLK_TCK / wall,
         "rss_max_mib": sampler.max_kib / 1024,
         "rss_samples": sampler.samples,
         "hwm_mib": status_kib(server_pid, "VmHWM") / 1024 if is_symhub else None,
@@ -179,7 +184,8 @@ def cmd_wrk(name, server_pid, wrk_argv):
     append_result(rec)
     print(
         f"  -> {rec['rps']:.0f} req/s, {rec['mib_s']:.1f} MiB/s, server {rec['server_cores']:.2f} "
-        f"cores, wrk {rec['wrk_cores']:.2f} cores, whole host {rec['host_cores']:.2f} cores, server RSS max {rec['rss_max_mib']:.1f} MiB"
+        f"cores, wrk {rec['wrk_cores']:.2f} cores, whole host {rec['host_cores']:.2f} cores "
+        f"(irq {rec['irq_cores']:.2f}), server RSS max {rec['rss_max_mib']:.1f} MiB"
     )
 
 
@@ -203,8 +209,13 @@ def ratio(a, b):
     return a / b if b else float("nan")
 
 
+def cpu_us_per_req(rec):
+    """Server CPU time per request (wall ≈ wrk's duration)."""
+    return rec["server_cores"] * rec["seconds"] / rec["requests"] * 1e6 if rec["requests"] else 0.0
+
+
 def other(rec):
-    return max(0.0, rec["host_cores"] - rec["server_cores"] - rec["wrk_cores"])
+    return max(0.0, rec["host_cores"] - rec["server_cores"] - rec["wrk_cores"] - rec["irq_cores"])
 
 
 def verdict(r, target=0.9):
@@ -257,22 +268,23 @@ def cmd_summary(path):
                 notes.append(f"{who}: {bad} errors {e}")
         add(f"{label:<34}{fmt % n[field]:>12}{fmt % s[field]:>12}{r:>7.2f}x  {verdict(r):<13}{'; '.join(notes)}")
     add("")
-    add("Detail per wrk run (CPU in cores: 1.00 = one core busy; this machine has "
-        f"{meta.get('cpus', '?')} cores shared by wrk and the server)")
-    add(f"{'run':<18}{'args':<22}{'requests':>10}{'p50 ms':>9}{'p99 ms':>9}{'srv cpu':>9}{'wrk cpu':>9}"
-        f"{'host cpu':>9}{'other':>7}{'RSS max MiB':>13}")
+    add("Detail per wrk run")
+    add(f"{'run':<17}{'wrk args':<10}{'requests':>9}{'p50 ms':>8}{'p99 ms':>8}{'srv cpu':>8}"
+        f"{'µs/req':>8}{'wrk cpu':>8}{'irq':>6}{'other':>6}{'host':>6}{'RSS MiB':>9}")
     add("-" * 100)
     for key, _, _, _ in cases:
         for who in ("nginx", "symhub"):
             rec = wrk.get(f"{who}-{key}")
             if not rec:
                 continue
-            add(f"{who + '-' + key:<18}{meta.get('wrk_args_' + key, ''):<22}{rec['requests']:>10}"
-                f"{rec['latency_p50_ms']:>9.2f}{rec['latency_p99_ms']:>9.2f}{rec['server_cores']:>9.2f}"
-                f"{rec['wrk_cores']:>9.2f}{rec['host_cores']:>9.2f}{other(rec):>7.2f}"
-                f"{rec['rss_max_mib']:>13.1f}")
-    add("(srv/wrk/host cpu: cores busy on average; other = host - srv - wrk, i.e. load that is neither")
-    add(" the server nor wrk. nginx RSS = master + workers; symhub VmRSS sampled every 100 ms)")
+            add(f"{who + '-' + key:<17}{meta.get('wrk_args_' + key, ''):<10}{rec['requests']:>9}"
+                f"{rec['latency_p50_ms']:>8.2f}{rec['latency_p99_ms']:>8.2f}{rec['server_cores']:>8.2f}"
+                f"{cpu_us_per_req(rec):>8.1f}{rec['wrk_cores']:>8.2f}{rec['irq_cores']:>6.2f}"
+                f"{other(rec):>6.2f}{rec['host_cores']:>6.2f}{rec['rss_max_mib']:>9.1f}")
+    add(f"CPU columns are cores busy on average (1.00 = one core; this host has {meta.get('cpus', '?')},")
+    add("shared by wrk and the server). µs/req = server CPU time per request. irq = irq+softirq")
+    add("time of the whole host (much loopback TCP work lands there); other = host - srv - wrk - irq,")
+    add("i.e. other processes. RSS = max VmRSS sampled every 100 ms (nginx: master + workers).")
     noisy = [n for n, r in wrk.items() if other(r) > 0.25]
     if noisy:
         add(f"WARNING: other load above 0.25 cores during {', '.join(sorted(noisy))}: "
