@@ -121,6 +121,8 @@ pub struct CacheConfig {
     pub blocklist: Vec<String>,
     /// Number of cache entries whose metadata is kept in memory.
     pub memory_entries: u64,
+    /// Number of hot files kept open (symhub raises its descriptor limit to fit).
+    pub open_files: u64,
 }
 
 impl Default for CacheConfig {
@@ -133,6 +135,7 @@ impl Default for CacheConfig {
             accept_html: false,
             blocklist: Vec::new(),
             memory_entries: 100_000,
+            open_files: 1000,
         }
     }
 }

@@ -43,7 +43,7 @@ pub async fn serve(config: config::Config, shutdown: CancellationToken) -> anyho
         env!("CARGO_PKG_VERSION")
     );
     http::serve(
-        http::router(app),
+        http::front(app),
         listeners,
         shutdown,
         config.server.header_read_timeout,

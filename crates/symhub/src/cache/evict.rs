@@ -85,6 +85,7 @@ impl Cache {
                     tracing::warn!(key, "evicted entry's file could not be removed: {e}");
                 }
                 self.memory.invalidate(&key);
+                self.open_files.invalidate(&key);
                 let now = self.size.fetch_sub(size, Ordering::Relaxed) - size;
                 self.metrics.cache_size.set(now);
                 self.metrics.cache_entries.dec();

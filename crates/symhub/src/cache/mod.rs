@@ -69,6 +69,10 @@ pub struct Cache {
     objects: ObjectDir,
     index: Arc<Index>,
     memory: moka::sync::Cache<String, Arc<Entry>>,
+    /// Open descriptors of hot entries, like nginx's `open_file_cache`: a hit then costs
+    /// one `pread` instead of open + read + close. Objects are immutable, so a cached
+    /// descriptor never serves stale bytes (an evicted file stays readable through it).
+    open_files: moka::sync::Cache<String, Arc<std::fs::File>>,
     negatives: moka::sync::Cache<String, SystemTime>,
     fills: Mutex<HashMap<String, Arc<Fill>>>,
     pending_touches: Mutex<HashMap<String, i64>>,
@@ -100,6 +104,7 @@ impl Cache {
             objects,
             index,
             memory: moka::sync::Cache::new(config.cache.memory_entries),
+            open_files: moka::sync::Cache::new(config.cache.open_files),
             // The index holds every negative entry; memory only keeps the hot ones.
             negatives: moka::sync::Cache::new(config.cache.memory_entries),
             fills: Mutex::default(),
@@ -143,9 +148,20 @@ impl Cache {
         self.start_or_join_fill(key, client_headers)
     }
 
+    /// The entry's file, open. An error means it is gone (evicted or removed by hand).
+    pub fn open_entry(&self, entry: &Entry) -> std::io::Result<Arc<std::fs::File>> {
+        if let Some(f) = self.open_files.get(&entry.key) {
+            return Ok(f);
+        }
+        let f = Arc::new(std::fs::File::open(&entry.path)?);
+        self.open_files.insert(entry.key.clone(), f.clone());
+        Ok(f)
+    }
+
     /// Forgets an entry whose file turned out to be gone (removed behind symhub's back).
     pub async fn forget(self: &Arc<Self>, key: &str) {
         self.memory.invalidate(key);
+        self.open_files.invalidate(key);
         let this = self.clone();
         let key = key.to_owned();
         let _ = tokio::task::spawn_blocking(move || {

@@ -12,8 +12,6 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -99,63 +97,91 @@ pub fn client_address(
     forwarded.first().map_or(direct, |s| (*s).to_owned())
 }
 
-pub async fn middleware(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let client = client_address(
-        req.extensions().get::<Peer>(),
-        req.headers(),
-        &app.trusted_proxies,
-    );
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let response = next.run(req).await;
-    let outcome = response.extensions().get::<Outcome>().cloned();
-    let status = response.status().as_u16();
-    let expected = response
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse().ok());
-    let line = LogLine {
-        expected,
-        app: app.clone(),
-        client,
-        method,
-        path,
-        outcome,
-        status,
-        started,
-        bytes: 0,
-        complete: false,
-    };
-    response.map(|body| Body::new(LoggedBody { inner: body, line }))
+/// What is known of a request before it is handled. Building it costs no allocation: the
+/// client address and path are only worked out if the line is really logged.
+pub struct RequestLog {
+    app: Arc<App>,
+    started: Instant,
+    method: http::Method,
+    uri: http::Uri,
+    peer: Option<Peer>,
+    forwarded_for: Vec<http::HeaderValue>,
+}
+
+impl RequestLog {
+    pub fn begin<B>(app: &Arc<App>, req: &http::Request<B>) -> Self {
+        Self {
+            app: app.clone(),
+            started: Instant::now(),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            peer: req.extensions().get::<Peer>().cloned(),
+            forwarded_for: req
+                .headers()
+                .get_all("x-forwarded-for")
+                .iter()
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Wraps the response body so the line is written when the body is done or dropped.
+    pub fn finish(self, response: Response) -> http::Response<LoggedBody> {
+        let outcome = response.extensions().get::<Outcome>().cloned();
+        let status = response.status().as_u16();
+        let expected = response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        let line = LogLine {
+            request: self,
+            expected,
+            outcome,
+            status,
+            bytes: 0,
+            complete: false,
+        };
+        response.map(|inner| LoggedBody { inner, line })
+    }
+
+    fn client(&self) -> String {
+        let mut headers = http::HeaderMap::new();
+        for v in &self.forwarded_for {
+            headers.append("x-forwarded-for", v.clone());
+        }
+        client_address(self.peer.as_ref(), &headers, &self.app.trusted_proxies)
+    }
 }
 
 struct LogLine {
+    request: RequestLog,
     expected: Option<u64>,
-    app: Arc<App>,
-    client: String,
-    method: http::Method,
-    path: String,
     outcome: Option<Outcome>,
     status: u16,
-    started: Instant,
     bytes: u64,
     complete: bool,
 }
 
 impl Drop for LogLine {
     fn drop(&mut self) {
-        let took_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let r = &self.request;
+        if let Some(o) = &self.outcome {
+            r.app.metrics.request(o.what, self.bytes);
+        }
+        if !tracing::enabled!(tracing::Level::INFO) {
+            return;
+        }
+        let took_ms = r.started.elapsed().as_secs_f64() * 1000.0;
+        let client = r.client();
         let Some(o) = &self.outcome else {
-            tracing::info!(client = %self.client, method = %self.method, path = %self.path,
+            tracing::info!(client = %client, method = %r.method, path = r.uri.path(),
                 status = self.status, bytes = self.bytes, took_ms, "request");
             return;
         };
-        self.app.metrics.request(o.what, self.bytes);
         let body = if self.complete { "complete" } else { "cut" };
         tracing::info!(
-            client = %self.client,
-            method = %self.method,
+            client = %client,
+            method = %r.method,
             outcome = o.what,
             key = o.key.as_deref().unwrap_or("-"),
             upstream = o.upstream.as_deref().unwrap_or("-"),
@@ -169,7 +195,7 @@ impl Drop for LogLine {
     }
 }
 
-struct LoggedBody {
+pub struct LoggedBody {
     inner: Body,
     line: LogLine,
 }

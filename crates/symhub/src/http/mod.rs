@@ -54,15 +54,25 @@ impl App {
     }
 }
 
-pub fn router(app: Arc<App>) -> Router {
+/// The router plus what wraps every request: the request log.
+#[derive(Clone)]
+pub struct Front {
+    app: Arc<App>,
+    router: Router,
+}
+
+pub fn front(app: Arc<App>) -> Front {
+    Front {
+        router: router(app.clone()),
+        app,
+    }
+}
+
+fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .fallback(symbols::handle)
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            log::middleware,
-        ))
         .with_state(app)
 }
 
@@ -127,7 +137,7 @@ async fn remove_stale_socket(path: &Path) -> anyhow::Result<()> {
 
 /// Serves until `shutdown` is cancelled, then lets in-flight responses run for `grace`.
 pub async fn serve(
-    router: Router,
+    front: Front,
     listeners: Vec<Bound>,
     shutdown: CancellationToken,
     header_read_timeout: Duration,
@@ -141,7 +151,7 @@ pub async fn serve(
         }
         loops.push(tokio::spawn(accept_loop(
             l,
-            router.clone(),
+            front.clone(),
             shutdown.clone(),
             header_read_timeout,
             grace,
@@ -157,7 +167,7 @@ pub async fn serve(
 
 async fn accept_loop(
     listener: Bound,
-    router: Router,
+    front: Front,
     shutdown: CancellationToken,
     header_read_timeout: Duration,
     grace: Duration,
@@ -174,7 +184,7 @@ async fn accept_loop(
                 spawn_conn(
                     s,
                     Peer::Tcp(addr),
-                    &router,
+                    &front,
                     graceful.watcher(),
                     header_read_timeout,
                 )
@@ -182,7 +192,7 @@ async fn accept_loop(
             Ok(Conn::Unix(s)) => spawn_conn(
                 s,
                 Peer::Unix,
-                &router,
+                &front,
                 graceful.watcher(),
                 header_read_timeout,
             ),
@@ -217,18 +227,20 @@ async fn accept(l: &Bound) -> std::io::Result<Conn> {
 fn spawn_conn<S>(
     stream: S,
     peer: Peer,
-    router: &Router,
+    front: &Front,
     watcher: Watcher,
     header_read_timeout: Duration,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let router = router.clone();
+    let front = front.clone();
     tokio::spawn(async move {
         let service =
             hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(peer.clone());
-                router.clone().oneshot(req)
+                let log = log::RequestLog::begin(&front.app, &req);
+                let response = front.router.clone().oneshot(req);
+                async move { response.await.map(|r| log.finish(r)) }
             });
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder

@@ -17,7 +17,7 @@ use symhub_core::SymbolKey;
 use super::body::{file_body, fill_body};
 use super::log::Outcome;
 use super::App;
-use crate::cache::{Entry, FillState, Lookup};
+use crate::cache::{Cache, Entry, FillState, Lookup};
 
 pub async fn handle(
     State(app): State<Arc<App>>,
@@ -51,15 +51,18 @@ pub async fn handle(
     // An entry evicted or deleted between lookup and open is looked up once more.
     for _ in 0..2 {
         let (fill, leader) = match app.cache.lookup(&key, &headers).await {
-            Lookup::Hit(entry) => match serve_entry(&entry, &headers, head, "HIT").await {
-                Some(r) => {
-                    return r.with_outcome(Outcome::new("hit").key(&key).upstream(&entry.upstream))
+            Lookup::Hit(entry) => {
+                match serve_entry(&app.cache, &entry, &headers, head, "HIT").await {
+                    Some(r) => {
+                        return r
+                            .with_outcome(Outcome::new("hit").key(&key).upstream(&entry.upstream))
+                    }
+                    None => {
+                        app.cache.forget(&entry.key).await;
+                        continue;
+                    }
                 }
-                None => {
-                    app.cache.forget(&entry.key).await;
-                    continue;
-                }
-            },
+            }
             Lookup::Negative => return not_found("NEGATIVE", Outcome::new("negative").key(&key)),
             Lookup::Fill { fill, leader } => (fill, leader),
         };
@@ -73,10 +76,12 @@ pub async fn handle(
             FillState::Resolving | FillState::NotFound | FillState::Failed => {
                 not_found(label, outcome.status_note("not found upstream"))
             }
-            FillState::Ready(entry) => match serve_entry(&entry, &headers, head, label).await {
-                Some(r) => r.with_outcome(outcome.upstream(&entry.upstream)),
-                None => not_found(label, outcome),
-            },
+            FillState::Ready(entry) => {
+                match serve_entry(&app.cache, &entry, &headers, head, label).await {
+                    Some(r) => r.with_outcome(outcome.upstream(&entry.upstream)),
+                    None => not_found(label, outcome),
+                }
+            }
             FillState::Streaming(mut p) => {
                 if p.len == Some(0) {
                     // Nothing to stream: answer once it is committed, like any other file.
@@ -87,10 +92,12 @@ pub async fn handle(
                 let upstream = p.upstream.clone();
                 let mut r = match &p.done {
                     // Already complete: serve the committed file with all validators.
-                    Some(Ok(entry)) => match serve_entry(entry, &headers, head, label).await {
-                        Some(r) => r,
-                        None => not_found(label, outcome.clone()),
-                    },
+                    Some(Ok(entry)) => {
+                        match serve_entry(&app.cache, entry, &headers, head, label).await {
+                            Some(r) => r,
+                            None => not_found(label, outcome.clone()),
+                        }
+                    }
                     Some(Err(())) => {
                         not_found(label, outcome.clone().status_note("download failed"))
                     }
@@ -195,10 +202,11 @@ fn etag_matches(if_none_match: &str, etag: &str) -> bool {
 
 /// Serves a committed entry. `None` when its file has disappeared.
 async fn serve_entry(
+    cache: &Cache,
     entry: &Arc<Entry>,
     headers: &HeaderMap,
     head: bool,
-    cache: &'static str,
+    label: &'static str,
 ) -> Option<Response> {
     let etag = entry.etag();
     let not_modified = match headers
@@ -223,15 +231,14 @@ async fn serve_entry(
         Wanted::Unsatisfiable => return Some(range_not_satisfiable(len)),
     };
     // Opening the file also proves it is still there (eviction may have removed it).
-    let body = file_body(entry.path.clone(), start, if head { start } else { end })
-        .await
-        .ok()?;
+    let file = cache.open_entry(entry).ok()?;
+    let body = file_body(file, start, if head { start } else { end }).ok()?;
     let mut r = Response::new(body);
     *r.status_mut() = status;
     if status != StatusCode::NOT_MODIFIED {
         set_length(&mut r, status, start, end, len);
     }
-    base_headers(&mut r, cache, entry.last_modified);
+    base_headers(&mut r, label, entry.last_modified);
     r.headers_mut()
         .insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex"));
     Some(r)
