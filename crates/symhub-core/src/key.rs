@@ -125,11 +125,17 @@ impl SymbolKey {
         if segments[2].eq_ignore_ascii_case("refs.ptr") {
             return Err(KeyError::Bookkeeping);
         }
-        let normalized = segments
-            .iter()
-            .map(|s| s.to_lowercase())
-            .collect::<Vec<_>>()
-            .join("/");
+        let mut normalized = String::with_capacity(segments.iter().map(|s| s.len() + 1).sum());
+        for (i, s) in segments.iter().enumerate() {
+            if i > 0 {
+                normalized.push('/');
+            }
+            if s.is_ascii() {
+                normalized.extend(s.chars().map(|c| c.to_ascii_lowercase()));
+            } else {
+                normalized.push_str(&s.to_lowercase());
+            }
+        }
         Ok(Self {
             segments,
             normalized,

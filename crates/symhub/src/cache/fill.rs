@@ -193,9 +193,11 @@ impl Sink {
     }
 
     /// Writes and hashes one chunk off the async threads.
-    async fn write(mut self, chunk: bytes::Bytes) -> std::io::Result<Self> {
+    async fn write(mut self, chunks: Vec<bytes::Bytes>) -> std::io::Result<Self> {
         tokio::task::spawn_blocking(move || {
-            self.write_blocking(&chunk)?;
+            for chunk in chunks {
+                self.write_blocking(&chunk)?;
+            }
             Ok(self)
         })
         .await?
@@ -247,23 +249,17 @@ fn publish_progress(fill: &Arc<Fill>, f: impl FnOnce(&mut Progress)) {
     });
 }
 
-/// Makes bytes available to readers — except the very last ones of a file of known length,
-/// which are published together with the commit. A client whose response is complete can
-/// therefore rely on the entry being durable (the next request is a hit), and a commit that
-/// fails cuts every response instead of letting one look complete.
+/// Makes bytes available to readers as soon as they are in the temp file. A reader that
+/// reaches the announced length ends its response without waiting for the commit (an fsync
+/// of a multi-GB file can take seconds); until the commit lands, new requests join the fill
+/// and read the same complete temp file.
 fn publish_written(fill: &Arc<Fill>, written: u64) {
-    publish_progress(fill, |p| {
-        if p.len != Some(written) {
-            p.written = written;
-        }
-    });
+    publish_progress(fill, |p| p.written = written);
 }
 
 async fn download(cache: &Arc<Cache>, fill: &Arc<Fill>, found: Found) {
-    let Found {
-        upstream,
-        mut response,
-    } = found;
+    use futures_util::StreamExt;
+    let Found { upstream, response } = found;
     let len = response.content_length();
     let last_modified = response
         .headers()
@@ -287,17 +283,31 @@ async fn download(cache: &Arc<Cache>, fill: &Arc<Fill>, found: Found) {
         last_modified,
         done: None,
     }));
+    // Whatever has arrived is written in one hand-off to the blocking pool, so a fast
+    // upstream costs a few large writes instead of one per network read.
+    let mut body = futures_util::StreamExt::ready_chunks(response.bytes_stream(), 64);
     let failure = loop {
-        let chunk = match tokio::time::timeout(upstream.idle_timeout, response.chunk()).await {
+        let batch = match tokio::time::timeout(upstream.idle_timeout, body.next()).await {
             Err(_) => break Some(format!("no data for {:?}", upstream.idle_timeout)),
-            Ok(Err(e)) => break Some(format!("body broke off: {e:#}")),
-            Ok(Ok(None)) => break None,
-            Ok(Ok(Some(chunk))) => chunk,
+            Ok(None) => break None,
+            Ok(Some(batch)) => batch,
         };
-        if len.is_some_and(|l| sink.written + chunk.len() as u64 > l) {
+        let mut chunks = Vec::with_capacity(batch.len());
+        let mut broke = None;
+        for item in batch {
+            match item {
+                Ok(c) => chunks.push(c),
+                Err(e) => {
+                    broke = Some(e);
+                    break;
+                }
+            }
+        }
+        let arrived: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+        if len.is_some_and(|l| sink.written + arrived > l) {
             break Some("more bytes than its Content-Length".into());
         }
-        sink = match sink.write(chunk).await {
+        sink = match sink.write(chunks).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(key = %fill.key, "cannot write to the cache: {e}");
@@ -306,6 +316,9 @@ async fn download(cache: &Arc<Cache>, fill: &Arc<Fill>, found: Found) {
             }
         };
         publish_written(fill, sink.written);
+        if let Some(e) = broke {
+            break Some(format!("body broke off: {e:#}"));
+        }
     };
     let failure = failure.or_else(|| {
         len.filter(|l| *l != sink.written)

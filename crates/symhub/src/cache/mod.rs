@@ -44,13 +44,20 @@ pub struct Entry {
     pub last_modified: SystemTime,
     pub upstream: String,
     pub path: PathBuf,
+    etag: String,
+    http_date: String,
     last_touch: AtomicI64,
 }
 
 impl Entry {
     /// A strong validator: the content hash, so it never changes while the bytes do not.
-    pub fn etag(&self) -> String {
-        format!("\"{}\"", &self.sha256[..32.min(self.sha256.len())])
+    pub fn etag(&self) -> &str {
+        &self.etag
+    }
+
+    /// `Last-Modified`, formatted once.
+    pub fn http_date(&self) -> &str {
+        &self.http_date
     }
 }
 
@@ -68,12 +75,12 @@ pub enum Lookup {
 pub struct Cache {
     objects: ObjectDir,
     index: Arc<Index>,
-    memory: moka::sync::Cache<String, Arc<Entry>>,
+    /// Hot knowledge, positive and negative, in one map so any lookup costs one probe.
+    memory: moka::sync::Cache<String, Known>,
     /// Open descriptors of hot entries, like nginx's `open_file_cache`: a hit then costs
     /// one `pread` instead of open + read + close. Objects are immutable, so a cached
     /// descriptor never serves stale bytes (an evicted file stays readable through it).
     open_files: moka::sync::Cache<String, Arc<std::fs::File>>,
-    negatives: moka::sync::Cache<String, SystemTime>,
     fills: Mutex<HashMap<String, Arc<Fill>>>,
     pending_touches: Mutex<HashMap<String, i64>>,
     upstreams: Arc<Upstreams>,
@@ -105,8 +112,6 @@ impl Cache {
             index,
             memory: moka::sync::Cache::new(config.cache.memory_entries),
             open_files: moka::sync::Cache::new(config.cache.open_files),
-            // The index holds every negative entry; memory only keeps the hot ones.
-            negatives: moka::sync::Cache::new(config.cache.memory_entries),
             fills: Mutex::default(),
             pending_touches: Mutex::default(),
             upstreams,
@@ -127,12 +132,16 @@ impl Cache {
     /// Resolves a key. Never fails: anything that goes wrong below is a miss for the client.
     pub async fn lookup(self: &Arc<Self>, key: &SymbolKey, client_headers: &HeaderMap) -> Lookup {
         let norm = key.normalized();
-        if let Some(entry) = self.memory.get(norm) {
-            self.touch(&entry);
-            return Lookup::Hit(entry);
-        }
-        if self.negative_in_memory(norm) {
-            return Lookup::Negative;
+        match self.memory.get(norm) {
+            Some(Known::Entry(entry)) => {
+                self.touch(&entry);
+                return Lookup::Hit(entry);
+            }
+            Some(Known::Negative(expires)) if expires > SystemTime::now() => {
+                return Lookup::Negative
+            }
+            Some(Known::Negative(_)) => self.memory.invalidate(norm),
+            None => {}
         }
         if let Some(fill) = self.fills().get(norm) {
             return Lookup::Fill {
@@ -178,17 +187,6 @@ impl Cache {
         self.fills.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn negative_in_memory(&self, norm: &str) -> bool {
-        match self.negatives.get(norm) {
-            Some(expires) if expires > SystemTime::now() => true,
-            Some(_) => {
-                self.negatives.invalidate(norm);
-                false
-            }
-            None => false,
-        }
-    }
-
     /// The slow path of a lookup: ask the index.
     async fn load(self: &Arc<Self>, norm: &str) -> Loaded {
         let this = self.clone();
@@ -205,7 +203,8 @@ impl Cache {
         match found {
             Ok(Ok((Some(e), _))) => Loaded::Entry(self.remember(e)),
             Ok(Ok((None, Some(expires)))) => {
-                self.negatives.insert(norm.to_owned(), expires);
+                self.memory
+                    .insert(norm.to_owned(), Known::Negative(expires));
                 Loaded::Negative
             }
             Ok(Ok((None, None))) => Loaded::Nothing,
@@ -223,6 +222,8 @@ impl Cache {
     fn remember(&self, e: CachedEntry) -> Arc<Entry> {
         let path = self.objects.path(&object_id(&e.key));
         let entry = Arc::new(Entry {
+            etag: format!("\"{}\"", &e.sha256[..32.min(e.sha256.len())]),
+            http_date: httpdate::fmt_http_date(e.last_modified),
             path,
             key: e.key,
             size: e.size,
@@ -231,7 +232,8 @@ impl Cache {
             upstream: e.upstream,
             last_touch: AtomicI64::new(unix_secs(SystemTime::now())),
         });
-        self.memory.insert(entry.key.clone(), entry.clone());
+        self.memory
+            .insert(entry.key.clone(), Known::Entry(entry.clone()));
         entry
     }
 
@@ -286,7 +288,7 @@ impl Cache {
     /// Remembers that no upstream has `key`.
     async fn put_negative(self: &Arc<Self>, key: &str) {
         let expires = SystemTime::now() + self.negative_ttl;
-        self.negatives.insert(key.to_owned(), expires);
+        self.memory.insert(key.to_owned(), Known::Negative(expires));
         let this = self.clone();
         let key = key.to_owned();
         let _ = tokio::task::spawn_blocking(move || {
@@ -302,7 +304,6 @@ impl Cache {
     fn publish(&self, e: CachedEntry) -> anyhow::Result<Arc<Entry>> {
         let old = self.index.get(&e.key)?;
         self.index.insert(&e)?;
-        self.negatives.invalidate(&e.key);
         let added = e.size;
         let entry = self.remember(e);
         match old {
@@ -320,6 +321,13 @@ impl Cache {
         }
         Ok(entry)
     }
+}
+
+#[derive(Clone)]
+enum Known {
+    Entry(Arc<Entry>),
+    /// No upstream had it; remembered until this time.
+    Negative(SystemTime),
 }
 
 enum Loaded {

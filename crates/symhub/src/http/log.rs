@@ -43,12 +43,17 @@ impl Outcome {
             ..Self::default()
         }
     }
+    /// Details only the log line uses are not even formatted when it is filtered out.
     pub fn key(mut self, key: &SymbolKey) -> Self {
-        self.key = Some(key.to_string());
+        if tracing::enabled!(tracing::Level::INFO) {
+            self.key = Some(key.to_string());
+        }
         self
     }
     pub fn upstream(mut self, upstream: &str) -> Self {
-        self.upstream = Some(upstream.to_owned());
+        if tracing::enabled!(tracing::Level::INFO) {
+            self.upstream = Some(upstream.to_owned());
+        }
         self
     }
     pub fn status_note(mut self, note: &'static str) -> Self {

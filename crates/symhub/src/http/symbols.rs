@@ -6,7 +6,6 @@
 //! `NEGATIVE` (a remembered miss), `BLOCKED` or `INVALID`.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -132,7 +131,7 @@ fn not_found(cache: &'static str, outcome: Outcome) -> Response {
     r.with_outcome(outcome)
 }
 
-fn base_headers(r: &mut Response, cache: &'static str, last_modified: SystemTime) {
+fn base_headers(r: &mut Response, cache: &'static str, last_modified: &str) {
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -140,7 +139,7 @@ fn base_headers(r: &mut Response, cache: &'static str, last_modified: SystemTime
     );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert("x-cache", HeaderValue::from_static(cache));
-    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(last_modified)) {
+    if let Ok(v) = HeaderValue::from_str(last_modified) {
         h.insert(header::LAST_MODIFIED, v);
     }
 }
@@ -213,18 +212,17 @@ async fn serve_entry(
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
     {
-        Some(inm) => etag_matches(inm, &etag),
+        Some(inm) => etag_matches(inm, etag),
         None => headers
             .get(header::IF_MODIFIED_SINCE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| httpdate::parse_http_date(v).ok())
             .is_some_and(|since| {
-                httpdate::fmt_http_date(entry.last_modified) == httpdate::fmt_http_date(since)
-                    || entry.last_modified < since
+                entry.http_date() == httpdate::fmt_http_date(since) || entry.last_modified < since
             }),
     };
     let len = entry.size;
-    let (status, start, end) = match wanted(headers, len, Some(&etag)) {
+    let (status, start, end) = match wanted(headers, len, Some(etag)) {
         _ if not_modified => (StatusCode::NOT_MODIFIED, 0, 0),
         Wanted::All => (StatusCode::OK, 0, len),
         Wanted::Part(s, e) => (StatusCode::PARTIAL_CONTENT, s, e + 1),
@@ -238,9 +236,9 @@ async fn serve_entry(
     if status != StatusCode::NOT_MODIFIED {
         set_length(&mut r, status, start, end, len);
     }
-    base_headers(&mut r, label, entry.last_modified);
+    base_headers(&mut r, label, entry.http_date());
     r.headers_mut()
-        .insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex"));
+        .insert(header::ETAG, HeaderValue::from_str(etag).expect("hex"));
     Some(r)
 }
 
@@ -267,6 +265,6 @@ fn serve_streaming(
     if let (Some(end), Some(len)) = (end, p.len) {
         set_length(&mut r, status, start, end, len);
     }
-    base_headers(&mut r, cache, p.last_modified);
+    base_headers(&mut r, cache, &httpdate::fmt_http_date(p.last_modified));
     r
 }

@@ -370,7 +370,15 @@ impl Symhub {
         None
     }
 
+    /// GET once every download in progress has committed, so a test sees settled state:
+    /// a response ends when its last byte is sent, a moment before the commit (fsync,
+    /// rename) that makes the next request a HIT. Concurrency tests use `client()` directly.
     pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.settle().await;
+        self.get_now(path).await
+    }
+
+    pub async fn get_now(&self, path: &str) -> reqwest::Response {
         client()
             .get(format!("{}{path}", self.url))
             .send()
@@ -378,12 +386,33 @@ impl Symhub {
             .unwrap()
     }
 
+    async fn settle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let text = self.get_now("/metrics").await.text().await.unwrap();
+            let busy = text
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("symhub_fills_in_flight ")?
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+                .unwrap_or(0.0);
+            if busy == 0.0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub async fn json(&self, path: &str) -> serde_json::Value {
         serde_json::from_slice(&self.get(path).await.bytes().await.unwrap()).unwrap()
     }
 
     pub async fn metric(&self, name: &str) -> f64 {
-        let text = self.get("/metrics").await.text().await.unwrap();
+        self.settle().await;
+        let text = self.get_now("/metrics").await.text().await.unwrap();
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
             .unwrap_or(0.0)
