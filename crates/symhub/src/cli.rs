@@ -24,6 +24,18 @@ struct Cli {
 enum Command {
     /// Run the server (with no config: 127.0.0.1:8080, ./symhub-data, Microsoft's symbol server).
     Serve(ServeArgs),
+    /// API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Upload Breakpad `.sym` files (found recursively in directories) with sym-upload-v2,
+    /// skipping those the server already has.
+    Upload(crate::upload_client::UploadArgs),
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Print a new API key and the line that lets symhub accept it.
+    New,
 }
 
 #[derive(clap::Args)]
@@ -43,6 +55,32 @@ struct ServeArgs {
     /// Log format. Replaces server.log_format.
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
+    /// File of plaintext API keys, one per line (`#` comments allowed), accepted besides
+    /// the hashes in auth.api_keys. For quick setups; prefer `symhub key new`.
+    #[arg(long, value_name = "FILE")]
+    api_key_file: Option<PathBuf>,
+}
+
+fn read_key_file(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read API key file {} (--api-key-file)",
+            path.display()
+        )
+    })?;
+    let keys: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    if keys.is_empty() {
+        anyhow::bail!(
+            "API key file {} holds no key (one per line)",
+            path.display()
+        );
+    }
+    Ok(keys)
 }
 
 impl ServeArgs {
@@ -99,6 +137,15 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Key(KeyCommand::New) => {
+            let (key, line) = symhub::upload::auth::new_key();
+            println!("API key (give it to the uploader; it is not stored anywhere):\n  {key}\n");
+            println!(
+                "Add to symhub.toml so symhub accepts it:\n  [auth]\n  api_keys = [\"{line}\"]"
+            );
+            Ok(())
+        }
+        Command::Upload(args) => crate::upload_client::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -111,6 +158,10 @@ pub fn main() -> ExitCode {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.config()?;
+    let keys = match &args.api_key_file {
+        Some(path) => read_key_file(path)?,
+        None => Vec::new(),
+    };
     init_logging(config.server.log_format);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
@@ -127,6 +178,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!("shutting down: no new connections, finishing in-flight responses");
             signal.cancel();
         });
-        symhub::serve(config, shutdown).await
+        symhub::serve(config, keys, shutdown).await
     })
 }

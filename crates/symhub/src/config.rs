@@ -24,6 +24,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub cache: CacheConfig,
     pub health: HealthConfig,
+    pub auth: AuthConfig,
+    pub upload: UploadConfig,
     /// Upstream symbol servers, asked in this order of priority.
     #[serde(rename = "upstream")]
     pub upstreams: Vec<UpstreamConfig>,
@@ -36,6 +38,8 @@ impl Default for Config {
             storage: StorageConfig::default(),
             cache: CacheConfig::default(),
             health: HealthConfig::default(),
+            auth: AuthConfig::default(),
+            upload: UploadConfig::default(),
             upstreams: vec![UpstreamConfig::new("microsoft", MICROSOFT_SYMBOLS)],
         }
     }
@@ -161,6 +165,46 @@ impl Default for HealthConfig {
     }
 }
 
+/// API keys: who may upload (and, optionally, download).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// SHA-256 hashes of the accepted keys, as `"sha256:<64 hex>"`; `symhub key new` prints
+    /// a new key and its line. Plaintext keys never belong in the config.
+    pub api_keys: Vec<String>,
+    /// Require a key for symbol downloads and listings too (default: downloads are public).
+    pub require_for_downloads: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadConfig {
+    /// Largest accepted upload; a larger one is refused with 413 before it fills the disk.
+    pub max_size: ByteSize,
+    /// sym-upload-v2 sessions that may be open at once; more are refused with 429.
+    pub max_sessions: u64,
+    /// How long a v2 upload session (create → PUT → complete) may take.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+    /// Route of the sym-upload-v1 multipart POST.
+    pub v1_path: String,
+    /// The base URL clients reach symhub at (`https://symbols.example.com`), used to build
+    /// v2 upload URLs. Empty: taken from X-Forwarded-Proto/Host of trusted proxies, else Host.
+    pub public_url: String,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        Self {
+            max_size: ByteSize::gib(2),
+            max_sessions: 1000,
+            session_ttl: Duration::from_secs(3600),
+            v1_path: "/symupload".into(),
+            public_url: String::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeySpelling {
@@ -244,6 +288,17 @@ impl UpstreamConfig {
     }
 }
 
+/// Parses an `auth.api_keys` entry: `sha256:<64 hex>`.
+pub fn parse_key_hash(entry: &str) -> anyhow::Result<[u8; 32]> {
+    let hex_part = entry.strip_prefix("sha256:").with_context(|| {
+        "expected `sha256:<64 hex>` (run `symhub key new` to make a key and its line)"
+    })?;
+    let bytes = hex::decode(hex_part).context("the hash is not hexadecimal")?;
+    bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("the hash must be 32 bytes (64 hex digits)"))
+}
+
 /// Where a listener binds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenAddr {
@@ -305,6 +360,24 @@ impl Config {
         let prefix = &self.server.path_prefix;
         if !prefix.is_empty() && (!prefix.starts_with('/') || prefix.ends_with('/')) {
             bail!("server.path_prefix: `{prefix}` must start with `/` and not end with one, as in `/symbols`");
+        }
+        for (i, k) in self.auth.api_keys.iter().enumerate() {
+            parse_key_hash(k).with_context(|| format!("auth.api_keys[{i}]"))?;
+        }
+        let v1 = &self.upload.v1_path;
+        if !v1.starts_with('/') || v1.len() < 2 || v1.ends_with('/') {
+            bail!("upload.v1_path: `{v1}` must be a path like `/symupload`");
+        }
+        if !self.upload.public_url.is_empty() {
+            let u = reqwest::Url::parse(&self.upload.public_url).with_context(|| {
+                format!(
+                    "upload.public_url: `{}` is not a URL",
+                    self.upload.public_url
+                )
+            })?;
+            if !matches!(u.scheme(), "http" | "https") {
+                bail!("upload.public_url: must be http or https");
+            }
         }
         for (i, pattern) in self.cache.blocklist.iter().enumerate() {
             globset::Glob::new(&pattern.to_lowercase())

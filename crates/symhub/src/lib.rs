@@ -9,6 +9,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod store;
+pub mod upload;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -17,7 +18,13 @@ use tokio_util::sync::CancellationToken;
 
 /// Runs the server until `shutdown` is cancelled. Prints one `listening on …` line per
 /// listener on stdout once it accepts connections (tests and scripts wait for it).
-pub async fn serve(config: config::Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+///
+/// `plaintext_keys`: API keys read from `--api-key-file`, hashed here and never kept.
+pub async fn serve(
+    config: config::Config,
+    plaintext_keys: Vec<String>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     use anyhow::Context;
     let data_dir = &config.storage.data_dir;
     std::fs::create_dir_all(data_dir).with_context(|| {
@@ -28,9 +35,32 @@ pub async fn serve(config: config::Config, shutdown: CancellationToken) -> anyho
     })?;
     let metrics = Arc::new(metrics::Metrics::default());
     let upstreams = Arc::new(upstream::Upstreams::new(&config, metrics.clone())?);
-    let cache = cache::Cache::open(&config, upstreams, metrics.clone())?;
+    let store = Arc::new(store::SymbolStore::open(data_dir)?);
+    let cache = cache::Cache::open(&config, store.clone(), upstreams, metrics.clone())?;
     let maintenance = tokio::spawn(cache.clone().maintain());
-    let app = Arc::new(http::App::new(&config, cache.clone(), metrics)?);
+    let keys = upload::auth::ApiKeys::new(&config, &plaintext_keys)?;
+    drop(plaintext_keys);
+    let uploads = Arc::new(upload::Uploads::new(
+        store,
+        cache.clone(),
+        config.upload.clone(),
+    ));
+    let expiry = tokio::spawn({
+        let uploads = uploads.clone();
+        async move {
+            loop {
+                uploads.expire().await;
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            }
+        }
+    });
+    let app = Arc::new(http::App::new(
+        &config,
+        cache.clone(),
+        uploads,
+        keys,
+        metrics,
+    )?);
     let listeners = http::bind(&config).await?;
     for l in &listeners {
         println!("symhub: listening on {}", l.describe());
@@ -51,6 +81,7 @@ pub async fn serve(config: config::Config, shutdown: CancellationToken) -> anyho
     )
     .await;
     maintenance.abort();
+    expiry.abort();
     let c = cache.clone();
     let _ = tokio::task::spawn_blocking(move || c.flush_touches()).await;
     tracing::info!("symhub stopped");

@@ -168,7 +168,7 @@ async fn compressed(
 ) -> Result<Option<Arc<Entry>>, ()> {
     match cache.lookup(key, headers).await {
         Lookup::Hit(e) => Ok(Some(e)),
-        Lookup::Negative => Ok(None),
+        Lookup::Negative | Lookup::Redirect(_) => Ok(None),
         Lookup::Fill { fill, .. } => fill.finished().await,
     }
 }

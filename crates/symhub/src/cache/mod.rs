@@ -1,4 +1,7 @@
-//! Resolution of a key to bytes: memory → index (hit or negative) → a fill from upstreams.
+//! Resolution of a key to bytes, in this order: the permanent store (uploads) → a code-id
+//! redirect into the store (Breakpad `.sym` names) → the proxy cache → a negative entry →
+//! a fill from upstreams. What was learned is remembered in one memory map, so a hot key of
+//! any kind costs one probe.
 //!
 //! The cache owns three things:
 //! - the committed entries (objects on disk, rows in the index, hot metadata in memory);
@@ -28,7 +31,7 @@ use tokio::sync::Notify;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::index::{unix_millis, unix_secs};
-use crate::store::{object_id, CachedEntry, Index, ObjectDir};
+use crate::store::{object_id, CachedEntry, Index, ObjectDir, SymbolStore};
 use crate::upstream::Upstreams;
 pub use fill::{Fill, FillState};
 
@@ -44,6 +47,7 @@ pub struct Entry {
     pub last_modified: SystemTime,
     pub upstream: String,
     pub path: PathBuf,
+    pub source: Source,
     etag: String,
     http_date: String,
     last_touch: AtomicI64,
@@ -61,9 +65,20 @@ impl Entry {
     }
 }
 
+/// Where a served entry comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Uploaded: permanent, never evicted.
+    Store,
+    /// Proxied from an upstream: evicted least recently used first.
+    Cache,
+}
+
 /// What a request for a key turns into.
 pub enum Lookup {
     Hit(Arc<Entry>),
+    /// A Breakpad request by code file and code id: the URL path of the module's debug-id key.
+    Redirect(Arc<str>),
     Negative,
     /// A fill is running; `leader` is true for the request that started it.
     Fill {
@@ -73,6 +88,7 @@ pub enum Lookup {
 }
 
 pub struct Cache {
+    store: Arc<SymbolStore>,
     objects: ObjectDir,
     index: Arc<Index>,
     /// Hot knowledge, positive and negative, in one map so any lookup costs one probe.
@@ -98,6 +114,7 @@ impl Cache {
     /// removal of leftover temp files; no file is scanned.
     pub fn open(
         config: &Config,
+        store: Arc<SymbolStore>,
         upstreams: Arc<Upstreams>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Arc<Self>> {
@@ -108,9 +125,13 @@ impl Cache {
         metrics.cache_size.set(size);
         metrics.cache_entries.set(index.count()? as i64);
         Ok(Arc::new(Self {
+            store,
             objects,
             index,
-            memory: moka::sync::Cache::new(config.cache.memory_entries),
+            memory: moka::sync::Cache::builder()
+                .max_capacity(config.cache.memory_entries)
+                .support_invalidation_closures()
+                .build(),
             open_files: moka::sync::Cache::new(config.cache.open_files),
             fills: Mutex::default(),
             pending_touches: Mutex::default(),
@@ -137,6 +158,7 @@ impl Cache {
                 self.touch(&entry);
                 return Lookup::Hit(entry);
             }
+            Some(Known::Redirect(to)) => return Lookup::Redirect(to),
             Some(Known::Negative(expires)) if expires > SystemTime::now() => {
                 return Lookup::Negative
             }
@@ -149,8 +171,9 @@ impl Cache {
                 leader: false,
             };
         }
-        match self.load(norm).await {
+        match self.load(key).await {
             Loaded::Entry(entry) => return Lookup::Hit(entry),
+            Loaded::Redirect(to) => return Lookup::Redirect(to),
             Loaded::Negative => return Lookup::Negative,
             Loaded::Nothing => {}
         }
@@ -187,44 +210,74 @@ impl Cache {
         self.fills.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The slow path of a lookup: ask the index.
-    async fn load(self: &Arc<Self>, norm: &str) -> Loaded {
+    /// The slow path of a lookup: ask the store, then the cache index.
+    async fn load(self: &Arc<Self>, key: &SymbolKey) -> Loaded {
         let this = self.clone();
-        let key = norm.to_owned();
-        let found = tokio::task::spawn_blocking(move || {
-            let entry = this.index.get(&key)?;
-            let negative = match entry {
-                Some(_) => None,
-                None => this.index.get_negative(&key)?,
-            };
-            Ok::<_, rusqlite::Error>((entry, negative))
-        })
-        .await;
+        let key = key.clone();
+        let found = tokio::task::spawn_blocking(move || this.load_blocking(&key)).await;
         match found {
-            Ok(Ok((Some(e), _))) => Loaded::Entry(self.remember(e)),
-            Ok(Ok((None, Some(expires)))) => {
-                self.memory
-                    .insert(norm.to_owned(), Known::Negative(expires));
-                Loaded::Negative
-            }
-            Ok(Ok((None, None))) => Loaded::Nothing,
+            Ok(Ok(loaded)) => loaded,
             Ok(Err(e)) => {
-                tracing::error!(key = norm, "cache index lookup failed: {e}");
+                tracing::error!("index lookup failed: {e}");
                 Loaded::Nothing
             }
             Err(e) => {
-                tracing::error!(key = norm, "cache index lookup task failed: {e}");
+                tracing::error!("index lookup task failed: {e}");
                 Loaded::Nothing
             }
         }
     }
 
+    fn load_blocking(&self, key: &SymbolKey) -> rusqlite::Result<Loaded> {
+        let norm = key.normalized();
+        if let Some(s) = self.store.get(norm)? {
+            let path = self.store.blob_path(&s.sha256);
+            let e = CachedEntry {
+                key: s.key,
+                size: s.size,
+                sha256: s.sha256,
+                last_modified: s.uploaded_at,
+                upstream: "store".into(),
+            };
+            return Ok(Loaded::Entry(self.remember_at(e, path, Source::Store)));
+        }
+        if key.name().to_ascii_lowercase().ends_with(".sym") {
+            let found = self.store.by_code_id(key.file(), key.id())?;
+            // Stored keys are valid keys, so the display form splits back into segments.
+            let target = found.as_deref().and_then(|d| {
+                let mut it = d.splitn(3, '/');
+                let k = SymbolKey::from_segments(it.next()?, it.next()?, it.next()?).ok()?;
+                Some(k.url_path(symhub_core::Spelling::AsRequested))
+            });
+            if let Some(to) = target {
+                let to: Arc<str> = to.into();
+                self.memory
+                    .insert(norm.to_owned(), Known::Redirect(to.clone()));
+                return Ok(Loaded::Redirect(to));
+            }
+        }
+        if let Some(e) = self.index.get(norm)? {
+            return Ok(Loaded::Entry(self.remember(e)));
+        }
+        if let Some(expires) = self.index.get_negative(norm)? {
+            self.memory
+                .insert(norm.to_owned(), Known::Negative(expires));
+            return Ok(Loaded::Negative);
+        }
+        Ok(Loaded::Nothing)
+    }
+
     fn remember(&self, e: CachedEntry) -> Arc<Entry> {
         let path = self.objects.path(&object_id(&e.key));
+        self.remember_at(e, path, Source::Cache)
+    }
+
+    fn remember_at(&self, e: CachedEntry, path: PathBuf, source: Source) -> Arc<Entry> {
         let entry = Arc::new(Entry {
             etag: format!("\"{}\"", &e.sha256[..32.min(e.sha256.len())]),
             http_date: httpdate::fmt_http_date(e.last_modified),
             path,
+            source,
             key: e.key,
             size: e.size,
             sha256: e.sha256,
@@ -237,7 +290,25 @@ impl Cache {
         entry
     }
 
+    /// Forgets what memory knows of keys whose answer an upload just changed: the keys
+    /// themselves and any remembered miss of a `.sym` code-id lookup of the module.
+    pub fn uploaded(&self, keys: &[SymbolKey], code: Option<(&str, &str)>) {
+        for k in keys {
+            self.memory.invalidate(k.normalized());
+            self.open_files.invalidate(k.normalized());
+        }
+        if let Some((file, id)) = code {
+            let prefix = format!("{}/{}/", file.to_lowercase(), id.to_lowercase());
+            let _ = self
+                .memory
+                .invalidate_entries_if(move |k, _| k.starts_with(&prefix));
+        }
+    }
+
     fn touch(&self, entry: &Entry) {
+        if entry.source == Source::Store {
+            return;
+        }
         let now = unix_secs(SystemTime::now());
         let last = entry.last_touch.load(Ordering::Relaxed);
         if now - last >= TOUCH_GRANULARITY_SECS
@@ -326,12 +397,14 @@ impl Cache {
 #[derive(Clone)]
 enum Known {
     Entry(Arc<Entry>),
+    Redirect(Arc<str>),
     /// No upstream had it; remembered until this time.
     Negative(SystemTime),
 }
 
 enum Loaded {
     Entry(Arc<Entry>),
+    Redirect(Arc<str>),
     Negative,
     Nothing,
 }

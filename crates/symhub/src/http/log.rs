@@ -70,6 +70,15 @@ fn trusted(peer: Option<IpAddr>, is_unix: bool, proxies: &[TrustedProxy]) -> boo
     })
 }
 
+/// Whether the peer is a configured trusted proxy (its forwarded headers are believed).
+pub fn is_trusted(peer: Option<&Peer>, proxies: &[TrustedProxy]) -> bool {
+    match peer {
+        Some(Peer::Tcp(a)) => trusted(Some(a.ip()), false, proxies),
+        Some(Peer::Unix) => trusted(None, true, proxies),
+        None => false,
+    }
+}
+
 pub fn client_address(
     peer: Option<&Peer>,
     headers: &http::HeaderMap,

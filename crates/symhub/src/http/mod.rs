@@ -4,7 +4,9 @@
 //! map its answer to a response. Routes: `/healthz`, `/metrics`, and every other path is a
 //! symbol path (under `server.path_prefix` when one is configured).
 
+mod api;
 mod body;
+pub mod json;
 pub mod log;
 mod ops;
 mod symbols;
@@ -27,27 +29,43 @@ use tower::ServiceExt;
 use crate::cache::Cache;
 use crate::config::{Config, ListenAddr, TrustedProxy};
 use crate::metrics::Metrics;
+use crate::upload::auth::ApiKeys;
+use crate::upload::Uploads;
 use log::Peer;
 
 /// Everything a handler may reach, built once at start-up.
 pub struct App {
     pub cache: Arc<Cache>,
+    pub uploads: Arc<Uploads>,
+    pub keys: ApiKeys,
     pub metrics: Arc<Metrics>,
     pub path_prefix: String,
+    pub public_url: String,
+    pub v1_path: String,
     pub blocklist: globset::GlobSet,
     pub trusted_proxies: Vec<TrustedProxy>,
 }
 
 impl App {
-    pub fn new(config: &Config, cache: Arc<Cache>, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+    pub fn new(
+        config: &Config,
+        cache: Arc<Cache>,
+        uploads: Arc<Uploads>,
+        keys: ApiKeys,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
         let mut blocklist = globset::GlobSetBuilder::new();
         for pattern in &config.cache.blocklist {
             blocklist.add(globset::Glob::new(&pattern.to_lowercase())?);
         }
         Ok(Self {
             cache,
+            uploads,
+            keys,
             metrics,
             path_prefix: config.server.path_prefix.clone(),
+            public_url: config.upload.public_url.clone(),
+            v1_path: config.upload.v1_path.clone(),
             blocklist: blocklist.build()?,
             trusted_proxies: config.trusted_proxies()?,
         })
@@ -69,11 +87,36 @@ pub fn front(app: Arc<App>) -> Front {
 }
 
 fn router(app: Arc<App>) -> Router {
-    Router::new()
+    use axum::extract::DefaultBodyLimit;
+    use axum::routing::{post, put};
+    let p = app.path_prefix.clone();
+    let mut r = Router::new()
         .route("/healthz", get(ops::healthz))
-        .route("/metrics", get(ops::metrics))
-        .fallback(symbols::handle)
-        .with_state(app)
+        .route("/metrics", get(ops::metrics));
+    for v in ["", "/v1"] {
+        r = r
+            .route(
+                &format!("{p}{v}/symbols/{{debug_file}}/{{id_action}}"),
+                get(api::check_status),
+            )
+            .route(&format!("{p}{v}/uploads:create"), post(api::create))
+            .route(
+                &format!("{p}{v}/uploads/{{key_action}}"),
+                post(api::complete),
+            );
+    }
+    // Upload bodies are bounded by upload.max_size as they stream, not by axum's default.
+    r.route(
+        &format!("{p}/_upload/{{upload_key}}/{{token}}"),
+        put(api::put).layer(DefaultBodyLimit::disable()),
+    )
+    .route(
+        &format!("{p}{}", app.v1_path),
+        post(api::v1).layer(DefaultBodyLimit::disable()),
+    )
+    .route(&format!("{p}/api/symbols"), get(api::list))
+    .fallback(symbols::handle)
+    .with_state(app)
 }
 
 pub enum Bound {

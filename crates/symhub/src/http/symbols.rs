@@ -16,7 +16,7 @@ use symhub_core::SymbolKey;
 use super::body::{file_body, fill_body};
 use super::log::Outcome;
 use super::App;
-use crate::cache::{Cache, Entry, FillState, Lookup};
+use crate::cache::{Cache, Entry, FillState, Lookup, Source};
 
 pub async fn handle(
     State(app): State<Arc<App>>,
@@ -29,6 +29,11 @@ pub async fn handle(
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
+    }
+    if app.keys.require_for_downloads {
+        if let Err(d) = app.keys.check(&headers, uri.query()) {
+            return super::api::denied(d);
+        }
     }
     let Some(path) = uri.path().strip_prefix(app.path_prefix.as_str()) else {
         return not_found("INVALID", Outcome::new("invalid"));
@@ -53,14 +58,29 @@ pub async fn handle(
             Lookup::Hit(entry) => {
                 match serve_entry(&app.cache, &entry, &headers, head, "HIT").await {
                     Some(r) => {
+                        let what = match entry.source {
+                            Source::Store => "store",
+                            Source::Cache => "hit",
+                        };
                         return r
-                            .with_outcome(Outcome::new("hit").key(&key).upstream(&entry.upstream))
+                            .with_outcome(Outcome::new(what).key(&key).upstream(&entry.upstream));
                     }
                     None => {
                         app.cache.forget(&entry.key).await;
                         continue;
                     }
                 }
+            }
+            Lookup::Redirect(to) => {
+                // Tecken's code-id lookup: rust-minidump follows this to the debug-id key.
+                let location = format!("{}/{to}", app.path_prefix);
+                let mut r = StatusCode::FOUND.into_response();
+                if let Ok(v) = HeaderValue::from_str(&location) {
+                    r.headers_mut().insert(header::LOCATION, v);
+                }
+                r.headers_mut()
+                    .insert("x-cache", HeaderValue::from_static("HIT"));
+                return r.with_outcome(Outcome::new("redirect").key(&key));
             }
             Lookup::Negative => return not_found("NEGATIVE", Outcome::new("negative").key(&key)),
             Lookup::Fill { fill, leader } => (fill, leader),

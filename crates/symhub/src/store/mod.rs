@@ -1,9 +1,11 @@
-//! Where bytes live. Today: a local directory of atomically committed objects ([`objects`])
-//! and the SQLite index that says which key maps to which object ([`index`]). The permanent
-//! symbol store (uploads, packages) and S3-compatible backends build on the same pieces.
+//! Where bytes live: a local directory of atomically committed objects ([`objects`]), the
+//! proxy cache's SQLite index ([`index`]), and the permanent symbol store ([`symbols`]):
+//! content-addressed blobs plus the key table and v2 upload sessions.
 
 pub mod index;
 pub mod objects;
+pub mod symbols;
 
 pub use index::{CachedEntry, Index};
 pub use objects::{object_id, ObjectDir};
+pub use symbols::SymbolStore;

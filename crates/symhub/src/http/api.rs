@@ -1,0 +1,353 @@
+//! The upload API (Breakpad sym-upload v1 and v2) and the symbol listing. Handlers only
+//! translate HTTP into calls on [`crate::upload::Uploads`] and answers into JSON (with
+//! [`super::json`], whose spacing the real `sym_upload` client depends on).
+//!
+//! Routes (all under `server.path_prefix`; v2 routes with and without `/v1`):
+//! - `GET  [/v1]/symbols/<debug_file>/<debug_id>:checkStatus`
+//! - `POST [/v1]/uploads:create`
+//! - `PUT  /_upload/<upload key>/<token>` (the upload URL; the token is the credential)
+//! - `POST [/v1]/uploads/<upload key>:complete`
+//! - `POST <upload.v1_path>` (multipart, sym-upload-v1)
+//! - `GET  /api/symbols?prefix=…&after=…&limit=…`
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Multipart, Path, Query, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use futures_util::TryStreamExt;
+use http::{header, HeaderMap, Method, StatusCode, Uri};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::log::{is_trusted, Outcome, Peer};
+use super::{json, symbols, App};
+use crate::store::symbols::Committed;
+use crate::upload::auth::Denied;
+use crate::upload::{Claim, UploadError};
+
+pub fn denied(d: Denied) -> Response {
+    let (status, code) = match d {
+        Denied::Missing => (StatusCode::UNAUTHORIZED, "unauthorized"),
+        Denied::Wrong => (StatusCode::FORBIDDEN, "forbidden"),
+        Denied::Disabled => (StatusCode::FORBIDDEN, "uploads_disabled"),
+    };
+    json::error(status, code, d.message()).with_outcome_note("auth")
+}
+
+trait Note {
+    fn with_outcome_note(self, what: &'static str) -> Response;
+}
+
+impl Note for Response {
+    fn with_outcome_note(mut self, what: &'static str) -> Response {
+        self.extensions_mut().insert(Outcome::new(what));
+        self
+    }
+}
+
+fn failed(e: UploadError) -> Response {
+    if matches!(e, UploadError::Internal(_)) {
+        tracing::error!("upload failed: {e}");
+        return json::error(
+            e.status(),
+            e.code(),
+            "the server could not store the upload; see its log",
+        )
+        .with_outcome_note("upload-error");
+    }
+    tracing::warn!("upload refused: {e}");
+    json::error(e.status(), e.code(), e.to_string()).with_outcome_note("upload-refused")
+}
+
+fn authorize(app: &App, headers: &HeaderMap, query: &Option<String>) -> Result<(), Response> {
+    app.keys.check(headers, query.as_deref()).map_err(denied)
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// `GET [/v1]/symbols/<debug_file>/<id>:checkStatus`. A path of this shape without the
+/// action suffix is an ordinary symbol path (a debug file may well be named `symbols`).
+pub async fn check_status(
+    State(app): State<Arc<App>>,
+    Path((debug_file, id_action)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let Some(debug_id) = id_action.strip_suffix(":checkStatus") else {
+        return symbols::handle(State(app), method, uri, headers).await;
+    };
+    if let Err(r) = authorize(&app, &headers, &query) {
+        return r;
+    }
+    match app.uploads.check_status(&debug_file, debug_id).await {
+        Ok(found) => {
+            let status = if found { "FOUND" } else { "MISSING" };
+            json::reply(StatusCode::OK, &json!({ "status": status })).with_outcome_note("check")
+        }
+        Err(e) => failed(e),
+    }
+}
+
+/// The base URL clients reach this server at, for upload URLs.
+fn public_base(app: &App, headers: &HeaderMap, peer: Option<&Peer>) -> String {
+    if !app.public_url.is_empty() {
+        return app.public_url.trim_end_matches('/').to_owned();
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|v| v.trim().to_owned())
+    };
+    let trusted = is_trusted(peer, &app.trusted_proxies);
+    let scheme = trusted
+        .then(|| header("x-forwarded-proto"))
+        .flatten()
+        .filter(|s| s == "http" || s == "https")
+        .unwrap_or_else(|| "http".into());
+    let host = trusted
+        .then(|| header("x-forwarded-host"))
+        .flatten()
+        .or_else(|| header("host"))
+        .unwrap_or_else(|| "localhost".into());
+    format!("{scheme}://{host}{}", app.path_prefix)
+}
+
+/// `POST [/v1]/uploads:create`.
+pub async fn create(
+    State(app): State<Arc<App>>,
+    RawQuery(query): RawQuery,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&app, &headers, &query) {
+        return r;
+    }
+    match app.uploads.create_session().await {
+        Ok((upload_key, token)) => {
+            let base = public_base(&app, &headers, peer.as_deref());
+            let url = format!("{base}/_upload/{upload_key}/{token}");
+            // camelCase is what the real client parses; snake_case is what the protocol
+            // document shows.
+            json::reply(
+                StatusCode::OK,
+                &json!({
+                    "uploadUrl": url,
+                    "uploadKey": upload_key,
+                    "upload_url": url,
+                    "upload_key": upload_key,
+                }),
+            )
+            .with_outcome_note("create")
+        }
+        Err(e) => failed(e),
+    }
+}
+
+/// `PUT /_upload/<upload key>/<token>`: the body, usually chunked. Success is exactly 200
+/// (sym_upload fails on 201 and 204).
+pub async fn put(
+    State(app): State<Arc<App>>,
+    Path((upload_key, token)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let declared = declared_length(&headers);
+    match app
+        .uploads
+        .put(&upload_key, &token, body.into_data_stream(), declared)
+        .await
+    {
+        Ok(()) => (StatusCode::OK, "")
+            .into_response()
+            .with_outcome_note("put"),
+        Err(e) => failed(e),
+    }
+}
+
+/// `POST [/v1]/uploads/<upload key>:complete`, with the lenient body.
+pub async fn complete(
+    State(app): State<Arc<App>>,
+    Path(key_action): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if let Err(r) = authorize(&app, &headers, &query) {
+        return r;
+    }
+    let Some(upload_key) = key_action.strip_suffix(":complete") else {
+        return json::error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "expected uploads/<uploadKey>:complete",
+        );
+    };
+    let request = match symhub_core::breakpad::parse_complete(&body) {
+        Ok(r) => r,
+        Err(e) => return failed(UploadError::BadRequest(e.to_string())),
+    };
+    let claim = Claim {
+        upload_type: request.upload_type,
+        debug_file: request.debug_file,
+        debug_id: request.debug_id,
+    };
+    match app.uploads.complete(upload_key, claim).await {
+        Ok(c) => json::reply(StatusCode::OK, &json!({ "result": result_name(c) }))
+            .with_outcome_note("complete"),
+        Err(e) => failed(e),
+    }
+}
+
+fn result_name(c: Committed) -> &'static str {
+    match c {
+        Committed::Stored => "OK",
+        Committed::Duplicate => "DUPLICATE_DATA",
+    }
+}
+
+/// Text fields of a v1 upload are short; anything longer is not a real client.
+const MAX_FIELD: usize = 4096;
+
+/// `POST <upload.v1_path>`: sym-upload-v1 multipart. Answers 200 `OK` (the client reports
+/// failure on any other status).
+pub async fn v1(
+    State(app): State<Arc<App>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    if let Err(r) = authorize(&app, &headers, &query) {
+        return r;
+    }
+    let mut multipart = match multipart {
+        Ok(m) => m,
+        Err(e) => {
+            return failed(UploadError::BadRequest(format!(
+                "not a multipart upload: {e}"
+            )))
+        }
+    };
+    let mut fields: HashMap<String, String> = HashMap::new();
+    let mut received = None;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return failed(UploadError::Body(e.to_string())),
+        };
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "symbol_file" {
+            let stream = field.map_err(|e| e.to_string());
+            match app.uploads.receive(stream, None).await {
+                Ok(r) => received = Some(r),
+                Err(e) => return failed(e),
+            }
+            continue;
+        }
+        match field.text().await {
+            Ok(t) if t.len() <= MAX_FIELD => {
+                fields.insert(name, t);
+            }
+            Ok(_) => {
+                return failed(UploadError::BadRequest(format!(
+                    "field `{name}` is too long"
+                )))
+            }
+            Err(e) => return failed(UploadError::Body(e.to_string())),
+        }
+    }
+    let Some(received) = received else {
+        return failed(UploadError::BadRequest("no `symbol_file` part".into()));
+    };
+    let (Some(debug_file), Some(debug_id)) = (
+        fields.remove("debug_file"),
+        fields.remove("debug_identifier"),
+    ) else {
+        return failed(UploadError::BadRequest(
+            "`debug_file` and `debug_identifier` are required".into(),
+        ));
+    };
+    let claim = Claim {
+        upload_type: "BREAKPAD".into(),
+        debug_file,
+        debug_id,
+    };
+    match app.uploads.finish(received, claim).await {
+        Ok(_) => (StatusCode::OK, "OK")
+            .into_response()
+            .with_outcome_note("upload-v1"),
+        Err(e) => failed(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    prefix: String,
+    #[serde(default)]
+    after: String,
+    limit: Option<usize>,
+    #[allow(dead_code)]
+    key: Option<String>,
+}
+
+/// `GET /api/symbols?prefix=…`: stored symbols, in key order, 1000 at most per page.
+pub async fn list(
+    State(app): State<Arc<App>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if let Err(r) = authorize(&app, &headers, &raw) {
+        return r;
+    }
+    let Ok(Query(q)) = query else {
+        return json::error(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            "use ?prefix=…&after=…&limit=…",
+        );
+    };
+    let limit = q.limit.unwrap_or(1000).clamp(1, 1000);
+    let store = app.uploads.store().clone();
+    let rows = tokio::task::spawn_blocking(move || store.list(&q.prefix, &q.after, limit)).await;
+    match rows {
+        Ok(Ok(rows)) => {
+            let next = (rows.len() == limit)
+                .then(|| rows.last().map(|r| r.key.clone()))
+                .flatten();
+            let symbols: Vec<_> = rows
+                .iter()
+                .map(|r| {
+                    json!({
+                        "key": r.display,
+                        "size": r.size,
+                        "sha256": r.sha256,
+                        "uploaded_at": humantime::format_rfc3339_seconds(r.uploaded_at).to_string(),
+                    })
+                })
+                .collect();
+            json::reply(StatusCode::OK, &json!({ "symbols": symbols, "next": next }))
+                .with_outcome_note("list")
+        }
+        _ => json::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "cannot read the store; see the server log",
+        ),
+    }
+}

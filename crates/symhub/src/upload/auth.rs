@@ -1,0 +1,143 @@
+//! API keys. Configured as SHA-256 hashes (`auth.api_keys`), or read in plaintext from
+//! `--api-key-file` and hashed at start. A presented key is hashed and compared with every
+//! configured hash in constant time; keys are never logged.
+//!
+//! A key may come as `?key=` (sym_upload v2), `Authorization: Bearer`, or `Auth-Token`
+//! (Tecken). No key → 401, a wrong key → 403, no keys configured → uploads disabled (403,
+//! with how to enable them).
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::{parse_key_hash, Config};
+
+pub struct ApiKeys {
+    hashes: Vec<[u8; 32]>,
+    pub require_for_downloads: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    Missing,
+    Wrong,
+    Disabled,
+}
+
+impl Denied {
+    pub fn message(self) -> &'static str {
+        match self {
+            Denied::Missing => "an API key is required: pass ?key=…, `Authorization: Bearer …` or `Auth-Token: …`",
+            Denied::Wrong => "the API key is not valid",
+            Denied::Disabled => "uploads are disabled because no API key is configured: run `symhub key new` and add the line it prints to [auth] in symhub.toml, or start with `symhub serve --api-key-file FILE`",
+        }
+    }
+}
+
+/// Makes a new key: 160 random bits, printable, with a recognizable prefix.
+pub fn new_key() -> (String, String) {
+    let bytes: [u8; 20] = rand::random();
+    let key = format!("symhub_{}", hex::encode(bytes));
+    let line = format!("sha256:{}", hex::encode(Sha256::digest(key.as_bytes())));
+    (key, line)
+}
+
+impl ApiKeys {
+    /// `plaintext`: keys read from `--api-key-file`.
+    pub fn new(config: &Config, plaintext: &[String]) -> anyhow::Result<Self> {
+        let mut hashes = config
+            .auth
+            .api_keys
+            .iter()
+            .map(|k| parse_key_hash(k))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        hashes.extend(
+            plaintext
+                .iter()
+                .map(|k| <[u8; 32]>::from(Sha256::digest(k.as_bytes()))),
+        );
+        if hashes.is_empty() && config.auth.require_for_downloads {
+            anyhow::bail!(
+                "auth.require_for_downloads is set but no API key is configured: \
+                 add one with `symhub key new` or --api-key-file"
+            );
+        }
+        Ok(Self {
+            hashes,
+            require_for_downloads: config.auth.require_for_downloads,
+        })
+    }
+
+    pub fn check(&self, headers: &http::HeaderMap, query: Option<&str>) -> Result<(), Denied> {
+        if self.hashes.is_empty() {
+            return Err(Denied::Disabled);
+        }
+        let presented = presented_key(headers, query).ok_or(Denied::Missing)?;
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        // Compare against every hash, without an early exit.
+        let mut ok = subtle::Choice::from(0);
+        for h in &self.hashes {
+            ok |= h.ct_eq(&digest);
+        }
+        if bool::from(ok) {
+            Ok(())
+        } else {
+            Err(Denied::Wrong)
+        }
+    }
+}
+
+fn presented_key(headers: &http::HeaderMap, query: Option<&str>) -> Option<String> {
+    if let Some(q) = query {
+        for pair in q.split('&') {
+            if let Some(v) = pair.strip_prefix("key=") {
+                let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy();
+                if !v.is_empty() {
+                    return Some(v.into_owned());
+                }
+            }
+        }
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(auth) = header("authorization") {
+        if let Some(token) = auth
+            .strip_prefix("Bearer ")
+            .or_else(|| auth.strip_prefix("bearer "))
+        {
+            return Some(token.trim().to_owned());
+        }
+    }
+    header("auth-token")
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_from_query_bearer_or_auth_token() {
+        let (key, line) = new_key();
+        let mut config = Config::default();
+        config.auth.api_keys = vec![line];
+        let keys = ApiKeys::new(&config, &["plain-key".into()]).unwrap();
+        let none = http::HeaderMap::new();
+        assert_eq!(keys.check(&none, Some(&format!("a=1&key={key}"))), Ok(()));
+        assert_eq!(keys.check(&none, Some("key=plain-key")), Ok(()));
+        assert_eq!(keys.check(&none, None), Err(Denied::Missing));
+        assert_eq!(keys.check(&none, Some("key=nope")), Err(Denied::Wrong));
+        let mut h = http::HeaderMap::new();
+        h.insert("authorization", format!("Bearer {key}").parse().unwrap());
+        assert_eq!(keys.check(&h, None), Ok(()));
+        let mut h = http::HeaderMap::new();
+        h.insert("auth-token", key.parse().unwrap());
+        assert_eq!(keys.check(&h, None), Ok(()));
+        let off = ApiKeys::new(&Config::default(), &[]).unwrap();
+        assert_eq!(off.check(&h, None), Err(Denied::Disabled));
+    }
+}

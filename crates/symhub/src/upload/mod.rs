@@ -1,0 +1,346 @@
+//! Uploads into the permanent store: Breakpad `sym_upload` in both protocols.
+//!
+//! - v1: one multipart POST; the `symbol_file` part streams to a temp file.
+//! - v2: `checkStatus` → `uploads:create` (a session with an unguessable, single-use,
+//!   expiring token carried by the upload URL) → `PUT` of the raw bytes (chunked, no
+//!   Content-Length) → `:complete` with the lenient body. Sessions live in the store's
+//!   database and its `uploads/` directory, so any instance sharing them can finish one.
+//!
+//! Every body streams to disk with its size checked against `upload.max_size` as it
+//! arrives (never whole in memory) and is hashed on the way. A Breakpad file must name, in
+//! its MODULE line, the module the uploader claims; otherwise nothing is stored.
+
+pub mod auth;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use http::StatusCode;
+use sha2::{Digest, Sha256};
+use symhub_core::breakpad::{native_keys, parse_sym_header, HEADER_LIMIT};
+use symhub_core::SymbolKey;
+use tokio::io::AsyncWriteExt;
+
+use crate::cache::Cache;
+use crate::config::UploadConfig;
+use crate::store::symbols::{Committed, ModuleId, Received, Session};
+use crate::store::SymbolStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("the upload is larger than upload.max_size ({0} bytes)")]
+    TooLarge(u64),
+    #[error("too many upload sessions are open (upload.max_sessions = {0}); retry later")]
+    TooManySessions(u64),
+    #[error("no open upload session `{0}`: unknown, expired or already completed")]
+    UnknownSession(String),
+    #[error("this upload URL was already used or is not valid; create a new upload")]
+    BadToken,
+    #[error("nothing was uploaded for session `{0}`: PUT the file to its uploadUrl first")]
+    NothingReceived(String),
+    #[error("not a Breakpad symbol file: {0}")]
+    NotSym(String),
+    #[error("the file's MODULE line names `{found_file}` `{found_id}`, not `{file}` `{id}`")]
+    Mismatch {
+        file: String,
+        id: String,
+        found_file: String,
+        found_id: String,
+    },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the upload body broke off: {0}")]
+    Body(String),
+    #[error("storage error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl UploadError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            UploadError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            UploadError::TooManySessions(_) => StatusCode::TOO_MANY_REQUESTS,
+            UploadError::UnknownSession(_) => StatusCode::NOT_FOUND,
+            UploadError::BadToken => StatusCode::FORBIDDEN,
+            UploadError::NothingReceived(_) => StatusCode::CONFLICT,
+            UploadError::NotSym(_) | UploadError::Mismatch { .. } | UploadError::BadRequest(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            UploadError::Body(_) => StatusCode::BAD_REQUEST,
+            UploadError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            UploadError::TooLarge(_) => "too_large",
+            UploadError::TooManySessions(_) => "too_many_sessions",
+            UploadError::UnknownSession(_) => "unknown_upload",
+            UploadError::BadToken => "bad_upload_token",
+            UploadError::NothingReceived(_) => "nothing_uploaded",
+            UploadError::NotSym(_) => "not_a_symbol_file",
+            UploadError::Mismatch { .. } => "module_mismatch",
+            UploadError::BadRequest(_) => "bad_request",
+            UploadError::Body(_) => "broken_body",
+            UploadError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<rusqlite::Error> for UploadError {
+    fn from(e: rusqlite::Error) -> Self {
+        UploadError::Internal(e.into())
+    }
+}
+
+impl From<std::io::Error> for UploadError {
+    fn from(e: std::io::Error) -> Self {
+        UploadError::Internal(e.into())
+    }
+}
+
+/// What an uploader says the file is.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// `BREAKPAD` (default), or a native type (`ELF`, `PE`…).
+    pub upload_type: String,
+    pub debug_file: String,
+    pub debug_id: String,
+}
+
+pub struct Uploads {
+    store: Arc<SymbolStore>,
+    cache: Arc<Cache>,
+    config: UploadConfig,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, UploadError> + Send + 'static,
+) -> Result<T, UploadError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| UploadError::Internal(e.into()))?
+}
+
+impl Uploads {
+    pub fn new(store: Arc<SymbolStore>, cache: Arc<Cache>, config: UploadConfig) -> Self {
+        Self {
+            store,
+            cache,
+            config,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<SymbolStore> {
+        &self.store
+    }
+
+    pub fn max_size(&self) -> u64 {
+        self.config.max_size.as_u64()
+    }
+
+    /// Streams a body to a temp file in the store, hashing it and enforcing the size limit.
+    pub async fn receive<S, E>(
+        &self,
+        body: S,
+        declared: Option<u64>,
+    ) -> Result<Received, UploadError>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: std::fmt::Display,
+    {
+        let max = self.max_size();
+        if declared.is_some_and(|n| n > max) {
+            return Err(UploadError::TooLarge(max));
+        }
+        let (file, temp) = self.store.objects.temp_file()?;
+        let mut out = tokio::fs::File::from_std(file);
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut body = std::pin::pin!(body);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| UploadError::Body(e.to_string()))?;
+            size += chunk.len() as u64;
+            if size > max {
+                // `temp` is dropped here, and the partial file with it.
+                return Err(UploadError::TooLarge(max));
+            }
+            hasher.update(&chunk);
+            out.write_all(&chunk).await?;
+        }
+        out.flush().await?;
+        Ok(Received {
+            path: temp,
+            size,
+            sha256: hex::encode(hasher.finalize()),
+        })
+    }
+
+    /// Validates a received file against its claim and commits it under its keys.
+    pub async fn finish(&self, received: Received, claim: Claim) -> Result<Committed, UploadError> {
+        let store = self.store.clone();
+        let (committed, keys, code) = blocking(move || {
+            let (keys, module) = identify(&received, &claim)?;
+            let committed = store.commit(received, &keys, &module)?;
+            Ok((committed, keys, module.code_file.zip(module.code_id)))
+        })
+        .await?;
+        self.cache
+            .uploaded(&keys, code.as_ref().map(|(f, i)| (f.as_str(), i.as_str())));
+        for k in &keys {
+            tracing::info!(key = %k, result = ?committed, "symbol stored");
+        }
+        Ok(committed)
+    }
+
+    pub async fn check_status(
+        &self,
+        debug_file: &str,
+        debug_id: &str,
+    ) -> Result<bool, UploadError> {
+        let (store, f, i) = (
+            self.store.clone(),
+            debug_file.to_owned(),
+            debug_id.to_owned(),
+        );
+        blocking(move || Ok(store.has_module(&f, &i)?)).await
+    }
+
+    /// Opens a v2 session: returns (upload key, token).
+    pub async fn create_session(&self) -> Result<(String, String), UploadError> {
+        let store = self.store.clone();
+        let (max, ttl) = (self.config.max_sessions, self.config.session_ttl);
+        blocking(move || {
+            if store.count_sessions()? >= max {
+                return Err(UploadError::TooManySessions(max));
+            }
+            let upload_key = hex::encode(rand::random::<[u8; 16]>());
+            let token = hex::encode(rand::random::<[u8; 16]>());
+            store.create_session(&Session {
+                upload_key: upload_key.clone(),
+                token_sha256: hex::encode(Sha256::digest(token.as_bytes())),
+                expires: SystemTime::now() + ttl,
+                received: None,
+            })?;
+            Ok((upload_key, token))
+        })
+        .await
+    }
+
+    async fn live_session(&self, upload_key: &str) -> Result<Session, UploadError> {
+        let (store, key) = (self.store.clone(), upload_key.to_owned());
+        blocking(move || store.session(&key)?.ok_or(UploadError::UnknownSession(key))).await
+    }
+
+    /// The v2 PUT: checks the single-use token, stores the body beside its session.
+    pub async fn put<S, E>(
+        &self,
+        upload_key: &str,
+        token: &str,
+        body: S,
+        declared: Option<u64>,
+    ) -> Result<(), UploadError>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: std::fmt::Display,
+    {
+        use subtle::ConstantTimeEq;
+        let session = self
+            .live_session(upload_key)
+            .await
+            .map_err(|_| UploadError::BadToken)?;
+        let presented = hex::encode(Sha256::digest(token.as_bytes()));
+        if !bool::from(presented.as_bytes().ct_eq(session.token_sha256.as_bytes()))
+            || session.received.is_some()
+        {
+            return Err(UploadError::BadToken);
+        }
+        let received = self.receive(body, declared).await?;
+        let (store, key) = (self.store.clone(), upload_key.to_owned());
+        blocking(move || {
+            let dest = store.received_path(&key);
+            received.path.persist(&dest).map_err(|e| e.error)?;
+            if !store.mark_received(&key, received.size, &received.sha256)? {
+                // Two PUTs raced for one token: the first one won.
+                return Err(UploadError::BadToken);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// The v2 `:complete`: validates and commits the session's file, then ends the session
+    /// whatever the outcome (its token was single-use anyway).
+    pub async fn complete(&self, upload_key: &str, claim: Claim) -> Result<Committed, UploadError> {
+        let session = self.live_session(upload_key).await?;
+        let Some((size, sha256)) = session.received else {
+            return Err(UploadError::NothingReceived(upload_key.to_owned()));
+        };
+        let received = Received {
+            path: tempfile::TempPath::try_from_path(self.store.received_path(upload_key))?,
+            size,
+            sha256,
+        };
+        let result = self.finish(received, claim).await;
+        let (store, key) = (self.store.clone(), upload_key.to_owned());
+        blocking(move || Ok(store.end_session(&key)?)).await?;
+        result
+    }
+
+    /// Removes expired sessions and their files; run periodically.
+    pub async fn expire(&self) {
+        let store = self.store.clone();
+        match blocking(move || Ok(store.expire_sessions()?)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "expired unfinished upload sessions"),
+            Err(e) => tracing::error!("cannot expire upload sessions: {e}"),
+        }
+    }
+}
+
+/// The keys and module identity of a received file. Blocking (reads the file's head).
+fn identify(received: &Received, claim: &Claim) -> Result<(Vec<SymbolKey>, ModuleId), UploadError> {
+    let kind = claim.upload_type.to_ascii_uppercase();
+    if kind != "BREAKPAD" {
+        let keys = native_keys(&kind, &claim.debug_file, &claim.debug_id)
+            .map_err(|e| UploadError::BadRequest(e.to_string()))?;
+        let module = ModuleId {
+            kind,
+            debug_file: claim.debug_file.clone(),
+            debug_id: claim.debug_id.clone(),
+            code_file: None,
+            code_id: None,
+        };
+        return Ok((keys, module));
+    }
+    let mut head = Vec::with_capacity(HEADER_LIMIT);
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(&received.path)?, HEADER_LIMIT as u64),
+        &mut head,
+    )?;
+    let header = parse_sym_header(&head).map_err(|e| UploadError::NotSym(e.to_string()))?;
+    if !header.matches(&claim.debug_file, &claim.debug_id) {
+        return Err(UploadError::Mismatch {
+            file: claim.debug_file.clone(),
+            id: claim.debug_id.clone(),
+            found_file: header.debug_file,
+            found_id: header.debug_id,
+        });
+    }
+    let key = header
+        .key()
+        .map_err(|e| UploadError::NotSym(e.to_string()))?;
+    let module = ModuleId {
+        kind,
+        code_file: header
+            .code_file
+            .clone()
+            .or(header.code_id.as_ref().map(|_| header.debug_file.clone())),
+        code_id: header.code_id.clone(),
+        debug_file: header.debug_file,
+        debug_id: header.debug_id,
+    };
+    Ok((vec![key], module))
+}
