@@ -62,8 +62,9 @@ fn failed(e: UploadError) -> Response {
     json::error(e.status(), e.code(), e.to_string()).with_outcome_note("upload-refused")
 }
 
-fn authorize(app: &App, headers: &HeaderMap, query: &Option<String>) -> Result<(), Response> {
-    app.keys.check(headers, query.as_deref()).map_err(denied)
+/// The refusal for a request without a valid API key, if it is one.
+fn unauthorized(app: &App, headers: &HeaderMap, query: &Option<String>) -> Option<Response> {
+    app.keys.check(headers, query.as_deref()).err().map(denied)
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
@@ -88,7 +89,7 @@ pub async fn check_status(
     let Some(debug_id) = id_action.strip_suffix(":checkStatus") else {
         return symbols::handle(State(app), method, uri, headers).await;
     };
-    if let Err(r) = authorize(&app, &headers, &query) {
+    if let Some(r) = unauthorized(&app, &headers, &query) {
         return r;
     }
     match app.uploads.check_status(&debug_file, debug_id).await {
@@ -133,7 +134,7 @@ pub async fn create(
     peer: Option<Extension<Peer>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorize(&app, &headers, &query) {
+    if let Some(r) = unauthorized(&app, &headers, &query) {
         return r;
     }
     match app.uploads.create_session().await {
@@ -186,7 +187,7 @@ pub async fn complete(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    if let Err(r) = authorize(&app, &headers, &query) {
+    if let Some(r) = unauthorized(&app, &headers, &query) {
         return r;
     }
     let Some(upload_key) = key_action.strip_suffix(":complete") else {
@@ -230,7 +231,7 @@ pub async fn v1(
     headers: HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
-    if let Err(r) = authorize(&app, &headers, &query) {
+    if let Some(r) = unauthorized(&app, &headers, &query) {
         return r;
     }
     let mut multipart = match multipart {
@@ -312,7 +313,7 @@ pub async fn list(
     headers: HeaderMap,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Err(r) = authorize(&app, &headers, &raw) {
+    if let Some(r) = unauthorized(&app, &headers, &raw) {
         return r;
     }
     let Ok(Query(q)) = query else {
