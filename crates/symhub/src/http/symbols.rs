@@ -57,11 +57,18 @@ pub async fn handle(
         let (fill, leader) = match app.cache.lookup(&key, &headers).await {
             Lookup::Hit(entry) => {
                 match serve_entry(&app.cache, &entry, &headers, head, "HIT").await {
-                    Some(r) => {
+                    Some(mut r) => {
                         let what = match entry.source {
                             Source::Store => "store",
                             Source::Cache => "hit",
                         };
+                        r.headers_mut().insert(
+                            "x-symhub-source",
+                            HeaderValue::from_static(match entry.source {
+                                Source::Store => "store",
+                                Source::Cache => "cache",
+                            }),
+                        );
                         return r
                             .with_outcome(Outcome::new(what).key(&key).upstream(&entry.upstream));
                     }

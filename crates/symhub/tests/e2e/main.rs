@@ -7,3 +7,4 @@ mod proxy;
 mod resilience;
 mod security;
 mod server;
+mod upload;
