@@ -290,6 +290,24 @@ async fn upload_tokens_are_single_use_and_expire() {
 }
 
 #[tokio::test]
+async fn open_sessions_are_bounded() {
+    let s = Symhub::start(&format!(
+        "upstream = []\n{}[upload]\nmax_sessions = 2\n",
+        auth_config(KEY)
+    ));
+    let create = || {
+        client()
+            .post(format!("{}/v1/uploads:create?key={KEY}", s.url))
+            .send()
+    };
+    assert_eq!(create().await.unwrap().status(), 200);
+    assert_eq!(create().await.unwrap().status(), 200);
+    let r = create().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.text().await.unwrap().contains("too_many_sessions"));
+}
+
+#[tokio::test]
 async fn api_keys_missing_wrong_or_not_configured() {
     let s = Symhub::start(&format!("upstream = []\n{}", auth_config(KEY)));
     let c = client();
