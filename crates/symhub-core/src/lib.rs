@@ -1,8 +1,10 @@
 //! symhub-core: the data model every symhub component agrees on, with no async and no I/O so
 //! it is cheap to test and to fuzz: symbol keys ([`key`]) and Breakpad's formats
-//! ([`breakpad`]: `.sym` headers, upload types, the lenient complete body).
+//! ([`breakpad`]: `.sym` headers, upload types, the lenient complete body), and the id of
+//! portable PDBs ([`ppdb`]) that `.snupkg` packages are keyed by.
 
 pub mod breakpad;
 pub mod key;
+pub mod ppdb;
 
 pub use key::{KeyError, Spelling, SymbolKey};

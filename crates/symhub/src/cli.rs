@@ -30,6 +30,9 @@ enum Command {
     /// Upload Breakpad `.sym` files (found recursively in directories) with sym-upload-v2,
     /// skipping those the server already has.
     Upload(crate::upload_client::UploadArgs),
+    /// SSQP zip packages: add, list, show, remove.
+    #[command(subcommand)]
+    Package(crate::package_client::PackageCommand),
 }
 
 #[derive(Subcommand)]
@@ -146,6 +149,7 @@ pub fn main() -> ExitCode {
             Ok(())
         }
         Command::Upload(args) => crate::upload_client::run(args),
+        Command::Package(command) => crate::package_client::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -26,6 +26,7 @@ pub struct Config {
     pub health: HealthConfig,
     pub auth: AuthConfig,
     pub upload: UploadConfig,
+    pub packages: PackageConfig,
     /// Upstream symbol servers, asked in this order of priority.
     #[serde(rename = "upstream")]
     pub upstreams: Vec<UpstreamConfig>,
@@ -40,6 +41,7 @@ impl Default for Config {
             health: HealthConfig::default(),
             auth: AuthConfig::default(),
             upload: UploadConfig::default(),
+            packages: PackageConfig::default(),
             upstreams: vec![UpstreamConfig::new("microsoft", MICROSOFT_SYMBOLS)],
         }
     }
@@ -201,6 +203,35 @@ impl Default for UploadConfig {
             session_ttl: Duration::from_secs(3600),
             v1_path: "/symupload".into(),
             public_url: String::new(),
+        }
+    }
+}
+
+/// Limits for SSQP zip packages: what a hostile or broken zip cannot make symhub do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PackageConfig {
+    /// Largest accepted package file.
+    pub max_size: ByteSize,
+    /// Most entries in one package.
+    pub max_entries: usize,
+    /// Most bytes one package may unpack to, summed over its entries.
+    pub max_unpacked_size: ByteSize,
+    /// Largest declared unpacked/packed ratio of an entry over 1 MiB (deflate reaches about
+    /// 1000:1 on zeros; real symbol files stay far below 100:1).
+    pub max_ratio: u64,
+    /// Largest `symbol_index.json`.
+    pub max_index_size: ByteSize,
+}
+
+impl Default for PackageConfig {
+    fn default() -> Self {
+        Self {
+            max_size: ByteSize::gib(20),
+            max_entries: 1_000_000,
+            max_unpacked_size: ByteSize::gib(100),
+            max_ratio: 200,
+            max_index_size: ByteSize::mib(512),
         }
     }
 }

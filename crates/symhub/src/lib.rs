@@ -8,6 +8,7 @@ pub mod cache;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod package;
 pub mod store;
 pub mod upload;
 pub mod upstream;
@@ -40,8 +41,14 @@ pub async fn serve(
     let maintenance = tokio::spawn(cache.clone().maintain());
     let keys = upload::auth::ApiKeys::new(&config, &plaintext_keys)?;
     drop(plaintext_keys);
+    let packages = Arc::new(package::Packages::new(
+        store.clone(),
+        Some(cache.clone()),
+        config.packages.clone(),
+    ));
+    packages.recover()?;
     let uploads = Arc::new(upload::Uploads::new(
-        store,
+        store.clone(),
         cache.clone(),
         config.upload.clone(),
     ));
@@ -54,10 +61,29 @@ pub async fn serve(
             }
         }
     });
+    // Another process on this data dir (`symhub package add --data-dir`) changes the store
+    // behind our back; SQLite tells us, and memory is dropped.
+    let watcher = tokio::spawn({
+        let (store, cache) = (store.clone(), cache.clone());
+        async move {
+            let mut seen = None;
+            loop {
+                let s = store.clone();
+                if let Ok(Ok(v)) = tokio::task::spawn_blocking(move || s.data_version()).await {
+                    if seen.is_some_and(|old| old != v) {
+                        cache.store_changed();
+                    }
+                    seen = Some(v);
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    });
     let app = Arc::new(http::App::new(
         &config,
         cache.clone(),
         uploads,
+        packages,
         keys,
         metrics,
     )?);
@@ -82,6 +108,7 @@ pub async fn serve(
     .await;
     maintenance.abort();
     expiry.abort();
+    watcher.abort();
     let c = cache.clone();
     let _ = tokio::task::spawn_blocking(move || c.flush_touches()).await;
     tracing::info!("symhub stopped");

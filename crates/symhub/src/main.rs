@@ -1,6 +1,7 @@
 //! The `symhub` binary: argument parsing lives in [`cli`]; everything else in the library.
 
 mod cli;
+mod package_client;
 mod upload_client;
 
 fn main() -> std::process::ExitCode {

@@ -290,6 +290,13 @@ impl Cache {
         entry
     }
 
+    /// Forgets everything memory knows: a package came or went (any number of keys), or
+    /// another process changed the store.
+    pub fn store_changed(&self) {
+        self.memory.invalidate_all();
+        self.open_files.invalidate_all();
+    }
+
     /// Forgets what memory knows of keys whose answer an upload just changed: the keys
     /// themselves and any remembered miss of a `.sym` code-id lookup of the module.
     pub fn uploaded(&self, keys: &[SymbolKey], code: Option<(&str, &str)>) {

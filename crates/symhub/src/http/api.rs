@@ -37,7 +37,7 @@ pub fn denied(d: Denied) -> Response {
     json::error(status, code, d.message()).with_outcome_note("auth")
 }
 
-trait Note {
+pub(super) trait Note {
     fn with_outcome_note(self, what: &'static str) -> Response;
 }
 
@@ -48,7 +48,7 @@ impl Note for Response {
     }
 }
 
-fn failed(e: UploadError) -> Response {
+pub(super) fn failed(e: UploadError) -> Response {
     if matches!(e, UploadError::Internal(_)) {
         tracing::error!("upload failed: {e}");
         return json::error(
@@ -63,11 +63,15 @@ fn failed(e: UploadError) -> Response {
 }
 
 /// The refusal for a request without a valid API key, if it is one.
-fn unauthorized(app: &App, headers: &HeaderMap, query: &Option<String>) -> Option<Response> {
+pub(super) fn unauthorized(
+    app: &App,
+    headers: &HeaderMap,
+    query: &Option<String>,
+) -> Option<Response> {
     app.keys.check(headers, query.as_deref()).err().map(denied)
 }
 
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
+pub(super) fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)?
         .to_str()

@@ -9,6 +9,7 @@ mod body;
 pub mod json;
 pub mod log;
 mod ops;
+mod packages;
 mod symbols;
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -29,6 +30,7 @@ use tower::ServiceExt;
 use crate::cache::Cache;
 use crate::config::{Config, ListenAddr, TrustedProxy};
 use crate::metrics::Metrics;
+use crate::package::Packages;
 use crate::upload::auth::ApiKeys;
 use crate::upload::Uploads;
 use log::Peer;
@@ -37,6 +39,7 @@ use log::Peer;
 pub struct App {
     pub cache: Arc<Cache>,
     pub uploads: Arc<Uploads>,
+    pub packages: Arc<Packages>,
     pub keys: ApiKeys,
     pub metrics: Arc<Metrics>,
     pub path_prefix: String,
@@ -51,6 +54,7 @@ impl App {
         config: &Config,
         cache: Arc<Cache>,
         uploads: Arc<Uploads>,
+        packages: Arc<Packages>,
         keys: ApiKeys,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
@@ -61,6 +65,7 @@ impl App {
         Ok(Self {
             cache,
             uploads,
+            packages,
             keys,
             metrics,
             path_prefix: config.server.path_prefix.clone(),
@@ -115,6 +120,19 @@ fn router(app: Arc<App>) -> Router {
         post(api::v1).layer(DefaultBodyLimit::disable()),
     )
     .route(&format!("{p}/api/symbols"), get(api::list))
+    .route(
+        &format!("{p}/api/packages"),
+        get(packages::list)
+            .post(packages::add)
+            .layer(DefaultBodyLimit::disable()),
+    )
+    .route(
+        &format!("{p}/api/packages/{{name}}"),
+        get(packages::show)
+            .put(packages::put)
+            .delete(packages::remove)
+            .layer(DefaultBodyLimit::disable()),
+    )
     .fallback(symbols::handle)
     .with_state(app)
 }

@@ -80,7 +80,7 @@ pub struct SymbolStore {
     commit_lock: Mutex<()>,
 }
 
-fn from_millis(ms: i64) -> SystemTime {
+pub(super) fn from_millis(ms: i64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
 }
 
@@ -112,6 +112,28 @@ impl SymbolStore {
              CREATE INDEX IF NOT EXISTS symbols_module ON symbols(debug_file, debug_id);
              CREATE INDEX IF NOT EXISTS symbols_code ON symbols(code_id, code_file);
              CREATE INDEX IF NOT EXISTS symbols_blob ON symbols(sha256);
+             CREATE TABLE IF NOT EXISTS packages (
+                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                 name TEXT NOT NULL,
+                 state TEXT NOT NULL,           -- ingesting | active | removing
+                 priority INTEGER NOT NULL,     -- lower wins; kept across a replace
+                 added_at INTEGER NOT NULL,     -- unix ms
+                 size INTEGER NOT NULL,         -- bytes of the zip
+                 key_count INTEGER NOT NULL,
+                 blob_bytes INTEGER NOT NULL
+             );
+             CREATE UNIQUE INDEX IF NOT EXISTS packages_active_name ON packages(name) WHERE state = 'active';
+             CREATE TABLE IF NOT EXISTS package_keys (
+                 key TEXT NOT NULL,             -- normalized
+                 seq INTEGER NOT NULL,
+                 display TEXT NOT NULL,
+                 sha256 TEXT NOT NULL,
+                 size INTEGER NOT NULL,
+                 derived INTEGER NOT NULL,      -- 1: derived from a portable PDB, 0: symbol_index.json
+                 PRIMARY KEY (key, seq)
+             ) WITHOUT ROWID;
+             CREATE INDEX IF NOT EXISTS package_keys_seq ON package_keys(seq);
+             CREATE INDEX IF NOT EXISTS package_keys_blob ON package_keys(sha256);
              CREATE TABLE IF NOT EXISTS uploads (
                  upload_key TEXT PRIMARY KEY,
                  token_sha256 TEXT NOT NULL,
@@ -129,7 +151,7 @@ impl SymbolStore {
         })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(super) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -137,21 +159,38 @@ impl SymbolStore {
         self.objects.path(sha256)
     }
 
+    /// The stored file for a key: an upload, else the winning package (explicit mappings
+    /// before derived ones, then the package added first). Indexed lookups only.
     pub fn get(&self, key: &str) -> rusqlite::Result<Option<StoredSymbol>> {
-        self.conn()
+        let conn = self.conn();
+        let row = |r: &rusqlite::Row<'_>| {
+            Ok(StoredSymbol {
+                key: key.to_owned(),
+                display: r.get(0)?,
+                sha256: r.get(1)?,
+                size: r.get::<_, i64>(2)? as u64,
+                uploaded_at: from_millis(r.get(3)?),
+            })
+        };
+        let uploaded = conn
             .prepare_cached(
                 "SELECT display, sha256, size, uploaded_at FROM symbols WHERE key = ?1",
             )?
-            .query_row([key], |r| {
-                Ok(StoredSymbol {
-                    key: key.to_owned(),
-                    display: r.get(0)?,
-                    sha256: r.get(1)?,
-                    size: r.get::<_, i64>(2)? as u64,
-                    uploaded_at: from_millis(r.get(3)?),
-                })
-            })
-            .optional()
+            .query_row([key], row)
+            .optional()?;
+        if uploaded.is_some() {
+            return Ok(uploaded);
+        }
+        let packaged = conn
+            .prepare_cached(
+                "SELECT pk.display, pk.sha256, pk.size, p.added_at
+                 FROM package_keys pk JOIN packages p ON p.seq = pk.seq
+                 WHERE pk.key = ?1 AND p.state = 'active'
+                 ORDER BY pk.derived, p.priority LIMIT 1",
+            )?
+            .query_row([key], row)
+            .optional();
+        packaged
     }
 
     /// Whether a module with this identity was uploaded (sym-upload-v2 `checkStatus`).
@@ -279,12 +318,13 @@ impl SymbolStore {
         Ok(Committed::Stored)
     }
 
-    /// Deletes a blob no key points at.
-    fn collect_blob(&self, sha256: &str) {
+    /// Deletes a blob no key points at, neither an upload's nor a package's.
+    pub fn collect_blob(&self, sha256: &str) {
         let used: rusqlite::Result<Option<i64>> = self
             .conn()
             .query_row(
-                "SELECT 1 FROM symbols WHERE sha256 = ?1 LIMIT 1",
+                "SELECT 1 FROM symbols WHERE sha256 = ?1
+                 UNION ALL SELECT 1 FROM package_keys WHERE sha256 = ?1 LIMIT 1",
                 [sha256],
                 |r| r.get(0),
             )

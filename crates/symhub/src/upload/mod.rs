@@ -151,31 +151,7 @@ impl Uploads {
         S: Stream<Item = Result<Bytes, E>>,
         E: std::fmt::Display,
     {
-        let max = self.max_size();
-        if declared.is_some_and(|n| n > max) {
-            return Err(UploadError::TooLarge(max));
-        }
-        let (file, temp) = self.store.objects.temp_file()?;
-        let mut out = tokio::fs::File::from_std(file);
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        let mut body = std::pin::pin!(body);
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| UploadError::Body(e.to_string()))?;
-            size += chunk.len() as u64;
-            if size > max {
-                // `temp` is dropped here, and the partial file with it.
-                return Err(UploadError::TooLarge(max));
-            }
-            hasher.update(&chunk);
-            out.write_all(&chunk).await?;
-        }
-        out.flush().await?;
-        Ok(Received {
-            path: temp,
-            size,
-            sha256: hex::encode(hasher.finalize()),
-        })
+        receive(&self.store, body, declared, self.max_size()).await
     }
 
     /// Validates a received file against its claim and commits it under its keys.
@@ -298,6 +274,44 @@ impl Uploads {
             Err(e) => tracing::error!("cannot expire upload sessions: {e}"),
         }
     }
+}
+
+/// Streams a body into a temp file of the store: hashed on the way, and cut off (the partial
+/// file deleted) as soon as it passes `max` bytes, so an oversize body never fills the disk.
+pub async fn receive<S, E>(
+    store: &SymbolStore,
+    body: S,
+    declared: Option<u64>,
+    max: u64,
+) -> Result<Received, UploadError>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+    E: std::fmt::Display,
+{
+    if declared.is_some_and(|n| n > max) {
+        return Err(UploadError::TooLarge(max));
+    }
+    let (file, temp) = store.objects.temp_file()?;
+    let mut out = tokio::fs::File::from_std(file);
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut body = std::pin::pin!(body);
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| UploadError::Body(e.to_string()))?;
+        size += chunk.len() as u64;
+        if size > max {
+            // `temp` is dropped here, and the partial file with it.
+            return Err(UploadError::TooLarge(max));
+        }
+        hasher.update(&chunk);
+        out.write_all(&chunk).await?;
+    }
+    out.flush().await?;
+    Ok(Received {
+        path: temp,
+        size,
+        sha256: hex::encode(hasher.finalize()),
+    })
 }
 
 /// The keys and module identity of a received file. Blocking (reads the file's head).

@@ -1,0 +1,303 @@
+//! Reading an SSQP zip package without trusting it: every entry is checked before any byte
+//! is extracted, and extraction re-checks what the headers promised.
+//!
+//! Refused: names that are absolute, hold `..`, `\`, NUL or a drive letter (zip slip);
+//! symlinks; encrypted entries; methods other than stored and deflate; more entries or more
+//! unpacked bytes than the limits; entries whose declared ratio is a bomb's; entries that
+//! unpack to a size other than the one declared (a lying header); a `symbol_index.json`
+//! that is missing (unless portable PDBs give keys), too big, not an array of
+//! `{clientKey, blobPath}`, with an invalid key, a blobPath that is not a regular file in the
+//! zip, or a clientKey twice. Blobs are named by their hash, never by an entry name, so no
+//! name ever becomes a path on disk. A zip inside the zip is just a blob.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufReader, Read};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use symhub_core::SymbolKey;
+use zip::{CompressionMethod, ZipArchive};
+
+use crate::config::PackageConfig;
+use crate::store::SymbolStore;
+
+pub const INDEX_NAME: &str = "symbol_index.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    #[error("not a readable zip file: {0}")]
+    NotZip(String),
+    #[error("entry `{0}` has an unsafe name (absolute, `..`, `\\`, NUL or a drive letter)")]
+    UnsafeName(String),
+    #[error("entry `{0}` is a symbolic link")]
+    Symlink(String),
+    #[error("entry `{0}` is encrypted")]
+    Encrypted(String),
+    #[error("entry `{0}` uses compression method {1}; only stored and deflate are accepted")]
+    Method(String, String),
+    #[error("the package has more than packages.max_entries ({0}) entries")]
+    TooManyEntries(usize),
+    #[error("the package unpacks to more than packages.max_unpacked_size ({0} bytes)")]
+    TooBig(u64),
+    #[error("entry `{0}` claims a compression ratio above packages.max_ratio ({1}:1)")]
+    Bomb(String, u64),
+    #[error("entry `{0}` does not unpack to the size its header declares")]
+    LyingSize(String),
+    #[error("the package has no `symbol_index.json` at its root and no portable PDB to derive keys from")]
+    NoIndex,
+    #[error("symbol_index.json: {0}")]
+    BadIndex(String),
+    #[error("symbol_index.json: clientKey `{key}` is not a valid key: {reason}")]
+    BadKey { key: String, reason: String },
+    #[error("symbol_index.json: blobPath `{0}` is not a file in the package")]
+    MissingBlob(String),
+    #[error("symbol_index.json maps {count} clientKey(s) more than once: {shown}")]
+    Duplicates { count: usize, shown: String },
+    #[error("reading entry `{0}`: {1}")]
+    Read(String, String),
+    #[error("storage error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<std::io::Error> for PackageError {
+    fn from(e: std::io::Error) -> Self {
+        PackageError::Internal(e.into())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IndexEntry {
+    #[serde(rename = "clientKey")]
+    client_key: String,
+    #[serde(rename = "blobPath")]
+    blob_path: String,
+}
+
+/// What the package says, checked: explicit mappings (key → entry index) and the entries
+/// that may be portable PDBs to derive keys from.
+pub struct Plan {
+    pub explicit: Vec<(SymbolKey, usize)>,
+    pub pdbs: Vec<usize>,
+    pub names: Vec<String>,
+    pub sizes: Vec<u64>,
+}
+
+fn safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('/')
+        && !name.contains('\\')
+        && !name.contains('\0')
+        && !name.as_bytes().get(1).is_some_and(|b| *b == b':')
+        && name.split('/').all(|c| c != ".." && c != ".")
+}
+
+/// Checks every entry and the index. Blocking.
+pub fn inspect(zip: &mut ZipArchive<File>, limits: &PackageConfig) -> Result<Plan, PackageError> {
+    let count = zip.len();
+    if count > limits.max_entries {
+        return Err(PackageError::TooManyEntries(limits.max_entries));
+    }
+    let mut names = Vec::with_capacity(count);
+    let mut sizes = Vec::with_capacity(count);
+    let mut by_name: HashMap<String, usize> = HashMap::with_capacity(count);
+    let mut index_entry = None;
+    let mut pdbs = Vec::new();
+    let mut total = 0u64;
+    for i in 0..count {
+        let e = zip
+            .by_index_raw(i)
+            .map_err(|e| PackageError::NotZip(e.to_string()))?;
+        let name = e
+            .name()
+            .map_err(|_| {
+                PackageError::UnsafeName(String::from_utf8_lossy(e.name_raw()).into_owned())
+            })?
+            .into_owned();
+        if !safe_name(&name) || e.enclosed_name().is_none() {
+            return Err(PackageError::UnsafeName(name));
+        }
+        if e.is_symlink() {
+            return Err(PackageError::Symlink(name));
+        }
+        if e.encrypted() {
+            return Err(PackageError::Encrypted(name));
+        }
+        let method = e.compression();
+        if !e.is_dir()
+            && !matches!(
+                method,
+                CompressionMethod::Stored | CompressionMethod::Deflated
+            )
+        {
+            return Err(PackageError::Method(name, format!("{method:?}")));
+        }
+        total = total.saturating_add(e.size());
+        if total > limits.max_unpacked_size.as_u64() {
+            return Err(PackageError::TooBig(limits.max_unpacked_size.as_u64()));
+        }
+        // Small entries may compress very well legitimately (runs of zeros); a bomb is a
+        // big claim from few bytes.
+        if e.size() > 1 << 20 && e.size() / e.compressed_size().max(1) > limits.max_ratio {
+            return Err(PackageError::Bomb(name, limits.max_ratio));
+        }
+        if !e.is_dir() {
+            if name == INDEX_NAME {
+                index_entry = Some(i);
+            } else if name.to_ascii_lowercase().ends_with(".pdb") {
+                pdbs.push(i);
+            }
+            by_name.insert(name.clone(), i);
+        }
+        names.push(name);
+        sizes.push(e.size());
+    }
+    let explicit = match index_entry {
+        Some(i) => read_index(zip, i, &by_name, limits)?,
+        None if pdbs.is_empty() => return Err(PackageError::NoIndex),
+        None => Vec::new(),
+    };
+    Ok(Plan {
+        explicit,
+        pdbs,
+        names,
+        sizes,
+    })
+}
+
+fn read_index(
+    zip: &mut ZipArchive<File>,
+    i: usize,
+    by_name: &HashMap<String, usize>,
+    limits: &PackageConfig,
+) -> Result<Vec<(SymbolKey, usize)>, PackageError> {
+    let max = limits.max_index_size.as_u64();
+    let entry = zip
+        .by_index(i)
+        .map_err(|e| PackageError::Read(INDEX_NAME.into(), e.to_string()))?;
+    if entry.size() > max {
+        return Err(PackageError::BadIndex(format!(
+            "larger than packages.max_index_size ({max} bytes)"
+        )));
+    }
+    let reader = BufReader::new(entry.take(max + 1));
+    let list: Vec<IndexEntry> = serde_json::from_reader(reader).map_err(|e| {
+        PackageError::BadIndex(format!(
+            "{e}; expected a JSON array of {{\"clientKey\": …, \"blobPath\": …}}"
+        ))
+    })?;
+    let mut seen = HashSet::with_capacity(list.len());
+    let mut duplicates = Vec::new();
+    let mut out = Vec::with_capacity(list.len());
+    for item in list {
+        let key = SymbolKey::parse_path(&item.client_key).map_err(|e| PackageError::BadKey {
+            key: item.client_key.clone(),
+            reason: e.to_string(),
+        })?;
+        let blob = item.blob_path.trim_start_matches("./");
+        let Some(&entry) = by_name.get(blob) else {
+            return Err(PackageError::MissingBlob(item.blob_path));
+        };
+        if !seen.insert(key.normalized().to_owned()) {
+            duplicates.push(item.client_key);
+            continue;
+        }
+        out.push((key, entry));
+    }
+    if !duplicates.is_empty() {
+        let count = duplicates.len();
+        duplicates.truncate(20);
+        return Err(PackageError::Duplicates {
+            count,
+            shown: duplicates.join(", "),
+        });
+    }
+    Ok(out)
+}
+
+/// A blob extracted into the store.
+pub struct Blob {
+    pub sha256: String,
+    pub size: u64,
+    /// The first bytes, kept for `.pdb` entries to derive their key.
+    pub prefix: Vec<u8>,
+    /// True when this ingest created the blob file (so a failed ingest removes it).
+    pub created: bool,
+}
+
+/// Unpacks entry `i` into the store's blob directory, checking its size and CRC. Blocking.
+pub fn extract(
+    zip: &mut ZipArchive<File>,
+    i: usize,
+    declared: u64,
+    keep_prefix: usize,
+    store: &SymbolStore,
+) -> Result<Blob, PackageError> {
+    let mut entry = zip
+        .by_index(i)
+        .map_err(|e| PackageError::Read(format!("#{i}"), e.to_string()))?;
+    let name = entry.name().map(|n| n.into_owned()).unwrap_or_default();
+    let (mut file, temp) = store.objects.temp_file()?;
+    let mut hasher = Sha256::new();
+    let mut prefix = Vec::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = entry
+            .read(&mut buf)
+            .map_err(|e| PackageError::Read(name.clone(), e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        if size > declared {
+            return Err(PackageError::LyingSize(name));
+        }
+        if prefix.len() < keep_prefix {
+            let take = (keep_prefix - prefix.len()).min(n);
+            prefix.extend_from_slice(&buf[..take]);
+        }
+        hasher.update(&buf[..n]);
+        std::io::Write::write_all(&mut file, &buf[..n])?;
+    }
+    if size != declared {
+        return Err(PackageError::LyingSize(name));
+    }
+    let sha256 = hex::encode(hasher.finalize());
+    let dest = store.blob_path(&sha256);
+    let created = !dest.exists();
+    if created {
+        store.objects.commit(&file, temp, &sha256)?;
+    }
+    Ok(Blob {
+        sha256,
+        size,
+        prefix,
+        created,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_name;
+
+    #[test]
+    fn zip_slip_names() {
+        for bad in [
+            "../x",
+            "a/../../x",
+            "/etc/passwd",
+            "a\\..\\b",
+            "C:/x",
+            "a/./b",
+            "",
+            "a\0b",
+        ] {
+            assert!(!safe_name(bad), "{bad:?}");
+        }
+        for good in ["a", "lib/foo.pdb", "x/y/z.dll", "symbol_index.json"] {
+            assert!(safe_name(good), "{good:?}");
+        }
+    }
+}

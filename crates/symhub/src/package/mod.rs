@@ -1,0 +1,272 @@
+//! SSQP zip packages: ingest, replace, remove. A package is a zip with a root
+//! `symbol_index.json` (an array of `{clientKey, blobPath}`) that publishes every mapped file
+//! under its key; a NuGet `.snupkg` has no index, and its portable PDBs are keyed by their
+//! own id (`<name>.pdb/<guid>FFFFFFFF/<name>.pdb`). Explicit mappings win over derived ones.
+//!
+//! Ingest order: the zip is received whole into a temp file (streamed, bounded), every entry
+//! and the index are checked ([`archive::inspect`]), the mapped blobs are unpacked into the
+//! store's content-addressed blobs, the key rows are written while the package is invisible,
+//! and one transaction makes it live (replacing a package of the same name). A failure at
+//! any step removes what the ingest wrote; a crash leaves rows that start-up deletes and
+//! temp files that start-up removes.
+
+pub mod archive;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use symhub_core::ppdb::{portable_pdb_key, PREFIX_LIMIT};
+
+use crate::cache::Cache;
+use crate::config::PackageConfig;
+use crate::store::packages::{PackageInfo, PackageKey};
+use crate::store::SymbolStore;
+pub use archive::PackageError;
+
+/// What an ingest did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Ingested {
+    pub name: String,
+    pub keys: u64,
+    pub derived_keys: u64,
+    pub blobs: u64,
+    pub blob_bytes: u64,
+    pub replaced: bool,
+}
+
+/// Progress of an ingest, for the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub entries_done: usize,
+    pub entries_total: usize,
+    pub bytes_done: u64,
+}
+
+pub struct Packages {
+    store: Arc<SymbolStore>,
+    /// The running server's cache, told when keys change; none for the offline CLI.
+    cache: Option<Arc<Cache>>,
+    pub config: PackageConfig,
+}
+
+/// Package names: what a file name or URL segment can safely be.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'))
+}
+
+impl Packages {
+    pub fn new(store: Arc<SymbolStore>, cache: Option<Arc<Cache>>, config: PackageConfig) -> Self {
+        Self {
+            store,
+            cache,
+            config,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<SymbolStore> {
+        &self.store
+    }
+
+    /// Deletes what a crash left half-done. Blocking; run at start-up.
+    pub fn recover(&self) -> anyhow::Result<()> {
+        for seq in self.store.unfinished_packages()? {
+            tracing::info!(seq, "removing a package left half-ingested or half-removed");
+            self.store.drop_package(seq)?;
+        }
+        Ok(())
+    }
+
+    fn changed(&self) {
+        if let Some(c) = &self.cache {
+            c.store_changed();
+        }
+    }
+
+    /// Ingests the zip at `path` as package `name`. Blocking.
+    pub fn ingest_file(
+        &self,
+        name: &str,
+        path: &Path,
+        progress: &dyn Fn(Progress),
+    ) -> Result<Ingested, PackageError> {
+        if !valid_name(name) {
+            return Err(PackageError::BadIndex(format!(
+                "`{name}` is not a valid package name (letters, digits, `.`, `_`, `-`, `+`)"
+            )));
+        }
+        let file = std::fs::File::open(path)?;
+        let zip_size = file.metadata()?.len();
+        if zip_size > self.config.max_size.as_u64() {
+            return Err(PackageError::TooBig(self.config.max_size.as_u64()));
+        }
+        let mut zip =
+            zip::ZipArchive::new(file).map_err(|e| PackageError::NotZip(e.to_string()))?;
+        let plan = archive::inspect(&mut zip, &self.config)?;
+        let mut created: Vec<String> = Vec::new();
+        let result =
+            self.unpack_and_publish(name, zip_size, &mut zip, &plan, &mut created, progress);
+        if result.is_err() {
+            for sha in created {
+                self.store.collect_blob(&sha);
+            }
+        }
+        result
+    }
+
+    fn unpack_and_publish(
+        &self,
+        name: &str,
+        zip_size: u64,
+        zip: &mut zip::ZipArchive<std::fs::File>,
+        plan: &archive::Plan,
+        created: &mut Vec<String>,
+        progress: &dyn Fn(Progress),
+    ) -> Result<Ingested, PackageError> {
+        // Each entry is unpacked once, however many keys share it.
+        let mut wanted: Vec<usize> = plan.explicit.iter().map(|(_, i)| *i).collect();
+        wanted.extend(&plan.pdbs);
+        wanted.sort_unstable();
+        wanted.dedup();
+        let pdbs: HashSet<usize> = plan.pdbs.iter().copied().collect();
+        let mut blobs: HashMap<usize, archive::Blob> = HashMap::with_capacity(wanted.len());
+        let mut bytes_done = 0;
+        for (n, &i) in wanted.iter().enumerate() {
+            let keep = if pdbs.contains(&i) { PREFIX_LIMIT } else { 0 };
+            let blob = archive::extract(zip, i, plan.sizes[i], keep, &self.store)?;
+            if blob.created {
+                created.push(blob.sha256.clone());
+            }
+            bytes_done += blob.size;
+            blobs.insert(i, blob);
+            progress(Progress {
+                entries_done: n + 1,
+                entries_total: wanted.len(),
+                bytes_done,
+            });
+        }
+        let mut rows: Vec<PackageKey> = Vec::with_capacity(plan.explicit.len() + plan.pdbs.len());
+        let mut keys: HashSet<String> = HashSet::with_capacity(rows.capacity());
+        for (key, i) in &plan.explicit {
+            let b = &blobs[i];
+            keys.insert(key.normalized().to_owned());
+            rows.push(PackageKey {
+                key: key.normalized().to_owned(),
+                display: key.to_string(),
+                sha256: b.sha256.clone(),
+                size: b.size,
+                derived: false,
+            });
+        }
+        let mut derived = 0;
+        for &i in &plan.pdbs {
+            let base = plan.names[i].rsplit('/').next().unwrap_or_default();
+            let b = &blobs[&i];
+            if let Some(key) = portable_pdb_key(base, &b.prefix) {
+                if keys.insert(key.normalized().to_owned()) {
+                    derived += 1;
+                    rows.push(PackageKey {
+                        key: key.normalized().to_owned(),
+                        display: key.to_string(),
+                        sha256: b.sha256.clone(),
+                        size: b.size,
+                        derived: true,
+                    });
+                }
+            }
+        }
+        if rows.is_empty() {
+            return Err(PackageError::NoIndex);
+        }
+        let used: HashSet<&str> = rows.iter().map(|r| r.sha256.as_str()).collect();
+        let blob_bytes: u64 = blobs
+            .values()
+            .filter(|b| used.contains(b.sha256.as_str()))
+            .map(|b| (b.sha256.as_str(), b.size))
+            .collect::<HashMap<_, _>>()
+            .values()
+            .sum();
+        let blob_count = used.len() as u64;
+        // Unpacked only to look for a portable PDB id, and none was there.
+        created.retain(|sha| {
+            let keep = used.contains(sha.as_str());
+            if !keep {
+                self.store.collect_blob(sha);
+            }
+            keep
+        });
+        let store_err = |e: rusqlite::Error| PackageError::Internal(e.into());
+        let seq = self
+            .store
+            .begin_package(name, zip_size)
+            .map_err(store_err)?;
+        let published = (|| {
+            self.store.add_package_keys(seq, &rows)?;
+            self.store
+                .activate_package(seq, rows.len() as u64, blob_bytes)
+        })();
+        let replaced = match published {
+            Ok(old) => old,
+            Err(e) => {
+                let _ = self.store.drop_package(seq);
+                return Err(store_err(e));
+            }
+        };
+        self.changed();
+        if let Some(old) = replaced {
+            self.store.drop_package(old).map_err(store_err)?;
+        }
+        tracing::info!(
+            package = name,
+            keys = rows.len(),
+            derived,
+            blobs = blob_count,
+            blob_bytes,
+            replaced = replaced.is_some(),
+            "package ingested"
+        );
+        Ok(Ingested {
+            name: name.to_owned(),
+            keys: rows.len() as u64,
+            derived_keys: derived,
+            blobs: blob_count,
+            blob_bytes,
+            replaced: replaced.is_some(),
+        })
+    }
+
+    /// Removes a live package; its keys fall back to other packages defining them. Blocking.
+    pub fn remove(&self, name: &str) -> anyhow::Result<bool> {
+        let Some(seq) = self.store.retire_package(name)? else {
+            return Ok(false);
+        };
+        self.changed();
+        self.store.drop_package(seq)?;
+        tracing::info!(package = name, "package removed");
+        Ok(true)
+    }
+
+    pub fn list(&self) -> anyhow::Result<Vec<PackageInfo>> {
+        Ok(self.store.list_packages()?)
+    }
+
+    /// A package and a page of its keys.
+    pub fn show(
+        &self,
+        name: &str,
+        after: &str,
+        limit: usize,
+    ) -> anyhow::Result<Option<(PackageInfo, Vec<PackageKey>)>> {
+        let Some((seq, info)) = self.store.package(name)? else {
+            return Ok(None);
+        };
+        let keys = self.store.package_keys(seq, after, limit)?;
+        Ok(Some((info, keys)))
+    }
+}
