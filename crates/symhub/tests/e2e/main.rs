@@ -3,6 +3,7 @@
 
 mod support;
 
+mod packages;
 mod proxy;
 mod resilience;
 mod security;
