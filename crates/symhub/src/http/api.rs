@@ -349,10 +349,6 @@ pub async fn list(
             json::reply(StatusCode::OK, &json!({ "symbols": symbols, "next": next }))
                 .with_outcome_note("list")
         }
-        _ => json::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "cannot read the store; see the server log",
-        ),
+        _ => json::internal(),
     }
 }

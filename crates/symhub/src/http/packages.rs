@@ -133,11 +133,7 @@ pub async fn list(
         Ok(Ok(list)) => {
             json::reply(StatusCode::OK, &json!({ "packages": list })).with_outcome_note("packages")
         }
-        _ => json::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "cannot read the store; see the server log",
-        ),
+        _ => json::internal(),
     }
 }
 
@@ -170,11 +166,7 @@ pub async fn show(
             .with_outcome_note("package")
         }
         Ok(Ok(None)) => json::error(StatusCode::NOT_FOUND, "unknown_package", "no such package"),
-        _ => json::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "cannot read the store; see the server log",
-        ),
+        _ => json::internal(),
     }
 }
 
@@ -193,10 +185,6 @@ pub async fn remove(
         Ok(Ok(true)) => json::reply(StatusCode::OK, &json!({ "removed": name }))
             .with_outcome_note("package-removed"),
         Ok(Ok(false)) => json::error(StatusCode::NOT_FOUND, "unknown_package", "no such package"),
-        _ => json::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "cannot change the store; see the server log",
-        ),
+        _ => json::internal(),
     }
 }
