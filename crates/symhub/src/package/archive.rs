@@ -222,8 +222,6 @@ pub struct Blob {
     pub size: u64,
     /// The first bytes, kept for `.pdb` entries to derive their key.
     pub prefix: Vec<u8>,
-    /// True when this ingest created the blob file (so a failed ingest removes it).
-    pub created: bool,
 }
 
 /// Unpacks entry `i` into the store's blob directory, checking its size and CRC. Blocking.
@@ -233,6 +231,7 @@ pub fn extract(
     declared: u64,
     keep_prefix: usize,
     store: &SymbolStore,
+    before_new_blob: &dyn Fn(&str) -> Result<(), PackageError>,
 ) -> Result<Blob, PackageError> {
     let mut entry = zip
         .by_index(i)
@@ -266,15 +265,14 @@ pub fn extract(
     }
     let sha256 = hex::encode(hasher.finalize());
     let dest = store.blob_path(&sha256);
-    let created = !dest.exists();
-    if created {
+    if !dest.exists() {
+        before_new_blob(&sha256)?;
         store.objects.commit(&file, temp, &sha256)?;
     }
     Ok(Blob {
         sha256,
         size,
         prefix,
-        created,
     })
 }
 

@@ -109,12 +109,17 @@ impl Packages {
         let mut zip =
             zip::ZipArchive::new(file).map_err(|e| PackageError::NotZip(e.to_string()))?;
         let plan = archive::inspect(&mut zip, &self.config)?;
-        let mut created: Vec<String> = Vec::new();
-        let result =
-            self.unpack_and_publish(name, zip_size, &mut zip, &plan, &mut created, progress);
+        let store_err = |e: rusqlite::Error| PackageError::Internal(e.into());
+        // Registered (invisible) before any blob is written, so that whatever happens next,
+        // `drop_package` (now, or at start-up after a crash) finds everything to undo.
+        let seq = self
+            .store
+            .begin_package(name, zip_size)
+            .map_err(store_err)?;
+        let result = self.unpack_and_publish(seq, name, &mut zip, &plan, progress);
         if result.is_err() {
-            for sha in created {
-                self.store.collect_blob(&sha);
+            if let Err(e) = self.store.drop_package(seq) {
+                tracing::error!(package = name, "cannot clean up a failed ingest: {e}");
             }
         }
         result
@@ -122,27 +127,25 @@ impl Packages {
 
     fn unpack_and_publish(
         &self,
+        seq: i64,
         name: &str,
-        zip_size: u64,
         zip: &mut zip::ZipArchive<std::fs::File>,
         plan: &archive::Plan,
-        created: &mut Vec<String>,
         progress: &dyn Fn(Progress),
     ) -> Result<Ingested, PackageError> {
+        let store_err = |e: rusqlite::Error| PackageError::Internal(e.into());
         // Each entry is unpacked once, however many keys share it.
         let mut wanted: Vec<usize> = plan.explicit.iter().map(|(_, i)| *i).collect();
         wanted.extend(&plan.pdbs);
         wanted.sort_unstable();
         wanted.dedup();
         let pdbs: HashSet<usize> = plan.pdbs.iter().copied().collect();
+        let note = |sha: &str| self.store.note_new_blob(seq, sha).map_err(store_err);
         let mut blobs: HashMap<usize, archive::Blob> = HashMap::with_capacity(wanted.len());
         let mut bytes_done = 0;
         for (n, &i) in wanted.iter().enumerate() {
             let keep = if pdbs.contains(&i) { PREFIX_LIMIT } else { 0 };
-            let blob = archive::extract(zip, i, plan.sizes[i], keep, &self.store)?;
-            if blob.created {
-                created.push(blob.sha256.clone());
-            }
+            let blob = archive::extract(zip, i, plan.sizes[i], keep, &self.store, &note)?;
             bytes_done += blob.size;
             blobs.insert(i, blob);
             progress(Progress {
@@ -184,40 +187,14 @@ impl Packages {
         if rows.is_empty() {
             return Err(PackageError::NoIndex);
         }
-        let used: HashSet<&str> = rows.iter().map(|r| r.sha256.as_str()).collect();
-        let blob_bytes: u64 = blobs
-            .values()
-            .filter(|b| used.contains(b.sha256.as_str()))
-            .map(|b| (b.sha256.as_str(), b.size))
-            .collect::<HashMap<_, _>>()
-            .values()
-            .sum();
+        let used: HashMap<&str, u64> = rows.iter().map(|r| (r.sha256.as_str(), r.size)).collect();
+        let blob_bytes: u64 = used.values().sum();
         let blob_count = used.len() as u64;
-        // Unpacked only to look for a portable PDB id, and none was there.
-        created.retain(|sha| {
-            let keep = used.contains(sha.as_str());
-            if !keep {
-                self.store.collect_blob(sha);
-            }
-            keep
-        });
-        let store_err = |e: rusqlite::Error| PackageError::Internal(e.into());
-        let seq = self
+        self.store.add_package_keys(seq, &rows).map_err(store_err)?;
+        let replaced = self
             .store
-            .begin_package(name, zip_size)
+            .activate_package(seq, rows.len() as u64, blob_bytes)
             .map_err(store_err)?;
-        let published = (|| {
-            self.store.add_package_keys(seq, &rows)?;
-            self.store
-                .activate_package(seq, rows.len() as u64, blob_bytes)
-        })();
-        let replaced = match published {
-            Ok(old) => old,
-            Err(e) => {
-                let _ = self.store.drop_package(seq);
-                return Err(store_err(e));
-            }
-        };
         self.changed();
         if let Some(old) = replaced {
             self.store.drop_package(old).map_err(store_err)?;

@@ -86,14 +86,44 @@ impl SymbolStore {
         Ok(duplicates)
     }
 
+    /// Notes a blob an ingest is about to create (call before the blob appears).
+    pub fn note_new_blob(&self, seq: i64, sha256: &str) -> rusqlite::Result<()> {
+        self.conn().execute(
+            "INSERT INTO package_new_blobs (seq, sha256) VALUES (?1, ?2)",
+            params![seq, sha256],
+        )?;
+        Ok(())
+    }
+
+    fn take_new_blobs(&self, seq: i64) -> rusqlite::Result<Vec<String>> {
+        let conn = self.conn();
+        let shas = {
+            let mut stmt = conn.prepare("SELECT sha256 FROM package_new_blobs WHERE seq = ?1")?;
+            let rows = stmt.query_map([seq], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()?
+        };
+        conn.execute("DELETE FROM package_new_blobs WHERE seq = ?1", [seq])?;
+        Ok(shas)
+    }
+
     /// Makes an ingested package live, replacing the live package of the same name if any
     /// (which keeps its priority). Returns the sequence number of the replaced package.
+    /// Blobs the ingest created but no key uses (a `.pdb` that was not a portable PDB) are
+    /// deleted.
     pub fn activate_package(
         &self,
         seq: i64,
         key_count: u64,
         blob_bytes: u64,
     ) -> rusqlite::Result<Option<i64>> {
+        let replaced = self.activate(seq, key_count, blob_bytes)?;
+        for sha in self.take_new_blobs(seq)? {
+            self.collect_blob(&sha);
+        }
+        Ok(replaced)
+    }
+
+    fn activate(&self, seq: i64, key_count: u64, blob_bytes: u64) -> rusqlite::Result<Option<i64>> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let name: String =
@@ -170,7 +200,7 @@ impl SymbolStore {
         }
         self.conn()
             .execute("DELETE FROM packages WHERE seq = ?1", [seq])?;
-        for b in blobs {
+        for b in blobs.into_iter().chain(self.take_new_blobs(seq)?) {
             self.collect_blob(&b);
         }
         Ok(())

@@ -133,6 +133,9 @@ impl SymbolStore {
                  PRIMARY KEY (key, seq)
              ) WITHOUT ROWID;
              CREATE INDEX IF NOT EXISTS package_keys_seq ON package_keys(seq);
+             -- Blobs an ingest created, noted before they appear, so a failed or crashed
+             -- ingest can remove exactly those.
+             CREATE TABLE IF NOT EXISTS package_new_blobs (seq INTEGER NOT NULL, sha256 TEXT NOT NULL);
              CREATE INDEX IF NOT EXISTS package_keys_blob ON package_keys(sha256);
              CREATE TABLE IF NOT EXISTS uploads (
                  upload_key TEXT PRIMARY KEY,
