@@ -247,3 +247,40 @@ impl Packages {
         Ok(Some((info, keys)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a crash in the middle of an ingest leaves: an invisible package with key rows
+    /// and a blob it created. Recovery removes all of it and nothing else.
+    #[test]
+    fn recovery_undoes_an_ingest_cut_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SymbolStore::open(dir.path()).unwrap());
+        let packages = Packages::new(store.clone(), None, PackageConfig::default());
+        let seq = store.begin_package("cut", 10).unwrap();
+        let sha = "ab".repeat(32);
+        store.note_new_blob(seq, &sha).unwrap();
+        let blob = store.blob_path(&sha);
+        std::fs::create_dir_all(blob.parent().unwrap()).unwrap();
+        std::fs::write(&blob, b"half an ingest").unwrap();
+        let row = PackageKey {
+            key: "a/1/a".into(),
+            display: "a/1/a".into(),
+            sha256: sha.clone(),
+            size: 14,
+            derived: false,
+        };
+        store.add_package_keys(seq, &[row]).unwrap();
+        assert_eq!(
+            store.get("a/1/a").unwrap(),
+            None,
+            "an ingesting package is invisible"
+        );
+        packages.recover().unwrap();
+        assert!(!blob.exists());
+        assert!(store.unfinished_packages().unwrap().is_empty());
+        assert!(store.list_packages().unwrap().is_empty());
+    }
+}
