@@ -91,7 +91,7 @@ pub async fn check_status(
     headers: HeaderMap,
 ) -> Response {
     let Some(debug_id) = id_action.strip_suffix(":checkStatus") else {
-        return symbols::handle(State(app), method, uri, headers).await;
+        return symbols::handle(app, &method, &uri, &headers).await;
     };
     if let Some(r) = unauthorized(&app, &headers, &query) {
         return r;

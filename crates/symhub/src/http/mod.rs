@@ -133,7 +133,7 @@ fn router(app: Arc<App>) -> Router {
             .delete(packages::remove)
             .layer(DefaultBodyLimit::disable()),
     )
-    .fallback(symbols::handle)
+    .fallback(symbols::route)
     .with_state(app)
 }
 
