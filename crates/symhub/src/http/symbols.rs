@@ -33,7 +33,7 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
         return r;
     }
     if app.keys.require_for_downloads {
-        if let Err(d) = app.keys.check(&headers, uri.query()) {
+        if let Err(d) = app.keys.check(headers, uri.query()) {
             return super::api::denied(d);
         }
     }
@@ -56,9 +56,9 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
     let head = method == Method::HEAD;
     // An entry evicted or deleted between lookup and open is looked up once more.
     for _ in 0..2 {
-        let (fill, leader) = match app.cache.lookup(&key, &headers).await {
+        let (fill, leader) = match app.cache.lookup(&key, headers).await {
             Lookup::Hit(entry) => {
-                match serve_entry(&app.cache, &entry, &headers, head, "HIT").await {
+                match serve_entry(&app.cache, &entry, headers, head, "HIT").await {
                     Some(mut r) => {
                         let what = match entry.source {
                             Source::Store => "store",
@@ -105,7 +105,7 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
                 not_found(label, outcome.status_note("not found upstream"))
             }
             FillState::Ready(entry) => {
-                match serve_entry(&app.cache, &entry, &headers, head, label).await {
+                match serve_entry(&app.cache, &entry, headers, head, label).await {
                     Some(r) => r.with_outcome(outcome.upstream(&entry.upstream)),
                     None => not_found(label, outcome),
                 }
@@ -121,7 +121,7 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
                 let mut r = match &p.done {
                     // Already complete: serve the committed file with all validators.
                     Some(Ok(entry)) => {
-                        match serve_entry(&app.cache, entry, &headers, head, label).await {
+                        match serve_entry(&app.cache, entry, headers, head, label).await {
                             Some(r) => r,
                             None => not_found(label, outcome.clone()),
                         }
@@ -129,7 +129,7 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
                     Some(Err(())) => {
                         not_found(label, outcome.clone().status_note("download failed"))
                     }
-                    None => serve_streaming(&fill, &p, &headers, head, label),
+                    None => serve_streaming(&fill, &p, headers, head, label),
                 };
                 r.headers_mut().insert(
                     "x-symhub-upstream",
