@@ -10,12 +10,13 @@
 //! zip, or a clientKey twice. Blobs are named by their hash, never by an entry name, so no
 //! name ever becomes a path on disk. A zip inside the zip is just a blob.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use symhub_core::ppdb::{portable_pdb_key, PREFIX_LIMIT};
 use symhub_core::SymbolKey;
 use zip::{CompressionMethod, ZipArchive};
 
@@ -78,7 +79,7 @@ struct IndexEntry {
 /// What the package says, checked: explicit mappings (key → entry index) and the entries
 /// that may be portable PDBs to derive keys from.
 pub struct Plan {
-    pub explicit: Vec<(SymbolKey, usize)>,
+    pub explicit: Vec<Mapping>,
     pub pdbs: Vec<usize>,
     pub names: Vec<String>,
     pub sizes: Vec<u64>,
@@ -166,12 +167,19 @@ pub fn inspect(zip: &mut ZipArchive<File>, limits: &PackageConfig) -> Result<Pla
     })
 }
 
+/// One explicit mapping, kept small: 1 M of them must fit comfortably in memory.
+pub struct Mapping {
+    /// As the package spells it; normalized again when written.
+    pub key: Box<str>,
+    pub entry: u32,
+}
+
 fn read_index(
     zip: &mut ZipArchive<File>,
     i: usize,
     by_name: &HashMap<String, usize>,
     limits: &PackageConfig,
-) -> Result<Vec<(SymbolKey, usize)>, PackageError> {
+) -> Result<Vec<Mapping>, PackageError> {
     let max = limits.max_index_size.as_u64();
     let entry = zip
         .by_index(i)
@@ -182,46 +190,72 @@ fn read_index(
         )));
     }
     let reader = BufReader::new(entry.take(max + 1));
-    let list: Vec<IndexEntry> = serde_json::from_reader(reader).map_err(|e| {
-        PackageError::BadIndex(format!(
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    // Streamed element by element: the array is never held whole.
+    let visitor = IndexVisitor {
+        by_name,
+        failure: None,
+    };
+    let result = serde::Deserializer::deserialize_seq(&mut de, visitor);
+    match result {
+        Ok(Ok(list)) => Ok(list),
+        Ok(Err(e)) => Err(e),
+        Err(e) => Err(PackageError::BadIndex(format!(
             "{e}; expected a JSON array of {{\"clientKey\": …, \"blobPath\": …}}"
-        ))
-    })?;
-    let mut seen = HashSet::with_capacity(list.len());
-    let mut duplicates = Vec::new();
-    let mut out = Vec::with_capacity(list.len());
-    for item in list {
-        let key = SymbolKey::parse_path(&item.client_key).map_err(|e| PackageError::BadKey {
-            key: item.client_key.clone(),
-            reason: e.to_string(),
-        })?;
-        let blob = item.blob_path.trim_start_matches("./");
-        let Some(&entry) = by_name.get(blob) else {
-            return Err(PackageError::MissingBlob(item.blob_path));
-        };
-        if !seen.insert(key.normalized().to_owned()) {
-            duplicates.push(item.client_key);
-            continue;
+        ))),
+    }
+}
+
+struct IndexVisitor<'a> {
+    by_name: &'a HashMap<String, usize>,
+    failure: Option<PackageError>,
+}
+
+impl<'de> serde::de::Visitor<'de> for IndexVisitor<'_> {
+    type Value = Result<Vec<Mapping>, PackageError>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of {\"clientKey\": …, \"blobPath\": …}")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        mut self,
+        mut seq: A,
+    ) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+        while let Some(item) = seq.next_element::<IndexEntry>()? {
+            if self.failure.is_some() {
+                continue;
+            }
+            if let Err(e) = SymbolKey::parse_path(&item.client_key) {
+                self.failure = Some(PackageError::BadKey {
+                    key: item.client_key,
+                    reason: e.to_string(),
+                });
+                continue;
+            }
+            let blob = item.blob_path.trim_start_matches("./");
+            match self.by_name.get(blob) {
+                Some(&entry) => out.push(Mapping {
+                    key: item.client_key.into_boxed_str(),
+                    entry: entry as u32,
+                }),
+                None => self.failure = Some(PackageError::MissingBlob(item.blob_path)),
+            }
         }
-        out.push((key, entry));
+        Ok(match self.failure {
+            Some(e) => Err(e),
+            None => Ok(out),
+        })
     }
-    if !duplicates.is_empty() {
-        let count = duplicates.len();
-        duplicates.truncate(20);
-        return Err(PackageError::Duplicates {
-            count,
-            shown: duplicates.join(", "),
-        });
-    }
-    Ok(out)
 }
 
 /// A blob extracted into the store.
 pub struct Blob {
     pub sha256: String,
     pub size: u64,
-    /// The first bytes, kept for `.pdb` entries to derive their key.
-    pub prefix: Vec<u8>,
+    /// For a `.pdb` entry that is a portable PDB: the key derived from its own id.
+    pub derived: Option<SymbolKey>,
 }
 
 /// Unpacks entry `i` into the store's blob directory, checking its size and CRC. Blocking.
@@ -229,7 +263,7 @@ pub fn extract(
     zip: &mut ZipArchive<File>,
     i: usize,
     declared: u64,
-    keep_prefix: usize,
+    derive_as: Option<&str>,
     store: &SymbolStore,
     before_new_blob: &dyn Fn(&str) -> Result<(), PackageError>,
 ) -> Result<Blob, PackageError> {
@@ -253,8 +287,8 @@ pub fn extract(
         if size > declared {
             return Err(PackageError::LyingSize(name));
         }
-        if prefix.len() < keep_prefix {
-            let take = (keep_prefix - prefix.len()).min(n);
+        if derive_as.is_some() && prefix.len() < PREFIX_LIMIT {
+            let take = (PREFIX_LIMIT - prefix.len()).min(n);
             prefix.extend_from_slice(&buf[..take]);
         }
         hasher.update(&buf[..n]);
@@ -269,10 +303,12 @@ pub fn extract(
         before_new_blob(&sha256)?;
         store.objects.commit(&file, temp, &sha256)?;
     }
+    // The prefix is only ever needed for this; it is dropped here, one entry at a time.
+    let derived = derive_as.and_then(|base| portable_pdb_key(base, &prefix));
     Ok(Blob {
         sha256,
         size,
-        prefix,
+        derived,
     })
 }
 

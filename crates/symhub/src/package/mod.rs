@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use symhub_core::ppdb::{portable_pdb_key, PREFIX_LIMIT};
+use symhub_core::SymbolKey;
 
 use crate::cache::Cache;
 use crate::config::PackageConfig;
@@ -135,7 +135,7 @@ impl Packages {
     ) -> Result<Ingested, PackageError> {
         let store_err = |e: rusqlite::Error| PackageError::Internal(e.into());
         // Each entry is unpacked once, however many keys share it.
-        let mut wanted: Vec<usize> = plan.explicit.iter().map(|(_, i)| *i).collect();
+        let mut wanted: Vec<usize> = plan.explicit.iter().map(|m| m.entry as usize).collect();
         wanted.extend(&plan.pdbs);
         wanted.sort_unstable();
         wanted.dedup();
@@ -144,8 +144,9 @@ impl Packages {
         let mut blobs: HashMap<usize, archive::Blob> = HashMap::with_capacity(wanted.len());
         let mut bytes_done = 0;
         for (n, &i) in wanted.iter().enumerate() {
-            let keep = if pdbs.contains(&i) { PREFIX_LIMIT } else { 0 };
-            let blob = archive::extract(zip, i, plan.sizes[i], keep, &self.store, &note)?;
+            let base = plan.names[i].rsplit('/').next().unwrap_or_default();
+            let derive_as = pdbs.contains(&i).then_some(base);
+            let blob = archive::extract(zip, i, plan.sizes[i], derive_as, &self.store, &note)?;
             bytes_done += blob.size;
             blobs.insert(i, blob);
             progress(Progress {
@@ -154,46 +155,76 @@ impl Packages {
                 bytes_done,
             });
         }
-        let mut rows: Vec<PackageKey> = Vec::with_capacity(plan.explicit.len() + plan.pdbs.len());
-        let mut keys: HashSet<String> = HashSet::with_capacity(rows.capacity());
-        for (key, i) in &plan.explicit {
-            let b = &blobs[i];
-            keys.insert(key.normalized().to_owned());
-            rows.push(PackageKey {
-                key: key.normalized().to_owned(),
-                display: key.to_string(),
-                sha256: b.sha256.clone(),
-                size: b.size,
-                derived: false,
-            });
-        }
-        let mut derived = 0;
-        for &i in &plan.pdbs {
-            let base = plan.names[i].rsplit('/').next().unwrap_or_default();
-            let b = &blobs[&i];
-            if let Some(key) = portable_pdb_key(base, &b.prefix) {
-                if keys.insert(key.normalized().to_owned()) {
-                    derived += 1;
-                    rows.push(PackageKey {
+        // Explicit rows go in batches; the database's primary key finds duplicates.
+        let mut duplicates = Vec::new();
+        for batch in plan.explicit.chunks(10_000) {
+            let rows: Vec<PackageKey> = batch
+                .iter()
+                .map(|m| {
+                    let key =
+                        SymbolKey::parse_path(&m.key).expect("checked when the index was read");
+                    let b = &blobs[&(m.entry as usize)];
+                    PackageKey {
                         key: key.normalized().to_owned(),
                         display: key.to_string(),
                         sha256: b.sha256.clone(),
                         size: b.size,
-                        derived: true,
-                    });
-                }
-            }
+                        derived: false,
+                    }
+                })
+                .collect();
+            duplicates.extend(self.store.add_package_keys(seq, &rows).map_err(store_err)?);
         }
-        if rows.is_empty() {
+        if !duplicates.is_empty() {
+            let count = duplicates.len();
+            duplicates.truncate(20);
+            return Err(PackageError::Duplicates {
+                count,
+                shown: duplicates.join(", "),
+            });
+        }
+        // Derived keys never override an explicit mapping of the same package.
+        let derived_rows: Vec<PackageKey> = plan
+            .pdbs
+            .iter()
+            .filter_map(|i| {
+                let b = &blobs[i];
+                let key = b.derived.as_ref()?;
+                Some(PackageKey {
+                    key: key.normalized().to_owned(),
+                    display: key.to_string(),
+                    sha256: b.sha256.clone(),
+                    size: b.size,
+                    derived: true,
+                })
+            })
+            .collect();
+        let skipped = self
+            .store
+            .add_package_keys(seq, &derived_rows)
+            .map_err(store_err)?;
+        let derived = (derived_rows.len() - skipped.len()) as u64;
+        let key_count = plan.explicit.len() as u64 + derived;
+        if key_count == 0 {
             return Err(PackageError::NoIndex);
         }
-        let used: HashMap<&str, u64> = rows.iter().map(|r| (r.sha256.as_str(), r.size)).collect();
+        let used: HashMap<&str, u64> = plan
+            .explicit
+            .iter()
+            .map(|m| &blobs[&(m.entry as usize)])
+            .chain(
+                plan.pdbs
+                    .iter()
+                    .map(|i| &blobs[i])
+                    .filter(|b| b.derived.is_some()),
+            )
+            .map(|b| (b.sha256.as_str(), b.size))
+            .collect();
         let blob_bytes: u64 = used.values().sum();
         let blob_count = used.len() as u64;
-        self.store.add_package_keys(seq, &rows).map_err(store_err)?;
         let replaced = self
             .store
-            .activate_package(seq, rows.len() as u64, blob_bytes)
+            .activate_package(seq, key_count, blob_bytes)
             .map_err(store_err)?;
         self.changed();
         if let Some(old) = replaced {
@@ -201,7 +232,7 @@ impl Packages {
         }
         tracing::info!(
             package = name,
-            keys = rows.len(),
+            keys = key_count,
             derived,
             blobs = blob_count,
             blob_bytes,
@@ -210,7 +241,7 @@ impl Packages {
         );
         Ok(Ingested {
             name: name.to_owned(),
-            keys: rows.len() as u64,
+            keys: key_count,
             derived_keys: derived,
             blobs: blob_count,
             blob_bytes,
