@@ -65,6 +65,19 @@ pub struct ServerConfig {
     /// A client must send its request headers within this time (slowloris guard).
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
+    /// A keep-alive connection with no request running is closed after this long (before its
+    /// first request, after `header_read_timeout`).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Longest silence while receiving a request body (an upload); the upload is cut after it.
+    #[serde(with = "humantime_serde")]
+    pub body_idle_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog until one closes.
+    pub max_connections: usize,
+    /// Most request headers in one request; more → 431.
+    pub max_headers: usize,
+    /// Largest request head (request line and headers); larger → 431.
+    pub max_header_bytes: ByteSize,
     /// `text` or `json`.
     pub log_format: LogFormat,
 }
@@ -78,6 +91,11 @@ impl Default for ServerConfig {
             trusted_proxies: vec!["127.0.0.1".into(), "::1".into(), "unix".into()],
             shutdown_grace: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            body_idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            max_headers: 100,
+            max_header_bytes: ByteSize::kib(64),
             log_format: LogFormat::Text,
         }
     }
@@ -387,6 +405,12 @@ impl Config {
                 .with_context(|| format!("server.listen[{i}]"))?;
         }
         self.unix_socket_mode()?;
+        if self.server.max_connections == 0 {
+            bail!("server.max_connections: must be at least 1");
+        }
+        if self.server.max_header_bytes.as_u64() < 8192 {
+            bail!("server.max_header_bytes: must be at least 8 KiB");
+        }
         self.trusted_proxies()?;
         let prefix = &self.server.path_prefix;
         if !prefix.is_empty() && (!prefix.starts_with('/') || prefix.ends_with('/')) {

@@ -51,6 +51,7 @@ pub async fn serve(
         store.clone(),
         cache.clone(),
         config.upload.clone(),
+        config.server.body_idle_timeout,
     ));
     let expiry = tokio::spawn({
         let uploads = uploads.clone();
@@ -102,8 +103,8 @@ pub async fn serve(
         http::front(app),
         listeners,
         shutdown,
-        config.server.header_read_timeout,
-        config.server.shutdown_grace,
+        http::ConnLimits::from_config(&config),
+        config.server.max_connections,
     )
     .await;
     maintenance.abort();

@@ -14,7 +14,7 @@
 //! one background task in small indexed batches; access times are kept in memory and written
 //! to the index in batches, so a hit costs no disk write.
 
-mod cab;
+pub mod cab;
 pub mod evict;
 pub mod fill;
 

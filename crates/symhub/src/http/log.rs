@@ -114,6 +114,8 @@ pub fn client_address(
 /// What is known of a request before it is handled. Building it costs no allocation: the
 /// client address and path are only worked out if the line is really logged.
 pub struct RequestLog {
+    /// Keeps the connection from being closed as idle until the response body is done.
+    _in_flight: super::idle::InFlight,
     app: Arc<App>,
     started: Instant,
     method: http::Method,
@@ -123,8 +125,13 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
-    pub fn begin<B>(app: &Arc<App>, req: &http::Request<B>) -> Self {
+    pub fn begin<B>(
+        app: &Arc<App>,
+        req: &http::Request<B>,
+        in_flight: super::idle::InFlight,
+    ) -> Self {
         Self {
+            _in_flight: in_flight,
             app: app.clone(),
             started: Instant::now(),
             method: req.method().clone(),

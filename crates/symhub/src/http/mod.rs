@@ -6,6 +6,7 @@
 
 mod api;
 mod body;
+mod idle;
 pub mod json;
 pub mod log;
 mod ops;
@@ -196,14 +197,38 @@ async fn remove_stale_socket(path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot remove stale socket {}", path.display()))
 }
 
-/// Serves until `shutdown` is cancelled, then lets in-flight responses run for `grace`.
+/// What a connection may cost: read from `[server]`.
+#[derive(Clone, Copy)]
+pub struct ConnLimits {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_headers: usize,
+    pub max_header_bytes: usize,
+    pub grace: Duration,
+}
+
+impl ConnLimits {
+    pub fn from_config(c: &Config) -> Self {
+        Self {
+            header_read_timeout: c.server.header_read_timeout,
+            idle_timeout: c.server.idle_timeout,
+            max_headers: c.server.max_headers,
+            max_header_bytes: c.server.max_header_bytes.as_u64() as usize,
+            grace: c.server.shutdown_grace,
+        }
+    }
+}
+
+/// Serves until `shutdown` is cancelled, then lets in-flight responses run for their grace
+/// period. At most `max_connections` connections are served at once, over all listeners.
 pub async fn serve(
     front: Front,
     listeners: Vec<Bound>,
     shutdown: CancellationToken,
-    header_read_timeout: Duration,
-    grace: Duration,
+    limits: ConnLimits,
+    max_connections: usize,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     let mut loops = Vec::new();
     let mut sockets = Vec::new();
     for l in listeners {
@@ -214,8 +239,8 @@ pub async fn serve(
             l,
             front.clone(),
             shutdown.clone(),
-            header_read_timeout,
-            grace,
+            limits,
+            slots.clone(),
         )));
     }
     for l in loops {
@@ -230,11 +255,17 @@ async fn accept_loop(
     listener: Bound,
     front: Front,
     shutdown: CancellationToken,
-    header_read_timeout: Duration,
-    grace: Duration,
+    limits: ConnLimits,
+    slots: Arc<tokio::sync::Semaphore>,
 ) {
     let graceful = GracefulShutdown::new();
     loop {
+        // A free slot first: past the cap, connections wait in the kernel's backlog
+        // instead of each costing a task and buffers here.
+        let slot = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            s = slots.clone().acquire_owned() => s.expect("the semaphore is never closed"),
+        };
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
             a = accept(&listener) => a,
@@ -242,21 +273,11 @@ async fn accept_loop(
         match accepted {
             Ok(Conn::Tcp(s, addr)) => {
                 let _ = s.set_nodelay(true);
-                spawn_conn(
-                    s,
-                    Peer::Tcp(addr),
-                    &front,
-                    graceful.watcher(),
-                    header_read_timeout,
-                )
+                spawn_conn(s, Peer::Tcp(addr), &front, graceful.watcher(), limits, slot)
             }
-            Ok(Conn::Unix(s)) => spawn_conn(
-                s,
-                Peer::Unix,
-                &front,
-                graceful.watcher(),
-                header_read_timeout,
-            ),
+            Ok(Conn::Unix(s)) => {
+                spawn_conn(s, Peer::Unix, &front, graceful.watcher(), limits, slot)
+            }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!("accept failed: {e}");
@@ -265,6 +286,7 @@ async fn accept_loop(
         }
     }
     drop(listener);
+    let grace = limits.grace;
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
@@ -290,16 +312,20 @@ fn spawn_conn<S>(
     peer: Peer,
     front: &Front,
     watcher: Watcher,
-    header_read_timeout: Duration,
+    limits: ConnLimits,
+    slot: tokio::sync::OwnedSemaphorePermit,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let front = front.clone();
+    let activity = idle::Activity::new();
+    let stream = idle::Tracked::new(stream, activity.clone());
     tokio::spawn(async move {
+        let requests = activity.clone();
         let service =
             hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(peer.clone());
-                let log = log::RequestLog::begin(&front.app, &req);
+                let log = log::RequestLog::begin(&front.app, &req, requests.begin());
                 let response = front.router.clone().oneshot(req);
                 async move { response.await.map(|r| log.finish(r)) }
             });
@@ -307,10 +333,20 @@ fn spawn_conn<S>(
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(header_read_timeout);
+            .header_read_timeout(limits.header_read_timeout)
+            .max_headers(limits.max_headers)
+            .max_buf_size(limits.max_header_bytes);
         let conn = builder.serve_connection(TokioIo::new(stream), service);
-        if let Err(e) = watcher.watch(conn).await {
-            tracing::debug!("connection ended with an error: {e}");
+        tokio::select! {
+            ended = watcher.watch(conn) => {
+                if let Err(e) = ended {
+                    tracing::debug!("connection ended with an error: {e}");
+                }
+            }
+            _ = activity.expired(limits.header_read_timeout, limits.idle_timeout) => {
+                tracing::debug!("closing an idle connection");
+            }
         }
+        drop(slot);
     });
 }

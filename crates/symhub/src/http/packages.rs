@@ -56,6 +56,7 @@ async fn ingest(app: Arc<App>, name: String, headers: HeaderMap, body: Body) -> 
         body.into_data_stream(),
         declared_length(&headers),
         max,
+        app.uploads.body_idle_timeout,
     )
     .await
     {

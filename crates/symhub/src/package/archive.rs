@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -95,7 +95,10 @@ fn safe_name(name: &str) -> bool {
 }
 
 /// Checks every entry and the index. Blocking.
-pub fn inspect(zip: &mut ZipArchive<File>, limits: &PackageConfig) -> Result<Plan, PackageError> {
+pub fn inspect<R: Read + Seek>(
+    zip: &mut ZipArchive<R>,
+    limits: &PackageConfig,
+) -> Result<Plan, PackageError> {
     let count = zip.len();
     if count > limits.max_entries {
         return Err(PackageError::TooManyEntries(limits.max_entries));
@@ -174,8 +177,8 @@ pub struct Mapping {
     pub entry: u32,
 }
 
-fn read_index(
-    zip: &mut ZipArchive<File>,
+fn read_index<R: Read + Seek>(
+    zip: &mut ZipArchive<R>,
     i: usize,
     by_name: &HashMap<String, usize>,
     limits: &PackageConfig,

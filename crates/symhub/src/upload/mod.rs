@@ -114,6 +114,7 @@ pub struct Uploads {
     store: Arc<SymbolStore>,
     cache: Arc<Cache>,
     config: UploadConfig,
+    pub body_idle_timeout: std::time::Duration,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -125,11 +126,17 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl Uploads {
-    pub fn new(store: Arc<SymbolStore>, cache: Arc<Cache>, config: UploadConfig) -> Self {
+    pub fn new(
+        store: Arc<SymbolStore>,
+        cache: Arc<Cache>,
+        config: UploadConfig,
+        body_idle_timeout: std::time::Duration,
+    ) -> Self {
         Self {
             store,
             cache,
             config,
+            body_idle_timeout,
         }
     }
 
@@ -151,7 +158,14 @@ impl Uploads {
         S: Stream<Item = Result<Bytes, E>>,
         E: std::fmt::Display,
     {
-        receive(&self.store, body, declared, self.max_size()).await
+        receive(
+            &self.store,
+            body,
+            declared,
+            self.max_size(),
+            self.body_idle_timeout,
+        )
+        .await
     }
 
     /// Validates a received file against its claim and commits it under its keys.
@@ -283,6 +297,7 @@ pub async fn receive<S, E>(
     body: S,
     declared: Option<u64>,
     max: u64,
+    idle: std::time::Duration,
 ) -> Result<Received, UploadError>
 where
     S: Stream<Item = Result<Bytes, E>>,
@@ -296,7 +311,14 @@ where
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let mut body = std::pin::pin!(body);
-    while let Some(chunk) = body.next().await {
+    // A body that stops arriving is cut (and its partial file deleted) after `idle`, so a
+    // slow or stalled client cannot hold a temp file and a task forever.
+    loop {
+        let chunk = match tokio::time::timeout(idle, body.next()).await {
+            Err(_) => return Err(UploadError::Body(format!("no data for {idle:?}"))),
+            Ok(None) => break,
+            Ok(Some(chunk)) => chunk,
+        };
         let chunk = chunk.map_err(|e| UploadError::Body(e.to_string()))?;
         size += chunk.len() as u64;
         if size > max {

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod hardening;
 mod packages;
 mod proxy;
 mod resilience;

@@ -1,0 +1,148 @@
+//! Closing connections that sit idle. hyper's `header_read_timeout` only runs once a
+//! request has started arriving, so a client that connects and sends nothing — or keeps a
+//! connection open between requests forever — would hold a connection slot and a file
+//! descriptor indefinitely; a flood of such connections would fill `server.max_connections`.
+//!
+//! Every connection's stream is wrapped to record when bytes last moved, and its requests
+//! are counted while they run (their response bodies included). A watchdog closes the
+//! connection when nothing is running and nothing has moved for `header_read_timeout`
+//! (before its first request) or `idle_timeout` (between requests). A long download is never
+//! cut: it is a request in flight.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+#[derive(Debug)]
+pub struct Activity {
+    start: Instant,
+    /// Milliseconds since `start` when bytes last moved.
+    last: AtomicU64,
+    in_flight: AtomicUsize,
+    requests: AtomicU64,
+}
+
+impl Activity {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            start: Instant::now(),
+            last: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    fn touch(&self) {
+        let now = self.start.elapsed().as_millis() as u64;
+        self.last.store(now, Ordering::Relaxed);
+    }
+
+    /// Marks a request as running until the returned guard is dropped.
+    pub fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    /// Resolves when the connection has been idle too long.
+    pub async fn expired(&self, before_first: Duration, between: Duration) {
+        loop {
+            let limit = if self.requests.load(Ordering::Relaxed) == 0 {
+                before_first
+            } else {
+                between
+            };
+            let idle_for = self
+                .start
+                .elapsed()
+                .saturating_sub(Duration::from_millis(self.last.load(Ordering::Relaxed)));
+            if self.in_flight.load(Ordering::Relaxed) == 0 && idle_for >= limit {
+                return;
+            }
+            let next = limit
+                .saturating_sub(idle_for)
+                .max(Duration::from_millis(100));
+            tokio::time::sleep(next.min(limit / 4).max(Duration::from_millis(100))).await;
+        }
+    }
+}
+
+/// Held by a request (and its response body) while it runs.
+#[derive(Debug)]
+pub struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A stream that records when bytes move through it.
+pub struct Tracked<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S> Tracked<S> {
+    pub fn new(inner: S, activity: Arc<Activity>) -> Self {
+        Self { inner, activity }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,223 @@
+//! Hostile clients: huge or many headers, slow headers (slowloris), slow bodies, floods of
+//! connections. The server answers them with a clear refusal or a closed connection, and
+//! keeps answering everybody else.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+const KEY: &str = "hardkey";
+
+fn config(extra: &str) -> String {
+    format!(
+        "upstream = []\n{}[server]\nheader_read_timeout = \"1s\"\nbody_idle_timeout = \"1s\"\n{extra}",
+        auth_config(KEY)
+    )
+}
+
+fn connect(s: &Symhub) -> TcpStream {
+    let c = TcpStream::connect(s.url.strip_prefix("http://").unwrap()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c
+}
+
+fn status_of(mut c: TcpStream, request: &[u8]) -> String {
+    let _ = c.write_all(request);
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    String::from_utf8_lossy(&out)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_and_numerous_headers_are_refused() {
+    let s = Symhub::start(&config("max_headers = 50\nmax_header_bytes = \"16 KiB\"\n"));
+    let c = connect(&s);
+    let big = format!(
+        "GET /a/b/c HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let line = tokio::task::spawn_blocking(move || status_of(c, big.as_bytes()))
+        .await
+        .unwrap();
+    assert!(line.contains("431") || line.is_empty(), "{line}");
+    let c = connect(&s);
+    let mut many = String::from("GET /a/b/c HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..200 {
+        many.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    many.push_str("Connection: close\r\n\r\n");
+    let line = tokio::task::spawn_blocking(move || status_of(c, many.as_bytes()))
+        .await
+        .unwrap();
+    assert!(line.contains("431") || line.is_empty(), "{line}");
+    assert_eq!(s.get("/healthz").await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_are_cut_and_others_are_served_meanwhile() {
+    let s = Symhub::start(&config(""));
+    // Ten slowloris connections: a partial request line, then nothing.
+    let mut slow: Vec<TcpStream> = (0..10).map(|_| connect(&s)).collect();
+    for c in &mut slow {
+        c.write_all(b"GET /a/b/c HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .unwrap();
+    }
+    let started = Instant::now();
+    assert_eq!(
+        s.get("/healthz").await.status(),
+        200,
+        "others are served meanwhile"
+    );
+    assert!(started.elapsed() < Duration::from_millis(500));
+    // After the header timeout the slow connections are closed by the server.
+    let closed = tokio::task::spawn_blocking(move || {
+        slow.into_iter().all(|mut c| {
+            c.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
+            let mut buf = Vec::new();
+            // EOF, an answer (408) or a reset all mean the server hung up; only our own
+            // read timeout means it kept the connection.
+            match c.read_to_end(&mut buf) {
+                Ok(_) => true,
+                Err(e) => !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+            }
+        })
+    })
+    .await
+    .unwrap();
+    assert!(closed);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "closed after about header_read_timeout"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_cap_holds_new_clients_until_slots_free() {
+    let s = Symhub::start(&config("max_connections = 4\n"));
+    // Four idle connections take every slot…
+    let idle: Vec<TcpStream> = (0..4).map(|_| connect(&s)).collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    // …so this request waits until the header timeout frees them, then is served.
+    let r = client()
+        .get(format!("{}/healthz", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500),
+        "the cap held ({waited:?})"
+    );
+    assert!(
+        waited < Duration::from_secs(5),
+        "and was released ({waited:?})"
+    );
+    drop(idle);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_body_is_cut_and_leaves_nothing() {
+    let s = Symhub::start(&config(""));
+    let v: serde_json::Value = serde_json::from_slice(
+        &client()
+            .post(format!("{}/v1/uploads:create?key={KEY}", s.url))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let url = v["uploadUrl"].as_str().unwrap().to_owned();
+    let path = url.splitn(4, '/').nth(3).unwrap().to_owned();
+    let mut c = connect(&s);
+    let started = Instant::now();
+    let line = tokio::task::spawn_blocking(move || {
+        write!(
+            c,
+            "PUT /{path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nMODUL\r\n"
+        )
+        .unwrap();
+        // …and then nothing more.
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+        String::from_utf8_lossy(&out)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    })
+    .await
+    .unwrap();
+    assert!(line.contains(" 400 "), "{line}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(walk(&s.data_dir.join("store/tmp")).is_empty());
+    assert!(walk(&s.data_dir.join("store/uploads")).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_connections_does_not_stop_the_server() {
+    let s = Symhub::start(&config(""));
+    let flood: Vec<TcpStream> = (0..300).map(|_| connect(&s)).collect();
+    let started = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(s.get("/healthz").await.status(), 200);
+    }
+    assert!(started.elapsed() < Duration::from_secs(3));
+    drop(flood);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_connections_close_but_slow_downloads_do_not() {
+    let up = FakeUpstream::start().await;
+    let body = data(300_000, 21);
+    let key = "/slow.pdb/1/slow.pdb";
+    up.route(
+        key,
+        Behavior::Serve(Serve::bytes(body.clone()).drip(6, Duration::from_millis(500))),
+    );
+    let s = Symhub::start(&format!(
+        "[server]\nheader_read_timeout = \"1s\"\nidle_timeout = \"1s\"\n{}",
+        config_with(&[("up", &up.url, "")], "")
+    ));
+    // A 2.5 s download during which the client sends nothing is not idle.
+    let got = client()
+        .get(format!("{}{key}", s.url))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(got, body);
+    // A keep-alive connection with nothing running is closed after idle_timeout.
+    let mut c = connect(&s);
+    let closed_after = tokio::task::spawn_blocking(move || {
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let started = Instant::now();
+        let mut all = Vec::new();
+        let _ = c.read_to_end(&mut all);
+        assert!(String::from_utf8_lossy(&all).starts_with("HTTP/1.1 200"));
+        started.elapsed()
+    })
+    .await
+    .unwrap();
+    assert!(
+        closed_after >= Duration::from_millis(800),
+        "{closed_after:?}"
+    );
+    assert!(closed_after < Duration::from_secs(4), "{closed_after:?}");
+}

@@ -1,0 +1,18 @@
+//! The request-path parser: never panics, and a key's own URL form parses back to it.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use symhub_core::{Spelling, SymbolKey};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(path) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(key) = SymbolKey::parse_path(path) {
+        assert_eq!(key.normalized().matches('/').count(), 2);
+        let again = SymbolKey::parse_path(&key.url_path(Spelling::AsRequested))
+            .expect("a key's own URL path parses");
+        assert_eq!(again.to_string(), key.to_string());
+        let _ = key.compressed_variant();
+        let _ = key.url_path(Spelling::SymSrv);
+    }
+});
