@@ -51,7 +51,8 @@ pub fn parse_sym_header(head: &[u8]) -> Result<SymHeader, SymError> {
     else {
         return Err(SymError::NoModuleLine);
     };
-    let debug_file = debug_file.trim_end();
+    // Breakpad writes one space between fields; stray ones are not part of the name.
+    let debug_file = debug_file.trim();
     if os.is_empty() || arch.is_empty() || debug_id.is_empty() || debug_file.is_empty() {
         return Err(SymError::NoModuleLine);
     }

@@ -92,8 +92,9 @@ impl SymbolKey {
         }
         let raw = raw.strip_prefix('/').unwrap_or(raw);
         let parts: Vec<&str> = raw.split('/').collect();
+        // Checked on the decoded name, so `%30%30%30Admin` is bookkeeping too.
         if let Some(first) = parts.first() {
-            let first = first.to_ascii_lowercase();
+            let first = percent_decode_str(first).decode_utf8_lossy().to_lowercase();
             if BOOKKEEPING.contains(&first.as_str()) {
                 return Err(KeyError::Bookkeeping);
             }
@@ -122,7 +123,9 @@ impl SymbolKey {
             check_segment(i + 1, s)?;
         }
         // SymStore keeps `refs.ptr` beside each entry's files: bookkeeping, not a symbol.
-        if segments[2].eq_ignore_ascii_case("refs.ptr") {
+        if segments[2].eq_ignore_ascii_case("refs.ptr")
+            || BOOKKEEPING.contains(&segments[0].to_lowercase().as_str())
+        {
             return Err(KeyError::Bookkeeping);
         }
         let mut normalized = String::with_capacity(segments.iter().map(|s| s.len() + 1).sum());
@@ -280,6 +283,7 @@ mod tests {
             ("index2.txt", KeyError::Bookkeeping),
             ("PINGME.TXT", KeyError::Bookkeeping),
             ("000Admin/history.txt/x", KeyError::Bookkeeping),
+            ("%3000admin/e/b", KeyError::Bookkeeping),
         ];
         for (path, want) in bad {
             assert_eq!(SymbolKey::parse_path(path), Err(want), "{path}");

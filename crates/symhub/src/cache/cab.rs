@@ -31,6 +31,13 @@ pub fn unpack_single<R: Read + Seek>(
     started: impl FnOnce(u64),
     mut write: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<u64> {
+    let mut reader = reader;
+    // The cab crate indexes its block list without bounds checks when a member claims to
+    // start past the data (found by fuzzing): a SymSrv CAB's one member starts at offset 0
+    // of its folder, so anything else is refused before the crate sees it.
+    if first_member_offset(&mut reader)? != 0 {
+        return Err(invalid("the CAB member does not start at the beginning of its folder".into()));
+    }
     let mut cabinet = cab::Cabinet::new(reader)?;
     let members: Vec<(String, u64)> = cabinet
         .folder_entries()
@@ -71,6 +78,21 @@ pub fn unpack_single<R: Read + Seek>(
         )));
     }
     Ok(written)
+}
+
+/// `uoffFolderStart` of the first CFFILE entry, read from the raw header (MS-CAB 2.1, 2.3).
+fn first_member_offset<R: Read + Seek>(reader: &mut R) -> io::Result<u32> {
+    let mut header = [0u8; 36];
+    reader.read_exact(&mut header)?;
+    if &header[0..4] != b"MSCF" {
+        return Err(invalid("not a CAB file".into()));
+    }
+    let files_at = u32::from_le_bytes(header[16..20].try_into().expect("4 bytes"));
+    reader.seek(io::SeekFrom::Start(u64::from(files_at) + 4))?;
+    let mut offset = [0u8; 4];
+    reader.read_exact(&mut offset)?;
+    reader.seek(io::SeekFrom::Start(0))?;
+    Ok(u32::from_le_bytes(offset))
 }
 
 pub(super) fn extract(
