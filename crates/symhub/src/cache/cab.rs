@@ -36,7 +36,9 @@ pub fn unpack_single<R: Read + Seek>(
     // start past the data (found by fuzzing): a SymSrv CAB's one member starts at offset 0
     // of its folder, so anything else is refused before the crate sees it.
     if first_member_offset(&mut reader)? != 0 {
-        return Err(invalid("the CAB member does not start at the beginning of its folder".into()));
+        return Err(invalid(
+            "the CAB member does not start at the beginning of its folder".into(),
+        ));
     }
     let mut cabinet = cab::Cabinet::new(reader)?;
     let members: Vec<(String, u64)> = cabinet

@@ -253,8 +253,10 @@ impl<'de> serde::de::Visitor<'de> for IndexVisitor<'_> {
     }
 }
 
-/// A blob extracted into the store.
-pub struct Blob {
+/// A blob extracted into the store, claimed against garbage collection until the package
+/// that uses it is live.
+pub struct Blob<'a> {
+    _claim: crate::store::symbols::BlobClaim<'a>,
     pub sha256: String,
     pub size: u64,
     /// For a `.pdb` entry that is a portable PDB: the key derived from its own id.
@@ -262,14 +264,14 @@ pub struct Blob {
 }
 
 /// Unpacks entry `i` into the store's blob directory, checking its size and CRC. Blocking.
-pub fn extract(
+pub fn extract<'s>(
     zip: &mut ZipArchive<File>,
     i: usize,
     declared: u64,
     derive_as: Option<&str>,
-    store: &SymbolStore,
+    store: &'s SymbolStore,
     before_new_blob: &dyn Fn(&str) -> Result<(), PackageError>,
-) -> Result<Blob, PackageError> {
+) -> Result<Blob<'s>, PackageError> {
     let mut entry = zip
         .by_index(i)
         .map_err(|e| PackageError::Read(format!("#{i}"), e.to_string()))?;
@@ -301,6 +303,7 @@ pub fn extract(
         return Err(PackageError::LyingSize(name));
     }
     let sha256 = hex::encode(hasher.finalize());
+    let claim = store.claim(&sha256);
     let dest = store.blob_path(&sha256);
     if !dest.exists() {
         before_new_blob(&sha256)?;
@@ -309,6 +312,7 @@ pub fn extract(
     // The prefix is only ever needed for this; it is dropped here, one entry at a time.
     let derived = derive_as.and_then(|base| portable_pdb_key(base, &prefix));
     Ok(Blob {
+        _claim: claim,
         sha256,
         size,
         derived,

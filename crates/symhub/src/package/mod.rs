@@ -74,8 +74,13 @@ impl Packages {
         &self.store
     }
 
-    /// Deletes what a crash left half-done. Blocking; run at start-up.
+    /// Deletes what a crash left half-done: unfinished packages, and blobs of uploads cut
+    /// short. Blocking; run at start-up.
     pub fn recover(&self) -> anyhow::Result<()> {
+        let n = self.store.recover_uploads()?;
+        if n > 0 {
+            tracing::info!(blobs = n, "checked blobs of uploads cut short by a crash");
+        }
         for seq in self.store.unfinished_packages()? {
             tracing::info!(seq, "removing a package left half-ingested or half-removed");
             self.store.drop_package(seq)?;
@@ -222,6 +227,10 @@ impl Packages {
             .collect();
         let blob_bytes: u64 = used.values().sum();
         let blob_count = used.len() as u64;
+        // The rows now protect every blob a key uses; the claims can go, so that activation
+        // collects the blobs no key uses (a `.pdb` that was not a portable PDB).
+        drop(used);
+        drop(blobs);
         let replaced = self
             .store
             .activate_package(seq, key_count, blob_bytes)

@@ -77,7 +77,28 @@ pub struct SymbolStore {
     root: PathBuf,
     pub objects: ObjectDir,
     conn: Mutex<Connection>,
-    commit_lock: Mutex<()>,
+    /// Blobs that an upload or an ingest is about to point keys at. Garbage collection
+    /// leaves them alone, so a blob found "already there" cannot vanish before the rows
+    /// that use it are written.
+    claims: Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// Holds a blob back from garbage collection while it lives.
+pub struct BlobClaim<'a> {
+    store: &'a SymbolStore,
+    sha256: String,
+}
+
+impl Drop for BlobClaim<'_> {
+    fn drop(&mut self) {
+        let mut claims = self.store.claims();
+        if let Some(n) = claims.get_mut(&self.sha256) {
+            *n -= 1;
+            if *n == 0 {
+                claims.remove(&self.sha256);
+            }
+        }
+    }
 }
 
 pub(super) fn from_millis(ms: i64) -> SystemTime {
@@ -139,6 +160,8 @@ impl SymbolStore {
              -- Blobs an ingest created, noted before they appear, so a failed or crashed
              -- ingest can remove exactly those.
              CREATE TABLE IF NOT EXISTS package_new_blobs (seq INTEGER NOT NULL, sha256 TEXT NOT NULL);
+             -- The same for uploads: a blob renamed into place whose rows were not written yet.
+             CREATE TABLE IF NOT EXISTS upload_new_blobs (sha256 TEXT NOT NULL);
              CREATE INDEX IF NOT EXISTS package_keys_blob ON package_keys(sha256);
              CREATE TABLE IF NOT EXISTS uploads (
                  upload_key TEXT PRIMARY KEY,
@@ -153,7 +176,7 @@ impl SymbolStore {
             root,
             objects,
             conn: Mutex::new(conn),
-            commit_lock: Mutex::new(()),
+            claims: Mutex::default(),
         })
     }
 
@@ -265,7 +288,7 @@ impl SymbolStore {
         keys: &[SymbolKey],
         module: &ModuleId,
     ) -> anyhow::Result<Committed> {
-        let _serial = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _claim = self.claim(&received.sha256);
         let duplicate = keys.iter().all(
             |k| matches!(self.get(k.normalized()), Ok(Some(s)) if s.sha256 == received.sha256),
         );
@@ -274,15 +297,22 @@ impl SymbolStore {
             return Ok(Committed::Duplicate);
         }
         let dest = self.blob_path(&received.sha256);
-        if dest.exists() {
-            let _ = std::fs::remove_file(&received.path);
-        } else {
+        let created = !dest.exists();
+        if created {
+            // Noted first: a crash before the rows below leaves a note that start-up uses
+            // to remove the blob, instead of an unreferenced file forever.
+            self.conn().execute(
+                "INSERT INTO upload_new_blobs (sha256) VALUES (?1)",
+                [&received.sha256],
+            )?;
             let file = std::fs::File::open(&received.path)?;
             file.sync_all()?;
             let parent = dest.parent().expect("blob paths have a parent");
             std::fs::create_dir_all(parent)?;
             std::fs::rename(&received.path, &dest)?;
             std::fs::File::open(parent)?.sync_all()?;
+        } else {
+            let _ = std::fs::remove_file(&received.path);
         }
         let now = unix_millis(SystemTime::now());
         let mut replaced = Vec::new();
@@ -316,6 +346,12 @@ impl SymbolStore {
                     ],
                 )?;
             }
+            if created {
+                tx.execute(
+                    "DELETE FROM upload_new_blobs WHERE sha256 = ?1",
+                    [&received.sha256],
+                )?;
+            }
             tx.commit()?;
         }
         for old in replaced {
@@ -324,8 +360,26 @@ impl SymbolStore {
         Ok(Committed::Stored)
     }
 
-    /// Deletes a blob no key points at, neither an upload's nor a package's.
+    fn claims(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, usize>> {
+        self.claims.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps `sha256` from being garbage-collected until the claim is dropped.
+    pub fn claim(&self, sha256: &str) -> BlobClaim<'_> {
+        *self.claims().entry(sha256.to_owned()).or_default() += 1;
+        BlobClaim {
+            store: self,
+            sha256: sha256.to_owned(),
+        }
+    }
+
+    /// Deletes a blob no key points at (neither an upload's nor a package's) and nobody has
+    /// claimed. The claims lock is held from the check to the deletion.
     pub fn collect_blob(&self, sha256: &str) {
+        let claims = self.claims();
+        if claims.contains_key(sha256) {
+            return;
+        }
         let used: rusqlite::Result<Option<i64>> = self
             .conn()
             .query_row(
@@ -340,6 +394,22 @@ impl SymbolStore {
                 tracing::warn!(blob = sha256, "cannot remove a replaced blob: {e}");
             }
         }
+        drop(claims);
+    }
+
+    /// Removes blobs that uploads cut short by a crash had put in place. Blocking; start-up.
+    pub fn recover_uploads(&self) -> rusqlite::Result<usize> {
+        let shas: Vec<String> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare("SELECT DISTINCT sha256 FROM upload_new_blobs")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for sha in &shas {
+            self.collect_blob(sha);
+        }
+        self.conn().execute("DELETE FROM upload_new_blobs", [])?;
+        Ok(shas.len())
     }
 
     // ---- upload sessions -------------------------------------------------------------
@@ -505,5 +575,37 @@ mod tests {
         let listed = store.list("A/", "", 10).unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].display, "a/1/a");
+    }
+
+    #[test]
+    fn an_upload_cut_between_rename_and_rows_leaves_nothing_after_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SymbolStore::open(dir.path()).unwrap();
+        let sha = "cd".repeat(32);
+        store
+            .conn()
+            .execute("INSERT INTO upload_new_blobs (sha256) VALUES (?1)", [&sha])
+            .unwrap();
+        let blob = store.blob_path(&sha);
+        std::fs::create_dir_all(blob.parent().unwrap()).unwrap();
+        std::fs::write(&blob, b"renamed, never referenced").unwrap();
+        assert_eq!(store.recover_uploads().unwrap(), 1);
+        assert!(!blob.exists());
+    }
+
+    #[test]
+    fn claimed_blobs_are_not_collected() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SymbolStore::open(dir.path()).unwrap();
+        let sha = "ef".repeat(32);
+        let blob = store.blob_path(&sha);
+        std::fs::create_dir_all(blob.parent().unwrap()).unwrap();
+        std::fs::write(&blob, b"about to be used").unwrap();
+        let claim = store.claim(&sha);
+        store.collect_blob(&sha);
+        assert!(blob.exists(), "a claimed blob survives collection");
+        drop(claim);
+        store.collect_blob(&sha);
+        assert!(!blob.exists());
     }
 }
