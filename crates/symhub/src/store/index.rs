@@ -13,7 +13,6 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// What the index knows of one cached file.
@@ -49,16 +48,11 @@ fn from_unix(secs: i64) -> SystemTime {
 
 impl Index {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let conn = Connection::open(path)
-            .with_context(|| format!("cannot open index database {}", path.display()))?;
-        conn.execute_batch(
-            // An 8 MiB page cache (SQLite's default is 2 MB) keeps the upper levels of big
-            // indexes in memory. Not mmap: its pages would count in RSS by the hundreds of MB.
-            "PRAGMA journal_mode = WAL;
-             PRAGMA cache_size = -8192;
-             PRAGMA synchronous = NORMAL;
-             PRAGMA busy_timeout = 5000;
-             CREATE TABLE IF NOT EXISTS cache_entries (
+        let conn = super::open_db(
+            path,
+            "index",
+            "NORMAL",
+            "CREATE TABLE IF NOT EXISTS cache_entries (
                  key TEXT PRIMARY KEY,
                  size INTEGER NOT NULL,
                  sha256 TEXT NOT NULL,
@@ -72,8 +66,7 @@ impl Index {
                  key TEXT PRIMARY KEY,
                  expires INTEGER NOT NULL
              ) WITHOUT ROWID;",
-        )
-        .with_context(|| format!("cannot initialise index database {}", path.display()))?;
+        )?;
         Ok(Self {
             conn: Mutex::new(conn),
         })

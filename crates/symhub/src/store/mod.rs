@@ -11,3 +11,28 @@ pub mod symbols;
 pub use index::{CachedEntry, Index};
 pub use objects::{object_id, ObjectDir};
 pub use symbols::SymbolStore;
+
+/// Opens one of symhub's SQLite databases with the settings they share, then applies its
+/// schema. `synchronous`: `NORMAL` where losing the last commits to a power cut only costs
+/// re-downloads (the cache), `FULL` where an acknowledged write must survive (the store).
+pub(crate) fn open_db(
+    path: &std::path::Path,
+    what: &str,
+    synchronous: &str,
+    schema: &str,
+) -> anyhow::Result<rusqlite::Connection> {
+    use anyhow::Context;
+    let conn = rusqlite::Connection::open(path)
+        .with_context(|| format!("cannot open {what} database {}", path.display()))?;
+    // An 8 MiB page cache (SQLite's default is 2 MB) keeps the upper levels of big indexes
+    // in memory. Not mmap: its pages would count in RSS by the hundreds of MB.
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA cache_size = -8192;
+         PRAGMA synchronous = {synchronous};
+         PRAGMA busy_timeout = 5000;
+         {schema}"
+    ))
+    .with_context(|| format!("cannot initialise {what} database {}", path.display()))?;
+    Ok(conn)
+}

@@ -112,16 +112,11 @@ impl SymbolStore {
         std::fs::create_dir_all(root.join("uploads"))
             .with_context(|| format!("cannot create {}", root.join("uploads").display()))?;
         let db = root.join("store.sqlite3");
-        let conn = Connection::open(&db)
-            .with_context(|| format!("cannot open store database {}", db.display()))?;
-        conn.execute_batch(
-            // An 8 MiB page cache (SQLite's default is 2 MB) keeps the upper levels of big
-            // indexes in memory. Not mmap: its pages would count in RSS by the hundreds of MB.
-            "PRAGMA journal_mode = WAL;
-             PRAGMA cache_size = -8192;
-             PRAGMA synchronous = FULL;
-             PRAGMA busy_timeout = 5000;
-             CREATE TABLE IF NOT EXISTS symbols (
+        let conn = super::open_db(
+            &db,
+            "store",
+            "FULL",
+            "CREATE TABLE IF NOT EXISTS symbols (
                  key TEXT PRIMARY KEY,          -- normalized (lowercase)
                  display TEXT NOT NULL,         -- as uploaded
                  sha256 TEXT NOT NULL,
@@ -170,8 +165,7 @@ impl SymbolStore {
                  size INTEGER,
                  sha256 TEXT
              ) WITHOUT ROWID;",
-        )
-        .with_context(|| format!("cannot initialise store database {}", db.display()))?;
+        )?;
         Ok(Self {
             root,
             objects,
