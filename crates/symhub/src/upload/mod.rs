@@ -32,6 +32,8 @@ use crate::store::SymbolStore;
 pub enum UploadError {
     #[error("the upload is larger than upload.max_size ({0} bytes)")]
     TooLarge(u64),
+    #[error("the server's disk is full; the upload was discarded, retry later")]
+    NoSpace,
     #[error("too many upload sessions are open (upload.max_sessions = {0}); retry later")]
     TooManySessions(u64),
     #[error("no open upload session `{0}`: unknown, expired or already completed")]
@@ -61,6 +63,7 @@ impl UploadError {
     pub fn status(&self) -> StatusCode {
         match self {
             UploadError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            UploadError::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
             UploadError::TooManySessions(_) => StatusCode::TOO_MANY_REQUESTS,
             UploadError::UnknownSession(_) => StatusCode::NOT_FOUND,
             UploadError::BadToken => StatusCode::FORBIDDEN,
@@ -76,6 +79,7 @@ impl UploadError {
     pub fn code(&self) -> &'static str {
         match self {
             UploadError::TooLarge(_) => "too_large",
+            UploadError::NoSpace => "insufficient_storage",
             UploadError::TooManySessions(_) => "too_many_sessions",
             UploadError::UnknownSession(_) => "unknown_upload",
             UploadError::BadToken => "bad_upload_token",
@@ -97,7 +101,12 @@ impl From<rusqlite::Error> for UploadError {
 
 impl From<std::io::Error> for UploadError {
     fn from(e: std::io::Error) -> Self {
-        UploadError::Internal(e.into())
+        match e.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                UploadError::NoSpace
+            }
+            _ => UploadError::Internal(e.into()),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod diskfull;
 mod hardening;
 mod packages;
 mod proxy;

@@ -272,8 +272,17 @@ impl Symhub {
     }
 
     pub fn start_on(config: &str, listen: &str) -> Self {
+        Self::start_full(config, listen, None)
+    }
+
+    /// With the data dir somewhere of the test's choosing (a small filesystem).
+    pub fn start_in(config: &str, data_dir: PathBuf) -> Self {
+        Self::start_full(config, "127.0.0.1:0", Some(data_dir))
+    }
+
+    fn start_full(config: &str, listen: &str, data_dir: Option<PathBuf>) -> Self {
         let dir = Arc::new(tempfile::tempdir().unwrap());
-        let data_dir = dir.path().join("data");
+        let data_dir = data_dir.unwrap_or_else(|| dir.path().join("data"));
         let config_path = dir.path().join("symhub.toml");
         std::fs::write(&config_path, config).unwrap();
         let mut s = Self {
