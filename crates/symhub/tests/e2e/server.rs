@@ -149,33 +149,20 @@ async fn flags_override_the_config_file() {
         ),
     )
     .unwrap();
-    let mut child = std::process::Command::new(bin())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &flagged.url,
-            "--config",
-        ])
-        .arg(&cfg)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("symhub: listening on ")
-        .unwrap()
-        .to_owned();
+    let (mut child, url) = spawn_serve(
+        std::process::Command::new(bin())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                &flagged.url,
+                "--config",
+            ])
+            .arg(&cfg)
+            .arg("--data-dir")
+            .arg(dir.path().join("data")),
+    );
     let r = client().get(format!("{url}{KEY}")).send().await.unwrap();
     assert_eq!(r.text().await.unwrap(), "from the flag");
     assert_eq!(configured.total_hits(), 0);

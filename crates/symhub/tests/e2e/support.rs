@@ -264,6 +264,26 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_symhub")
 }
 
+/// A server started with exactly these flags (for tests of the flags themselves). Returns
+/// the child and the URL from its `listening` line; the caller kills it.
+pub fn spawn_serve(cmd: &mut Command) -> (Child, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("symhub: listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, url)
+}
+
 impl Symhub {
     /// Starts symhub with `config` (TOML without `[server] listen` and `[storage]`, which the
     /// harness sets) on a fresh data dir.

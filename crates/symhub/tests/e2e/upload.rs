@@ -359,32 +359,20 @@ async fn api_key_file_and_download_auth() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("keys.txt");
     std::fs::write(&file, "# ci\nfile-key\n").unwrap();
-    let mut child = std::process::Command::new(bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--api-key-file"])
-        .arg(&file)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .arg("--config")
-        .arg({
-            let c = dir.path().join("c.toml");
-            std::fs::write(&c, "upstream = []\n[auth]\nrequire_for_downloads = true\n").unwrap();
-            c
-        })
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("symhub: listening on ")
-        .unwrap()
-        .to_owned();
+    let (mut child, url) = spawn_serve(
+        std::process::Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--api-key-file"])
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--config")
+            .arg({
+                let c = dir.path().join("c.toml");
+                std::fs::write(&c, "upstream = []\n[auth]\nrequire_for_downloads = true\n")
+                    .unwrap();
+                c
+            }),
+    );
     let c = client();
     let r = c
         .post(format!("{url}/v1/uploads:create?key=file-key"))
