@@ -129,18 +129,7 @@ async fn the_connection_cap_holds_new_clients_until_slots_free() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_upload_body_is_cut_and_leaves_nothing() {
     let s = Symhub::start(&config(""));
-    let v: serde_json::Value = serde_json::from_slice(
-        &client()
-            .post(format!("{}/v1/uploads:create?key={KEY}", s.url))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
-    let url = v["uploadUrl"].as_str().unwrap().to_owned();
+    let url = s.create_upload(KEY).await;
     let path = url.splitn(4, '/').nth(3).unwrap().to_owned();
     let mut c = connect(&s);
     let started = Instant::now();

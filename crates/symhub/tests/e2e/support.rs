@@ -435,6 +435,17 @@ impl Symhub {
         }
     }
 
+    /// Opens a sym-upload-v2 session with `key` and returns its upload URL.
+    pub async fn create_upload(&self, key: &str) -> String {
+        let r = client()
+            .post(format!("{}/v1/uploads:create?key={key}", self.url))
+            .send()
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        v["uploadUrl"].as_str().unwrap().to_owned()
+    }
+
     pub async fn json(&self, path: &str) -> serde_json::Value {
         serde_json::from_slice(&self.get(path).await.bytes().await.unwrap()).unwrap()
     }

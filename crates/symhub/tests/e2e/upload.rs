@@ -259,20 +259,7 @@ async fn upload_tokens_are_single_use_and_expire() {
         auth_config(KEY)
     ));
     let c = client();
-    let create = || async {
-        let v: serde_json::Value = serde_json::from_slice(
-            &c.post(format!("{}/v1/uploads:create?key={KEY}", s.url))
-                .send()
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap(),
-        )
-        .unwrap();
-        v["uploadUrl"].as_str().unwrap().to_owned()
-    };
-    let url = create().await;
+    let url = s.create_upload(KEY).await;
     assert_eq!(c.put(&url).body(HELLO).send().await.unwrap().status(), 200);
     let again = c.put(&url).body(HELLO).send().await.unwrap();
     assert_eq!(again.status(), 403, "a used token is refused");
@@ -282,7 +269,7 @@ async fn upload_tokens_are_single_use_and_expire() {
         403
     );
 
-    let late = create().await;
+    let late = s.create_upload(KEY).await;
     tokio::time::sleep(Duration::from_millis(1300)).await;
     let r = c.put(&late).body(HELLO).send().await.unwrap();
     assert_eq!(r.status(), 403, "an expired token is refused");
@@ -468,17 +455,7 @@ async fn oversize_uploads_are_refused_without_filling_the_disk() {
         .unwrap();
     assert_eq!(r.status(), 413);
     // v2 PUT, chunked (no Content-Length).
-    let v: serde_json::Value = serde_json::from_slice(
-        &client()
-            .post(format!("{}/v1/uploads:create?key={KEY}", s.url))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let upload_url = s.create_upload(KEY).await;
     let stream = futures_util::stream::iter(
         big.clone()
             .into_bytes()
@@ -487,7 +464,7 @@ async fn oversize_uploads_are_refused_without_filling_the_disk() {
             .collect::<Vec<_>>(),
     );
     let r = client()
-        .put(v["uploadUrl"].as_str().unwrap())
+        .put(&upload_url)
         .body(reqwest::Body::wrap_stream(stream))
         .send()
         .await;
