@@ -668,3 +668,39 @@ async fn minidump_stackwalk_symbolicates_with_symbols_from_symhub() {
     let log = s.stderr();
     assert!(log.contains("outcome=\"store\""), "{log}");
 }
+
+#[tokio::test]
+async fn key_new_prints_a_key_and_the_config_line_that_accepts_it() {
+    let out = std::process::Command::new(bin())
+        .args(["key", "new"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let key = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("symhub_"))
+        .expect("a key")
+        .to_owned();
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("api_keys = "))
+        .expect("a config line")
+        .to_owned();
+    assert!(!line.contains(&key), "the config holds a hash, not the key");
+    let s = Symhub::start(&format!("upstream = []\n[auth]\n{line}\n"));
+    let ok = client()
+        .post(format!("{}/v1/uploads:create?key={key}", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let other = client()
+        .post(format!("{}/v1/uploads:create?key={key}x", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 403);
+}
