@@ -167,7 +167,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => Vec::new(),
     };
     init_logging(config.server.log_format);
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    // The blocking pool serves file and database work; under hundreds of connections tokio
+    // would grow it to 512 threads, each with its own stack and malloc arena. 64 keep the
+    // disk busy without that memory.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(64)
+        .build()
+        .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let signal = shutdown.clone();
