@@ -22,7 +22,7 @@ use http::{header, HeaderMap, Method, StatusCode, Uri};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::log::{is_trusted, Outcome, Peer};
+use super::log::{is_trusted, Noted, Peer};
 use super::{json, symbols, App};
 use crate::store::symbols::Committed;
 use crate::upload::auth::Denied;
@@ -34,18 +34,7 @@ pub fn denied(d: Denied) -> Response {
         Denied::Wrong => (StatusCode::FORBIDDEN, "forbidden"),
         Denied::Disabled => (StatusCode::FORBIDDEN, "uploads_disabled"),
     };
-    json::error(status, code, d.message()).with_outcome_note("auth")
-}
-
-pub(super) trait Note {
-    fn with_outcome_note(self, what: &'static str) -> Response;
-}
-
-impl Note for Response {
-    fn with_outcome_note(mut self, what: &'static str) -> Response {
-        self.extensions_mut().insert(Outcome::new(what));
-        self
-    }
+    json::error(status, code, d.message()).noted("auth")
 }
 
 pub(super) fn failed(e: UploadError) -> Response {
@@ -56,10 +45,10 @@ pub(super) fn failed(e: UploadError) -> Response {
             e.code(),
             "the server could not store the upload; see its log",
         )
-        .with_outcome_note("upload-error");
+        .noted("upload-error");
     }
     tracing::warn!("upload refused: {e}");
-    json::error(e.status(), e.code(), e.to_string()).with_outcome_note("upload-refused")
+    json::error(e.status(), e.code(), e.to_string()).noted("upload-refused")
 }
 
 /// The refusal for a request without a valid API key, if it is one.
@@ -99,7 +88,7 @@ pub async fn check_status(
     match app.uploads.check_status(&debug_file, debug_id).await {
         Ok(found) => {
             let status = if found { "FOUND" } else { "MISSING" };
-            json::reply(StatusCode::OK, &json!({ "status": status })).with_outcome_note("check")
+            json::reply(StatusCode::OK, &json!({ "status": status })).noted("check")
         }
         Err(e) => failed(e),
     }
@@ -156,7 +145,7 @@ pub async fn create(
                     "upload_key": upload_key,
                 }),
             )
-            .with_outcome_note("create")
+            .noted("create")
         }
         Err(e) => failed(e),
     }
@@ -176,9 +165,7 @@ pub async fn put(
         .put(&upload_key, &token, body.into_data_stream(), declared)
         .await
     {
-        Ok(()) => (StatusCode::OK, "")
-            .into_response()
-            .with_outcome_note("put"),
+        Ok(()) => (StatusCode::OK, "").into_response().noted("put"),
         Err(e) => failed(e),
     }
 }
@@ -211,8 +198,9 @@ pub async fn complete(
         debug_id: request.debug_id,
     };
     match app.uploads.complete(upload_key, claim).await {
-        Ok(c) => json::reply(StatusCode::OK, &json!({ "result": result_name(c) }))
-            .with_outcome_note("complete"),
+        Ok(c) => {
+            json::reply(StatusCode::OK, &json!({ "result": result_name(c) })).noted("complete")
+        }
         Err(e) => failed(e),
     }
 }
@@ -292,9 +280,7 @@ pub async fn v1(
         debug_id,
     };
     match app.uploads.finish(received, claim).await {
-        Ok(_) => (StatusCode::OK, "OK")
-            .into_response()
-            .with_outcome_note("upload-v1"),
+        Ok(_) => (StatusCode::OK, "OK").into_response().noted("upload-v1"),
         Err(e) => failed(e),
     }
 }
@@ -306,8 +292,6 @@ pub struct ListQuery {
     #[serde(default)]
     after: String,
     limit: Option<usize>,
-    #[allow(dead_code)]
-    key: Option<String>,
 }
 
 /// `GET /api/symbols?prefix=…`: stored symbols, in key order, 1000 at most per page.
@@ -346,8 +330,7 @@ pub async fn list(
                     })
                 })
                 .collect();
-            json::reply(StatusCode::OK, &json!({ "symbols": symbols, "next": next }))
-                .with_outcome_note("list")
+            json::reply(StatusCode::OK, &json!({ "symbols": symbols, "next": next })).noted("list")
         }
         _ => json::internal(),
     }

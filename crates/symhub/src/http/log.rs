@@ -20,6 +20,17 @@ use symhub_core::SymbolKey;
 use super::App;
 use crate::config::TrustedProxy;
 
+/// Marks an API response with what it did (`.noted("create")`), for the log line.
+pub trait Noted {
+    fn noted(self, what: &'static str) -> Response;
+}
+
+impl Noted for Response {
+    fn noted(self, what: &'static str) -> Response {
+        Outcome::new(what).to(self)
+    }
+}
+
 /// How the connection reached us; inserted by the accept loop.
 #[derive(Debug, Clone)]
 pub enum Peer {
@@ -56,6 +67,12 @@ impl Outcome {
         }
         self
     }
+    /// Attaches this outcome to a response, for the log line and the metrics.
+    pub fn to(self, mut r: Response) -> Response {
+        r.extensions_mut().insert(self);
+        r
+    }
+
     pub fn status_note(mut self, note: &'static str) -> Self {
         self.note = Some(note);
         self
@@ -79,9 +96,9 @@ pub fn is_trusted(peer: Option<&Peer>, proxies: &[TrustedProxy]) -> bool {
     }
 }
 
-pub fn client_address(
+pub fn client_address<'a>(
     peer: Option<&Peer>,
-    headers: &http::HeaderMap,
+    forwarded_for: impl IntoIterator<Item = &'a http::HeaderValue>,
     proxies: &[TrustedProxy],
 ) -> String {
     let (ip, is_unix) = match peer {
@@ -93,9 +110,8 @@ pub fn client_address(
     if !trusted(ip, is_unix, proxies) {
         return direct;
     }
-    let forwarded: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .iter()
+    let forwarded: Vec<&str> = forwarded_for
+        .into_iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
@@ -166,11 +182,11 @@ impl RequestLog {
     }
 
     fn client(&self) -> String {
-        let mut headers = http::HeaderMap::new();
-        for v in &self.forwarded_for {
-            headers.append("x-forwarded-for", v.clone());
-        }
-        client_address(self.peer.as_ref(), &headers, &self.app.trusted_proxies)
+        client_address(
+            self.peer.as_ref(),
+            &self.forwarded_for,
+            &self.app.trusted_proxies,
+        )
     }
 }
 
@@ -269,18 +285,18 @@ mod tests {
         h.insert("x-forwarded-for", "203.0.113.9, 10.1.1.1".parse().unwrap());
         let proxy = Peer::Tcp("10.0.0.1:1".parse().unwrap());
         let stranger = Peer::Tcp("198.51.100.7:1".parse().unwrap());
-        assert_eq!(client_address(Some(&proxy), &h, &proxies), "203.0.113.9");
         assert_eq!(
-            client_address(Some(&Peer::Unix), &h, &proxies),
+            client_address(Some(&proxy), h.get_all("x-forwarded-for"), &proxies),
             "203.0.113.9"
         );
         assert_eq!(
-            client_address(Some(&stranger), &h, &proxies),
-            "198.51.100.7"
+            client_address(Some(&Peer::Unix), h.get_all("x-forwarded-for"), &proxies),
+            "203.0.113.9"
         );
         assert_eq!(
-            client_address(Some(&proxy), &http::HeaderMap::new(), &proxies),
-            "10.0.0.1"
+            client_address(Some(&stranger), h.get_all("x-forwarded-for"), &proxies),
+            "198.51.100.7"
         );
+        assert_eq!(client_address(Some(&proxy), [], &proxies), "10.0.0.1");
     }
 }

@@ -14,7 +14,8 @@ use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::api::{declared_length, failed, unauthorized, Note};
+use super::api::{declared_length, failed, unauthorized};
+use super::log::Noted;
 use super::{json, App};
 use crate::package::{valid_name, PackageError};
 
@@ -38,7 +39,7 @@ fn refused(e: PackageError) -> Response {
         );
     }
     tracing::warn!("package refused: {e}");
-    json::error(status, code, e.to_string()).with_outcome_note("package-refused")
+    json::error(status, code, e.to_string()).noted("package-refused")
 }
 
 async fn ingest(app: Arc<App>, name: String, headers: HeaderMap, body: Body) -> Response {
@@ -73,7 +74,7 @@ async fn ingest(app: Arc<App>, name: String, headers: HeaderMap, body: Body) -> 
             } else {
                 StatusCode::CREATED
             };
-            json::reply(status, &done).with_outcome_note("package-added")
+            json::reply(status, &done).noted("package-added")
         }
         Ok(Err(e)) => refused(e),
         Err(e) => refused(PackageError::Internal(e.into())),
@@ -131,9 +132,7 @@ pub async fn list(
     }
     let packages = app.packages.clone();
     match tokio::task::spawn_blocking(move || packages.list()).await {
-        Ok(Ok(list)) => {
-            json::reply(StatusCode::OK, &json!({ "packages": list })).with_outcome_note("packages")
-        }
+        Ok(Ok(list)) => json::reply(StatusCode::OK, &json!({ "packages": list })).noted("packages"),
         _ => json::internal(),
     }
 }
@@ -164,7 +163,7 @@ pub async fn show(
                 StatusCode::OK,
                 &json!({ "package": info, "keys": keys, "next": next }),
             )
-            .with_outcome_note("package")
+            .noted("package")
         }
         Ok(Ok(None)) => json::error(StatusCode::NOT_FOUND, "unknown_package", "no such package"),
         _ => json::internal(),
@@ -183,8 +182,9 @@ pub async fn remove(
     let packages = app.packages.clone();
     let n = name.clone();
     match tokio::task::spawn_blocking(move || packages.remove(&n)).await {
-        Ok(Ok(true)) => json::reply(StatusCode::OK, &json!({ "removed": name }))
-            .with_outcome_note("package-removed"),
+        Ok(Ok(true)) => {
+            json::reply(StatusCode::OK, &json!({ "removed": name })).noted("package-removed")
+        }
         Ok(Ok(false)) => json::error(StatusCode::NOT_FOUND, "unknown_package", "no such package"),
         _ => json::internal(),
     }

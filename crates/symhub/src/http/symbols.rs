@@ -71,8 +71,7 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
                                 Source::Cache => "cache",
                             }),
                         );
-                        return r
-                            .with_outcome(Outcome::new(what).key(&key).upstream(&entry.upstream));
+                        return Outcome::new(what).key(&key).upstream(&entry.upstream).to(r);
                     }
                     None => {
                         app.cache.forget(&entry.key).await;
@@ -89,7 +88,7 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
                 }
                 r.headers_mut()
                     .insert("x-cache", HeaderValue::from_static("HIT"));
-                return r.with_outcome(Outcome::new("redirect").key(&key));
+                return Outcome::new("redirect").key(&key).to(r);
             }
             Lookup::Negative => return not_found("NEGATIVE", Outcome::new("negative").key(&key)),
             Lookup::Fill { fill, leader } => (fill, leader),
@@ -106,7 +105,7 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
             }
             FillState::Ready(entry) => {
                 match serve_entry(&app.cache, &entry, headers, head, label).await {
-                    Some(r) => r.with_outcome(outcome.upstream(&entry.upstream)),
+                    Some(r) => outcome.upstream(&entry.upstream).to(r),
                     None => not_found(label, outcome),
                 }
             }
@@ -135,29 +134,18 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
                     "x-symhub-upstream",
                     HeaderValue::from_str(&upstream).unwrap_or(HeaderValue::from_static("?")),
                 );
-                r.with_outcome(outcome.upstream(&upstream))
+                outcome.upstream(&upstream).to(r)
             }
         };
     }
     not_found("MISS", Outcome::new("miss").key(&key))
 }
 
-trait WithOutcome {
-    fn with_outcome(self, o: Outcome) -> Response;
-}
-
-impl WithOutcome for Response {
-    fn with_outcome(mut self, o: Outcome) -> Response {
-        self.extensions_mut().insert(o);
-        self
-    }
-}
-
 fn not_found(cache: &'static str, outcome: Outcome) -> Response {
     let mut r = (StatusCode::NOT_FOUND, "not found\n").into_response();
     r.headers_mut()
         .insert("x-cache", HeaderValue::from_static(cache));
-    r.with_outcome(outcome)
+    outcome.to(r)
 }
 
 fn base_headers(r: &mut Response, cache: &'static str, last_modified: &str) {

@@ -272,10 +272,15 @@ pub fn extract<'s>(
     store: &'s SymbolStore,
     before_new_blob: &dyn Fn(&str) -> Result<(), PackageError>,
 ) -> Result<Blob<'s>, PackageError> {
+    // Errors name the entry as the package does, so the publisher can find it.
+    let name = zip
+        .name_for_index(i)
+        .and_then(Result::ok)
+        .map(|n| n.into_owned())
+        .unwrap_or_else(|| format!("#{i}"));
     let mut entry = zip
         .by_index(i)
-        .map_err(|e| PackageError::Read(format!("#{i}"), e.to_string()))?;
-    let name = entry.name().map(|n| n.into_owned()).unwrap_or_default();
+        .map_err(|e| PackageError::Read(name.clone(), e.to_string()))?;
     let (mut file, temp) = store.objects.temp_file()?;
     let mut hasher = Sha256::new();
     let mut prefix = Vec::new();

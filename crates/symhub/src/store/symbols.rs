@@ -22,7 +22,7 @@ use anyhow::Context;
 use rusqlite::{params, Connection, OptionalExtension};
 use symhub_core::SymbolKey;
 
-use super::index::{unix_millis, unix_secs};
+use super::index::unix_millis;
 use super::objects::ObjectDir;
 
 /// A stored symbol, as the cache layer serves it.
@@ -499,11 +499,6 @@ impl SymbolStore {
         }
         Ok(expired.len())
     }
-}
-
-/// Seconds since the epoch, for JSON listings.
-pub fn epoch_secs(t: SystemTime) -> i64 {
-    unix_secs(t)
 }
 
 #[cfg(test)]
