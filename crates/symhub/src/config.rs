@@ -194,6 +194,9 @@ pub struct AuthConfig {
     pub api_keys: Vec<String>,
     /// Require a key for symbol downloads and listings too (default: downloads are public).
     pub require_for_downloads: bool,
+    /// Require a key for `/metrics`, and for the upstream details of `/healthz` (its
+    /// status stays public so load balancers can probe it).
+    pub require_for_metrics: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

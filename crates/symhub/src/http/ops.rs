@@ -1,16 +1,27 @@
 //! Operational endpoints: `GET /healthz` (JSON, says `degraded` while an upstream is down)
-//! and `GET /metrics` (Prometheus text).
+//! and `GET /metrics` (Prometheus text). With `auth.require_for_metrics`, metrics need a key
+//! and `/healthz` shows its upstream details only to a key holder: its status stays public
+//! because load balancers probe it without credentials.
 
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use http::header;
+use http::{header, HeaderMap, Uri};
 
 use super::App;
 
-pub async fn healthz(State(app): State<Arc<App>>) -> impl IntoResponse {
+fn allowed(app: &App, headers: &HeaderMap, uri: &Uri) -> Result<(), Response> {
+    if !app.keys.require_for_metrics {
+        return Ok(());
+    }
+    app.keys
+        .check(headers, uri.query())
+        .map_err(super::api::denied)
+}
+
+pub async fn healthz(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) -> Response {
     let upstreams: Vec<_> = app
         .cache
         .upstreams()
@@ -19,13 +30,17 @@ pub async fn healthz(State(app): State<Arc<App>>) -> impl IntoResponse {
         .map(|u| serde_json::json!({ "name": &*u.name, "down": u.health.is_down() }))
         .collect();
     let degraded = upstreams.iter().any(|u| u["down"] == true);
-    Json(serde_json::json!({
-        "status": if degraded { "degraded" } else { "ok" },
-        "upstreams": upstreams,
-    }))
+    let status = if degraded { "degraded" } else { "ok" };
+    if allowed(&app, &headers, &uri).is_err() {
+        return Json(serde_json::json!({ "status": status })).into_response();
+    }
+    Json(serde_json::json!({ "status": status, "upstreams": upstreams })).into_response()
 }
 
-pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) -> Response {
+    if let Err(denied) = allowed(&app, &headers, &uri) {
+        return denied;
+    }
     for u in app.cache.upstreams().list() {
         app.metrics.set_upstream_down(&u.name, u.health.is_down());
     }
@@ -36,4 +51,5 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
         )],
         app.metrics.render(),
     )
+        .into_response()
 }

@@ -14,6 +14,7 @@ use crate::config::{parse_key_hash, Config};
 pub struct ApiKeys {
     hashes: Vec<[u8; 32]>,
     pub require_for_downloads: bool,
+    pub require_for_metrics: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,15 +56,21 @@ impl ApiKeys {
                 .iter()
                 .map(|k| <[u8; 32]>::from(Sha256::digest(k.as_bytes()))),
         );
-        if hashes.is_empty() && config.auth.require_for_downloads {
-            anyhow::bail!(
-                "auth.require_for_downloads is set but no API key is configured: \
-                 add one with `symhub key new` or --api-key-file"
-            );
+        for (set, name) in [
+            (config.auth.require_for_downloads, "require_for_downloads"),
+            (config.auth.require_for_metrics, "require_for_metrics"),
+        ] {
+            if hashes.is_empty() && set {
+                anyhow::bail!(
+                    "auth.{name} is set but no API key is configured: \
+                     add one with `symhub key new` or --api-key-file"
+                );
+            }
         }
         Ok(Self {
             hashes,
             require_for_downloads: config.auth.require_for_downloads,
+            require_for_metrics: config.auth.require_for_metrics,
         })
     }
 

@@ -355,7 +355,10 @@ async fn api_key_file_and_download_auth() {
             .arg("--config")
             .arg({
                 let c = dir.path().join("c.toml");
-                std::fs::write(&c, "upstream = []\n[auth]\nrequire_for_downloads = true\n")
+                std::fs::write(
+                    &c,
+                    "upstream = []\n[auth]\nrequire_for_downloads = true\nrequire_for_metrics = true\n",
+                )
                     .unwrap();
                 c
             }),
@@ -375,6 +378,38 @@ async fn api_key_file_and_download_auth() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404, "with a key it is an ordinary miss");
+    let r = c.get(format!("{url}/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 401, "metrics need a key in this mode");
+    let r = c
+        .get(format!("{url}/metrics"))
+        .bearer_auth("file-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("symhub_"));
+    let json = |b: bytes::Bytes| serde_json::from_slice::<serde_json::Value>(&b).unwrap();
+    let open = json(
+        c.get(format!("{url}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(open["status"], "ok", "load balancers still see the status");
+    assert!(open.get("upstreams").is_none(), "but not the details");
+    let full = json(
+        c.get(format!("{url}/healthz?key=file-key"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    );
+    assert!(full["upstreams"].is_array());
     child.kill().unwrap();
     child.wait().unwrap();
 }
