@@ -11,14 +11,13 @@ use axum::Json;
 use http::{header, HeaderMap, Uri};
 
 use super::App;
+use crate::upload::auth::Denied;
 
-fn allowed(app: &App, headers: &HeaderMap, uri: &Uri) -> Result<(), Response> {
+fn allowed(app: &App, headers: &HeaderMap, uri: &Uri) -> Result<(), Denied> {
     if !app.keys.require_for_metrics {
         return Ok(());
     }
-    app.keys
-        .check(headers, uri.query())
-        .map_err(super::api::denied)
+    app.keys.check(headers, uri.query())
 }
 
 pub async fn healthz(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) -> Response {
@@ -39,7 +38,7 @@ pub async fn healthz(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) 
 
 pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) -> Response {
     if let Err(denied) = allowed(&app, &headers, &uri) {
-        return denied;
+        return super::api::denied(denied);
     }
     for u in app.cache.upstreams().list() {
         app.metrics.set_upstream_down(&u.name, u.health.is_down());
