@@ -52,6 +52,19 @@ struct ServeArgs {
     /// Data directory. Replaces storage.data_dir.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Permanent store in S3-compatible object storage, `s3://bucket/prefix`, shared by
+    /// several instances. Replaces storage.store.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// Shared metadata database of a bucket store, `postgres://…`. Replaces
+    /// storage.database.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SYMHUB_DATABASE_URL",
+        hide_env_values = true
+    )]
+    database: Option<String>,
     /// Upstream base URL, in priority order; repeatable. Replaces the configured upstreams.
     #[arg(long = "upstream", value_name = "URL")]
     upstream: Vec<String>,
@@ -97,6 +110,12 @@ impl ServeArgs {
         }
         if let Some(dir) = &self.data_dir {
             config.storage.data_dir = dir.clone();
+        }
+        if let Some(store) = &self.store {
+            config.storage.store = store.clone();
+        }
+        if let Some(db) = &self.database {
+            config.storage.database = db.clone();
         }
         if !self.upstream.is_empty() {
             config.upstreams = self

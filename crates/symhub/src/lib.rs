@@ -36,7 +36,12 @@ pub async fn serve(
     })?;
     let metrics = Arc::new(metrics::Metrics::default());
     let upstreams = Arc::new(upstream::Upstreams::new(&config, metrics.clone())?);
-    let store = Arc::new(store::SymbolStore::open(data_dir)?);
+    // Opening may connect to PostgreSQL, whose client blocks.
+    let storage = config.storage.clone();
+    let store = Arc::new(
+        tokio::task::spawn_blocking(move || store::SymbolStore::open_with(&storage)).await??,
+    );
+    let shared = store.is_shared();
     let cache = cache::Cache::open(&config, store.clone(), upstreams, metrics.clone())?;
     let maintenance = tokio::spawn(cache.clone().maintain());
     let keys = upload::auth::ApiKeys::new(&config, &plaintext_keys)?;
@@ -46,7 +51,10 @@ pub async fn serve(
         Some(cache.clone()),
         config.packages.clone(),
     ));
-    packages.recover()?;
+    {
+        let packages = packages.clone();
+        tokio::task::spawn_blocking(move || packages.recover()).await??;
+    }
     let uploads = Arc::new(upload::Uploads::new(
         store.clone(),
         cache.clone(),
@@ -54,29 +62,42 @@ pub async fn serve(
         config.server.body_idle_timeout,
     ));
     let expiry = tokio::spawn({
-        let uploads = uploads.clone();
+        let (uploads, packages) = (uploads.clone(), packages.clone());
         async move {
             loop {
                 uploads.expire().await;
+                if shared {
+                    // Another instance may have died mid-ingest or mid-upload; what it left
+                    // is removed once its lease runs out.
+                    let packages = packages.clone();
+                    if let Ok(Err(e)) =
+                        tokio::task::spawn_blocking(move || packages.recover()).await
+                    {
+                        tracing::error!("cannot clean up after other instances: {e:#}");
+                    }
+                }
                 tokio::time::sleep(std::time::Duration::from_secs(60)).await;
             }
         }
     });
-    // Another process on this data dir (`symhub package add --data-dir`) changes the store
-    // behind our back; SQLite tells us, and memory is dropped.
+    // Another process on this data dir (`symhub package add --data-dir`), or another
+    // instance on a shared store, changes the store behind our back; the database tells us,
+    // and memory is dropped.
     let watcher = tokio::spawn({
         let (store, cache) = (store.clone(), cache.clone());
         async move {
             let mut seen = None;
+            // Other instances' uploads must show quickly; one indexed read per tick.
+            let poll = std::time::Duration::from_millis(if shared { 250 } else { 1000 });
             loop {
                 let s = store.clone();
-                if let Ok(Ok(v)) = tokio::task::spawn_blocking(move || s.data_version()).await {
+                if let Ok(Ok(v)) = tokio::task::spawn_blocking(move || s.change_count()).await {
                     if seen.is_some_and(|old| old != v) {
                         cache.store_changed();
                     }
                     seen = Some(v);
                 }
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                tokio::time::sleep(poll).await;
             }
         }
     });
@@ -95,6 +116,7 @@ pub async fn serve(
     let names: Vec<_> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
     tracing::info!(
         data_dir = %data_dir.display(),
+        store = if shared { config.storage.store.as_str() } else { "local" },
         upstreams = ?names,
         "symhub {} serving",
         env!("CARGO_PKG_VERSION")

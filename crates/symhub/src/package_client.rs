@@ -88,7 +88,8 @@ impl Target {
         if let Some(d) = self.data_dir {
             config.storage.data_dir = d;
         }
-        let store = Arc::new(SymbolStore::open(&config.storage.data_dir)?);
+        config.validate()?;
+        let store = Arc::new(SymbolStore::open_with(&config.storage)?);
         let packages = Packages::new(store, None, config.packages.clone());
         Ok(Mode::Local(packages))
     }
@@ -134,6 +135,8 @@ async fn call(req: reqwest::RequestBuilder) -> anyhow::Result<serde_json::Value>
 
 pub fn run(command: PackageCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
+    // A bucket store sends its requests through this runtime.
+    let _runtime = runtime.enter();
     match command {
         PackageCommand::Add {
             files,

@@ -169,6 +169,7 @@ async fn compressed(
     match cache.lookup(key, headers).await {
         Lookup::Hit(e) => Ok(Some(e)),
         Lookup::Negative | Lookup::Redirect(_) => Ok(None),
+        Lookup::Unavailable => Err(()),
         Lookup::Fill { fill, .. } => fill.finished().await,
     }
 }

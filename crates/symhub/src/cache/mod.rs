@@ -80,6 +80,8 @@ pub enum Lookup {
     /// A Breakpad request by code file and code id: the URL path of the module's debug-id key.
     Redirect(Arc<str>),
     Negative,
+    /// The store has the key but cannot read it now (its bucket is unreachable).
+    Unavailable,
     /// A fill is running; `leader` is true for the request that started it.
     Fill {
         fill: Arc<Fill>,
@@ -107,6 +109,8 @@ pub struct Cache {
     max_unpacked_size: u64,
     evict_now: Notify,
     metrics: Arc<Metrics>,
+    /// Store hits answer with a redirect to the bucket (`storage.s3.redirect`).
+    store_redirects: bool,
 }
 
 impl Cache {
@@ -125,7 +129,6 @@ impl Cache {
         metrics.cache_size.set(size);
         metrics.cache_entries.set(index.count()? as i64);
         Ok(Arc::new(Self {
-            store,
             objects,
             index,
             memory: moka::sync::Cache::builder()
@@ -143,11 +146,29 @@ impl Cache {
             max_unpacked_size: config.cache.max_unpacked_size.as_u64(),
             evict_now: Notify::new(),
             metrics,
+            store_redirects: store.blobs.bucket().is_some() && config.storage.s3.redirect,
+            store,
         }))
     }
 
     pub fn upstreams(&self) -> &Upstreams {
         &self.upstreams
+    }
+
+    pub fn store(&self) -> &Arc<SymbolStore> {
+        &self.store
+    }
+
+    /// A presigned bucket URL for a store entry, when hits are answered with redirects.
+    pub async fn store_redirect(&self, entry: &Entry) -> Option<String> {
+        if !self.store_redirects || entry.source != Source::Store {
+            return None;
+        }
+        let (store, sha) = (self.store.clone(), entry.sha256.clone());
+        tokio::task::spawn_blocking(move || store.blobs.redirect_url(&sha))
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Resolves a key. Never fails: anything that goes wrong below is a miss for the client.
@@ -175,6 +196,7 @@ impl Cache {
             Loaded::Entry(entry) => return Lookup::Hit(entry),
             Loaded::Redirect(to) => return Lookup::Redirect(to),
             Loaded::Negative => return Lookup::Negative,
+            Loaded::Unavailable => return Lookup::Unavailable,
             Loaded::Nothing => {}
         }
         self.start_or_join_fill(key, client_headers)
@@ -228,10 +250,22 @@ impl Cache {
         }
     }
 
-    fn load_blocking(&self, key: &SymbolKey) -> rusqlite::Result<Loaded> {
+    fn load_blocking(&self, key: &SymbolKey) -> anyhow::Result<Loaded> {
         let norm = key.normalized();
         if let Some(s) = self.store.get(norm)? {
-            let path = self.store.blob_path(&s.sha256);
+            let path = if self.store_redirects {
+                // Served by a redirect to the bucket: no local copy needed.
+                self.store.blob_path(&s.sha256)
+            } else {
+                match self.store.blobs.local_path(&s.sha256, s.size) {
+                    Ok(path) => path,
+                    Err(e) => {
+                        // The key is ours: never ask upstreams for it, never remember a miss.
+                        tracing::error!(key = norm, "store file unavailable: {e}");
+                        return Ok(Loaded::Unavailable);
+                    }
+                }
+            };
             let e = CachedEntry {
                 key: s.key,
                 size: s.size,
@@ -413,5 +447,7 @@ enum Loaded {
     Entry(Arc<Entry>),
     Redirect(Arc<str>),
     Negative,
+    /// A stored key whose bytes cannot be read now (the bucket is down).
+    Unavailable,
     Nothing,
 }

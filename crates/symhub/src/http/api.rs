@@ -40,12 +40,12 @@ pub fn denied(d: Denied) -> Response {
 pub(super) fn failed(e: UploadError) -> Response {
     if matches!(e, UploadError::Internal(_)) {
         tracing::error!("upload failed: {e}");
-        return json::error(
-            e.status(),
-            e.code(),
-            "the server could not store the upload; see its log",
-        )
-        .noted("upload-error");
+        let message = if e.status() == StatusCode::SERVICE_UNAVAILABLE {
+            "the symbol store's storage is unreachable; retry later"
+        } else {
+            "the server could not store the upload; see its log"
+        };
+        return json::error(e.status(), e.code(), message).noted("upload-error");
     }
     tracing::warn!("upload refused: {e}");
     json::error(e.status(), e.code(), e.to_string()).noted("upload-refused")

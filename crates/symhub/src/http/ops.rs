@@ -1,4 +1,5 @@
-//! Operational endpoints: `GET /healthz` (JSON, says `degraded` while an upstream is down)
+//! Operational endpoints: `GET /healthz` (JSON, says `degraded` while an upstream, or a
+//! shared store's bucket or database, is down)
 //! and `GET /metrics` (Prometheus text). With `auth.require_for_metrics`, metrics need a key
 //! and `/healthz` shows its upstream details only to a key holder: its status stays public
 //! because load balancers probe it without credentials.
@@ -28,12 +29,22 @@ pub async fn healthz(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) 
         .iter()
         .map(|u| serde_json::json!({ "name": &*u.name, "down": u.health.is_down() }))
         .collect();
-    let degraded = upstreams.iter().any(|u| u["down"] == true);
+    let store = app.cache.store().clone();
+    let shared = tokio::task::spawn_blocking(move || store.shared_health())
+        .await
+        .ok()
+        .flatten();
+    let degraded = upstreams.iter().any(|u| u["down"] == true)
+        || shared.is_some_and(|(bucket, db)| !bucket || !db);
     let status = if degraded { "degraded" } else { "ok" };
     if allowed(&app, &headers, &uri).is_err() {
         return Json(serde_json::json!({ "status": status })).into_response();
     }
-    Json(serde_json::json!({ "status": status, "upstreams": upstreams })).into_response()
+    let mut body = serde_json::json!({ "status": status, "upstreams": upstreams });
+    if let Some((bucket, db)) = shared {
+        body["store"] = serde_json::json!({ "bucket_ok": bucket, "database_ok": db });
+    }
+    Json(body).into_response()
 }
 
 pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) -> Response {

@@ -22,6 +22,9 @@ use crate::package::{valid_name, PackageError};
 fn refused(e: PackageError) -> Response {
     let (status, code) = match &e {
         PackageError::TooBig(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+        PackageError::Internal(e) if crate::store::is_unavailable(e) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+        }
         PackageError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         PackageError::Duplicates { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "duplicate_keys"),
         PackageError::MissingBlob(_) => (StatusCode::UNPROCESSABLE_ENTITY, "missing_blob"),
@@ -32,11 +35,12 @@ fn refused(e: PackageError) -> Response {
     };
     if status.is_server_error() {
         tracing::error!("package ingest failed: {e}");
-        return json::error(
-            status,
-            code,
-            "the server could not store the package; see its log",
-        );
+        let message = if status == StatusCode::SERVICE_UNAVAILABLE {
+            "the symbol store's storage is unreachable; retry later"
+        } else {
+            "the server could not store the package; see its log"
+        };
+        return json::error(status, code, message);
     }
     tracing::warn!("package refused: {e}");
     json::error(status, code, e.to_string()).noted("package-refused")

@@ -58,6 +58,14 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
     for _ in 0..2 {
         let (fill, leader) = match app.cache.lookup(&key, headers).await {
             Lookup::Hit(entry) => {
+                if let Some(url) = app.cache.store_redirect(&entry).await {
+                    // Bytes straight from the bucket. Only 302: dotnet-symbol follows no other.
+                    let mut r = StatusCode::FOUND.into_response();
+                    if let Ok(v) = HeaderValue::from_str(&url) {
+                        r.headers_mut().insert(header::LOCATION, v);
+                    }
+                    return Outcome::new("store-redirect").key(&key).to(r);
+                }
                 match serve_entry(&app.cache, &entry, headers, head, "HIT").await {
                     Some(mut r) => {
                         let what = match entry.source {
@@ -91,6 +99,9 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
                 return Outcome::new("redirect").key(&key).to(r);
             }
             Lookup::Negative => return not_found("NEGATIVE", Outcome::new("negative").key(&key)),
+            Lookup::Unavailable => {
+                return not_found("UNAVAILABLE", Outcome::new("store-unavailable").key(&key))
+            }
             Lookup::Fill { fill, leader } => (fill, leader),
         };
         let (label, outcome) = if leader {

@@ -281,7 +281,7 @@ pub fn extract<'s>(
     let mut entry = zip
         .by_index(i)
         .map_err(|e| PackageError::Read(name.clone(), e.to_string()))?;
-    let (mut file, temp) = store.objects.temp_file()?;
+    let (mut file, temp) = store.blobs.dir().temp_file()?;
     let mut hasher = Sha256::new();
     let mut prefix = Vec::new();
     let mut size = 0u64;
@@ -308,11 +308,12 @@ pub fn extract<'s>(
         return Err(PackageError::LyingSize(name));
     }
     let sha256 = hex::encode(hasher.finalize());
-    let claim = store.claim(&sha256);
-    let dest = store.blob_path(&sha256);
-    if !dest.exists() {
+    let claim = store
+        .claim(&sha256)
+        .map_err(|e| PackageError::Internal(e.into()))?;
+    if !store.blobs.exists(&sha256)? {
         before_new_blob(&sha256)?;
-        store.objects.commit(&file, temp, &sha256)?;
+        store.blobs.put(&file, temp, &sha256)?;
     }
     // The prefix is only ever needed for this; it is dropped here, one entry at a time.
     let derived = derive_as.and_then(|base| portable_pdb_key(base, &prefix));

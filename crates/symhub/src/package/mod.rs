@@ -114,7 +114,7 @@ impl Packages {
         let mut zip =
             zip::ZipArchive::new(file).map_err(|e| PackageError::NotZip(e.to_string()))?;
         let plan = archive::inspect(&mut zip, &self.config)?;
-        let store_err = |e: rusqlite::Error| PackageError::Internal(e.into());
+        let store_err = |e: crate::store::db::DbError| PackageError::Internal(e.into());
         // Registered (invisible) before any blob is written, so that whatever happens next,
         // `drop_package` (now, or at start-up after a crash) finds everything to undo.
         let seq = self
@@ -138,7 +138,7 @@ impl Packages {
         plan: &archive::Plan,
         progress: &dyn Fn(Progress),
     ) -> Result<Ingested, PackageError> {
-        let store_err = |e: rusqlite::Error| PackageError::Internal(e.into());
+        let store_err = |e: crate::store::db::DbError| PackageError::Internal(e.into());
         // Each entry is unpacked once, however many keys share it.
         let mut wanted: Vec<usize> = plan.explicit.iter().map(|m| m.entry as usize).collect();
         wanted.extend(&plan.pdbs);

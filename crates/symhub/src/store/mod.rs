@@ -1,8 +1,11 @@
 //! Where bytes live: a local directory of atomically committed objects ([`objects`]), the
 //! proxy cache's SQLite index ([`index`]), and the permanent symbol store ([`symbols`]):
-//! content-addressed blobs plus the key table, v2 upload sessions and SSQP packages
-//! ([`packages`]).
+//! content-addressed blobs ([`blobs`]: local, or in an S3-compatible bucket) plus the key
+//! table, v2 upload sessions and SSQP packages ([`packages`]) in its database ([`db`]:
+//! SQLite, or a PostgreSQL shared by several instances).
 
+pub mod blobs;
+pub mod db;
 pub mod index;
 pub mod objects;
 pub mod packages;
@@ -11,6 +14,28 @@ pub mod symbols;
 pub use index::{CachedEntry, Index};
 pub use objects::{object_id, ObjectDir};
 pub use symbols::SymbolStore;
+
+/// The store's bucket or shared database failed to answer: clients should retry later
+/// (APIs answer 503), nothing is wrong with their request.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub String);
+
+/// Whether an error comes from the shared store being unreachable.
+pub fn is_unavailable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.is::<Unavailable>()
+            || matches!(
+                c.downcast_ref::<db::DbError>(),
+                Some(db::DbError::Unreachable(_) | db::DbError::Bucket(_))
+            )
+            || c.downcast_ref::<db::DbError>()
+                .is_some_and(|d| matches!(d, db::DbError::Postgres(p) if p.is_closed()))
+            || c.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.is::<Unavailable>())
+    })
+}
 
 /// Opens one of symhub's SQLite databases with the settings they share, then applies its
 /// schema. `synchronous`: `NORMAL` where losing the last commits to a power cut only costs

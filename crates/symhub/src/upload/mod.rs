@@ -72,6 +72,9 @@ impl UploadError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             UploadError::Body(_) => StatusCode::BAD_REQUEST,
+            UploadError::Internal(e) if crate::store::is_unavailable(e) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             UploadError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -88,13 +91,14 @@ impl UploadError {
             UploadError::Mismatch { .. } => "module_mismatch",
             UploadError::BadRequest(_) => "bad_request",
             UploadError::Body(_) => "broken_body",
+            UploadError::Internal(e) if crate::store::is_unavailable(e) => "storage_unavailable",
             UploadError::Internal(_) => "internal",
         }
     }
 }
 
-impl From<rusqlite::Error> for UploadError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<crate::store::db::DbError> for UploadError {
+    fn from(e: crate::store::db::DbError) -> Self {
         UploadError::Internal(e.into())
     }
 }
@@ -259,9 +263,7 @@ impl Uploads {
         let received = self.receive(body, declared).await?;
         let (store, key) = (self.store.clone(), upload_key.to_owned());
         blocking(move || {
-            let dest = store.received_path(&key);
-            received.path.persist(&dest).map_err(|e| e.error)?;
-            if !store.mark_received(&key, received.size, &received.sha256)? {
+            if !store.save_received(&key, received)? {
                 // Two PUTs raced for one token: the first one won.
                 return Err(UploadError::BadToken);
             }
@@ -277,11 +279,8 @@ impl Uploads {
         let Some((size, sha256)) = session.received else {
             return Err(UploadError::NothingReceived(upload_key.to_owned()));
         };
-        let received = Received {
-            path: tempfile::TempPath::try_from_path(self.store.received_path(upload_key))?,
-            size,
-            sha256,
-        };
+        let (store, key) = (self.store.clone(), upload_key.to_owned());
+        let received = blocking(move || Ok(store.take_received(&key, size, &sha256)?)).await?;
         let result = self.finish(received, claim).await;
         let (store, key) = (self.store.clone(), upload_key.to_owned());
         blocking(move || Ok(store.end_session(&key)?)).await?;
@@ -315,7 +314,7 @@ where
     if declared.is_some_and(|n| n > max) {
         return Err(UploadError::TooLarge(max));
     }
-    let (file, temp) = store.objects.temp_file()?;
+    let (file, temp) = store.blobs.dir().temp_file()?;
     let mut out = tokio::fs::File::from_std(file);
     let mut hasher = Sha256::new();
     let mut size = 0u64;

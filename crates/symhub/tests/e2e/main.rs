@@ -8,6 +8,7 @@ mod hardening;
 mod packages;
 mod proxy;
 mod resilience;
+mod scale;
 mod security;
 mod server;
 mod upload;

@@ -13,7 +13,7 @@ fn server() -> Symhub {
 }
 
 /// A zip of `(name, bytes)` entries, deflated.
-fn make_zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
+pub(crate) fn make_zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let opts = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated);
@@ -24,7 +24,7 @@ fn make_zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
     w.finish().unwrap().into_inner()
 }
 
-fn index(pairs: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) fn index(pairs: &[(&str, &str)]) -> Vec<u8> {
     let items: Vec<_> = pairs
         .iter()
         .map(|(k, b)| serde_json::json!({ "clientKey": k, "blobPath": b }))

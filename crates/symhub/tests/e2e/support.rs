@@ -257,6 +257,8 @@ pub struct Symhub {
     pub listen: String,
     child: Option<Child>,
     pub stderr_path: PathBuf,
+    /// Extra environment of the process (credentials from the environment).
+    pub env: Vec<(String, String)>,
     _dir: Arc<tempfile::TempDir>,
 }
 
@@ -300,7 +302,21 @@ impl Symhub {
         Self::start_full(config, "127.0.0.1:0", Some(data_dir))
     }
 
+    /// With extra environment variables.
+    pub fn start_env(config: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_full_env(config, "127.0.0.1:0", None, env)
+    }
+
     fn start_full(config: &str, listen: &str, data_dir: Option<PathBuf>) -> Self {
+        Self::start_full_env(config, listen, data_dir, &[])
+    }
+
+    fn start_full_env(
+        config: &str,
+        listen: &str,
+        data_dir: Option<PathBuf>,
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = Arc::new(tempfile::tempdir().unwrap());
         let data_dir = data_dir.unwrap_or_else(|| dir.path().join("data"));
         let config_path = dir.path().join("symhub.toml");
@@ -312,6 +328,10 @@ impl Symhub {
             listen: listen.to_owned(),
             child: None,
             stderr_path: dir.path().join("stderr.log"),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             _dir: dir,
         };
         s.spawn();
@@ -332,6 +352,7 @@ impl Symhub {
             .arg(&self.listen)
             .arg("--data-dir")
             .arg(&self.data_dir)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()

@@ -414,7 +414,7 @@ async fn api_key_file_and_download_auth() {
     child.wait().unwrap();
 }
 
-fn multipart(fields: &[(&str, &str)], file: &[u8]) -> (String, Vec<u8>) {
+pub(crate) fn multipart(fields: &[(&str, &str)], file: &[u8]) -> (String, Vec<u8>) {
     let boundary = "------------------------ea81cd98ae960f3a";
     let mut body = Vec::new();
     for (name, value) in fields {

@@ -1,0 +1,469 @@
+//! The symbol store's metadata database: one SQL text, two engines. The embedded default is
+//! SQLite in the data directory; a scale-out deployment points every instance at one
+//! PostgreSQL, so keys, packages and upload sessions are shared and transactional.
+//!
+//! Statements are written once, in the common subset of both dialects (`?N` placeholders,
+//! `ON CONFLICT`, `RETURNING`), and rewritten to `$N` for PostgreSQL. Values cross the
+//! boundary as [`P`] (parameters) and [`Row`]s of [`Value`], so store code never sees which
+//! engine answers. Calls block: async callers go through `spawn_blocking`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// A failed database call. Names the engine, so an operator knows which service to check.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("store database (SQLite): {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("store database (PostgreSQL): {0}")]
+    Postgres(#[from] postgres::Error),
+    #[error("store database (PostgreSQL) unreachable: {0}")]
+    Unreachable(String),
+    #[error("store bucket: {0}")]
+    Bucket(String),
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+/// A statement parameter.
+#[derive(Debug, Clone, Copy)]
+pub enum P<'a> {
+    Int(i64),
+    Text(&'a str),
+    OptInt(Option<i64>),
+    OptText(Option<&'a str>),
+}
+
+impl From<i64> for P<'_> {
+    fn from(v: i64) -> Self {
+        P::Int(v)
+    }
+}
+impl From<u64> for P<'_> {
+    fn from(v: u64) -> Self {
+        P::Int(v as i64)
+    }
+}
+impl From<bool> for P<'_> {
+    fn from(v: bool) -> Self {
+        P::Int(v as i64)
+    }
+}
+impl<'a> From<&'a str> for P<'a> {
+    fn from(v: &'a str) -> Self {
+        P::Text(v)
+    }
+}
+impl<'a> From<&'a String> for P<'a> {
+    fn from(v: &'a String) -> Self {
+        P::Text(v)
+    }
+}
+impl<'a> From<Option<&'a str>> for P<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        P::OptText(v)
+    }
+}
+impl From<Option<i64>> for P<'_> {
+    fn from(v: Option<i64>) -> Self {
+        P::OptInt(v)
+    }
+}
+
+/// `p![a, b]`: a parameter slice.
+macro_rules! p {
+    ($($x:expr),* $(,)?) => { &[$($crate::store::db::P::from($x)),*][..] };
+}
+pub(crate) use p;
+
+impl rusqlite::ToSql for P<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value as V, ValueRef};
+        Ok(match *self {
+            P::Int(i) | P::OptInt(Some(i)) => ToSqlOutput::Owned(V::Integer(i)),
+            P::Text(s) | P::OptText(Some(s)) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            P::OptInt(None) | P::OptText(None) => ToSqlOutput::Owned(V::Null),
+        })
+    }
+}
+
+impl postgres::types::ToSql for P<'_> {
+    fn to_sql(
+        &self,
+        ty: &postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            P::Int(i) => i.to_sql(ty, out),
+            P::Text(s) => s.to_sql(ty, out),
+            P::OptInt(o) => o.to_sql(ty, out),
+            P::OptText(o) => o.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &postgres::types::Type) -> bool {
+        <i64 as postgres::types::ToSql>::accepts(ty)
+            || <&str as postgres::types::ToSql>::accepts(ty)
+    }
+
+    // Checked per variant, so an integer is never written into a text column or back.
+    fn to_sql_checked(
+        &self,
+        ty: &postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            P::Int(i) => i.to_sql_checked(ty, out),
+            P::Text(s) => s.to_sql_checked(ty, out),
+            P::OptInt(o) => o.to_sql_checked(ty, out),
+            P::OptText(o) => o.to_sql_checked(ty, out),
+        }
+    }
+}
+
+/// A column value of a result row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Text(String),
+}
+
+/// One result row.
+#[derive(Debug, Clone)]
+pub struct Row(Vec<Value>);
+
+impl Row {
+    pub fn int(&self, i: usize) -> i64 {
+        self.opt_int(i).unwrap_or(0)
+    }
+
+    pub fn opt_int(&self, i: usize) -> Option<i64> {
+        match self.0.get(i) {
+            Some(Value::Int(v)) => Some(*v),
+            _ => None,
+        }
+    }
+
+    pub fn text(&self, i: usize) -> String {
+        self.opt_text(i).unwrap_or_default()
+    }
+
+    pub fn opt_text(&self, i: usize) -> Option<String> {
+        match self.0.get(i) {
+            Some(Value::Text(v)) => Some(v.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// A connection of either engine. Statements are cached per connection.
+pub enum Conn {
+    Sqlite(rusqlite::Connection),
+    Postgres(PgConn),
+}
+
+pub struct PgConn {
+    config: postgres::Config,
+    client: Option<postgres::Client>,
+    statements: HashMap<&'static str, postgres::Statement>,
+}
+
+impl PgConn {
+    fn client(&mut self) -> DbResult<&mut postgres::Client> {
+        if self.client.as_ref().is_none_or(|c| c.is_closed()) {
+            self.statements.clear();
+            let client = self
+                .config
+                .connect(postgres::NoTls)
+                .map_err(|e| DbError::Unreachable(e.to_string()))?;
+            self.client = Some(client);
+        }
+        Ok(self.client.as_mut().expect("connected above"))
+    }
+
+    fn statement(&mut self, sql: &'static str) -> DbResult<postgres::Statement> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let translated = dollar_placeholders(sql);
+        let s = self.client()?.prepare(&translated)?;
+        self.statements.insert(sql, s.clone());
+        Ok(s)
+    }
+
+    /// A failed call may have been a lost connection: the next call reconnects.
+    fn check<T>(&mut self, r: Result<T, postgres::Error>) -> DbResult<T> {
+        if r.is_err() && self.client.as_ref().is_some_and(|c| c.is_closed()) {
+            self.client = None;
+        }
+        Ok(r?)
+    }
+}
+
+/// `?1` → `$1`. Store SQL has no `?` inside string literals.
+fn dollar_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' && chars.peek().is_some_and(|n| n.is_ascii_digit()) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn pg_value(row: &postgres::Row, i: usize) -> Result<Value, postgres::Error> {
+    use postgres::types::Type;
+    let ty = row.columns()[i].type_().clone();
+    Ok(match ty {
+        Type::INT8 => row
+            .try_get::<_, Option<i64>>(i)?
+            .map_or(Value::Null, Value::Int),
+        Type::INT4 => row
+            .try_get::<_, Option<i32>>(i)?
+            .map_or(Value::Null, |v| Value::Int(v.into())),
+        Type::BOOL => row
+            .try_get::<_, Option<bool>>(i)?
+            .map_or(Value::Null, |v| Value::Int(v.into())),
+        _ => row
+            .try_get::<_, Option<String>>(i)?
+            .map_or(Value::Null, Value::Text),
+    })
+}
+
+fn sqlite_row(row: &rusqlite::Row<'_>, n: usize) -> rusqlite::Result<Row> {
+    use rusqlite::types::ValueRef;
+    let mut values = Vec::with_capacity(n);
+    for i in 0..n {
+        values.push(match row.get_ref(i)? {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(v) => Value::Int(v),
+            ValueRef::Real(v) => Value::Int(v as i64),
+            ValueRef::Text(t) | ValueRef::Blob(t) => {
+                Value::Text(String::from_utf8_lossy(t).into_owned())
+            }
+        });
+    }
+    Ok(Row(values))
+}
+
+impl Conn {
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Conn::Postgres(_))
+    }
+
+    pub fn query(&mut self, sql: &'static str, params: &[P<'_>]) -> DbResult<Vec<Row>> {
+        match self {
+            Conn::Sqlite(c) => {
+                let mut stmt = c.prepare_cached(sql)?;
+                let n = stmt.column_count();
+                let rows =
+                    stmt.query_map(rusqlite::params_from_iter(params), |r| sqlite_row(r, n))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            }
+            Conn::Postgres(pg) => {
+                let stmt = pg.statement(sql)?;
+                let args: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                    params.iter().map(|p| p as _).collect();
+                let r = pg.client()?.query(&stmt, &args);
+                let rows = pg.check(r)?;
+                rows.iter()
+                    .map(|r| (0..r.len()).map(|i| pg_value(r, i)).collect())
+                    .map(|v: Result<Vec<_>, _>| v.map(Row).map_err(DbError::from))
+                    .collect()
+            }
+        }
+    }
+
+    pub fn query_opt(&mut self, sql: &'static str, params: &[P<'_>]) -> DbResult<Option<Row>> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+
+    pub fn execute(&mut self, sql: &'static str, params: &[P<'_>]) -> DbResult<u64> {
+        match self {
+            Conn::Sqlite(c) => {
+                Ok(c.prepare_cached(sql)?
+                    .execute(rusqlite::params_from_iter(params))? as u64)
+            }
+            Conn::Postgres(pg) => {
+                let stmt = pg.statement(sql)?;
+                let args: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                    params.iter().map(|p| p as _).collect();
+                let r = pg.client()?.execute(&stmt, &args);
+                pg.check(r)
+            }
+        }
+    }
+
+    fn batch(&mut self, sql: &str) -> DbResult<()> {
+        match self {
+            Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Conn::Postgres(pg) => {
+                let r = pg.client()?.batch_execute(sql);
+                pg.check(r)
+            }
+        }
+    }
+
+    /// Serializes, across every instance sharing the database, the transactions that touch
+    /// one blob: garbage collection deciding a blob is unused and deleting it, against a
+    /// writer claiming it. A no-op on SQLite, where one process owns the database and the
+    /// in-process claims do this job.
+    pub fn lock_blob(&mut self, sha256: &str) -> DbResult<()> {
+        if self.is_postgres() {
+            self.query(
+                "SELECT pg_advisory_xact_lock(hashtextextended(?1, 0))",
+                p![sha256],
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The store's database: a few connections (one for SQLite, whose writers serialize anyway).
+pub struct Db {
+    conns: Vec<Mutex<Conn>>,
+    next: AtomicUsize,
+}
+
+/// Where the metadata lives.
+#[derive(Debug, Clone)]
+pub enum DbTarget {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+const PG_CONNECTIONS: usize = 4;
+
+impl Db {
+    pub fn open(target: &DbTarget, sqlite_schema: &str, pg_schema: &str) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let conns = match target {
+            DbTarget::Sqlite(path) => {
+                vec![Conn::Sqlite(super::open_db(
+                    path,
+                    "store",
+                    "FULL",
+                    sqlite_schema,
+                )?)]
+            }
+            DbTarget::Postgres(url) => {
+                let mut config: postgres::Config = url.parse().context(
+                    "storage.database is not a valid PostgreSQL URL \
+                     (postgres://user:password@host:port/dbname)",
+                )?;
+                if config.get_connect_timeout().is_none() {
+                    config.connect_timeout(Duration::from_secs(3));
+                }
+                let mut conns = Vec::new();
+                for _ in 0..PG_CONNECTIONS {
+                    conns.push(Conn::Postgres(PgConn {
+                        config: config.clone(),
+                        client: None,
+                        statements: HashMap::new(),
+                    }));
+                }
+                // Several instances may start at once: the schema is applied under a lock.
+                conns[0]
+                    .batch(&format!(
+                        "SELECT pg_advisory_lock(7368790); {pg_schema}; SELECT pg_advisory_unlock(7368790);"
+                    ))
+                    .with_context(|| {
+                        format!(
+                            "cannot initialise the store database at {} (storage.database): \
+                             is PostgreSQL running and does the database exist?",
+                            redact(url)
+                        )
+                    })?;
+                conns
+            }
+        };
+        Ok(Self {
+            conns: conns.into_iter().map(Mutex::new).collect(),
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.conn().is_postgres()
+    }
+
+    /// A free connection if there is one, else the next in turn.
+    pub fn conn(&self) -> MutexGuard<'_, Conn> {
+        for c in &self.conns {
+            if let Ok(g) = c.try_lock() {
+                return g;
+            }
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        self.conns[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn query(&self, sql: &'static str, params: &[P<'_>]) -> DbResult<Vec<Row>> {
+        self.conn().query(sql, params)
+    }
+
+    pub fn query_opt(&self, sql: &'static str, params: &[P<'_>]) -> DbResult<Option<Row>> {
+        self.conn().query_opt(sql, params)
+    }
+
+    pub fn execute(&self, sql: &'static str, params: &[P<'_>]) -> DbResult<u64> {
+        self.conn().execute(sql, params)
+    }
+
+    /// Runs `f` in one transaction: committed if it returns `Ok`, rolled back otherwise.
+    pub fn tx<R>(&self, f: impl FnOnce(&mut Conn) -> DbResult<R>) -> DbResult<R> {
+        let mut c = self.conn();
+        let begin = if c.is_postgres() {
+            "BEGIN"
+        } else {
+            "BEGIN IMMEDIATE"
+        };
+        c.batch(begin)?;
+        match f(&mut c) {
+            Ok(r) => {
+                c.batch("COMMIT")?;
+                Ok(r)
+            }
+            Err(e) => {
+                let _ = c.batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or_default();
+            format!("{}://{user}:***@{}", &url[..s], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_and_redaction() {
+        assert_eq!(
+            dollar_placeholders("SELECT a FROM t WHERE a = ?1 AND b < ?12"),
+            "SELECT a FROM t WHERE a = $1 AND b < $12"
+        );
+        assert_eq!(
+            redact("postgres://symhub:s3cret@db:5432/symhub"),
+            "postgres://symhub:***@db:5432/symhub"
+        );
+        assert_eq!(redact("host=/tmp dbname=x"), "host=/tmp dbname=x");
+    }
+}

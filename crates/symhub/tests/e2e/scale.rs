@@ -1,0 +1,524 @@
+//! Scale-out: two symhub instances on one S3-compatible bucket (a real s3s-fs server, which
+//! checks request signatures) and one PostgreSQL (a throwaway cluster per test). Uploads,
+//! packages and upload sessions cross instances; a bucket outage fails fast and heals.
+//! `scripts/test` installs s3s-fs and PostgreSQL and sets SYMHUB_REQUIRE_TOOLS=1, so these
+//! tests cannot silently skip there.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::packages::{index, make_zip};
+use crate::support::*;
+
+const KEY: &str = "scalekey";
+const ACCESS: &str = "symhub-test";
+const SECRET: &str = "symhub-test-secret-0123456789";
+const BUCKET: &str = "symbols";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn missing(tool: &str) -> bool {
+    assert!(
+        std::env::var("SYMHUB_REQUIRE_TOOLS").is_err(),
+        "{tool} is not installed; scripts/test installs it"
+    );
+    eprintln!("SKIPPED: {tool} not installed (run ./scripts/test)");
+    true
+}
+
+/// s3s-fs serving one bucket from a directory.
+struct S3 {
+    child: Option<Child>,
+    port: u16,
+    root: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl S3 {
+    fn start() -> Option<Self> {
+        if Command::new("s3s-fs").arg("--version").output().is_err() && missing("s3s-fs") {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("s3");
+        std::fs::create_dir_all(root.join(BUCKET)).unwrap();
+        let mut s = Self {
+            child: None,
+            port: free_port(),
+            root,
+            _dir: dir,
+        };
+        s.spawn();
+        Some(s)
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("s3s-fs")
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--access-key", ACCESS, "--secret-key", SECRET])
+            .arg(&self.root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        wait_port(self.port, "s3s-fs");
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Files under `prefix/rel` in the bucket.
+    fn objects(&self, rel: &str) -> Vec<PathBuf> {
+        walk(&self.root.join(BUCKET).join("team").join(rel))
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A throwaway PostgreSQL cluster (as the `postgres` user when the test runs as root,
+/// because PostgreSQL refuses to run as root).
+struct Pg {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+fn pg_bin() -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|b| b.join("initdb").exists())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+fn as_pg_user(bin: &Path, tool: &str) -> Command {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false);
+    if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin.join(tool));
+        c
+    } else {
+        Command::new(bin.join(tool))
+    }
+}
+
+impl Pg {
+    fn start() -> Option<Self> {
+        let Some(bin) = pg_bin() else {
+            missing("PostgreSQL");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("pg");
+        std::fs::create_dir_all(&data).unwrap();
+        let _ = Command::new("chown")
+            .args(["-R", "postgres"])
+            .arg(dir.path())
+            .status();
+        let ok = as_pg_user(&bin, "initdb")
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "symhub",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "initdb failed");
+        let port = free_port();
+        let ok = as_pg_user(&bin, "pg_ctl")
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(dir.path().join("pg.log"))
+            .arg("-o")
+            .arg(format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                dir.path().display()
+            ))
+            .args(["-w", "start"])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "PostgreSQL did not start");
+        Some(Self {
+            bin,
+            data,
+            port,
+            _dir: dir,
+        })
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://symhub@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let _ = as_pg_user(&self.bin, "pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A bucket, a database, and two instances on them: A reads its credentials from files,
+/// B from the environment.
+struct Cluster {
+    a: Symhub,
+    b: Symhub,
+    s3: S3,
+    _pg: Pg,
+    _creds: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start() -> Option<Self> {
+        let s3 = S3::start()?;
+        let pg = Pg::start()?;
+        let creds = tempfile::tempdir().unwrap();
+        std::fs::write(creds.path().join("id"), format!("{ACCESS}\n")).unwrap();
+        std::fs::write(creds.path().join("secret"), format!("{SECRET}\n")).unwrap();
+        let base = format!(
+            "upstream = []\n{}[storage]\nstore = \"s3://{BUCKET}/team\"\ndatabase = \"{}\"\n\
+             [storage.s3]\nendpoint = \"{}\"\nregion = \"us-east-1\"\nconnect_timeout = \"1s\"\n\
+             local_cache_size = \"64 MiB\"\n",
+            auth_config(KEY),
+            pg.url(),
+            s3.endpoint()
+        );
+        let a = Symhub::start(&format!(
+            "{base}access_key_id_file = \"{}\"\nsecret_access_key_file = \"{}\"\n",
+            creds.path().join("id").display(),
+            creds.path().join("secret").display()
+        ));
+        let b = Symhub::start_env(
+            &base,
+            &[
+                ("AWS_ACCESS_KEY_ID", ACCESS),
+                ("AWS_SECRET_ACCESS_KEY", SECRET),
+            ],
+        );
+        Some(Self {
+            a,
+            b,
+            s3,
+            _pg: pg,
+            _creds: creds,
+        })
+    }
+}
+
+fn sym(name: &str, id: &str) -> String {
+    format!(
+        "MODULE Linux x86_64 {id} {name}\nINFO CODE_ID D8F1DB379E2179D0896EB8F060CBFF0576178C03\n\
+         FILE 0 /src/{name}.c\nFUNC 1139 1c 0 add\n1139 14 2 0\nPUBLIC 1000 0 _init\n"
+    )
+}
+
+/// A sym-upload-v1 multipart POST of a `.sym` made by [`sym`].
+async fn upload_v1(s: &Symhub, text: &str) -> reqwest::Response {
+    let module: Vec<&str> = text.lines().next().unwrap().split(' ').collect();
+    let (id, name) = (module[3], module[4]);
+    let fields = [
+        ("code_file", name),
+        ("cpu", "x86_64"),
+        ("debug_file", name),
+        ("debug_identifier", id),
+        ("os", "Linux"),
+    ];
+    let (ct, body) = crate::upload::multipart(&fields, text.as_bytes());
+    client()
+        .post(format!("{}/symupload?key={KEY}", s.url))
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Polls `path` on `s` until it answers `status` (another instance's change is seen within
+/// the change poll, 250 ms) and returns how long that took.
+async fn until_status(s: &Symhub, path: &str, status: u16) -> Duration {
+    let start = Instant::now();
+    loop {
+        let r = client()
+            .get(format!("{}{path}", s.url))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == status {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{path}: still {} after 5 s",
+            r.status()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_bucket_answer_identically() {
+    let Some(c) = Cluster::start() else { return };
+    let id = "37DBF1D89E79D021896EB8F060CBFF050";
+    let text = sym("hello", id);
+    let path = format!("/hello/{id}/hello.sym");
+    // B is asked first, so it has a remembered miss to forget.
+    assert_eq!(c.b.get(&path).await.status(), 404);
+
+    // Upload through A, read through B.
+    assert_eq!(upload_v1(&c.a, &text).await.status(), 200);
+    let seen = until_status(&c.b, &path, 200).await;
+    eprintln!("upload on A visible on B after {seen:?}");
+    let r = c.b.get(&path).await;
+    assert_eq!(r.headers()["x-symhub-source"], "store");
+    assert_eq!(r.text().await.unwrap(), text);
+    assert_eq!(
+        c.s3.objects("blobs").len(),
+        1,
+        "the bytes are in the bucket"
+    );
+    assert!(
+        walk(&c.a.data_dir.join("store/objects")).is_empty(),
+        "and not in A's data dir"
+    );
+
+    // A v2 upload whose PUT goes to B and whose complete goes back to A.
+    let id2 = "0123456789ABCDEF0123456789ABCDEF0";
+    let text2 = sym("other", id2);
+    let upload_url = c.a.create_upload(KEY).await;
+    let put_path = upload_url.split_once("/_upload/").unwrap().1;
+    let r = client()
+        .put(format!("{}/_upload/{put_path}", c.b.url))
+        .body(text2.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let upload_key = put_path.split('/').next().unwrap();
+    let r = client()
+        .post(format!("{}/v1/uploads/{upload_key}:complete?key={KEY}", c.a.url))
+        .body(format!(
+            "{{\"symbol_id\": {{\"debug_file\": \"other\", \"debug_id\": \"{id2}\"}}, \"symbol_upload_type\": \"BREAKPAD\"}}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let body = r.text().await.unwrap();
+    assert!(body.contains("\"OK\""), "{body}");
+    let status =
+        c.b.json(&format!("/v1/symbols/other/{id2}:checkStatus?key={KEY}"))
+            .await;
+    assert_eq!(status["status"], "FOUND");
+    assert_eq!(
+        c.b.get(&format!("/other/{id2}/other.sym"))
+            .await
+            .text()
+            .await
+            .unwrap(),
+        text2
+    );
+    assert!(
+        c.s3.objects("uploads").is_empty(),
+        "the session's body is gone"
+    );
+    let listed = c.b.json(&format!("/api/symbols?key={KEY}")).await;
+    assert_eq!(
+        listed["symbols"].as_array().map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
+
+    // A package ingested through A is served by B; removed through B, it is gone on A.
+    let pkg_key = "foo.pdb/0123456789abcdef0123456789abcdef1/foo.pdb";
+    let blob = data(300_000, 7);
+    let zip = make_zip(&[
+        ("symbol_index.json", &index(&[(pkg_key, "/blobs/foo.pdb")])),
+        ("blobs/foo.pdb", &blob),
+    ]);
+    let pkg_path = format!("/{pkg_key}");
+    assert_eq!(c.a.get(&pkg_path).await.status(), 404);
+    let r = client()
+        .put(format!("{}/api/packages/team-pkg", c.a.url))
+        .bearer_auth(KEY)
+        .body(zip)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    until_status(&c.b, &pkg_path, 200).await;
+    assert_eq!(c.b.get(&pkg_path).await.bytes().await.unwrap(), blob);
+    let listed = c.b.json(&format!("/api/packages?key={KEY}")).await;
+    assert!(listed.to_string().contains("team-pkg"), "{listed}");
+    let r = client()
+        .delete(format!("{}/api/packages/team-pkg", c.b.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let gone = until_status(&c.a, &pkg_path, 404).await;
+    eprintln!("removal on B seen on A after {gone:?}");
+    assert_eq!(
+        c.s3.objects("blobs").len(),
+        2,
+        "the package's blob left the bucket; the two uploads stay"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_outage_fails_fast_keeps_local_hits_and_heals() {
+    let Some(mut c) = Cluster::start() else {
+        return;
+    };
+    let id = "11112222333344445555666677778888A";
+    let text = sym("outage", id);
+    let path = format!("/outage/{id}/outage.sym");
+    assert_eq!(upload_v1(&c.a, &text).await.status(), 200);
+
+    c.s3.stop();
+    // A wrote the file and keeps a local copy: still served.
+    let r = c.a.get(&path).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), text);
+    // B never had it: a fast 404, not a hang and not a 5xx (SymSrv clients stop on 5xx).
+    let start = Instant::now();
+    let r = c.b.get(&path).await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["x-cache"], "UNAVAILABLE");
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+    let health = c.b.json(&format!("/healthz?key={KEY}")).await;
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["store"]["bucket_ok"], false);
+    // Writes answer 503 with JSON.
+    let r = upload_v1(&c.b, &sym("late", "99998888777766665555444433332222A")).await;
+    assert_eq!(r.status(), 503);
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(v["error"], "storage_unavailable");
+    assert!(v["message"].as_str().unwrap().contains("retry"));
+
+    // Storage returns: everything works again without a restart.
+    c.s3.spawn();
+    until_status(&c.b, &path, 200).await;
+    assert_eq!(c.b.get(&path).await.text().await.unwrap(), text);
+    let health = c.b.json(&format!("/healthz?key={KEY}")).await;
+    assert_eq!(health["status"], "ok", "{health}");
+    let r = upload_v1(&c.b, &sym("late", "99998888777766665555444433332222A")).await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_killed_mid_ingest_leaves_nothing_partial_for_the_others() {
+    let Some(mut c) = Cluster::start() else {
+        return;
+    };
+    // Many entries, so the kill lands while blobs are being uploaded to the bucket.
+    let blobs: Vec<(String, bytes::Bytes)> = (0..24)
+        .map(|i| (format!("blobs/f{i}.pdb"), data(1_000_000 + i, i as u64)))
+        .collect();
+    let keys: Vec<String> = (0..24)
+        .map(|i| format!("f{i}.pdb/{:032X}1/f{i}.pdb", i + 1))
+        .collect();
+    let pairs: Vec<(&str, String)> = keys
+        .iter()
+        .zip(&blobs)
+        .map(|(k, (n, _))| (k.as_str(), format!("/{n}")))
+        .collect();
+    let pairs_ref: Vec<(&str, &str)> = pairs.iter().map(|(k, b)| (*k, b.as_str())).collect();
+    let idx = index(&pairs_ref);
+    let mut entries: Vec<(&str, &[u8])> = vec![("symbol_index.json", &idx)];
+    entries.extend(blobs.iter().map(|(n, b)| (n.as_str(), b.as_ref())));
+    let zip = make_zip(&entries);
+    for delay_ms in [150u64, 400] {
+        let url = format!("{}/api/packages/big", c.a.url);
+        let body = zip.clone();
+        let ingest = tokio::spawn(async move {
+            client()
+                .put(url)
+                .bearer_auth(KEY)
+                .body(body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        });
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        c.a.kill();
+        let acked = matches!(ingest.await.unwrap(), Ok(201));
+        // All or nothing on B, byte for byte.
+        let mut served = 0;
+        for (k, (_, bytes)) in keys.iter().zip(&blobs) {
+            let r = c.b.get(&format!("/{k}")).await;
+            if r.status() == 200 {
+                assert_eq!(&r.bytes().await.unwrap(), bytes, "{k}");
+                served += 1;
+            }
+        }
+        assert!(
+            served == 0 || served == keys.len(),
+            "{served} of {} keys visible after a kill at {delay_ms} ms",
+            keys.len()
+        );
+        assert!(
+            !acked || served == keys.len(),
+            "an acknowledged ingest is whole"
+        );
+        eprintln!("kill at {delay_ms} ms: acked {acked}, {served} keys visible on B");
+        c.a.restart();
+    }
+    // No temp file of A's survived its restarts.
+    assert!(walk(&c.a.data_dir.join("store/bucket-cache/tmp")).is_empty());
+}
