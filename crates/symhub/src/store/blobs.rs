@@ -31,7 +31,7 @@ const PART: usize = 8 * 1024 * 1024;
 
 pub enum Blobs {
     Local(ObjectDir),
-    Bucket(Bucket),
+    Bucket(Box<Bucket>),
 }
 
 pub struct Bucket {
@@ -62,9 +62,9 @@ impl Blobs {
         let Some((bucket, prefix)) = storage.bucket()? else {
             return Ok(Blobs::Local(ObjectDir::open(local_root)?));
         };
-        Ok(Blobs::Bucket(Bucket::open(
+        Ok(Blobs::Bucket(Box::new(Bucket::open(
             local_root, storage, &bucket, &prefix,
-        )?))
+        )?)))
     }
 
     pub fn bucket(&self) -> Option<&Bucket> {
@@ -241,7 +241,7 @@ impl Bucket {
             &r,
             Err(e) if !matches!(e, object_store::Error::NotFound { .. } | object_store::Error::Precondition { .. })
         );
-        if self.down.swap(!reached, Ordering::Relaxed) != !reached {
+        if self.down.swap(!reached, Ordering::Relaxed) == reached {
             if reached {
                 tracing::info!(store = %self.describe, "bucket reachable again");
             } else {

@@ -162,7 +162,7 @@ impl Row {
 /// A connection of either engine. Statements are cached per connection.
 pub enum Conn {
     Sqlite(rusqlite::Connection),
-    Postgres(PgConn),
+    Postgres(Box<PgConn>),
 }
 
 pub struct PgConn {
@@ -230,9 +230,11 @@ fn pg_value(row: &postgres::Row, i: usize) -> Result<Value, postgres::Error> {
         Type::BOOL => row
             .try_get::<_, Option<bool>>(i)?
             .map_or(Value::Null, |v| Value::Int(v.into())),
-        _ => row
+        Type::TEXT | Type::VARCHAR | Type::NAME | Type::BPCHAR => row
             .try_get::<_, Option<String>>(i)?
             .map_or(Value::Null, Value::Text),
+        // `void` (a function called for its effect) and anything the store never selects.
+        _ => Value::Null,
     })
 }
 
@@ -362,11 +364,11 @@ impl Db {
                 }
                 let mut conns = Vec::new();
                 for _ in 0..PG_CONNECTIONS {
-                    conns.push(Conn::Postgres(PgConn {
+                    conns.push(Conn::Postgres(Box::new(PgConn {
                         config: config.clone(),
                         client: None,
                         statements: HashMap::new(),
-                    }));
+                    })));
                 }
                 // Several instances may start at once: the schema is applied under a lock.
                 conns[0]

@@ -317,7 +317,8 @@ async fn two_instances_on_one_bucket_answer_identically() {
     assert_eq!(c.b.get(&path).await.status(), 404);
 
     // Upload through A, read through B.
-    assert_eq!(upload_v1(&c.a, &text).await.status(), 200);
+    let r = upload_v1(&c.a, &text).await;
+    assert_eq!(r.status(), 200, "{}", c.a.stderr());
     let seen = until_status(&c.b, &path, 200).await;
     eprintln!("upload on A visible on B after {seen:?}");
     let r = c.b.get(&path).await;
@@ -383,7 +384,7 @@ async fn two_instances_on_one_bucket_answer_identically() {
     let pkg_key = "foo.pdb/0123456789abcdef0123456789abcdef1/foo.pdb";
     let blob = data(300_000, 7);
     let zip = make_zip(&[
-        ("symbol_index.json", &index(&[(pkg_key, "/blobs/foo.pdb")])),
+        ("symbol_index.json", &index(&[(pkg_key, "blobs/foo.pdb")])),
         ("blobs/foo.pdb", &blob),
     ]);
     let pkg_path = format!("/{pkg_key}");
@@ -476,14 +477,14 @@ async fn an_instance_killed_mid_ingest_leaves_nothing_partial_for_the_others() {
     let pairs: Vec<(&str, String)> = keys
         .iter()
         .zip(&blobs)
-        .map(|(k, (n, _))| (k.as_str(), format!("/{n}")))
+        .map(|(k, (n, _))| (k.as_str(), n.clone()))
         .collect();
     let pairs_ref: Vec<(&str, &str)> = pairs.iter().map(|(k, b)| (*k, b.as_str())).collect();
     let idx = index(&pairs_ref);
     let mut entries: Vec<(&str, &[u8])> = vec![("symbol_index.json", &idx)];
     entries.extend(blobs.iter().map(|(n, b)| (n.as_str(), b.as_ref())));
     let zip = make_zip(&entries);
-    for delay_ms in [150u64, 400] {
+    for delay_ms in [120u64, 220, 320] {
         let url = format!("{}/api/packages/big", c.a.url);
         let body = zip.clone();
         let ingest = tokio::spawn(async move {
