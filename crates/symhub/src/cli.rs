@@ -33,6 +33,69 @@ enum Command {
     /// SSQP zip packages: add, list, show, remove.
     #[command(subcommand)]
     Package(crate::package_client::PackageCommand),
+    /// Copy a single-node store (a data directory) into a shared bucket store, resumably:
+    /// run it again to carry on after an interruption.
+    Migrate(MigrateArgs),
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    /// The data directory to copy from.
+    #[arg(long, value_name = "DIR")]
+    from_data_dir: PathBuf,
+    /// Config of the shared store (storage.store, storage.database, storage.s3).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Destination bucket, `s3://bucket/prefix`. Replaces storage.store.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// Destination database, `postgres://…`. Replaces storage.database.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SYMHUB_DATABASE_URL",
+        hide_env_values = true
+    )]
+    database: Option<String>,
+    /// Local directory for the destination's temp files. Default: a temp directory.
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
+}
+
+fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(s) = args.store {
+        config.storage.store = s;
+    }
+    if let Some(d) = args.database {
+        config.storage.database = d;
+    }
+    if config.storage.bucket()?.is_none() {
+        anyhow::bail!("symhub migrate needs a destination bucket: --store s3://bucket/prefix");
+    }
+    config.validate()?;
+    let work = tempfile::tempdir()?;
+    config.storage.data_dir = args.work_dir.unwrap_or_else(|| work.path().to_path_buf());
+    if !args.from_data_dir.join("store/store.sqlite3").exists() {
+        anyhow::bail!(
+            "{} holds no symhub store (no store/store.sqlite3)",
+            args.from_data_dir.display()
+        );
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    let _runtime = runtime.enter();
+    let src = symhub::store::SymbolStore::open(&args.from_data_dir)?;
+    let dst = symhub::store::SymbolStore::open_with(&config.storage)?;
+    let started = std::time::Instant::now();
+    let done = symhub::store::migrate::migrate(&src, &dst, &|line| eprintln!("migrate: {line}"))?;
+    println!(
+        "{}",
+        serde_json::json!({ "migrated": done, "seconds": started.elapsed().as_secs_f64() })
+    );
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -169,6 +232,7 @@ pub fn main() -> ExitCode {
         }
         Command::Upload(args) => crate::upload_client::run(args),
         Command::Package(command) => crate::package_client::run(command),
+        Command::Migrate(args) => migrate(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

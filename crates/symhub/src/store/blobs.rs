@@ -347,6 +347,11 @@ impl Bucket {
         Ok((file, temp, sha))
     }
 
+    /// Sends a local file as blob `sha256` (`symhub migrate`), without keeping a copy.
+    pub fn put_blob_file(&self, file: &std::fs::File, sha256: &str) -> io::Result<()> {
+        self.upload_file(file, &self.blob(sha256))
+    }
+
     pub fn delete(&self, path: &Path) -> io::Result<()> {
         match self.run("delete", self.store.delete(path)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),

@@ -7,6 +7,7 @@
 pub mod blobs;
 pub mod db;
 pub mod index;
+pub mod migrate;
 pub mod objects;
 pub mod packages;
 pub mod symbols;

@@ -1,0 +1,152 @@
+//! `symhub migrate`: copies a single-node store (data directory) into a shared one (bucket
+//! and PostgreSQL), resumably. Blobs go first, each hashed before it is sent and skipped if
+//! the bucket already has it; then the key rows (a key the shared store already has is kept:
+//! it is newer); then each live package, as an ingest that goes live in one transaction and
+//! is skipped if a package of that name is already live. Interrupted at any point, a rerun
+//! carries on, and the shared store never has a row whose blob is missing.
+
+use std::io::Read;
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+
+use super::db::p;
+use super::packages::PackageKey;
+use super::symbols::{bump, SymbolStore};
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Migrated {
+    pub blobs_sent: u64,
+    pub blobs_present: u64,
+    pub bytes_sent: u64,
+    pub symbols: u64,
+    pub packages: u64,
+    pub packages_present: u64,
+}
+
+const PAGE: usize = 1000;
+
+/// Copies `src` (local) into `dst` (shared). `report` receives one progress line at a time.
+pub fn migrate(
+    src: &SymbolStore,
+    dst: &SymbolStore,
+    report: &dyn Fn(&str),
+) -> anyhow::Result<Migrated> {
+    let bucket = dst
+        .blobs
+        .bucket()
+        .context("the destination is not a bucket store (storage.store = \"s3://…\")")?;
+    let mut done = Migrated::default();
+    let present = bucket.list_names("blobs")?;
+    let blobs = src.db.query(
+        "SELECT sha256, MAX(size) FROM symbols GROUP BY sha256
+         UNION SELECT sha256, MAX(size) FROM package_keys GROUP BY sha256",
+        p![],
+    )?;
+    let total = blobs.len();
+    for (i, row) in blobs.iter().enumerate() {
+        let (sha, size) = (row.text(0), row.int(1) as u64);
+        if present.contains(&sha) {
+            done.blobs_present += 1;
+            continue;
+        }
+        let path = src.blob_path(&sha);
+        let mut file = std::fs::File::open(&path)
+            .with_context(|| format!("blob {sha} of the source store: {}", path.display()))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut n = 0u64;
+        loop {
+            let k = file.read(&mut buf)?;
+            if k == 0 {
+                break;
+            }
+            hasher.update(&buf[..k]);
+            n += k as u64;
+        }
+        if n != size || hex::encode(hasher.finalize()) != sha {
+            anyhow::bail!(
+                "blob {} of the source store is damaged ({n} bytes, {size} expected, or its \
+                 hash differs): not copied; restore it or remove its keys first",
+                path.display()
+            );
+        }
+        bucket.put_blob_file(&file, &sha)?;
+        done.blobs_sent += 1;
+        done.bytes_sent += size;
+        if done.blobs_sent % 100 == 0 || i + 1 == total {
+            report(&format!(
+                "blobs: {}/{total} ({} sent, {} MiB)",
+                i + 1,
+                done.blobs_sent,
+                done.bytes_sent >> 20
+            ));
+        }
+    }
+    report(&format!(
+        "blobs: {total}/{total} ({} sent, {} already there)",
+        done.blobs_sent, done.blobs_present
+    ));
+
+    let mut after = String::new();
+    loop {
+        let rows = src.db.query(
+            "SELECT key, display, sha256, size, uploaded_at, kind, debug_file, debug_id, code_file, code_id
+             FROM symbols WHERE key > ?1 ORDER BY key LIMIT ?2",
+            p![&after, PAGE as i64],
+        )?;
+        let Some(last) = rows.last() else { break };
+        after = last.text(0);
+        let inserted = dst.db.tx(|tx| {
+            let mut n = 0;
+            for r in &rows {
+                n += tx.execute(
+                    "INSERT INTO symbols
+                     (key, display, sha256, size, uploaded_at, kind, debug_file, debug_id, code_file, code_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
+                    p![
+                        &r.text(0),
+                        &r.text(1),
+                        &r.text(2),
+                        r.int(3),
+                        r.int(4),
+                        &r.text(5),
+                        &r.text(6),
+                        &r.text(7),
+                        r.opt_text(8).as_deref(),
+                        r.opt_text(9).as_deref(),
+                    ],
+                )?;
+            }
+            bump(tx)?;
+            Ok(n)
+        })?;
+        done.symbols += inserted;
+        report(&format!("symbols: {} copied (up to {after})", done.symbols));
+    }
+
+    for info in src.list_packages()? {
+        if dst.package(&info.name)?.is_some() {
+            done.packages_present += 1;
+            continue;
+        }
+        let Some((seq, _)) = src.package(&info.name)? else {
+            continue;
+        };
+        let new = dst.begin_package(&info.name, info.size)?;
+        let mut after = String::new();
+        loop {
+            let keys: Vec<PackageKey> = src.package_keys(seq, &after, 10_000)?;
+            let Some(last) = keys.last() else { break };
+            after = last.key.clone();
+            dst.add_package_keys(new, &keys)?;
+        }
+        dst.activate_package(new, info.key_count, info.blob_bytes)?;
+        done.packages += 1;
+        report(&format!(
+            "package {}: {} keys copied",
+            info.name, info.key_count
+        ));
+    }
+    Ok(done)
+}
