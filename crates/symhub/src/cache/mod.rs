@@ -252,7 +252,20 @@ impl Cache {
 
     fn load_blocking(&self, key: &SymbolKey) -> anyhow::Result<Loaded> {
         let norm = key.normalized();
-        if let Some(s) = self.store.get(norm)? {
+        let stored = match self.store.get(norm) {
+            Ok(s) => s,
+            Err(e) => {
+                // The store's database is unreachable: what this instance cached from
+                // upstreams is still good, but nothing may be fetched or remembered as
+                // missing, since the store may well have the key.
+                tracing::error!(key = norm, "store lookup failed: {e}");
+                if let Some(e) = self.index.get(norm)? {
+                    return Ok(Loaded::Entry(self.remember(e)));
+                }
+                return Ok(Loaded::Unavailable);
+            }
+        };
+        if let Some(s) = stored {
             let path = if self.store_redirects {
                 // Served by a redirect to the bucket: no local copy needed.
                 self.store.blob_path(&s.sha256)
