@@ -503,6 +503,8 @@ async fn an_instance_killed_mid_ingest_leaves_nothing_partial_for_the_others() {
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         c.a.kill();
         let acked = matches!(ingest.await.unwrap(), Ok(201));
+        // B may remember misses from the previous round for up to one change poll (250 ms).
+        tokio::time::sleep(Duration::from_millis(600)).await;
         // All or nothing on B, byte for byte.
         let mut served = 0;
         for (k, (_, bytes)) in keys.iter().zip(&blobs) {
