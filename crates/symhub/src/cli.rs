@@ -38,6 +38,35 @@ enum Command {
     Migrate(MigrateArgs),
 }
 
+/// Where a shared store is: flags of `serve` and `migrate`.
+#[derive(clap::Args)]
+struct SharedStoreFlags {
+    /// Permanent store in S3-compatible object storage, `s3://bucket/prefix`, shared by
+    /// several instances. Replaces storage.store.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// Shared metadata database of a bucket store, `postgres://…`. Replaces
+    /// storage.database.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SYMHUB_DATABASE_URL",
+        hide_env_values = true
+    )]
+    database: Option<String>,
+}
+
+impl SharedStoreFlags {
+    fn apply(&self, config: &mut Config) {
+        if let Some(store) = &self.store {
+            config.storage.store = store.clone();
+        }
+        if let Some(db) = &self.database {
+            config.storage.database = db.clone();
+        }
+    }
+}
+
 #[derive(clap::Args)]
 struct MigrateArgs {
     /// The data directory to copy from.
@@ -46,17 +75,8 @@ struct MigrateArgs {
     /// Config of the shared store (storage.store, storage.database, storage.s3).
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// Destination bucket, `s3://bucket/prefix`. Replaces storage.store.
-    #[arg(long, value_name = "URL")]
-    store: Option<String>,
-    /// Destination database, `postgres://…`. Replaces storage.database.
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "SYMHUB_DATABASE_URL",
-        hide_env_values = true
-    )]
-    database: Option<String>,
+    #[command(flatten)]
+    shared: SharedStoreFlags,
     /// Local directory for the destination's temp files. Default: a temp directory.
     #[arg(long, value_name = "DIR")]
     work_dir: Option<PathBuf>,
@@ -67,12 +87,7 @@ fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    if let Some(s) = args.store {
-        config.storage.store = s;
-    }
-    if let Some(d) = args.database {
-        config.storage.database = d;
-    }
+    args.shared.apply(&mut config);
     if config.storage.bucket()?.is_none() {
         anyhow::bail!("symhub migrate needs a destination bucket: --store s3://bucket/prefix");
     }
@@ -115,19 +130,8 @@ struct ServeArgs {
     /// Data directory. Replaces storage.data_dir.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Permanent store in S3-compatible object storage, `s3://bucket/prefix`, shared by
-    /// several instances. Replaces storage.store.
-    #[arg(long, value_name = "URL")]
-    store: Option<String>,
-    /// Shared metadata database of a bucket store, `postgres://…`. Replaces
-    /// storage.database.
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "SYMHUB_DATABASE_URL",
-        hide_env_values = true
-    )]
-    database: Option<String>,
+    #[command(flatten)]
+    shared: SharedStoreFlags,
     /// Upstream base URL, in priority order; repeatable. Replaces the configured upstreams.
     #[arg(long = "upstream", value_name = "URL")]
     upstream: Vec<String>,
@@ -174,12 +178,7 @@ impl ServeArgs {
         if let Some(dir) = &self.data_dir {
             config.storage.data_dir = dir.clone();
         }
-        if let Some(store) = &self.store {
-            config.storage.store = store.clone();
-        }
-        if let Some(db) = &self.database {
-            config.storage.database = db.clone();
-        }
+        self.shared.apply(&mut config);
         if !self.upstream.is_empty() {
             config.upstreams = self
                 .upstream
