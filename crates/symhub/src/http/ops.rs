@@ -29,11 +29,16 @@ pub async fn healthz(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) 
         .iter()
         .map(|u| serde_json::json!({ "name": &*u.name, "down": u.health.is_down() }))
         .collect();
+    // Only a shared store has remote parts to check (a blocking probe); a local one has none.
     let store = app.cache.store().clone();
-    let shared = tokio::task::spawn_blocking(move || store.shared_health())
-        .await
-        .ok()
-        .flatten();
+    let shared = if store.is_shared() {
+        tokio::task::spawn_blocking(move || store.shared_health())
+            .await
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
     let degraded = upstreams.iter().any(|u| u["down"] == true)
         || shared.is_some_and(|(bucket, db)| !bucket || !db);
     let status = if degraded { "degraded" } else { "ok" };

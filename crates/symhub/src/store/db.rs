@@ -25,6 +25,17 @@ pub enum DbError {
     Bucket(String),
 }
 
+impl DbError {
+    /// The database or bucket could not be reached: the caller should retry later.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            DbError::Unreachable(_) | DbError::Bucket(_) => true,
+            DbError::Postgres(e) => e.is_closed(),
+            DbError::Sqlite(_) => false,
+        }
+    }
+}
+
 pub type DbResult<T> = Result<T, DbError>;
 
 /// A statement parameter.
@@ -331,6 +342,7 @@ impl Conn {
 pub struct Db {
     conns: Vec<Mutex<Conn>>,
     next: AtomicUsize,
+    postgres: bool,
 }
 
 /// Where the metadata lives.
@@ -386,13 +398,14 @@ impl Db {
             }
         };
         Ok(Self {
+            postgres: matches!(target, DbTarget::Postgres(_)),
             conns: conns.into_iter().map(Mutex::new).collect(),
             next: AtomicUsize::new(0),
         })
     }
 
     pub fn is_postgres(&self) -> bool {
-        self.conn().is_postgres()
+        self.postgres
     }
 
     /// A free connection if there is one, else the next in turn.
@@ -440,8 +453,18 @@ impl Db {
     }
 }
 
-/// A database URL without its password, for messages.
+/// A database URL (or `key=value` connection string) without its password, for messages.
 pub fn redact(url: &str) -> String {
+    if !url.contains("://") {
+        return url
+            .split_whitespace()
+            .map(|kv| match kv.split_once('=') {
+                Some(("password", _)) => "password=***".to_owned(),
+                _ => kv.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];
@@ -467,5 +490,9 @@ mod tests {
             "postgres://symhub:***@db:5432/symhub"
         );
         assert_eq!(redact("host=/tmp dbname=x"), "host=/tmp dbname=x");
+        assert_eq!(
+            redact("host=db user=s password=s3cret dbname=x"),
+            "host=db user=s password=*** dbname=x"
+        );
     }
 }

@@ -26,12 +26,8 @@ pub struct Unavailable(pub String);
 pub fn is_unavailable(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.is::<Unavailable>()
-            || matches!(
-                c.downcast_ref::<db::DbError>(),
-                Some(db::DbError::Unreachable(_) | db::DbError::Bucket(_))
-            )
             || c.downcast_ref::<db::DbError>()
-                .is_some_and(|d| matches!(d, db::DbError::Postgres(p) if p.is_closed()))
+                .is_some_and(db::DbError::is_unreachable)
             || c.downcast_ref::<std::io::Error>()
                 .and_then(|io| io.get_ref())
                 .is_some_and(|inner| inner.is::<Unavailable>())
