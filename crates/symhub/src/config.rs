@@ -186,7 +186,9 @@ pub struct S3Config {
     /// A bucket that does not accept a connection within this time is down.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
-    /// Longest time one bucket request may take (a whole object download included).
+    /// Longest wait for the bucket: for one request with a small body (a head, a list, a
+    /// delete, one part of an upload), and for the answer to a download and then each of its
+    /// next bytes. A download as a whole may take as long as it needs.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
 }
@@ -203,7 +205,7 @@ impl Default for S3Config {
             redirect: false,
             redirect_ttl: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(2),
-            timeout: Duration::from_secs(300),
+            timeout: Duration::from_secs(30),
         }
     }
 }

@@ -24,8 +24,8 @@ use sha2::{Digest, Sha256};
 use symhub_core::SymbolKey;
 use tokio::sync::watch;
 
-use super::{Cache, Entry, Lookup};
-use crate::store::{object_id, CachedEntry};
+use super::{Cache, Entry, FillFrom, Lookup, Source};
+use crate::store::{object_id, CachedEntry, ObjectDir, StoredSymbol};
 use crate::upstream::{Found, Resolution};
 
 /// Upper bound on the bytes one write of a fill hands to the file at once.
@@ -43,6 +43,8 @@ pub enum FillState {
     NotFound,
     /// Every upstream that might have it failed before sending a body.
     Failed,
+    /// A stored key whose bucket could not be read.
+    Unavailable,
 }
 
 #[derive(Clone)]
@@ -59,13 +61,19 @@ pub struct Progress {
 
 pub struct Fill {
     pub key: SymbolKey,
+    /// Bytes of a stored key, from the bucket (not an upstream).
+    pub from_store: bool,
+    /// The cache's generation when the fill began ([`Cache::generation`]).
+    pub(super) born: u64,
     state: watch::Sender<FillState>,
 }
 
 impl Fill {
-    pub fn new(key: SymbolKey) -> Self {
+    pub fn new(key: SymbolKey, from_store: bool, born: u64) -> Self {
         Self {
             key,
+            from_store,
+            born,
             state: watch::Sender::new(FillState::Resolving),
         }
     }
@@ -109,10 +117,13 @@ impl Fill {
 pub fn run(
     cache: Arc<Cache>,
     fill: Arc<Fill>,
-    headers: HeaderMap,
+    from: FillFrom,
 ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     Box::pin(async move {
-        resolve(&cache, &fill, &headers).await;
+        match from {
+            FillFrom::Upstreams(headers) => resolve(&cache, &fill, &headers).await,
+            FillFrom::Bucket(stored) => from_bucket(&cache, &fill, stored).await,
+        }
         // Whatever path was taken, nobody may wait forever.
         if matches!(*fill.state.borrow(), FillState::Resolving) {
             fail(&cache, &fill);
@@ -183,8 +194,8 @@ pub(super) struct Sink {
 }
 
 impl Sink {
-    fn new(cache: &Cache) -> std::io::Result<Self> {
-        let (file, temp) = cache.objects.temp_file()?;
+    fn new(dir: &ObjectDir) -> std::io::Result<Self> {
+        let (file, temp) = dir.temp_file()?;
         Ok(Self {
             file: Arc::new(file),
             temp,
@@ -220,11 +231,12 @@ impl Sink {
     async fn commit(
         self,
         cache: &Arc<Cache>,
-        key: &str,
+        fill: &Arc<Fill>,
         upstream: &str,
         last_modified: SystemTime,
     ) -> anyhow::Result<Arc<Entry>> {
-        let cache = cache.clone();
+        let (cache, fill) = (cache.clone(), fill.clone());
+        let key = fill.key.normalized();
         let entry = CachedEntry {
             key: key.to_owned(),
             size: self.written,
@@ -236,7 +248,7 @@ impl Sink {
             cache
                 .objects
                 .commit(&self.file, self.temp, &object_id(&entry.key))?;
-            cache.publish(entry)
+            cache.publish(&fill, entry)
         })
         .await?
     }
@@ -268,7 +280,7 @@ async fn download(cache: &Arc<Cache>, fill: &Arc<Fill>, found: Found) {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| httpdate::parse_http_date(v).ok())
         .unwrap_or_else(SystemTime::now);
-    let mut sink = match Sink::new(cache) {
+    let mut sink = match Sink::new(&cache.objects) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(key = %fill.key, "cannot create a temp file in the cache: {e}");
@@ -332,7 +344,7 @@ async fn download(cache: &Arc<Cache>, fill: &Arc<Fill>, found: Found) {
         return;
     }
     let result = sink
-        .commit(cache, fill.key.normalized(), &upstream.name, last_modified)
+        .commit(cache, fill, &upstream.name, last_modified)
         .await;
     finish(cache, fill, result);
 }
@@ -373,7 +385,7 @@ fn fail(cache: &Cache, fill: &Arc<Fill>) {
 /// Serves `foo.pdb` from a cached `foo.pd_`: the single member is unpacked into the fill's
 /// temp file, published chunk by chunk like a download.
 async fn unpack(cache: &Arc<Cache>, fill: &Arc<Fill>, cab: Arc<Entry>) {
-    let sink = match Sink::new(cache) {
+    let sink = match Sink::new(&cache.objects) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(key = %fill.key, "cannot create a temp file in the cache: {e}");
@@ -416,12 +428,85 @@ async fn unpack(cache: &Arc<Cache>, fill: &Arc<Fill>, cab: Arc<Entry>) {
         }
     };
     let result = sink
-        .commit(
-            cache,
-            fill.key.normalized(),
-            &cab.upstream,
-            cab.last_modified,
-        )
+        .commit(cache, fill, &cab.upstream, cab.last_modified)
         .await;
+    finish(cache, fill, result);
+}
+
+/// Streams a stored blob from the bucket into this instance's local copies, serving it
+/// while it arrives. The last byte is published only once length and SHA-256 match the
+/// store's record, so no client ever receives a whole body of wrong bytes: a mismatch cuts
+/// every response one byte short.
+async fn from_bucket(cache: &Arc<Cache>, fill: &Arc<Fill>, stored: StoredSymbol) {
+    use futures_util::StreamExt;
+    let Some(bucket) = cache.store.blobs.bucket() else {
+        return fail(cache, fill);
+    };
+    let body = match bucket.read_blob(&stored.sha256).await {
+        Ok(body) => body,
+        Err(e) => {
+            // The key is ours: never ask upstreams for it, never remember a miss.
+            tracing::error!(key = %fill.key, "store file unavailable: {e}");
+            return conclude(cache, fill, |s| *s = FillState::Unavailable);
+        }
+    };
+    let mut sink = match Sink::new(cache.store.blobs.dir()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(key = %fill.key, "cannot create a temp file for the bucket's local copies: {e}");
+            return fail(cache, fill);
+        }
+    };
+    let size = stored.size;
+    fill.state.send_replace(FillState::Streaming(Progress {
+        file: sink.file.clone(),
+        len: Some(size),
+        written: 0,
+        upstream: "store".into(),
+        last_modified: stored.uploaded_at,
+        done: None,
+    }));
+    let mut body = body.ready_chunks(64);
+    let failure = loop {
+        let Some(batch) = body.next().await else {
+            break None;
+        };
+        let (chunks, broke): (Vec<_>, Vec<_>) = batch.into_iter().partition(|c| c.is_ok());
+        let chunks: Vec<_> = chunks.into_iter().flatten().collect();
+        let arrived: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+        if sink.written + arrived > size {
+            break Some(format!("more than the {size} bytes recorded"));
+        }
+        sink = match sink.write(chunks).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(key = %fill.key, "cannot write a local copy of a bucket blob: {e}");
+                return fail(cache, fill);
+            }
+        };
+        publish_written(fill, sink.written.min(size.saturating_sub(1)));
+        if let Some(Err(e)) = broke.into_iter().next() {
+            break Some(e.to_string());
+        }
+    };
+    let failure = failure.or_else(|| {
+        (sink.written != size).then(|| format!("{} of the {size} bytes recorded", sink.written))
+    });
+    let sha = hex::encode(sink.hasher.clone().finalize());
+    let failure = failure.or_else(|| {
+        (sha != stored.sha256).then(|| format!("bytes hash to {sha}, not to the name"))
+    });
+    if let Some(reason) = failure {
+        tracing::error!(key = %fill.key, blob = %stored.sha256, store = bucket.describe(), "bucket blob not served: {reason}");
+        return fail(cache, fill);
+    }
+    let (c, f) = (cache.clone(), fill.clone());
+    let result = tokio::task::spawn_blocking(move || {
+        let bucket = c.store.blobs.bucket().expect("a bucket store");
+        let path = bucket.adopt(&sink.file, sink.temp, &stored.sha256, size)?;
+        Ok(c.remember_fill(&f, super::store_entry(stored), path, Source::Store))
+    })
+    .await
+    .unwrap_or_else(|e| Err(anyhow::anyhow!(e)));
     finish(cache, fill, result);
 }

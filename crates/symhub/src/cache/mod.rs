@@ -31,7 +31,7 @@ use tokio::sync::Notify;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::index::{unix_millis, unix_secs};
-use crate::store::{object_id, CachedEntry, Index, ObjectDir, SymbolStore};
+use crate::store::{object_id, CachedEntry, Index, ObjectDir, StoredSymbol, SymbolStore};
 use crate::upstream::Upstreams;
 pub use fill::{Fill, FillState};
 
@@ -111,6 +111,8 @@ pub struct Cache {
     metrics: Arc<Metrics>,
     /// Store hits answer with a redirect to the bucket (`storage.s3.redirect`).
     store_redirects: bool,
+    /// See [`Cache::generation`].
+    generation: AtomicU64,
 }
 
 impl Cache {
@@ -148,6 +150,7 @@ impl Cache {
             metrics,
             store_redirects: store.blobs.bucket().is_some() && config.storage.s3.redirect,
             store,
+            generation: AtomicU64::new(0),
         }))
     }
 
@@ -197,9 +200,10 @@ impl Cache {
             Loaded::Redirect(to) => return Lookup::Redirect(to),
             Loaded::Negative => return Lookup::Negative,
             Loaded::Unavailable => return Lookup::Unavailable,
+            Loaded::Cold(stored) => return self.start_or_join_fill(key, FillFrom::Bucket(stored)),
             Loaded::Nothing => {}
         }
-        self.start_or_join_fill(key, client_headers)
+        self.start_or_join_fill(key, FillFrom::Upstreams(client_headers.clone()))
     }
 
     /// The entry's file, open. An error means it is gone (evicted or removed by hand).
@@ -266,26 +270,17 @@ impl Cache {
             }
         };
         if let Some(s) = stored {
-            let path = if self.store_redirects {
+            let path = match self.store.blobs.bucket() {
                 // Served by a redirect to the bucket: no local copy needed.
-                self.store.blob_path(&s.sha256)
-            } else {
-                match self.store.blobs.local_path(&s.sha256, s.size) {
-                    Ok(path) => path,
-                    Err(e) => {
-                        // The key is ours: never ask upstreams for it, never remember a miss.
-                        tracing::error!(key = norm, "store file unavailable: {e}");
-                        return Ok(Loaded::Unavailable);
-                    }
-                }
+                Some(_) if self.store_redirects => self.store.blob_path(&s.sha256),
+                Some(bucket) => match bucket.local_copy(&s.sha256) {
+                    Some(path) => path,
+                    // Streamed from the bucket by a fill, like an upstream download.
+                    None => return Ok(Loaded::Cold(s)),
+                },
+                None => self.store.blob_path(&s.sha256),
             };
-            let e = CachedEntry {
-                key: s.key,
-                size: s.size,
-                sha256: s.sha256,
-                last_modified: s.uploaded_at,
-                upstream: "store".into(),
-            };
+            let e = store_entry(s);
             return Ok(Loaded::Entry(self.remember_at(e, path, Source::Store)));
         }
         if key.name().to_ascii_lowercase().ends_with(".sym") {
@@ -340,6 +335,7 @@ impl Cache {
     /// Forgets everything memory knows: a package came or went (any number of keys), or
     /// another process changed the store.
     pub fn store_changed(&self) {
+        self.changed();
         self.memory.invalidate_all();
         self.open_files.invalidate_all();
     }
@@ -347,6 +343,7 @@ impl Cache {
     /// Forgets what memory knows of keys whose answer an upload just changed: the keys
     /// themselves and any remembered miss of a `.sym` code-id lookup of the module.
     pub fn uploaded(&self, keys: &[SymbolKey], code: Option<(&str, &str)>) {
+        self.changed();
         for k in keys {
             self.memory.invalidate(k.normalized());
             self.open_files.invalidate(k.normalized());
@@ -378,7 +375,7 @@ impl Cache {
         }
     }
 
-    fn start_or_join_fill(self: &Arc<Self>, key: &SymbolKey, client_headers: &HeaderMap) -> Lookup {
+    fn start_or_join_fill(self: &Arc<Self>, key: &SymbolKey, from: FillFrom) -> Lookup {
         let mut fills = self.fills();
         if let Some(fill) = fills.get(key.normalized()) {
             return Lookup::Fill {
@@ -386,16 +383,41 @@ impl Cache {
                 leader: false,
             };
         }
-        let fill = Arc::new(Fill::new(key.clone()));
+        let from_store = matches!(from, FillFrom::Bucket(_));
+        let fill = Arc::new(Fill::new(key.clone(), from_store, self.generation()));
         fills.insert(key.normalized().to_owned(), fill.clone());
         drop(fills);
         self.metrics.fills_in_flight.inc();
-        tokio::spawn(fill::run(
-            self.clone(),
-            fill.clone(),
-            client_headers.clone(),
-        ));
+        tokio::spawn(fill::run(self.clone(), fill.clone(), from));
         Lookup::Fill { fill, leader: true }
+    }
+
+    /// Counts changes of the store seen by this instance. A fill remembers its entry in
+    /// memory only if no change happened since it started: otherwise an upload that
+    /// landed meanwhile could be hidden behind the fill's older answer.
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Remembers a fill's entry unless the store changed since the fill began. Inserting
+    /// first and checking after pairs with [`Cache::changed`] bumping first and forgetting
+    /// after: whichever runs second removes the entry.
+    fn remember_fill(
+        &self,
+        fill: &Fill,
+        e: CachedEntry,
+        path: PathBuf,
+        source: Source,
+    ) -> Arc<Entry> {
+        let entry = self.remember_at(e, path, source);
+        if self.generation() != fill.born {
+            self.memory.invalidate(&entry.key);
+        }
+        entry
+    }
+
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Removes a fill from the registry, once, and only if it is still the registered one.
@@ -426,11 +448,12 @@ impl Cache {
 
     /// Publishes a committed object: index row, memory, size accounting. Called after the
     /// object was renamed into place.
-    fn publish(&self, e: CachedEntry) -> anyhow::Result<Arc<Entry>> {
+    fn publish(&self, fill: &Fill, e: CachedEntry) -> anyhow::Result<Arc<Entry>> {
         let old = self.index.get(&e.key)?;
         self.index.insert(&e)?;
         let added = e.size;
-        let entry = self.remember(e);
+        let path = self.objects.path(&object_id(&e.key));
+        let entry = self.remember_fill(fill, e, path, Source::Cache);
         match old {
             Some(old) => {
                 self.size.fetch_sub(old.size, Ordering::Relaxed);
@@ -456,8 +479,28 @@ enum Known {
     Negative(SystemTime),
 }
 
+/// Where a fill gets its bytes.
+pub enum FillFrom {
+    /// Upstream symbol servers, asked with the client's headers.
+    Upstreams(HeaderMap),
+    /// The store's bucket: a stored key of which this instance has no local copy.
+    Bucket(StoredSymbol),
+}
+
+fn store_entry(s: StoredSymbol) -> CachedEntry {
+    CachedEntry {
+        key: s.key,
+        size: s.size,
+        sha256: s.sha256,
+        last_modified: s.uploaded_at,
+        upstream: "store".into(),
+    }
+}
+
 enum Loaded {
     Entry(Arc<Entry>),
+    /// A stored key whose bytes are only in the bucket.
+    Cold(StoredSymbol),
     Redirect(Arc<str>),
     Negative,
     /// A stored key whose bytes cannot be read now (the bucket is down).

@@ -104,13 +104,19 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
             }
             Lookup::Fill { fill, leader } => (fill, leader),
         };
-        let (label, outcome) = if leader {
-            ("MISS", "miss")
-        } else {
-            ("COALESCED", "coalesced")
+        // A stored key copied from the bucket is a hit for the client; the log tells it
+        // from one served from a local copy.
+        let (label, outcome) = match (fill.from_store, leader) {
+            (true, true) => ("HIT", "store-fetch"),
+            (true, false) => ("HIT", "store-coalesced"),
+            (false, true) => ("MISS", "miss"),
+            (false, false) => ("COALESCED", "coalesced"),
         };
         let outcome = Outcome::new(outcome).key(&key);
-        return match fill.headers().await {
+        let mut r = match fill.headers().await {
+            FillState::Unavailable => {
+                return not_found("UNAVAILABLE", Outcome::new("store-unavailable").key(&key))
+            }
             FillState::Resolving | FillState::NotFound | FillState::Failed => {
                 not_found(label, outcome.status_note("not found upstream"))
             }
@@ -148,6 +154,11 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
                 outcome.upstream(&upstream).to(r)
             }
         };
+        if fill.from_store && r.status().is_success() {
+            r.headers_mut()
+                .insert("x-symhub-source", HeaderValue::from_static("store"));
+        }
+        return r;
     }
     not_found("MISS", Outcome::new("miss").key(&key))
 }

@@ -12,10 +12,12 @@
 use std::io::{self, Read, Write};
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, PutPayload};
@@ -35,18 +37,29 @@ pub enum Blobs {
 }
 
 pub struct Bucket {
+    /// For requests with small bodies (heads, lists, deletes, puts of one part), each
+    /// bounded as a whole by `storage.s3.timeout`.
     store: Arc<object_store::aws::AmazonS3>,
+    /// For blob downloads: no bound on the whole request (a multi-GB blob takes as long as
+    /// it takes), but no answer or no next bytes within `idle` fails it.
+    reader: Arc<object_store::aws::AmazonS3>,
+    idle: Duration,
     prefix: String,
     /// Local copies of blobs, bounded by `local_cache_size`, least recently used out.
     hot: ObjectDir,
     hot_index: moka::sync::Cache<String, u64>,
-    /// One download per blob at a time; others wait for it and then read the local copy.
-    fetching: Mutex<std::collections::HashMap<String, Arc<Mutex<()>>>>,
     rt: tokio::runtime::Handle,
     down: AtomicBool,
     redirect_ttl: Option<Duration>,
     /// What to tell an operator when the bucket fails.
     describe: String,
+}
+
+fn stalled(idle: Duration) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "S3",
+        source: format!("no answer for {idle:?} (storage.s3.timeout)").into(),
+    }
 }
 
 fn io_err(what: &str, e: object_store::Error) -> io::Error {
@@ -104,14 +117,6 @@ impl Blobs {
         }
     }
 
-    /// A local file holding the blob, fetched from the bucket if this instance has no copy.
-    pub fn local_path(&self, sha256: &str, size: u64) -> io::Result<PathBuf> {
-        match self {
-            Blobs::Local(d) => Ok(d.path(sha256)),
-            Blobs::Bucket(b) => b.fetch(sha256, size),
-        }
-    }
-
     /// A presigned URL of the blob, when the store answers hits with redirects.
     pub fn redirect_url(&self, sha256: &str) -> Option<String> {
         self.bucket()?.presigned(sha256)
@@ -129,11 +134,6 @@ impl Bucket {
         let mut b = object_store::aws::AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             .with_virtual_hosted_style_request(!s3.path_style)
-            .with_client_options(
-                object_store::ClientOptions::new()
-                    .with_connect_timeout(s3.connect_timeout)
-                    .with_timeout(s3.timeout),
-            )
             // A down bucket must fail requests fast (404 / 503), not after minutes of retries.
             .with_retry(object_store::RetryConfig {
                 max_retries: 2,
@@ -145,9 +145,7 @@ impl Bucket {
                 },
             });
         if !s3.endpoint.is_empty() {
-            b = b
-                .with_endpoint(&s3.endpoint)
-                .with_allow_http(s3.endpoint.starts_with("http://"));
+            b = b.with_endpoint(&s3.endpoint);
         }
         if !s3.region.is_empty() {
             b = b.with_region(&s3.region);
@@ -167,13 +165,24 @@ impl Bucket {
         if let Some(p) = &s3.secret_access_key_file {
             b = b.with_secret_access_key(read(p, "secret_access_key_file")?);
         }
-        let store = b.build().with_context(|| {
-            format!(
-                "cannot set up the bucket of storage.store {}: check storage.s3 and the AWS_* \
-                 environment variables",
-                storage.store
-            )
-        })?;
+        // Client options are set whole per client, so they carry plain-HTTP permission too.
+        let options = object_store::ClientOptions::new()
+            .with_connect_timeout(s3.connect_timeout)
+            .with_allow_http(s3.endpoint.starts_with("http://"));
+        let build = |options: object_store::ClientOptions| {
+            b.clone()
+                .with_client_options(options)
+                .build()
+                .with_context(|| {
+                    format!(
+                        "cannot set up the bucket of storage.store {}: check storage.s3 and the \
+                     AWS_* environment variables",
+                        storage.store
+                    )
+                })
+        };
+        let store = build(options.clone().with_timeout(s3.timeout))?;
+        let reader = build(options.with_timeout_disabled())?;
         // The local copies start empty: they are a cache, and not indexing leftovers keeps
         // start-up free of scans.
         let hot_root = local_root.join("bucket-cache");
@@ -194,10 +203,11 @@ impl Bucket {
             .build();
         Ok(Self {
             store: Arc::new(store),
+            reader: Arc::new(reader),
+            idle: s3.timeout,
             prefix: prefix.to_owned(),
             hot,
             hot_index,
-            fetching: Mutex::default(),
             rt: tokio::runtime::Handle::current(),
             down: AtomicBool::new(false),
             redirect_ttl: s3.redirect.then_some(s3.redirect_ttl),
@@ -237,6 +247,11 @@ impl Bucket {
         f: impl std::future::Future<Output = object_store::Result<T>>,
     ) -> io::Result<T> {
         let r = self.rt.block_on(f);
+        self.note(what, r)
+    }
+
+    /// Keeps the health flag from a request's outcome and names the bucket in its error.
+    fn note<T>(&self, what: &str, r: object_store::Result<T>) -> io::Result<T> {
         let reached = !matches!(
             &r,
             Err(e) if !matches!(e, object_store::Error::NotFound { .. } | object_store::Error::Precondition { .. })
@@ -311,6 +326,41 @@ impl Bucket {
         })
     }
 
+    /// The bytes of `path` as they arrive. Waiting for the answer, and then for each next
+    /// chunk, is bounded by `storage.s3.timeout`: a stalled bucket fails the read rather than
+    /// holding its clients.
+    pub async fn read(&self, path: &Path) -> io::Result<BoxStream<'static, io::Result<Bytes>>> {
+        let idle = self.idle;
+        let what = format!("bucket {} (get {path})", self.describe);
+        let answer = tokio::time::timeout(idle, self.reader.get(path))
+            .await
+            .unwrap_or_else(|_| Err(stalled(idle)));
+        let stream = self.note("get", answer)?.into_stream();
+        Ok(futures_util::stream::unfold(Some(stream), move |stream| {
+            let what = what.clone();
+            async move {
+                let mut stream = stream?;
+                let next = tokio::time::timeout(idle, stream.next())
+                    .await
+                    .unwrap_or_else(|_| Some(Err(stalled(idle))))?;
+                Some(match next {
+                    Ok(chunk) => (Ok(chunk), Some(stream)),
+                    // An error ends the stream.
+                    Err(e) => (Err(io_err(&what, e)), None),
+                })
+            }
+        })
+        .boxed())
+    }
+
+    /// The blob's bytes as they arrive (see [`Bucket::read`]).
+    pub async fn read_blob(
+        &self,
+        sha256: &str,
+    ) -> io::Result<BoxStream<'static, io::Result<Bytes>>> {
+        self.read(&self.blob(sha256)).await
+    }
+
     /// Downloads `path` into a new local temp file, checking its length (and hash when
     /// given). Returns the file and its hash.
     pub fn download(
@@ -319,23 +369,18 @@ impl Bucket {
         size: Option<u64>,
     ) -> io::Result<(std::fs::File, TempPath, String)> {
         let (mut file, temp) = self.hot.temp_file()?;
-        let store = self.store.clone();
-        let path = path.clone();
-        let (written, sha) = self.run("get", async {
-            let mut stream = store.get(&path).await?.into_stream();
+        let (written, sha) = self.rt.block_on(async {
+            let mut stream = self.read(path).await?;
             let mut hasher = Sha256::new();
             let mut n = 0u64;
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk?;
                 hasher.update(&chunk);
                 n += chunk.len() as u64;
-                file.write_all(&chunk)
-                    .map_err(|e| object_store::Error::Generic {
-                        store: "local",
-                        source: Box::new(e),
-                    })?;
+                // A local write blocks briefly; this runs on a blocking thread.
+                file.write_all(&chunk)?;
             }
-            Ok((n, hex::encode(hasher.finalize())))
+            Ok::<_, io::Error>((n, hex::encode(hasher.finalize())))
         })?;
         if size.is_some_and(|s| s != written) {
             return Err(io::Error::other(super::Unavailable(format!(
@@ -375,39 +420,24 @@ impl Bucket {
         self.hot.remove(sha256)
     }
 
-    fn fetch(&self, sha256: &str, size: u64) -> io::Result<PathBuf> {
+    /// This instance's local copy of a blob, if it has one.
+    pub fn local_copy(&self, sha256: &str) -> Option<PathBuf> {
+        self.hot_index.get(sha256)?;
         let local = self.hot.path(sha256);
-        if self.hot_index.get(sha256).is_some() && local.exists() {
-            return Ok(local);
-        }
-        let gate = self
-            .fetching
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(sha256.to_owned())
-            .or_default()
-            .clone();
-        let _one = gate.lock().unwrap_or_else(|p| p.into_inner());
-        let result = (|| {
-            if self.hot_index.get(sha256).is_some() && local.exists() {
-                return Ok(local.clone());
-            }
-            let (file, temp, sha) = self.download(&self.blob(sha256), Some(size))?;
-            if sha != sha256 {
-                return Err(io::Error::other(format!(
-                    "bucket {}: blob {sha256} holds bytes hashing to {sha}; not served",
-                    self.describe
-                )));
-            }
-            self.hot.commit(&file, temp, sha256)?;
-            self.hot_index.insert(sha256.to_owned(), size);
-            Ok(local.clone())
-        })();
-        self.fetching
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(sha256);
-        result
+        local.exists().then_some(local)
+    }
+
+    /// Makes a downloaded, checked temp file this instance's local copy of the blob.
+    pub fn adopt(
+        &self,
+        file: &std::fs::File,
+        temp: TempPath,
+        sha256: &str,
+        size: u64,
+    ) -> io::Result<PathBuf> {
+        self.hot.commit(file, temp, sha256)?;
+        self.hot_index.insert(sha256.to_owned(), size);
+        Ok(self.hot.path(sha256))
     }
 
     fn presigned(&self, sha256: &str) -> Option<String> {

@@ -14,7 +14,7 @@ pub mod symbols;
 
 pub use index::{CachedEntry, Index};
 pub use objects::{object_id, ObjectDir};
-pub use symbols::SymbolStore;
+pub use symbols::{StoredSymbol, SymbolStore};
 
 /// The store's bucket or shared database failed to answer: clients should retry later
 /// (APIs answer 503), nothing is wrong with their request.

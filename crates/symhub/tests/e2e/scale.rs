@@ -169,28 +169,46 @@ impl Pg {
             .status()
             .unwrap();
         assert!(ok.success(), "initdb failed");
-        let port = free_port();
-        let ok = as_pg_user(&bin, "pg_ctl")
+        let pg = Self {
+            bin,
+            data,
+            port: free_port(),
+            _dir: dir,
+        };
+        pg.resume();
+        Some(pg)
+    }
+
+    /// Starts the server (again) on the same port and data.
+    fn resume(&self) {
+        let dir = self._dir.path();
+        let ok = as_pg_user(&self.bin, "pg_ctl")
             .arg("-D")
-            .arg(&data)
+            .arg(&self.data)
             .arg("-l")
-            .arg(dir.path().join("pg.log"))
+            .arg(dir.join("pg.log"))
             .arg("-o")
             .arg(format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-                dir.path().display()
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                self.port,
+                dir.display()
             ))
             .args(["-w", "start"])
             .stdout(Stdio::null())
             .status()
             .unwrap();
         assert!(ok.success(), "PostgreSQL did not start");
-        Some(Self {
-            bin,
-            data,
-            port,
-            _dir: dir,
-        })
+    }
+
+    /// Stops the server at once, as a crash or a lost network would.
+    fn stop(&self) {
+        let _ = as_pg_user(&self.bin, "pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 
     fn url(&self) -> String {
@@ -200,13 +218,7 @@ impl Pg {
 
 impl Drop for Pg {
     fn drop(&mut self) {
-        let _ = as_pg_user(&self.bin, "pg_ctl")
-            .arg("-D")
-            .arg(&self.data)
-            .args(["-m", "immediate", "stop"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        self.stop();
     }
 }
 
@@ -218,7 +230,7 @@ struct Cluster {
     a: Symhub,
     b: Symhub,
     s3: S3,
-    _pg: Pg,
+    pg: Pg,
     _creds: tempfile::TempDir,
 }
 
@@ -229,35 +241,125 @@ impl Cluster {
         let creds = tempfile::tempdir().unwrap();
         std::fs::write(creds.path().join("id"), format!("{ACCESS}\n")).unwrap();
         std::fs::write(creds.path().join("secret"), format!("{SECRET}\n")).unwrap();
-        let base = format!(
-            "upstream = []\n{}[storage]\nstore = \"s3://{BUCKET}/team\"\ndatabase = \"{}\"\n\
-             [storage.s3]\nendpoint = \"{}\"\nregion = \"us-east-1\"\nconnect_timeout = \"1s\"\n\
-             local_cache_size = \"64 MiB\"\n",
-            auth_config(KEY),
-            pg.url(),
-            s3.endpoint()
-        );
+        let base = shared_config(&pg, &s3.endpoint(), "");
         let a_config = format!(
             "{base}access_key_id_file = \"{}\"\nsecret_access_key_file = \"{}\"\n",
             creds.path().join("id").display(),
             creds.path().join("secret").display()
         );
         let a = Symhub::start(&a_config);
-        let b = Symhub::start_env(
-            &base,
-            &[
-                ("AWS_ACCESS_KEY_ID", ACCESS),
-                ("AWS_SECRET_ACCESS_KEY", SECRET),
-            ],
-        );
+        let b = Symhub::start_env(&base, &CREDS_ENV);
         Some(Self {
             a_config,
             a,
             b,
             s3,
-            _pg: pg,
+            pg,
             _creds: creds,
         })
+    }
+
+    /// One more instance on the same database, reaching the bucket through `endpoint` (a
+    /// [`Pipe`] in front of it), with extra `[storage.s3]` lines.
+    fn another(&self, endpoint: &str, s3_extra: &str) -> Symhub {
+        Symhub::start_env(&shared_config(&self.pg, endpoint, s3_extra), &CREDS_ENV)
+    }
+}
+
+const CREDS_ENV: [(&str, &str); 2] = [
+    ("AWS_ACCESS_KEY_ID", ACCESS),
+    ("AWS_SECRET_ACCESS_KEY", SECRET),
+];
+
+fn shared_config(pg: &Pg, endpoint: &str, s3_extra: &str) -> String {
+    format!(
+        "upstream = []\n{}[storage]\nstore = \"s3://{BUCKET}/team\"\ndatabase = \"{}\"\n\
+         [storage.s3]\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\nconnect_timeout = \"1s\"\n\
+         local_cache_size = \"64 MiB\"\n{s3_extra}",
+        auth_config(KEY),
+        pg.url(),
+    )
+}
+
+/// A TCP relay in front of the bucket that can slow down or hold back what the bucket
+/// sends, and counts it: the bucket made slow or silent without touching it.
+struct Pipe {
+    port: u16,
+    /// Bytes per second from the bucket to symhub; 0 holds everything back.
+    rate: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Bytes relayed from the bucket so far.
+    relayed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Pipe {
+    async fn start(target: u16, rate: u64) -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::Arc;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let rate = Arc::new(AtomicU64::new(rate));
+        let relayed = Arc::new(AtomicU64::new(0));
+        let (r, n) = (rate.clone(), relayed.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else {
+                    continue;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                tokio::spawn(async move { tokio::io::copy(&mut cr, &mut sw).await });
+                let (rate, relayed) = (r.clone(), n.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        // Slices of 10 ms at the current rate.
+                        let bps = rate.load(Ordering::Relaxed).max(1);
+                        let slice = ((bps / 100) as usize).clamp(1, buf.len());
+                        let Ok(got) = sr.read(&mut buf[..slice]).await else {
+                            return;
+                        };
+                        // Held back while the rate is 0, even if read before it was set.
+                        let bps = loop {
+                            match rate.load(Ordering::Relaxed) {
+                                0 => tokio::time::sleep(Duration::from_millis(20)).await,
+                                bps => break bps,
+                            }
+                        };
+                        if got == 0 || cw.write_all(&buf[..got]).await.is_err() {
+                            return;
+                        }
+                        relayed.fetch_add(got as u64, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_secs_f64(got as f64 / bps as f64)).await;
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            rate,
+            relayed,
+            task,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn set_rate(&self, bps: u64) {
+        self.rate.store(bps, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn relayed(&self) -> u64 {
+        self.relayed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -608,4 +710,335 @@ async fn migrate_copies_a_data_dir_into_the_bucket_resumably() {
     assert_eq!(again["migrated"]["blobs_present"], 2);
     assert_eq!(again["migrated"]["symbols"], 0);
     assert_eq!(again["migrated"]["packages_present"], 1);
+}
+
+/// A package of one file, PUT through `s`.
+async fn put_package(s: &Symhub, name: &str, key: &str, blob: &[u8]) {
+    let zip = make_zip(&[
+        ("symbol_index.json", &index(&[(key, "blobs/file")])),
+        ("blobs/file", blob),
+    ]);
+    let r = client()
+        .put(format!("{}/api/packages/{name}", s.url))
+        .bearer_auth(KEY)
+        .body(zip)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_instance_streams_bucket_files_as_they_arrive_and_checks_them() {
+    use futures_util::StreamExt;
+    let Some(c) = Cluster::start() else { return };
+    let key = "big.pdb/ABCDEF0123456789ABCDEF01234567891/big.pdb";
+    let blob = data(6 << 20, 21);
+    put_package(&c.a, "big", key, &blob).await;
+    // A third instance whose bucket sends 2 MiB/s: the whole file takes 3 s to arrive.
+    let pipe = Pipe::start(c.s3.port, 2 << 20).await;
+    let mut cold = c.another(&pipe.endpoint(), "");
+    let url = format!("{}/{key}", cold.url);
+
+    // Two clients at once: one download from the bucket, and both get bytes long before it
+    // has all arrived.
+    let r = client().get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-cache"], "HIT");
+    assert_eq!(r.headers()["x-symhub-source"], "store");
+    assert_eq!(r.content_length(), Some(blob.len() as u64));
+    let other = tokio::spawn(client().get(&url).send());
+    let mut body = r.bytes_stream();
+    let mut got = Vec::new();
+    while got.len() < 1 << 20 {
+        got.extend_from_slice(&body.next().await.unwrap().unwrap());
+    }
+    let relayed = pipe.relayed();
+    assert!(
+        relayed < blob.len() as u64 / 2,
+        "the first MiB reached the client only after {relayed} bytes came from the bucket"
+    );
+    while let Some(chunk) = body.next().await {
+        got.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(got == blob, "streamed bytes differ");
+    let other = other.await.unwrap().unwrap().bytes().await.unwrap();
+    assert!(other == blob, "the joining client's bytes differ");
+    assert!(
+        pipe.relayed() < blob.len() as u64 * 3 / 2,
+        "one download for two clients, {} bytes relayed",
+        pipe.relayed()
+    );
+
+    // Now a local copy: served while the bucket says nothing at all.
+    pipe.set_rate(0);
+    let r = cold.get_now(&format!("/{key}")).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.unwrap() == blob);
+
+    // A range of a file still in the bucket (the local copies start empty at each start).
+    pipe.set_rate(1 << 30);
+    cold.restart();
+    let r = client()
+        .get(format!("{}/{key}", cold.url))
+        .header("range", "bytes=5000000-5000999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(
+        r.headers()["content-range"],
+        format!("bytes 5000000-5000999/{}", blob.len()).as_str()
+    );
+    assert!(r.bytes().await.unwrap() == blob[5_000_000..5_001_000]);
+
+    // A blob damaged in the bucket (same length, one byte flipped) is never served whole:
+    // the response is cut before its last byte and no local copy is kept.
+    cold.restart();
+    let stored =
+        c.s3.objects("blobs")
+            .into_iter()
+            .find(|p| std::fs::metadata(p).unwrap().len() == blob.len() as u64)
+            .expect("the blob in the bucket");
+    let mut bytes = std::fs::read(&stored).unwrap();
+    bytes[3_000_000] ^= 0xff;
+    std::fs::write(&stored, &bytes).unwrap();
+    let r = client()
+        .get(format!("{}/{key}", cold.url))
+        .send()
+        .await
+        .unwrap();
+    let mut body = r.bytes_stream();
+    let mut n = 0;
+    let mut cut = false;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(c) => n += c.len(),
+            Err(_) => {
+                cut = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        cut && n < blob.len(),
+        "a damaged blob was served whole ({n} bytes)"
+    );
+    cold.settle().await;
+    let copies: Vec<_> = walk(&cold.data_dir.join("store/bucket-cache"))
+        .into_iter()
+        .filter(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) > 0)
+        .collect();
+    assert!(copies.is_empty(), "kept {copies:?}");
+    assert!(cold.stderr().contains("not served"), "{}", cold.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_bucket_fails_fast_keeps_local_copies_and_heals() {
+    let Some(c) = Cluster::start() else { return };
+    let (id1, id2) = (
+        "5151515151515151515151515151515A",
+        "6262626262626262626262626262626B",
+    );
+    let (t1, t2) = (sym("quiet", id1), sym("loud", id2));
+    assert_eq!(upload_v1(&c.a, &t1).await.status(), 200);
+    assert_eq!(upload_v1(&c.a, &t2).await.status(), 200);
+    let (p1, p2) = (
+        format!("/quiet/{id1}/quiet.sym"),
+        format!("/loud/{id2}/loud.sym"),
+    );
+    let pipe = Pipe::start(c.s3.port, 1 << 30).await;
+    let slow = c.another(&pipe.endpoint(), "timeout = \"1s\"\n");
+    assert_eq!(slow.get(&p2).await.text().await.unwrap(), t2);
+
+    // The bucket accepts connections and then says nothing.
+    pipe.set_rate(0);
+    let start = Instant::now();
+    let r = slow.get_now(&p1).await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["x-cache"], "UNAVAILABLE");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    // What this instance already has a copy of is still served.
+    assert_eq!(slow.get_now(&p2).await.text().await.unwrap(), t2);
+    let health = slow.json(&format!("/healthz?key={KEY}")).await;
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["store"]["bucket_ok"], false);
+    let start = Instant::now();
+    let r = upload_v1(&slow, &sym("hush", "7373737373737373737373737373737C")).await;
+    assert_eq!(r.status(), 503);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+
+    // The bucket speaks again: no restart needed.
+    pipe.set_rate(1 << 30);
+    until_status(&slow, &p1, 200).await;
+    assert_eq!(slow.get(&p1).await.text().await.unwrap(), t1);
+    let health = slow.json(&format!("/healthz?key={KEY}")).await;
+    assert_eq!(health["status"], "ok", "{health}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_hits_can_redirect_to_presigned_bucket_urls() {
+    let Some(c) = Cluster::start() else { return };
+    let key = "redir.pdb/0000000000000000000000000000ABCD1/redir.pdb";
+    let blob = data(300_000, 5);
+    put_package(&c.a, "redir", key, &blob).await;
+    let r = c.another(&c.s3.endpoint(), "redirect = true\nredirect_ttl = \"2m\"\n");
+    let resp = r.get(&format!("/{key}")).await;
+    assert_eq!(resp.status(), 302);
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(&format!("{}/{BUCKET}/team/blobs/", c.s3.endpoint())),
+        "{location}"
+    );
+    assert!(location.contains("X-Amz-Expires=120"), "{location}");
+    // The URL alone is enough: no credentials are sent (dotnet-symbol drops them).
+    let fetched = client().get(&location).send().await.unwrap();
+    assert_eq!(fetched.status(), 200);
+    assert!(fetched.bytes().await.unwrap() == blob);
+    // And it is really signed: a changed signature is refused by the bucket.
+    let (head, sig) = location.split_once("X-Amz-Signature=").unwrap();
+    let forged = format!("{head}X-Amz-Signature={}", sig.replace(['a', 'b'], "c"));
+    assert_eq!(client().get(&forged).send().await.unwrap().status(), 403);
+    // Proxy-cache misses and unknown keys are not redirected.
+    let r2 = r
+        .get("/nothing.pdb/0000000000000000000000000000DEAD1/nothing.pdb")
+        .await;
+    assert_eq!(r2.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_fails_fast_keeps_hits_and_heals() {
+    let Some(c) = Cluster::start() else { return };
+    let (id1, id2) = (
+        "8484848484848484848484848484848D",
+        "9595959595959595959595959595959E",
+    );
+    let (t1, t2) = (sym("seen", id1), sym("unseen", id2));
+    assert_eq!(upload_v1(&c.a, &t1).await.status(), 200);
+    assert_eq!(upload_v1(&c.a, &t2).await.status(), 200);
+    let (p1, p2) = (
+        format!("/seen/{id1}/seen.sym"),
+        format!("/unseen/{id2}/unseen.sym"),
+    );
+    assert_eq!(c.b.get(&p1).await.text().await.unwrap(), t1);
+
+    c.pg.stop();
+    // What B has served stays served.
+    assert_eq!(c.b.get_now(&p1).await.text().await.unwrap(), t1);
+    // What it has not: a fast 404 that asks no upstream and is not remembered.
+    let start = Instant::now();
+    let r = c.b.get_now(&p2).await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["x-cache"], "UNAVAILABLE");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    let health = c.b.json(&format!("/healthz?key={KEY}")).await;
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["store"]["database_ok"], false);
+    let r = upload_v1(&c.b, &sym("during", "A6A6A6A6A6A6A6A6A6A6A6A6A6A6A6A6F")).await;
+    assert_eq!(r.status(), 503);
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(v["error"], "storage_unavailable", "{v}");
+
+    c.pg.resume();
+    until_status(&c.b, &p2, 200).await;
+    assert_eq!(c.b.get(&p2).await.text().await.unwrap(), t2);
+    let r = upload_v1(&c.b, &sym("during", "A6A6A6A6A6A6A6A6A6A6A6A6A6A6A6A6F")).await;
+    assert_eq!(r.status(), 200);
+    let health = c.b.json(&format!("/healthz?key={KEY}")).await;
+    assert_eq!(health["status"], "ok", "{health}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_killed_mid_upload_leaves_nothing_and_its_sessions_go_on() {
+    use futures_util::StreamExt;
+    let Some(mut c) = Cluster::start() else {
+        return;
+    };
+    // A v1 upload whose body is still arriving when A dies.
+    let id = "B7B7B7B7B7B7B7B7B7B7B7B7B7B7B7B7A";
+    let text = sym("dying", id);
+    let fields = [
+        ("code_file", "dying"),
+        ("cpu", "x86_64"),
+        ("debug_file", "dying"),
+        ("debug_identifier", id),
+        ("os", "Linux"),
+    ];
+    let (ct, body) = crate::upload::multipart(&fields, text.as_bytes());
+    let (head, tail) = body.split_at(body.len() / 2);
+    let (head, tail) = (
+        bytes::Bytes::copy_from_slice(head),
+        bytes::Bytes::copy_from_slice(tail),
+    );
+    let slow_body = futures_util::stream::iter([Ok::<_, std::io::Error>(head), Ok(tail)]).then(
+        |chunk| async move {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            chunk
+        },
+    );
+    let url = format!("{}/symupload?key={KEY}", c.a.url);
+    let upload = tokio::spawn(async move {
+        client()
+            .post(url)
+            .header("content-type", ct)
+            .body(reqwest::Body::wrap_stream(slow_body))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    c.a.kill();
+    assert!(
+        !matches!(upload.await.unwrap(), Ok(200)),
+        "acked by a dead instance"
+    );
+    let path = format!("/dying/{id}/dying.sym");
+    assert_eq!(c.b.get(&path).await.status(), 404);
+    assert!(
+        c.s3.objects("blobs").is_empty(),
+        "{:?}",
+        c.s3.objects("blobs")
+    );
+
+    // A v2 session: created and given its body on A, A dies, B completes it.
+    c.a.restart();
+    let upload_url = c.a.create_upload(KEY).await;
+    let put_path = upload_url.split_once("/_upload/").unwrap().1.to_owned();
+    let r = client()
+        .put(format!("{}/_upload/{put_path}", c.a.url))
+        .body(text.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    c.a.kill();
+    let upload_key = put_path.split('/').next().unwrap();
+    let r = client()
+        .post(format!("{}/v1/uploads/{upload_key}:complete?key={KEY}", c.b.url))
+        .body(format!(
+            "{{\"symbol_id\": {{\"debug_file\": \"dying\", \"debug_id\": \"{id}\"}}, \"symbol_upload_type\": \"BREAKPAD\"}}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let body = r.text().await.unwrap();
+    assert!(body.contains("\"OK\""), "{body}");
+    until_status(&c.b, &path, 200).await;
+    assert_eq!(c.b.get(&path).await.text().await.unwrap(), text);
+    assert!(
+        c.s3.objects("uploads").is_empty(),
+        "the session's body is gone"
+    );
 }

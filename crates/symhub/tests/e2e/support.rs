@@ -436,7 +436,7 @@ impl Symhub {
             .unwrap()
     }
 
-    async fn settle(&self) {
+    pub async fn settle(&self) {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             let text = self.get_now("/metrics").await.text().await.unwrap();

@@ -548,6 +548,41 @@ async fn the_store_comes_before_the_cache_and_upstreams_and_is_never_evicted() {
     assert_eq!(up.hits(&key), 1);
 }
 
+/// A download from an upstream that ends after an upload of the same key must not hide
+/// the upload behind its older answer.
+#[tokio::test]
+async fn an_upload_during_a_download_of_the_same_key_wins() {
+    let up = FakeUpstream::start().await;
+    let key = format!("/hello/{HELLO_ID}/hello.sym");
+    let slow = Serve::bytes("from the upstream, slowly").drip(5, Duration::from_millis(150));
+    up.route(&key, Behavior::Serve(slow));
+    let s = Symhub::start(&format!(
+        "{}{}",
+        auth_config(KEY),
+        config_with(&[("up", &up.url, "")], "")
+    ));
+    let url = format!("{}{key}", s.url);
+    let early = tokio::spawn(async move { client().get(url).send().await?.text().await });
+    while up.hits(&key) == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (ct, body) = multipart(V1_FIELDS, HELLO.as_bytes());
+    let r = client()
+        .post(format!("{}/symupload?key={KEY}", s.url))
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The client that asked first gets what it was being sent…
+    assert_eq!(early.await.unwrap().unwrap(), "from the upstream, slowly");
+    // …and once that download has committed, the upload is what everyone gets.
+    let r = s.get(&key).await;
+    assert_eq!(r.headers()["x-symhub-source"], "store");
+    assert_eq!(r.text().await.unwrap(), HELLO);
+}
+
 #[tokio::test]
 async fn code_id_requests_redirect_to_the_debug_id_key() {
     let s = Symhub::start(&format!("upstream = []\n{}", auth_config(KEY)));
