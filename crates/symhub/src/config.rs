@@ -121,6 +121,9 @@ pub struct StorageConfig {
     /// The store's shared metadata database when `store` is a bucket:
     /// `postgres://user:password@host:port/dbname`. Empty: SQLite in the data directory.
     pub database: String,
+    /// PEM file of the CA certificates that may sign the database server's certificate, for
+    /// URLs with `sslmode=require`. Unset: the public web roots.
+    pub database_ca_file: Option<PathBuf>,
     pub s3: S3Config,
 }
 
@@ -130,6 +133,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("./symhub-data"),
             store: String::new(),
             database: String::new(),
+            database_ca_file: None,
             s3: S3Config::default(),
         }
     }

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// A failed database call. Names the engine, so an operator knows which service to check.
@@ -176,8 +176,43 @@ pub enum Conn {
     Postgres(Box<PgConn>),
 }
 
+/// TLS for PostgreSQL connections whose URL has `sslmode=require` (or `prefer`): the
+/// server's certificate is always verified, against `ca_file` when given (a private CA, as
+/// RDS and most company databases use), else the public web roots.
+fn tls_connector(
+    ca_file: Option<&std::path::Path>,
+) -> anyhow::Result<tokio_postgres_rustls::MakeRustlsConnect> {
+    use anyhow::Context;
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let what = || {
+                format!(
+                    "storage.database_ca_file {}: expected PEM certificates",
+                    path.display()
+                )
+            };
+            for cert in CertificateDer::pem_file_iter(path).with_context(what)? {
+                roots.add(cert.with_context(what)?).with_context(what)?;
+            }
+            anyhow::ensure!(!roots.is_empty(), "{} holds no certificate", what());
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("TLS setup for storage.database")?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
 pub struct PgConn {
     config: postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     client: Option<postgres::Client>,
     statements: HashMap<&'static str, postgres::Statement>,
 }
@@ -188,8 +223,9 @@ impl PgConn {
             self.statements.clear();
             let client = self
                 .config
-                .connect(postgres::NoTls)
-                .map_err(|e| DbError::Unreachable(e.to_string()))?;
+                .connect(self.tls.clone())
+                // The cause (the server's refusal, a certificate problem) is in the sources.
+                .map_err(|e| DbError::Unreachable(format!("{:#}", anyhow::Error::new(e))))?;
             self.client = Some(client);
         }
         Ok(self.client.as_mut().expect("connected above"))
@@ -349,7 +385,11 @@ pub struct Db {
 #[derive(Debug, Clone)]
 pub enum DbTarget {
     Sqlite(std::path::PathBuf),
-    Postgres(String),
+    Postgres {
+        url: String,
+        /// PEM file of the CAs that may sign the server's certificate (else public roots).
+        ca_file: Option<std::path::PathBuf>,
+    },
 }
 
 const PG_CONNECTIONS: usize = 4;
@@ -366,7 +406,7 @@ impl Db {
                     sqlite_schema,
                 )?)]
             }
-            DbTarget::Postgres(url) => {
+            DbTarget::Postgres { url, ca_file } => {
                 let mut config: postgres::Config = url.parse().context(
                     "storage.database is not a valid PostgreSQL URL \
                      (postgres://user:password@host:port/dbname)",
@@ -374,10 +414,18 @@ impl Db {
                 if config.get_connect_timeout().is_none() {
                     config.connect_timeout(Duration::from_secs(3));
                 }
+                // The driver's default is `prefer`, which here would mean a verified TLS
+                // connection to any server that offers TLS (Debian's, with its self-signed
+                // certificate, does): TLS is used only when the URL asks for it.
+                if !url.contains("sslmode=") {
+                    config.ssl_mode(postgres::config::SslMode::Disable);
+                }
+                let tls = tls_connector(ca_file.as_deref())?;
                 let mut conns = Vec::new();
                 for _ in 0..PG_CONNECTIONS {
                     conns.push(Conn::Postgres(Box::new(PgConn {
                         config: config.clone(),
+                        tls: tls.clone(),
                         client: None,
                         statements: HashMap::new(),
                     })));
@@ -398,7 +446,7 @@ impl Db {
             }
         };
         Ok(Self {
-            postgres: matches!(target, DbTarget::Postgres(_)),
+            postgres: matches!(target, DbTarget::Postgres { .. }),
             conns: conns.into_iter().map(Mutex::new).collect(),
             next: AtomicUsize::new(0),
         })
@@ -465,14 +513,26 @@ pub fn redact(url: &str) -> String {
             .collect::<Vec<_>>()
             .join(" ");
     }
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            let user = creds.split(':').next().unwrap_or_default();
-            format!("{}://{user}:***@{}", &url[..s], &url[at + 1..])
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let base = match (base.find("://"), base.rfind('@')) {
+        (Some(s), Some(at)) if at > s && base[s + 3..at].contains(':') => {
+            let user = base[s + 3..at].split(':').next().unwrap_or_default();
+            format!("{}://{user}:***@{}", &base[..s], &base[at + 1..])
         }
-        _ => url.to_owned(),
+        _ => base.to_owned(),
+    };
+    if query.is_empty() {
+        return base;
     }
+    let query = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some(("password", _)) => "password=***",
+            _ => kv,
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    format!("{base}?{query}")
 }
 
 #[cfg(test)]
@@ -488,6 +548,10 @@ mod tests {
         assert_eq!(
             redact("postgres://symhub:s3cret@db:5432/symhub"),
             "postgres://symhub:***@db:5432/symhub"
+        );
+        assert_eq!(
+            redact("postgres://symhub@db/symhub?sslmode=require&password=s3cret"),
+            "postgres://symhub@db/symhub?sslmode=require&password=***"
         );
         assert_eq!(redact("host=/tmp dbname=x"), "host=/tmp dbname=x");
         assert_eq!(

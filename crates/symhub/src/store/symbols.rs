@@ -266,7 +266,10 @@ impl SymbolStore {
             migrate_sqlite(&db)?;
             DbTarget::Sqlite(db)
         } else {
-            DbTarget::Postgres(storage.database.clone())
+            DbTarget::Postgres {
+                url: storage.database.clone(),
+                ca_file: storage.database_ca_file.clone(),
+            }
         };
         let db = Db::open(&target, SQLITE_SCHEMA, PG_SCHEMA)?;
         Ok(Self {

@@ -109,6 +109,7 @@ struct Pg {
     bin: PathBuf,
     data: PathBuf,
     port: u16,
+    tls: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -138,8 +139,81 @@ fn as_pg_user(bin: &Path, tool: &str) -> Command {
     }
 }
 
+/// A CA and a certificate it signed for 127.0.0.1, made with the openssl command.
+fn make_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("the openssl command (scripts/test installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509", "-days", "2", "-subj", "/CN=symhub test CA"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.pem"],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req", "-subj", "/CN=127.0.0.1"][..],
+            &ec,
+            &["-keyout", "server.key", "-out", "server.csr"],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-days",
+        "2",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.pem",
+    ]);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+}
+
 impl Pg {
     fn start() -> Option<Self> {
+        Self::start_with(false)
+    }
+
+    /// With `tls`, the server accepts TLS connections only, with a certificate signed by the
+    /// CA in `ca_file()`.
+    fn start_with(tls: bool) -> Option<Self> {
         let Some(bin) = pg_bin() else {
             missing("PostgreSQL");
             return None;
@@ -147,6 +221,9 @@ impl Pg {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("pg");
         std::fs::create_dir_all(&data).unwrap();
+        if tls {
+            make_certificates(dir.path());
+        }
         let _ = Command::new("chown")
             .args(["-R", "postgres"])
             .arg(dir.path())
@@ -169,10 +246,18 @@ impl Pg {
             .status()
             .unwrap();
         assert!(ok.success(), "initdb failed");
+        if tls {
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+            )
+            .unwrap();
+        }
         let pg = Self {
             bin,
             data,
             port: free_port(),
+            tls,
             _dir: dir,
         };
         pg.resume();
@@ -189,9 +274,17 @@ impl Pg {
             .arg(dir.join("pg.log"))
             .arg("-o")
             .arg(format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off {}",
                 self.port,
-                dir.display()
+                dir.display(),
+                if self.tls {
+                    format!(
+                        "-c ssl=on -c ssl_cert_file={0}/server.pem -c ssl_key_file={0}/server.key",
+                        dir.display()
+                    )
+                } else {
+                    String::new()
+                }
             ))
             .args(["-w", "start"])
             .stdout(Stdio::null())
@@ -1040,5 +1133,65 @@ async fn an_instance_killed_mid_upload_leaves_nothing_and_its_sessions_go_on() {
     assert!(
         c.s3.objects("uploads").is_empty(),
         "the session's body is gone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_connection_can_require_verified_tls() {
+    let Some(s3) = S3::start() else { return };
+    let Some(pg) = Pg::start_with(true) else {
+        return;
+    };
+    let ca = pg._dir.path().join("ca.pem");
+    let config = |url: String, ca: Option<&Path>| {
+        let base = shared_config(&pg, &s3.endpoint(), "");
+        let base = base.replace(&format!("\"{}\"", pg.url()), &format!("\"{url}\""));
+        match ca {
+            Some(ca) => base.replace(
+                "[storage.s3]",
+                &format!("database_ca_file = \"{}\"\n[storage.s3]", ca.display()),
+            ),
+            None => base,
+        }
+    };
+    // Refused: no TLS asked for (the server takes TLS only), or a certificate not trusted.
+    for (url, ca, why) in [
+        (pg.url(), Some(ca.as_path()), "no encryption"),
+        (format!("{}?sslmode=require", pg.url()), None, "certificate"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("symhub.toml");
+        std::fs::write(&path, config(url, ca)).unwrap();
+        let out = Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&path)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .envs(CREDS_ENV)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "started with {path:?}");
+        eprintln!("refused as expected: {}", stderr.trim());
+        assert!(
+            stderr.contains("storage.database") && stderr.contains(why),
+            "{stderr}"
+        );
+    }
+    // Accepted: TLS with the server's CA.
+    let s = Symhub::start_env(
+        &config(format!("{}?sslmode=require", pg.url()), Some(&ca)),
+        &CREDS_ENV,
+    );
+    let id = "C8C8C8C8C8C8C8C8C8C8C8C8C8C8C8C8A";
+    let text = sym("secure", id);
+    assert_eq!(upload_v1(&s, &text).await.status(), 200, "{}", s.stderr());
+    assert_eq!(
+        s.get(&format!("/secure/{id}/secure.sym"))
+            .await
+            .text()
+            .await
+            .unwrap(),
+        text
     );
 }
