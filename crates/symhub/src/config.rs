@@ -195,6 +195,10 @@ pub struct S3Config {
     /// next bytes. A download as a whole may take as long as it needs.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// Longest time one write may take: a put, one 8 MiB part of a bigger file, or the
+    /// completion of a multipart upload (which S3 may take a while to answer).
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
 }
 
 impl Default for S3Config {
@@ -210,6 +214,7 @@ impl Default for S3Config {
             redirect_ttl: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(2),
             timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(300),
         }
     }
 }

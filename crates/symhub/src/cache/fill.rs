@@ -138,7 +138,7 @@ async fn resolve(cache: &Arc<Cache>, fill: &Arc<Fill>, headers: &HeaderMap) {
     let index = cache.index.clone();
     let key = norm.clone();
     if let Ok(Ok(Some(e))) = tokio::task::spawn_blocking(move || index.get(&key)).await {
-        let entry = cache.remember(e);
+        let entry = cache.remember(e, fill.born);
         conclude(cache, fill, |s| *s = FillState::Ready(entry));
         return;
     }
@@ -162,7 +162,7 @@ async fn resolve(cache: &Arc<Cache>, fill: &Arc<Fill>, headers: &HeaderMap) {
 
 async fn not_found(cache: &Arc<Cache>, fill: &Arc<Fill>, definitive: bool) {
     if definitive {
-        cache.put_negative(fill.key.normalized()).await;
+        cache.put_negative(fill.key.normalized(), fill.born).await;
         conclude(cache, fill, |s| *s = FillState::NotFound);
     } else {
         fail(cache, fill);
@@ -504,7 +504,7 @@ async fn from_bucket(cache: &Arc<Cache>, fill: &Arc<Fill>, stored: StoredSymbol)
     let result = tokio::task::spawn_blocking(move || {
         let bucket = c.store.blobs.bucket().expect("a bucket store");
         let path = bucket.adopt(&sink.file, sink.temp, &stored.sha256, size)?;
-        Ok(c.remember_fill(&f, super::store_entry(stored), path, Source::Store))
+        Ok(c.remember_at(super::store_entry(stored), path, Source::Store, f.born))
     })
     .await
     .unwrap_or_else(|e| Err(anyhow::anyhow!(e)));

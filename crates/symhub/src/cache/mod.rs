@@ -176,6 +176,9 @@ impl Cache {
 
     /// Resolves a key. Never fails: anything that goes wrong below is a miss for the client.
     pub async fn lookup(self: &Arc<Self>, key: &SymbolKey, client_headers: &HeaderMap) -> Lookup {
+        // Read before anything is learned, so whatever this lookup remembers is dropped if
+        // the store changes meanwhile (see [`Cache::generation`]).
+        let born = self.generation();
         let norm = key.normalized();
         match self.memory.get(norm) {
             Some(Known::Entry(entry)) => {
@@ -195,15 +198,17 @@ impl Cache {
                 leader: false,
             };
         }
-        match self.load(key).await {
+        match self.load(key, born).await {
             Loaded::Entry(entry) => return Lookup::Hit(entry),
             Loaded::Redirect(to) => return Lookup::Redirect(to),
             Loaded::Negative => return Lookup::Negative,
             Loaded::Unavailable => return Lookup::Unavailable,
-            Loaded::Cold(stored) => return self.start_or_join_fill(key, FillFrom::Bucket(stored)),
+            Loaded::Cold(stored) => {
+                return self.start_or_join_fill(key, FillFrom::Bucket(stored), born)
+            }
             Loaded::Nothing => {}
         }
-        self.start_or_join_fill(key, FillFrom::Upstreams(client_headers.clone()))
+        self.start_or_join_fill(key, FillFrom::Upstreams(client_headers.clone()), born)
     }
 
     /// The entry's file, open. An error means it is gone (evicted or removed by hand).
@@ -237,10 +242,10 @@ impl Cache {
     }
 
     /// The slow path of a lookup: ask the store, then the cache index.
-    async fn load(self: &Arc<Self>, key: &SymbolKey) -> Loaded {
+    async fn load(self: &Arc<Self>, key: &SymbolKey, born: u64) -> Loaded {
         let this = self.clone();
         let key = key.clone();
-        let found = tokio::task::spawn_blocking(move || this.load_blocking(&key)).await;
+        let found = tokio::task::spawn_blocking(move || this.load_blocking(&key, born)).await;
         match found {
             Ok(Ok(loaded)) => loaded,
             Ok(Err(e)) => {
@@ -254,7 +259,7 @@ impl Cache {
         }
     }
 
-    fn load_blocking(&self, key: &SymbolKey) -> anyhow::Result<Loaded> {
+    fn load_blocking(&self, key: &SymbolKey, born: u64) -> anyhow::Result<Loaded> {
         let norm = key.normalized();
         let stored = match self.store.get(norm) {
             Ok(s) => s,
@@ -264,7 +269,7 @@ impl Cache {
                 // missing, since the store may well have the key.
                 tracing::error!(key = norm, "store lookup failed: {e}");
                 if let Some(e) = self.index.get(norm)? {
-                    return Ok(Loaded::Entry(self.remember(e)));
+                    return Ok(Loaded::Entry(self.remember(e, born)));
                 }
                 return Ok(Loaded::Unavailable);
             }
@@ -281,7 +286,12 @@ impl Cache {
                 None => self.store.blob_path(&s.sha256),
             };
             let e = store_entry(s);
-            return Ok(Loaded::Entry(self.remember_at(e, path, Source::Store)));
+            return Ok(Loaded::Entry(self.remember_at(
+                e,
+                path,
+                Source::Store,
+                born,
+            )));
         }
         if key.name().to_ascii_lowercase().ends_with(".sym") {
             let found = self.store.by_code_id(key.file(), key.id())?;
@@ -293,28 +303,37 @@ impl Cache {
             });
             if let Some(to) = target {
                 let to: Arc<str> = to.into();
-                self.memory
-                    .insert(norm.to_owned(), Known::Redirect(to.clone()));
+                self.keep(born, norm, Known::Redirect(to.clone()));
                 return Ok(Loaded::Redirect(to));
             }
         }
         if let Some(e) = self.index.get(norm)? {
-            return Ok(Loaded::Entry(self.remember(e)));
+            return Ok(Loaded::Entry(self.remember(e, born)));
         }
         if let Some(expires) = self.index.get_negative(norm)? {
-            self.memory
-                .insert(norm.to_owned(), Known::Negative(expires));
+            self.keep(born, norm, Known::Negative(expires));
             return Ok(Loaded::Negative);
         }
         Ok(Loaded::Nothing)
     }
 
-    fn remember(&self, e: CachedEntry) -> Arc<Entry> {
+    fn remember(&self, e: CachedEntry, born: u64) -> Arc<Entry> {
         let path = self.objects.path(&object_id(&e.key));
-        self.remember_at(e, path, Source::Cache)
+        self.remember_at(e, path, Source::Cache, born)
     }
 
-    fn remember_at(&self, e: CachedEntry, path: PathBuf, source: Source) -> Arc<Entry> {
+    /// Puts what a lookup that began at generation `born` learned into memory, unless the
+    /// store changed since. Inserting first and checking after pairs with
+    /// [`Cache::changed`] bumping first and forgetting after: whichever runs second removes
+    /// the entry.
+    fn keep(&self, born: u64, key: &str, known: Known) {
+        self.memory.insert(key.to_owned(), known);
+        if self.generation() != born {
+            self.memory.invalidate(key);
+        }
+    }
+
+    fn remember_at(&self, e: CachedEntry, path: PathBuf, source: Source, born: u64) -> Arc<Entry> {
         let entry = Arc::new(Entry {
             etag: format!("\"{}\"", &e.sha256[..32.min(e.sha256.len())]),
             http_date: httpdate::fmt_http_date(e.last_modified),
@@ -327,8 +346,7 @@ impl Cache {
             upstream: e.upstream,
             last_touch: AtomicI64::new(unix_secs(SystemTime::now())),
         });
-        self.memory
-            .insert(entry.key.clone(), Known::Entry(entry.clone()));
+        self.keep(born, &entry.key, Known::Entry(entry.clone()));
         entry
     }
 
@@ -336,6 +354,12 @@ impl Cache {
     /// another process changed the store.
     pub fn store_changed(&self) {
         self.changed();
+        // Copies of stored files in progress may be of replaced bytes: later requests start
+        // afresh (those already attached finish what they were sent). Upstream downloads
+        // keep their joiners: a busy cluster changes its store often, and detaching them
+        // would multiply upstream downloads; a key uploaded elsewhere meanwhile is served
+        // from the store once that download ends.
+        self.detach_fills(|f| f.from_store);
         self.memory.invalidate_all();
         self.open_files.invalidate_all();
     }
@@ -344,6 +368,7 @@ impl Cache {
     /// themselves and any remembered miss of a `.sym` code-id lookup of the module.
     pub fn uploaded(&self, keys: &[SymbolKey], code: Option<(&str, &str)>) {
         self.changed();
+        self.detach_fills(|f| keys.iter().any(|k| k.normalized() == f.key.normalized()));
         for k in keys {
             self.memory.invalidate(k.normalized());
             self.open_files.invalidate(k.normalized());
@@ -375,7 +400,7 @@ impl Cache {
         }
     }
 
-    fn start_or_join_fill(self: &Arc<Self>, key: &SymbolKey, from: FillFrom) -> Lookup {
+    fn start_or_join_fill(self: &Arc<Self>, key: &SymbolKey, from: FillFrom, born: u64) -> Lookup {
         let mut fills = self.fills();
         if let Some(fill) = fills.get(key.normalized()) {
             return Lookup::Fill {
@@ -384,7 +409,7 @@ impl Cache {
             };
         }
         let from_store = matches!(from, FillFrom::Bucket(_));
-        let fill = Arc::new(Fill::new(key.clone(), from_store, self.generation()));
+        let fill = Arc::new(Fill::new(key.clone(), from_store, born));
         fills.insert(key.normalized().to_owned(), fill.clone());
         drop(fills);
         self.metrics.fills_in_flight.inc();
@@ -392,28 +417,22 @@ impl Cache {
         Lookup::Fill { fill, leader: true }
     }
 
-    /// Counts changes of the store seen by this instance. A fill remembers its entry in
-    /// memory only if no change happened since it started: otherwise an upload that
-    /// landed meanwhile could be hidden behind the fill's older answer.
+    /// Counts changes of the store seen by this instance. What a lookup (or the fill it
+    /// started) learned is kept in memory only if no change happened since the lookup
+    /// began: otherwise an upload that landed meanwhile could be hidden behind an older
+    /// answer.
     fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
     }
 
-    /// Remembers a fill's entry unless the store changed since the fill began. Inserting
-    /// first and checking after pairs with [`Cache::changed`] bumping first and forgetting
-    /// after: whichever runs second removes the entry.
-    fn remember_fill(
-        &self,
-        fill: &Fill,
-        e: CachedEntry,
-        path: PathBuf,
-        source: Source,
-    ) -> Arc<Entry> {
-        let entry = self.remember_at(e, path, source);
-        if self.generation() != fill.born {
-            self.memory.invalidate(&entry.key);
+    /// Takes fills out of the registry so that new requests do not join them.
+    fn detach_fills(&self, which: impl Fn(&Fill) -> bool) {
+        let mut fills = self.fills();
+        let before = fills.len();
+        fills.retain(|_, f| !which(f));
+        for _ in fills.len()..before {
+            self.metrics.fills_in_flight.dec();
         }
-        entry
     }
 
     fn changed(&self) {
@@ -433,9 +452,9 @@ impl Cache {
     }
 
     /// Remembers that no upstream has `key`.
-    async fn put_negative(self: &Arc<Self>, key: &str) {
+    async fn put_negative(self: &Arc<Self>, key: &str, born: u64) {
         let expires = SystemTime::now() + self.negative_ttl;
-        self.memory.insert(key.to_owned(), Known::Negative(expires));
+        self.keep(born, key, Known::Negative(expires));
         let this = self.clone();
         let key = key.to_owned();
         let _ = tokio::task::spawn_blocking(move || {
@@ -453,7 +472,7 @@ impl Cache {
         self.index.insert(&e)?;
         let added = e.size;
         let path = self.objects.path(&object_id(&e.key));
-        let entry = self.remember_fill(fill, e, path, Source::Cache);
+        let entry = self.remember_at(e, path, Source::Cache, fill.born);
         match old {
             Some(old) => {
                 self.size.fetch_sub(old.size, Ordering::Relaxed);

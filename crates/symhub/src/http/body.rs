@@ -62,23 +62,39 @@ pub fn file_body(file: Arc<File>, start: u64, end: u64) -> io::Result<Body> {
 
 /// Bytes `start..end` (or to the end) of a fill in progress, following it as it grows. If the
 /// download breaks off, the stream ends in an error, so the client sees a cut response, never
-/// a short one that looks complete.
-pub fn fill_body(rx: watch::Receiver<FillState>, start: u64, end: Option<u64>) -> Body {
+/// a short one that looks complete. With `checked`, the last byte of a range is held until the
+/// fill has ended well (its hash matched), as a fill from the bucket holds its last byte.
+pub fn fill_body(
+    rx: watch::Receiver<FillState>,
+    start: u64,
+    end: Option<u64>,
+    checked: bool,
+) -> Body {
     let stream =
         futures_util::stream::try_unfold((rx, start), move |(mut rx, offset)| async move {
             loop {
-                if end.is_some_and(|e| offset >= e) {
-                    return Ok(None);
-                }
                 let (file, written, done) = match &*rx.borrow_and_update() {
                     FillState::Streaming(p) => (p.file.clone(), p.written, p.done.clone()),
                     _ => return Err(io::Error::other("fill state lost")),
                 };
-                if offset < written {
-                    let limit = end.unwrap_or(written).min(written);
+                if checked && matches!(done, Some(Err(()))) {
+                    return Err(io::Error::other("stored file failed its check"));
+                }
+                // With `checked`, the range's last byte waits until the fill has ended well.
+                let hold = checked && done.is_none();
+                let stop = match end {
+                    Some(e) if hold => e.saturating_sub(1),
+                    Some(e) => e,
+                    None => u64::MAX,
+                };
+                let limit = stop.min(written);
+                if offset < limit {
                     let n = (limit - offset).min(CHUNK as u64) as usize;
                     let chunk = read_chunk(file, offset, n).await?;
                     return Ok(Some((chunk, (rx, offset + n as u64))));
+                }
+                if end.is_some_and(|e| offset >= e) {
+                    return Ok(None);
                 }
                 match done {
                     Some(Ok(_)) => return Ok(None),

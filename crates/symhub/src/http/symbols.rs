@@ -129,9 +129,10 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
             FillState::Streaming(mut p) => {
                 if p.len == Some(0) {
                     // Nothing to stream: answer once it is committed, like any other file.
-                    if let Ok(Some(entry)) = fill.finished().await {
-                        p.done = Some(Ok(entry));
-                    }
+                    p.done = Some(match fill.finished().await {
+                        Ok(Some(entry)) => Ok(entry),
+                        _ => Err(()),
+                    });
                 }
                 let upstream = p.upstream.clone();
                 let mut r = match &p.done {
@@ -297,7 +298,7 @@ fn serve_streaming(
     let body = if head {
         Body::empty()
     } else {
-        fill_body(fill.subscribe(), start, end)
+        fill_body(fill.subscribe(), start, end, fill.from_store)
     };
     let mut r = Response::new(body);
     *r.status_mut() = status;

@@ -37,9 +37,12 @@ pub enum Blobs {
 }
 
 pub struct Bucket {
-    /// For requests with small bodies (heads, lists, deletes, puts of one part), each
-    /// bounded as a whole by `storage.s3.timeout`.
+    /// For requests with small bodies (heads, lists, deletes), each bounded as a whole by
+    /// `storage.s3.timeout`.
     store: Arc<object_store::aws::AmazonS3>,
+    /// For writes of blobs and upload bodies: one request (a put, one 8 MiB part, the
+    /// completion of a multipart upload) bounded by `storage.s3.write_timeout`.
+    writer: Arc<object_store::aws::AmazonS3>,
     /// For blob downloads: no bound on the whole request (a multi-GB blob takes as long as
     /// it takes), but no answer or no next bytes within `idle` fails it.
     reader: Arc<object_store::aws::AmazonS3>,
@@ -49,10 +52,21 @@ pub struct Bucket {
     hot: ObjectDir,
     hot_index: moka::sync::Cache<String, u64>,
     rt: tokio::runtime::Handle,
-    down: AtomicBool,
+    down: Arc<AtomicBool>,
     redirect_ttl: Option<Duration>,
     /// What to tell an operator when the bucket fails.
     describe: String,
+}
+
+/// Keeps a bucket's health flag, saying so when it flips.
+fn mark(down: &AtomicBool, describe: &str, what: &str, reached: bool) {
+    if down.swap(!reached, Ordering::Relaxed) == reached {
+        if reached {
+            tracing::info!(store = %describe, "bucket reachable again");
+        } else {
+            tracing::error!(store = %describe, "bucket unreachable ({what})");
+        }
+    }
 }
 
 fn stalled(idle: Duration) -> object_store::Error {
@@ -182,6 +196,7 @@ impl Bucket {
                 })
         };
         let store = build(options.clone().with_timeout(s3.timeout))?;
+        let writer = build(options.clone().with_timeout(s3.write_timeout))?;
         let reader = build(options.with_timeout_disabled())?;
         // The local copies start empty: they are a cache, and not indexing leftovers keeps
         // start-up free of scans.
@@ -204,12 +219,13 @@ impl Bucket {
         Ok(Self {
             store: Arc::new(store),
             reader: Arc::new(reader),
+            writer: Arc::new(writer),
             idle: s3.timeout,
             prefix: prefix.to_owned(),
             hot,
             hot_index,
             rt: tokio::runtime::Handle::current(),
-            down: AtomicBool::new(false),
+            down: Arc::default(),
             redirect_ttl: s3.redirect.then_some(s3.redirect_ttl),
             describe: storage.store.clone(),
         })
@@ -256,13 +272,7 @@ impl Bucket {
             &r,
             Err(e) if !matches!(e, object_store::Error::NotFound { .. } | object_store::Error::Precondition { .. })
         );
-        if self.down.swap(!reached, Ordering::Relaxed) == reached {
-            if reached {
-                tracing::info!(store = %self.describe, "bucket reachable again");
-            } else {
-                tracing::error!(store = %self.describe, "bucket unreachable ({what})");
-            }
-        }
+        mark(&self.down, &self.describe, what, reached);
         r.map_err(|e| io_err(&format!("bucket {} ({what})", self.describe), e))
     }
 
@@ -298,10 +308,10 @@ impl Bucket {
             let mut buf = Vec::with_capacity(size as usize);
             reader.read_to_end(&mut buf)?;
             return self
-                .run("put", self.store.put(path, PutPayload::from(buf)))
+                .run("put", self.writer.put(path, PutPayload::from(buf)))
                 .map(drop);
         }
-        let store = self.store.clone();
+        let store = self.writer.clone();
         let path = path.clone();
         self.run("multipart put", async move {
             let upload = store.put_multipart(&path).await?;
@@ -336,8 +346,9 @@ impl Bucket {
             .await
             .unwrap_or_else(|_| Err(stalled(idle)));
         let stream = self.note("get", answer)?.into_stream();
+        let (down, describe) = (self.down.clone(), self.describe.clone());
         Ok(futures_util::stream::unfold(Some(stream), move |stream| {
-            let what = what.clone();
+            let (what, down, describe) = (what.clone(), down.clone(), describe.clone());
             async move {
                 let mut stream = stream?;
                 let next = tokio::time::timeout(idle, stream.next())
@@ -345,8 +356,12 @@ impl Bucket {
                     .unwrap_or_else(|_| Some(Err(stalled(idle))))?;
                 Some(match next {
                     Ok(chunk) => (Ok(chunk), Some(stream)),
-                    // An error ends the stream.
-                    Err(e) => (Err(io_err(&what, e)), None),
+                    // An error ends the stream, and says the bucket is in trouble (health
+                    // then probes until it answers again).
+                    Err(e) => {
+                        mark(&down, &describe, "get body", false);
+                        (Err(io_err(&what, e)), None)
+                    }
                 })
             }
         })

@@ -417,7 +417,7 @@ impl Db {
                 // The driver's default is `prefer`, which here would mean a verified TLS
                 // connection to any server that offers TLS (Debian's, with its self-signed
                 // certificate, does): TLS is used only when the URL asks for it.
-                if !url.contains("sslmode=") {
+                if !url.contains("sslmode") {
                     config.ssl_mode(postgres::config::SslMode::Disable);
                 }
                 let tls = tls_connector(ca_file.as_deref())?;
@@ -513,14 +513,21 @@ pub fn redact(url: &str) -> String {
             .collect::<Vec<_>>()
             .join(" ");
     }
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    let base = match (base.find("://"), base.rfind('@')) {
-        (Some(s), Some(at)) if at > s && base[s + 3..at].contains(':') => {
-            let user = base[s + 3..at].split(':').next().unwrap_or_default();
-            format!("{}://{user}:***@{}", &base[..s], &base[at + 1..])
-        }
-        _ => base.to_owned(),
+    // The credentials run from `://` to the first `@`, as the driver reads them (a raw `?`
+    // may be part of the password); the query starts after them.
+    let (base, rest) = match url.find("://") {
+        Some(s) => match url[s + 3..].find('@').map(|at| s + 3 + at) {
+            Some(at) if url[s + 3..at].contains(':') => {
+                let user = url[s + 3..at].split(':').next().unwrap_or_default();
+                (format!("{}://{user}:***@", &url[..s]), &url[at + 1..])
+            }
+            Some(at) => (url[..at + 1].to_owned(), &url[at + 1..]),
+            None => (format!("{}://", &url[..s]), &url[s + 3..]),
+        },
+        None => (String::new(), url),
     };
+    let (host, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let base = format!("{base}{host}");
     if query.is_empty() {
         return base;
     }
@@ -553,6 +560,11 @@ mod tests {
             redact("postgres://symhub@db/symhub?sslmode=require&password=s3cret"),
             "postgres://symhub@db/symhub?sslmode=require&password=***"
         );
+        assert_eq!(
+            redact("postgres://u:pa?ss@db/x?sslmode=require"),
+            "postgres://u:***@db/x?sslmode=require"
+        );
+        assert_eq!(redact("postgres://db/x"), "postgres://db/x");
         assert_eq!(redact("host=/tmp dbname=x"), "host=/tmp dbname=x");
         assert_eq!(
             redact("host=db user=s password=s3cret dbname=x"),
