@@ -631,25 +631,14 @@ async fn a_bucket_outage_fails_fast_keeps_local_hits_and_heals() {
     let r = c.a.get(&path).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), text);
-    // B never had it: a fast 404, not a hang and not a 5xx (SymSrv clients stop on 5xx).
-    let start = Instant::now();
-    let r = c.b.get(&path).await;
-    assert_eq!(r.status(), 404);
-    assert_eq!(r.headers()["x-cache"], "UNAVAILABLE");
-    assert!(
-        start.elapsed() < Duration::from_secs(8),
-        "{:?}",
-        start.elapsed()
-    );
-    let health = c.b.json(&format!("/healthz?key={KEY}")).await;
-    assert_eq!(health["status"], "degraded", "{health}");
-    assert_eq!(health["store"]["bucket_ok"], false);
+    // B never had it.
+    assert_unavailable(&c.b, &path, Duration::from_secs(8)).await;
+    assert_degraded(&c.b, "bucket_ok").await;
     // Writes answer 503 with JSON.
-    let r = upload_v1(&c.b, &sym("late", "99998888777766665555444433332222A")).await;
-    assert_eq!(r.status(), 503);
-    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-    assert_eq!(v["error"], "storage_unavailable");
-    assert!(v["message"].as_str().unwrap().contains("retry"));
+    assert_storage_unavailable(
+        upload_v1(&c.b, &sym("late", "99998888777766665555444433332222A")).await,
+    )
+    .await;
 
     // Storage returns: everything works again without a restart.
     c.s3.spawn();
@@ -803,6 +792,31 @@ async fn migrate_copies_a_data_dir_into_the_bucket_resumably() {
     assert_eq!(again["migrated"]["blobs_present"], 2);
     assert_eq!(again["migrated"]["symbols"], 0);
     assert_eq!(again["migrated"]["packages_present"], 1);
+}
+
+/// A store key the instance cannot read now: a fast 404 UNAVAILABLE, never a hang and never
+/// a 5xx (SymSrv clients stop probing a server after a 5xx).
+async fn assert_unavailable(s: &Symhub, path: &str, within: Duration) {
+    let start = Instant::now();
+    let r = s.get_now(path).await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["x-cache"], "UNAVAILABLE");
+    assert!(start.elapsed() < within, "{:?}", start.elapsed());
+}
+
+/// `/healthz` says degraded, with `part` of the store down.
+async fn assert_degraded(s: &Symhub, part: &str) {
+    let health = s.json(&format!("/healthz?key={KEY}")).await;
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["store"][part], false, "{health}");
+}
+
+/// A write refused because storage is down: 503 with the JSON error.
+async fn assert_storage_unavailable(r: reqwest::Response) {
+    assert_eq!(r.status(), 503);
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(v["error"], "storage_unavailable", "{v}");
+    assert!(v["message"].as_str().unwrap().contains("retry"), "{v}");
 }
 
 /// A package of one file, PUT through `s`.
@@ -959,23 +973,15 @@ async fn a_silent_bucket_fails_fast_keeps_local_copies_and_heals() {
 
     // The bucket accepts connections and then says nothing.
     pipe.set_rate(0);
-    let start = Instant::now();
-    let r = slow.get_now(&p1).await;
-    assert_eq!(r.status(), 404);
-    assert_eq!(r.headers()["x-cache"], "UNAVAILABLE");
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        start.elapsed()
-    );
+    assert_unavailable(&slow, &p1, Duration::from_secs(5)).await;
     // What this instance already has a copy of is still served.
     assert_eq!(slow.get_now(&p2).await.text().await.unwrap(), t2);
-    let health = slow.json(&format!("/healthz?key={KEY}")).await;
-    assert_eq!(health["status"], "degraded", "{health}");
-    assert_eq!(health["store"]["bucket_ok"], false);
+    assert_degraded(&slow, "bucket_ok").await;
     let start = Instant::now();
-    let r = upload_v1(&slow, &sym("hush", "7373737373737373737373737373737C")).await;
-    assert_eq!(r.status(), 503);
+    assert_storage_unavailable(
+        upload_v1(&slow, &sym("hush", "7373737373737373737373737373737C")).await,
+    )
+    .await;
     assert!(
         start.elapsed() < Duration::from_secs(10),
         "{:?}",
@@ -1040,22 +1046,12 @@ async fn a_database_outage_fails_fast_keeps_hits_and_heals() {
     // What B has served stays served.
     assert_eq!(c.b.get_now(&p1).await.text().await.unwrap(), t1);
     // What it has not: a fast 404 that asks no upstream and is not remembered.
-    let start = Instant::now();
-    let r = c.b.get_now(&p2).await;
-    assert_eq!(r.status(), 404);
-    assert_eq!(r.headers()["x-cache"], "UNAVAILABLE");
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        start.elapsed()
-    );
-    let health = c.b.json(&format!("/healthz?key={KEY}")).await;
-    assert_eq!(health["status"], "degraded", "{health}");
-    assert_eq!(health["store"]["database_ok"], false);
-    let r = upload_v1(&c.b, &sym("during", "A6A6A6A6A6A6A6A6A6A6A6A6A6A6A6A6F")).await;
-    assert_eq!(r.status(), 503);
-    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-    assert_eq!(v["error"], "storage_unavailable", "{v}");
+    assert_unavailable(&c.b, &p2, Duration::from_secs(5)).await;
+    assert_degraded(&c.b, "database_ok").await;
+    assert_storage_unavailable(
+        upload_v1(&c.b, &sym("during", "A6A6A6A6A6A6A6A6A6A6A6A6A6A6A6A6F")).await,
+    )
+    .await;
 
     c.pg.resume();
     until_status(&c.b, &p2, 200).await;
