@@ -294,7 +294,9 @@ impl SymbolStore {
         Some((bucket_ok, db_ok))
     }
 
-    /// A local file with the blob's bytes (fetched from the bucket when needed).
+    /// Where the blob's bytes are, or would be, on local disk: the store's objects, or this
+    /// instance's copies of bucket blobs. Nothing is fetched: a cold bucket blob streams
+    /// through a fill (`cache::fill`).
     pub fn blob_path(&self, sha256: &str) -> PathBuf {
         self.blobs.dir().path(sha256)
     }

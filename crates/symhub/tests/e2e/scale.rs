@@ -484,6 +484,13 @@ async fn upload_v1(s: &Symhub, text: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// A `.sym` made by [`sym`], uploaded through `s`: its text and its URL path.
+async fn store_sym(s: &Symhub, name: &str, id: &str) -> (String, String) {
+    let text = sym(name, id);
+    assert_eq!(upload_v1(s, &text).await.status(), 200, "{}", s.stderr());
+    (text, format!("/{name}/{id}/{name}.sym"))
+}
+
 /// Polls `path` on `s` until it answers `status` (another instance's change is seen within
 /// the change poll, 250 ms) and returns how long that took.
 async fn until_status(s: &Symhub, path: &str, status: u16) -> Duration {
@@ -956,17 +963,8 @@ async fn a_cold_instance_streams_bucket_files_as_they_arrive_and_checks_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_bucket_fails_fast_keeps_local_copies_and_heals() {
     let Some(c) = Cluster::start() else { return };
-    let (id1, id2) = (
-        "5151515151515151515151515151515A",
-        "6262626262626262626262626262626B",
-    );
-    let (t1, t2) = (sym("quiet", id1), sym("loud", id2));
-    assert_eq!(upload_v1(&c.a, &t1).await.status(), 200);
-    assert_eq!(upload_v1(&c.a, &t2).await.status(), 200);
-    let (p1, p2) = (
-        format!("/quiet/{id1}/quiet.sym"),
-        format!("/loud/{id2}/loud.sym"),
-    );
+    let (t1, p1) = store_sym(&c.a, "quiet", "5151515151515151515151515151515A").await;
+    let (t2, p2) = store_sym(&c.a, "loud", "6262626262626262626262626262626B").await;
     let pipe = Pipe::start(c.s3.port, 1 << 30).await;
     let slow = c.another(&pipe.endpoint(), "timeout = \"1s\"\n");
     assert_eq!(slow.get(&p2).await.text().await.unwrap(), t2);
@@ -1029,17 +1027,8 @@ async fn store_hits_can_redirect_to_presigned_bucket_urls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_fails_fast_keeps_hits_and_heals() {
     let Some(c) = Cluster::start() else { return };
-    let (id1, id2) = (
-        "8484848484848484848484848484848D",
-        "9595959595959595959595959595959E",
-    );
-    let (t1, t2) = (sym("seen", id1), sym("unseen", id2));
-    assert_eq!(upload_v1(&c.a, &t1).await.status(), 200);
-    assert_eq!(upload_v1(&c.a, &t2).await.status(), 200);
-    let (p1, p2) = (
-        format!("/seen/{id1}/seen.sym"),
-        format!("/unseen/{id2}/unseen.sym"),
-    );
+    let (t1, p1) = store_sym(&c.a, "seen", "8484848484848484848484848484848D").await;
+    let (t2, p2) = store_sym(&c.a, "unseen", "9595959595959595959595959595959E").await;
     assert_eq!(c.b.get(&p1).await.text().await.unwrap(), t1);
 
     c.pg.stop();

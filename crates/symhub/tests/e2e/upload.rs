@@ -414,6 +414,17 @@ async fn api_key_file_and_download_auth() {
     child.wait().unwrap();
 }
 
+/// A sym-upload-v1 POST of a multipart body made by [`multipart`].
+async fn post_v1(s: &Symhub, content_type: String, body: Vec<u8>) -> reqwest::Response {
+    client()
+        .post(format!("{}/symupload?key={KEY}", s.url))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 pub(crate) fn multipart(fields: &[(&str, &str)], file: &[u8]) -> (String, Vec<u8>) {
     let boundary = "------------------------ea81cd98ae960f3a";
     let mut body = Vec::new();
@@ -461,13 +472,7 @@ async fn sym_upload_v1_multipart() {
     let mut wrong = V1_FIELDS.to_vec();
     wrong[2] = ("debug_file", "other");
     let (ct, body) = multipart(&wrong, HELLO.as_bytes());
-    let r = client()
-        .post(format!("{}/symupload?key={KEY}", s.url))
-        .header("content-type", ct)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let r = post_v1(&s, ct, body).await;
     assert_eq!(r.status(), 422);
     assert_eq!(s.get("/other/x/other.sym").await.status(), 404);
 }
@@ -481,13 +486,7 @@ async fn oversize_uploads_are_refused_without_filling_the_disk() {
     let big = format!("{HELLO}{}", "PUBLIC 1 0 x\n".repeat(1000));
     // v1, no Content-Length check possible inside the part: cut while streaming.
     let (ct, body) = multipart(V1_FIELDS, big.as_bytes());
-    let r = client()
-        .post(format!("{}/symupload?key={KEY}", s.url))
-        .header("content-type", ct)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let r = post_v1(&s, ct, body).await;
     assert_eq!(r.status(), 413);
     // v2 PUT, chunked (no Content-Length).
     let upload_url = s.create_upload(KEY).await;
@@ -526,13 +525,7 @@ async fn the_store_comes_before_the_cache_and_upstreams_and_is_never_evicted() {
     assert_eq!(s.get(&key).await.text().await.unwrap(), "from the upstream");
     // …then uploaded: the store wins at once.
     let (ct, body) = multipart(V1_FIELDS, HELLO.as_bytes());
-    let r = client()
-        .post(format!("{}/symupload?key={KEY}", s.url))
-        .header("content-type", ct)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let r = post_v1(&s, ct, body).await;
     assert_eq!(r.status(), 200);
     assert_eq!(s.get(&key).await.text().await.unwrap(), HELLO);
     // Fill the tiny cache past its bound; the store is not touched by eviction.
@@ -567,13 +560,7 @@ async fn an_upload_during_a_download_of_the_same_key_wins() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let (ct, body) = multipart(V1_FIELDS, HELLO.as_bytes());
-    let r = client()
-        .post(format!("{}/symupload?key={KEY}", s.url))
-        .header("content-type", ct)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let r = post_v1(&s, ct, body).await;
     assert_eq!(r.status(), 200);
     // The client that asked first gets what it was being sent…
     assert_eq!(early.await.unwrap().unwrap(), "from the upstream, slowly");
@@ -597,13 +584,7 @@ async fn code_id_requests_redirect_to_the_debug_id_key() {
         ],
         &sym,
     );
-    let r = client()
-        .post(format!("{}/symupload?key={KEY}", s.url))
-        .header("content-type", ct)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let r = post_v1(&s, ct, body).await;
     assert_eq!(r.status(), 200);
     let r = s
         .get("/dump_syms_regtest64.exe/589DFD111A000/dump_syms_regtest64.sym")
