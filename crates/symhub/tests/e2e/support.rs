@@ -684,6 +684,8 @@ pub fn auth_config(key: &str) -> String {
     )
 }
 
+/// Real symbol files and minidumps kept in the repo (`tests/fixtures`, with their licences),
+/// so a clone anywhere tests on its own.
 pub fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
 }
