@@ -24,6 +24,13 @@ pub const MAX_RAW_PATH_LEN: usize = 3 * 3 * MAX_SEGMENT_LEN + 2;
 /// Matched against the first segment of a path.
 const BOOKKEEPING: &[&str] = &["index2.txt", "pingme.txt", "000admin", "index.txt"];
 
+/// Extensions of the file kinds SymStore can keep CAB-compressed (`symstore add /compress`):
+/// Windows images, their PDBs and DBGs. Nothing else (Breakpad `.sym`, ELF, Mach-O, sources)
+/// ever exists as `foo.xx_`, so asking upstreams for such names would only double traffic.
+const CAB_KINDS: &[&str] = &[
+    "pdb", "dll", "exe", "sys", "dbg", "ocx", "drv", "cpl", "scr", "efi", "mui", "winmd",
+];
+
 /// Characters escaped when a key segment is put back into an upstream URL.
 const SEGMENT_ESCAPE: &AsciiSet = &CONTROLS
     .add(b' ')
@@ -177,10 +184,11 @@ impl SymbolKey {
             .is_some_and(|e| e.len() >= 2 && e.ends_with('_'))
     }
 
-    /// The CAB-compressed variant of this key (`foo.pdb` → `foo.pd_`), if it has one.
+    /// The CAB-compressed variant of this key (`foo.pdb` → `foo.pd_`), for the kinds SymStore
+    /// can compress (Windows images, PDBs, DBGs; see `CAB_KINDS`). `None` for every other kind.
     pub fn compressed_variant(&self) -> Option<SymbolKey> {
         let ext = self.extension()?;
-        if ext.len() < 2 || ext.ends_with('_') || self.name().eq_ignore_ascii_case("file.ptr") {
+        if !CAB_KINDS.contains(&ext.as_str()) {
             return None;
         }
         let mut name = self.name().to_owned();
@@ -331,5 +339,19 @@ mod tests {
         assert!(ptr.compressed_variant().is_none());
         let noext = SymbolKey::parse_path("foo/1/foo").unwrap();
         assert!(noext.compressed_variant().is_none());
+        for other in [
+            "foo.pdb/1/foo.sym",
+            "libc.so/elf-buildid-ab/libc.so",
+            "_.debug/elf-buildid-sym-ab/_.debug",
+            "foo.dylib/mach-uuid-ab/foo.dylib",
+            "foo.cs/sha1-ab/foo.cs",
+        ] {
+            let k = SymbolKey::parse_path(other).unwrap();
+            assert!(k.compressed_variant().is_none(), "{other}");
+        }
+        for windows in ["a.dll/1/A.DLL", "a.exe/1/a.exe", "a.sys/1/a.sys", "a.dbg/1/a.dbg"] {
+            let k = SymbolKey::parse_path(windows).unwrap();
+            assert!(k.compressed_variant().is_some(), "{windows}");
+        }
     }
 }
