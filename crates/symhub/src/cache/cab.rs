@@ -4,13 +4,20 @@
 //! gets a Content-Length before the first byte; it is checked against `cache.max_unpacked_size`
 //! first, and the bytes actually produced must match it exactly (a lying header is an error,
 //! not a short or long file).
+//!
+//! The CAB may still be arriving: [`CabReader`] reads the temp file of its download and waits
+//! for the bytes it needs, so the plain file streams out while the CAB streams in. The `cab`
+//! crate reads the directory at the front and then its data blocks in order, so the wait is
+//! only ever for the next block.
 
-use std::io::{self, Read, Seek};
-use std::path::Path;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
-use tokio::sync::mpsc::Sender;
+use tokio::sync::{mpsc::Sender, watch};
 
-use super::fill::{Sink, CHUNK};
+use super::fill::{FillState, Sink, CHUNK};
 
 pub(super) enum Event {
     Started { len: u64 },
@@ -52,6 +59,11 @@ pub fn unpack_single<R: Read + Seek>(
             members.len()
         )));
     };
+    if *len == 0 {
+        return Err(invalid(
+            "the file inside is empty; an empty file is never a symbol file".into(),
+        ));
+    }
     if *len > max {
         return Err(invalid(format!(
             "the file inside is {len} bytes, over cache.max_unpacked_size ({max})"
@@ -98,14 +110,13 @@ fn first_member_offset<R: Read + Seek>(reader: &mut R) -> io::Result<u32> {
 }
 
 pub(super) fn extract(
-    cab_path: &Path,
+    reader: CabReader,
     mut sink: Sink,
     max: u64,
     events: Sender<Event>,
 ) -> io::Result<Sink> {
-    let file = std::fs::File::open(cab_path)?;
     unpack_single(
-        file,
+        reader,
         max,
         |len| {
             let _ = events.blocking_send(Event::Started { len });
@@ -117,4 +128,94 @@ pub(super) fn extract(
         },
     )?;
     Ok(sink)
+}
+
+/// Reads a CAB that is committed, or still being downloaded by a fill. For use on a
+/// blocking thread only: a read past what has arrived waits for the fill to write more.
+pub(super) struct CabReader {
+    file: Arc<File>,
+    pos: u64,
+    /// The fill writing the file, or `None` when it is complete.
+    arriving: Option<(watch::Receiver<FillState>, tokio::runtime::Handle)>,
+}
+
+impl CabReader {
+    pub(super) fn committed(file: Arc<File>) -> Self {
+        Self {
+            file,
+            pos: 0,
+            arriving: None,
+        }
+    }
+
+    /// Must be called on the runtime (it keeps a handle to wait on the fill from the
+    /// blocking thread).
+    pub(super) fn arriving(file: Arc<File>, fill: watch::Receiver<FillState>) -> Self {
+        Self {
+            file,
+            pos: 0,
+            arriving: Some((fill, tokio::runtime::Handle::current())),
+        }
+    }
+
+    /// Waits until the byte at `pos` has arrived or the download has ended; returns how
+    /// many bytes can be read now (0: the file ends before `pos`).
+    fn available(&mut self, pos: u64) -> io::Result<u64> {
+        let Some((rx, handle)) = &mut self.arriving else {
+            return Ok(self.file.metadata()?.len().saturating_sub(pos));
+        };
+        loop {
+            let (written, done) = match &*rx.borrow_and_update() {
+                FillState::Streaming(p) => (p.written, p.done.clone()),
+                _ => return Err(io::Error::other("the CAB download ended without its bytes")),
+            };
+            if pos < written {
+                return Ok(written - pos);
+            }
+            match done {
+                Some(Ok(_)) => return Ok(0),
+                Some(Err(())) => return Err(io::Error::other("the CAB download broke off")),
+                None => {
+                    if handle.block_on(rx.changed()).is_err() {
+                        return Err(io::Error::other("the CAB download ended without its bytes"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The CAB's whole length (waits for the end of its download).
+    fn len(&mut self) -> io::Result<u64> {
+        let mut at = self.pos;
+        loop {
+            match self.available(at)? {
+                0 => return Ok(at),
+                n => at += n,
+            }
+        }
+    }
+}
+
+impl Read for CabReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (self.available(self.pos)?).min(buf.len() as u64) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..n], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for CabReader {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+            SeekFrom::End(d) => self.len()?.checked_add_signed(d),
+        };
+        self.pos = target.ok_or_else(|| invalid("seek before the start of the CAB".into()))?;
+        Ok(self.pos)
+    }
 }

@@ -16,6 +16,7 @@ use std::fs::File;
 use std::future::Future;
 use std::os::unix::fs::FileExt;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -26,6 +27,7 @@ use tokio::sync::watch;
 
 use super::{Cache, Entry, FillFrom, Lookup, Source};
 use crate::store::{object_id, CachedEntry, ObjectDir, StoredSymbol};
+use crate::upstream::encoding::Encoding;
 use crate::upstream::{Found, Resolution};
 
 /// Upper bound on the bytes one write of a fill hands to the file at once.
@@ -61,6 +63,9 @@ pub struct Progress {
 
 pub struct Fill {
     pub key: SymbolKey,
+    /// Where the fill is registered: the key and the digest of what upstreams are sent
+    /// (see [`Cache::lookup`]), or the bare key for a copy from the bucket.
+    pub(super) slot: String,
     /// Bytes of a stored key, from the bucket (not an upstream).
     pub from_store: bool,
     /// The cache's generation when the fill began ([`Cache::generation`]).
@@ -69,9 +74,10 @@ pub struct Fill {
 }
 
 impl Fill {
-    pub fn new(key: SymbolKey, from_store: bool, born: u64) -> Self {
+    pub fn new(key: SymbolKey, slot: String, from_store: bool, born: u64) -> Self {
         Self {
             key,
+            slot,
             from_store,
             born,
             state: watch::Sender::new(FillState::Resolving),
@@ -162,27 +168,40 @@ async fn resolve(cache: &Arc<Cache>, fill: &Arc<Fill>, headers: &HeaderMap) {
 
 async fn not_found(cache: &Arc<Cache>, fill: &Arc<Fill>, definitive: bool) {
     if definitive {
-        cache.put_negative(fill.key.normalized(), fill.born).await;
+        cache.put_negative(&fill.slot, fill.born).await;
         conclude(cache, fill, |s| *s = FillState::NotFound);
     } else {
         fail(cache, fill);
     }
 }
 
-/// The committed CAB for a compressed key, going through the cache like any request (so a
-/// concurrent `foo.pd_` request shares the download, and the CAB stays cached).
-/// `Ok(None)`: definitively absent; `Err`: unknown.
+/// The CAB for a compressed key, going through the cache like any request (so a concurrent
+/// `foo.pd_` request shares the download, and the CAB stays cached): committed, or still
+/// arriving. `Ok(None)`: definitively absent; `Err`: unknown.
 async fn compressed(
     cache: &Arc<Cache>,
     key: &SymbolKey,
     headers: &HeaderMap,
-) -> Result<Option<Arc<Entry>>, ()> {
-    match cache.lookup(key, headers).await {
-        Lookup::Hit(e) => Ok(Some(e)),
-        Lookup::Negative | Lookup::Redirect(_) => Ok(None),
-        Lookup::Unavailable => Err(()),
-        Lookup::Fill { fill, .. } => fill.finished().await,
+) -> Result<Option<CabSource>, ()> {
+    let fill = match cache.lookup(key, headers).await {
+        Lookup::Hit(e) => return Ok(Some(CabSource::Committed(e))),
+        Lookup::Negative | Lookup::Redirect(_) => return Ok(None),
+        Lookup::Unavailable => return Err(()),
+        Lookup::Fill { fill, .. } => fill,
+    };
+    match fill.headers().await {
+        FillState::Streaming(p) => Ok(Some(CabSource::Arriving(fill, p))),
+        FillState::Ready(e) => Ok(Some(CabSource::Committed(e))),
+        FillState::NotFound => Ok(None),
+        FillState::Resolving | FillState::Failed | FillState::Unavailable => Err(()),
     }
+}
+
+/// Where the bytes of a CAB are read from while its single member is unpacked.
+enum CabSource {
+    Committed(Arc<Entry>),
+    /// Its download is in progress: the member is unpacked as the CAB arrives.
+    Arriving(Arc<Fill>, Progress),
 }
 
 /// Writes into a temp file and tracks what a commit needs to know.
@@ -273,7 +292,9 @@ fn publish_written(fill: &Arc<Fill>, written: u64) {
 async fn download(cache: &Arc<Cache>, fill: &Arc<Fill>, found: Found) {
     use futures_util::StreamExt;
     let Found { upstream, response } = found;
+    // The length as sent: of the encoded body when there is a Content-Encoding.
     let len = response.content_length();
+    let encoding = Encoding::of(response.headers()).unwrap_or(Encoding::Identity);
     let last_modified = response
         .headers()
         .get(http::header::LAST_MODIFIED)
@@ -288,17 +309,26 @@ async fn download(cache: &Arc<Cache>, fill: &Arc<Fill>, found: Found) {
             return;
         }
     };
-    fill.state.send_replace(FillState::Streaming(Progress {
+    let progress = Progress {
         file: sink.file.clone(),
-        len,
+        // A decoded file's length is known only at its end.
+        len: len.filter(|_| encoding.is_identity()),
         written: 0,
         upstream: upstream.name.clone(),
         last_modified,
         done: None,
-    }));
+    };
+    // With a known length clients get their headers now. Without one, only once bytes have
+    // come: a body that turns out empty is then still a plain 404 (see `Upstream::ask`).
+    let mut announced = progress.len.is_some();
+    if announced {
+        fill.state.send_replace(FillState::Streaming(progress.clone()));
+    }
+    let received = Arc::new(AtomicU64::new(0));
+    let body = encoding.decode(response.bytes_stream(), received.clone());
     // Whatever has arrived is written in one hand-off to the blocking pool, so a fast
     // upstream costs a few large writes instead of one per network read.
-    let mut body = futures_util::StreamExt::ready_chunks(response.bytes_stream(), 64);
+    let mut body = body.ready_chunks(64);
     let failure = loop {
         let batch = match tokio::time::timeout(upstream.idle_timeout, body.next()).await {
             Err(_) => break Some(format!("no data for {:?}", upstream.idle_timeout)),
@@ -316,9 +346,15 @@ async fn download(cache: &Arc<Cache>, fill: &Arc<Fill>, found: Found) {
                 }
             }
         }
-        let arrived: u64 = chunks.iter().map(|c| c.len() as u64).sum();
-        if len.is_some_and(|l| sink.written + arrived > l) {
+        if len.is_some_and(|l| received.load(Ordering::Relaxed) > l) {
             break Some("more bytes than its Content-Length".into());
+        }
+        let arrived: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+        if !encoding.is_identity() && sink.written + arrived > cache.max_unpacked_size {
+            break Some(format!(
+                "decoded body over cache.max_unpacked_size ({} bytes)",
+                cache.max_unpacked_size
+            ));
         }
         sink = match sink.write(chunks).await {
             Ok(s) => s,
@@ -328,15 +364,27 @@ async fn download(cache: &Arc<Cache>, fill: &Arc<Fill>, found: Found) {
                 return;
             }
         };
+        if !announced && sink.written > 0 {
+            announced = true;
+            fill.state.send_replace(FillState::Streaming(progress.clone()));
+        }
         publish_written(fill, sink.written);
         if let Some(e) = broke {
             break Some(format!("body broke off: {e:#}"));
         }
     };
+    let received = received.load(Ordering::Relaxed);
     let failure = failure.or_else(|| {
-        len.filter(|l| *l != sink.written)
-            .map(|l| format!("body ended after {} of {l} bytes", sink.written))
+        len.filter(|l| *l != received)
+            .map(|l| format!("body ended after {received} of {l} bytes"))
     });
+    if failure.is_none() && sink.written == 0 {
+        // Not the upstream's health: it answered; that one object is unusable.
+        tracing::warn!(upstream = %upstream.name, key = %fill.key,
+            "upstream sent an empty body; an empty file is never a symbol file, nothing cached");
+        fail(cache, fill);
+        return;
+    }
     if let Some(reason) = failure {
         tracing::warn!(upstream = %upstream.name, key = %fill.key, "download failed, nothing cached: {reason}");
         upstream.failure();
@@ -382,9 +430,11 @@ fn fail(cache: &Cache, fill: &Arc<Fill>) {
     });
 }
 
-/// Serves `foo.pdb` from a cached `foo.pd_`: the single member is unpacked into the fill's
-/// temp file, published chunk by chunk like a download.
-async fn unpack(cache: &Arc<Cache>, fill: &Arc<Fill>, cab: Arc<Entry>) {
+/// Serves `foo.pdb` from `foo.pd_`: the single member is unpacked into the fill's temp file,
+/// published chunk by chunk like a download. The CAB header gives the member's size, so
+/// clients get their status and Content-Length as soon as the header is in, and the MSZIP or
+/// LZX blocks decode in order while the CAB still arrives (memory: one block).
+async fn unpack(cache: &Arc<Cache>, fill: &Arc<Fill>, cab: CabSource) {
     let sink = match Sink::new(&cache.objects) {
         Ok(s) => s,
         Err(e) => {
@@ -393,11 +443,28 @@ async fn unpack(cache: &Arc<Cache>, fill: &Arc<Fill>, cab: Arc<Entry>) {
             return;
         }
     };
+    let (cab_key, upstream, last_modified) = match &cab {
+        CabSource::Committed(e) => (e.key.clone(), e.upstream.as_str().into(), e.last_modified),
+        CabSource::Arriving(f, p) => (
+            f.key.normalized().to_owned(),
+            p.upstream.clone(),
+            p.last_modified,
+        ),
+    };
+    let reader = match &cab {
+        CabSource::Committed(e) => match cache.open_entry(e) {
+            Ok(file) => super::cab::CabReader::committed(file),
+            Err(err) => {
+                tracing::warn!(key = %fill.key, cab = %cab_key, "cannot open the cached CAB: {err}");
+                return fail(cache, fill);
+            }
+        },
+        CabSource::Arriving(f, p) => super::cab::CabReader::arriving(p.file.clone(), f.subscribe()),
+    };
     let file = sink.file.clone();
     let max = cache.max_unpacked_size;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<super::cab::Event>(16);
-    let cab_path = cab.path.clone();
-    let job = tokio::task::spawn_blocking(move || super::cab::extract(&cab_path, sink, max, tx));
+    let job = tokio::task::spawn_blocking(move || super::cab::extract(reader, sink, max, tx));
     // Progress events come from the blocking extractor; the async side publishes them.
     while let Some(event) = rx.recv().await {
         match event {
@@ -406,8 +473,8 @@ async fn unpack(cache: &Arc<Cache>, fill: &Arc<Fill>, cab: Arc<Entry>) {
                     file: file.clone(),
                     len: Some(len),
                     written: 0,
-                    upstream: cab.upstream.as_str().into(),
-                    last_modified: cab.last_modified,
+                    upstream: upstream.clone(),
+                    last_modified,
                     done: None,
                 }));
             }
@@ -422,14 +489,12 @@ async fn unpack(cache: &Arc<Cache>, fill: &Arc<Fill>, cab: Arc<Entry>) {
                 Err(e) => e.to_string(),
                 Ok(Ok(_)) => unreachable!(),
             };
-            tracing::warn!(key = %fill.key, cab = %cab.key, "cannot unpack the CAB: {e}");
+            tracing::warn!(key = %fill.key, cab = %cab_key, "cannot unpack the CAB: {e}");
             fail(cache, fill);
             return;
         }
     };
-    let result = sink
-        .commit(cache, fill, &cab.upstream, cab.last_modified)
-        .await;
+    let result = sink.commit(cache, fill, &upstream, last_modified).await;
     finish(cache, fill, result);
 }
 

@@ -175,6 +175,11 @@ impl Cache {
     }
 
     /// Resolves a key. Never fails: anything that goes wrong below is a miss for the client.
+    ///
+    /// Files are shared by every request for a key, whatever its spelling or headers: a
+    /// file is the file. A remembered miss, and a download that may end in one, belong to
+    /// what was sent upstream ([`Upstreams::wire_digest`]), so they are kept per key and
+    /// digest: a request that would be sent differently asks again.
     pub async fn lookup(self: &Arc<Self>, key: &SymbolKey, client_headers: &HeaderMap) -> Lookup {
         // Read before anything is learned, so whatever this lookup remembers is dropped if
         // the store changes meanwhile (see [`Cache::generation`]).
@@ -186,29 +191,40 @@ impl Cache {
                 return Lookup::Hit(entry);
             }
             Some(Known::Redirect(to)) => return Lookup::Redirect(to),
+            _ => {}
+        }
+        let slot = miss_slot(norm, &self.upstreams.wire_digest(key, client_headers));
+        match self.memory.get(&slot) {
             Some(Known::Negative(expires)) if expires > SystemTime::now() => {
                 return Lookup::Negative
             }
-            Some(Known::Negative(_)) => self.memory.invalidate(norm),
+            Some(_) => self.memory.invalidate(&slot),
             None => {}
         }
-        if let Some(fill) = self.fills().get(norm) {
+        if let Some(fill) = self.fills().get(&slot) {
             return Lookup::Fill {
                 fill: fill.clone(),
                 leader: false,
             };
         }
-        match self.load(key, born).await {
+        match self.load(key, &slot, born).await {
             Loaded::Entry(entry) => return Lookup::Hit(entry),
             Loaded::Redirect(to) => return Lookup::Redirect(to),
             Loaded::Negative => return Lookup::Negative,
             Loaded::Unavailable => return Lookup::Unavailable,
             Loaded::Cold(stored) => {
-                return self.start_or_join_fill(key, FillFrom::Bucket(stored), born)
+                // The bytes of a stored key do not depend on what upstreams would be sent.
+                let slot = norm.to_owned();
+                return self.start_or_join_fill(key, slot, FillFrom::Bucket(stored), born);
             }
             Loaded::Nothing => {}
         }
-        self.start_or_join_fill(key, FillFrom::Upstreams(client_headers.clone()), born)
+        self.start_or_join_fill(
+            key,
+            slot,
+            FillFrom::Upstreams(client_headers.clone()),
+            born,
+        )
     }
 
     /// The entry's file, open. An error means it is gone (evicted or removed by hand).
@@ -242,10 +258,11 @@ impl Cache {
     }
 
     /// The slow path of a lookup: ask the store, then the cache index.
-    async fn load(self: &Arc<Self>, key: &SymbolKey, born: u64) -> Loaded {
+    async fn load(self: &Arc<Self>, key: &SymbolKey, slot: &str, born: u64) -> Loaded {
         let this = self.clone();
-        let key = key.clone();
-        let found = tokio::task::spawn_blocking(move || this.load_blocking(&key, born)).await;
+        let (key, slot) = (key.clone(), slot.to_owned());
+        let found =
+            tokio::task::spawn_blocking(move || this.load_blocking(&key, &slot, born)).await;
         match found {
             Ok(Ok(loaded)) => loaded,
             Ok(Err(e)) => {
@@ -259,7 +276,7 @@ impl Cache {
         }
     }
 
-    fn load_blocking(&self, key: &SymbolKey, born: u64) -> anyhow::Result<Loaded> {
+    fn load_blocking(&self, key: &SymbolKey, slot: &str, born: u64) -> anyhow::Result<Loaded> {
         let norm = key.normalized();
         let stored = match self.store.get(norm) {
             Ok(s) => s,
@@ -310,8 +327,8 @@ impl Cache {
         if let Some(e) = self.index.get(norm)? {
             return Ok(Loaded::Entry(self.remember(e, born)));
         }
-        if let Some(expires) = self.index.get_negative(norm)? {
-            self.keep(born, norm, Known::Negative(expires));
+        if let Some(expires) = self.index.get_negative(slot)? {
+            self.keep(born, slot, Known::Negative(expires));
             return Ok(Loaded::Negative);
         }
         Ok(Loaded::Nothing)
@@ -369,16 +386,19 @@ impl Cache {
     pub fn uploaded(&self, keys: &[SymbolKey], code: Option<(&str, &str)>) {
         self.changed();
         self.detach_fills(|f| keys.iter().any(|k| k.normalized() == f.key.normalized()));
+        let mut prefixes = Vec::with_capacity(keys.len() + 1);
         for k in keys {
             self.memory.invalidate(k.normalized());
             self.open_files.invalidate(k.normalized());
+            // The key's remembered misses, one per digest of what upstreams were sent.
+            prefixes.push(miss_slot(k.normalized(), ""));
         }
         if let Some((file, id)) = code {
-            let prefix = format!("{}/{}/", file.to_lowercase(), id.to_lowercase());
-            let _ = self
-                .memory
-                .invalidate_entries_if(move |k, _| k.starts_with(&prefix));
+            prefixes.push(format!("{}/{}/", file.to_lowercase(), id.to_lowercase()));
         }
+        let _ = self
+            .memory
+            .invalidate_entries_if(move |k, _| prefixes.iter().any(|p| k.starts_with(p)));
     }
 
     fn touch(&self, entry: &Entry) {
@@ -400,17 +420,23 @@ impl Cache {
         }
     }
 
-    fn start_or_join_fill(self: &Arc<Self>, key: &SymbolKey, from: FillFrom, born: u64) -> Lookup {
+    fn start_or_join_fill(
+        self: &Arc<Self>,
+        key: &SymbolKey,
+        slot: String,
+        from: FillFrom,
+        born: u64,
+    ) -> Lookup {
         let mut fills = self.fills();
-        if let Some(fill) = fills.get(key.normalized()) {
+        if let Some(fill) = fills.get(&slot) {
             return Lookup::Fill {
                 fill: fill.clone(),
                 leader: false,
             };
         }
         let from_store = matches!(from, FillFrom::Bucket(_));
-        let fill = Arc::new(Fill::new(key.clone(), from_store, born));
-        fills.insert(key.normalized().to_owned(), fill.clone());
+        let fill = Arc::new(Fill::new(key.clone(), slot.clone(), from_store, born));
+        fills.insert(slot, fill.clone());
         drop(fills);
         self.metrics.fills_in_flight.inc();
         tokio::spawn(fill::run(self.clone(), fill.clone(), from));
@@ -442,11 +468,8 @@ impl Cache {
     /// Removes a fill from the registry, once, and only if it is still the registered one.
     fn end_fill(&self, fill: &Arc<Fill>) {
         let mut fills = self.fills();
-        if fills
-            .get(fill.key.normalized())
-            .is_some_and(|f| Arc::ptr_eq(f, fill))
-        {
-            fills.remove(fill.key.normalized());
+        if fills.get(&fill.slot).is_some_and(|f| Arc::ptr_eq(f, fill)) {
+            fills.remove(&fill.slot);
             self.metrics.fills_in_flight.dec();
         }
     }
@@ -488,6 +511,17 @@ impl Cache {
         }
         Ok(entry)
     }
+}
+
+/// Where a miss of `norm` for requests sent upstream as `digest` is remembered, and where
+/// its download is registered. Keys never hold control characters, so the newline keeps
+/// every (key, digest) pair apart and lets all misses of a key be found by prefix.
+fn miss_slot(norm: &str, digest: &str) -> String {
+    let mut slot = String::with_capacity(norm.len() + 1 + digest.len());
+    slot.push_str(norm);
+    slot.push('\n');
+    slot.push_str(digest);
+    slot
 }
 
 #[derive(Clone)]

@@ -13,6 +13,7 @@
 //! Redirects are followed by hand so credentials never leave their origin: configured headers
 //! and forwarded client headers are sent only to the upstream's own scheme/host/port.
 
+pub mod encoding;
 pub mod health;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 use crate::config::{Config, UpstreamConfig};
 use crate::metrics::Metrics;
+use encoding::Encoding;
 use health::{Admission, Health};
 
 pub struct Upstream {
@@ -220,6 +222,20 @@ impl Upstream {
                             self.failure();
                             return Answer::Failed;
                         }
+                        // Debuggers and msdia have crashed on, or given up for good over,
+                        // zero-byte PDBs that symbol caches wrote: never a symbol file. Not a
+                        // health failure either (the upstream works; one object is bad).
+                        if resp.content_length() == Some(0) {
+                            tracing::warn!(upstream = %self.name, key = %key,
+                                "upstream answered 200 with an empty body; not a symbol file, \
+                                 asking the next upstream");
+                            return Answer::Failed;
+                        }
+                        if let Err(why) = Encoding::of(resp.headers()) {
+                            tracing::warn!(upstream = %self.name, key = %key,
+                                "upstream answer not usable: {why}; asking the next upstream");
+                            return Answer::Failed;
+                        }
                         self.health.success();
                         Answer::Found(resp)
                     }
@@ -263,6 +279,30 @@ impl Upstreams {
 
     pub fn list(&self) -> &[Arc<Upstream>] {
         &self.list
+    }
+
+    /// What the upstreams are sent for this request, as a 16-hex-digit digest: the URL each
+    /// eligible upstream is asked (its spelling of the client's key) and the value of every
+    /// client header it forwards. Requests for one key with the same digest get the same
+    /// answers, so only they may share a remembered miss or a download that can end in one:
+    /// symbols.nuget.org answers 403 without `SymbolChecksum` and 200 with it, and a
+    /// case-sensitive store answers one client's spelling and not another's.
+    pub fn wire_digest(&self, key: &SymbolKey, headers: &HeaderMap) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for u in self.list.iter().filter(|u| u.serves(key)) {
+            h.update(u.url_for(key).as_bytes());
+            for name in &u.forward {
+                h.update([0]);
+                if let Some(v) = headers.get(name) {
+                    h.update(name.as_str().as_bytes());
+                    h.update(b":");
+                    h.update(v.as_bytes());
+                }
+            }
+            h.update([1]);
+        }
+        hex::encode(&h.finalize()[..8])
     }
 
     /// Asks every eligible upstream for `key` at once and returns the highest-priority answer.

@@ -12,3 +12,4 @@ mod scale;
 mod security;
 mod server;
 mod upload;
+mod upstream_answers;

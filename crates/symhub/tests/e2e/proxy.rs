@@ -346,26 +346,6 @@ async fn a_range_request_during_a_fill_gets_its_part_as_it_arrives() {
 }
 
 #[tokio::test]
-async fn zero_byte_bodies_are_files_too() {
-    let up = FakeUpstream::start().await;
-    up.serve(KEY, bytes::Bytes::new());
-    let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
-    let r = s.get(KEY).await;
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.bytes().await.unwrap().len(), 0);
-    let r = s.get(KEY).await;
-    assert_eq!(
-        (
-            r.status().as_u16(),
-            r.headers()["x-cache"].to_str().unwrap()
-        ),
-        (200, "HIT")
-    );
-    assert_eq!(r.headers()["content-length"], "0");
-    assert_eq!(up.hits(KEY), 1);
-}
-
-#[tokio::test]
 async fn range_and_conditional_requests_on_hits() {
     let up = FakeUpstream::start().await;
     let body = data(10_000, 10);

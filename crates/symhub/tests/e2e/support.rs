@@ -27,6 +27,10 @@ pub enum Behavior {
     Status(u16),
     /// 302 to this absolute URL.
     Redirect(String),
+    /// 403 unless the request carries this header (symbols.nuget.org and `SymbolChecksum`).
+    RequireHeader(&'static str, Box<Behavior>),
+    /// The n-th request gets the n-th behavior; the last one answers every later request.
+    Sequence(Vec<Behavior>),
 }
 
 #[derive(Clone, Default)]
@@ -39,6 +43,10 @@ pub struct Serve {
     /// Announce the full length but stop after this many bytes and break the connection.
     pub cut_after: Option<usize>,
     pub content_type: Option<&'static str>,
+    /// Sent as `Content-Encoding` (the body is sent as given: encode it yourself).
+    pub content_encoding: Option<&'static str>,
+    /// No `Content-Length`: the body goes out chunked.
+    pub chunked: bool,
 }
 
 impl Serve {
@@ -64,6 +72,14 @@ impl Serve {
     }
     pub fn content_type(mut self, ct: &'static str) -> Self {
         self.content_type = Some(ct);
+        self
+    }
+    pub fn content_encoding(mut self, ce: &'static str) -> Self {
+        self.content_encoding = Some(ce);
+        self
+    }
+    pub fn chunked(mut self) -> Self {
+        self.chunked = true;
         self
     }
 }
@@ -177,11 +193,34 @@ async fn upstream_handler(
     headers: HeaderMap,
 ) -> Response {
     let path = uri.path().to_owned();
-    *state.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
-    state.requests.lock().unwrap().push((path.clone(), headers));
-    let behavior = state.routes.lock().unwrap().get(&path).cloned();
+    let nth = {
+        let mut hits = state.hits.lock().unwrap();
+        let n = hits.entry(path.clone()).or_default();
+        *n += 1;
+        *n - 1
+    };
+    state
+        .requests
+        .lock()
+        .unwrap()
+        .push((path.clone(), headers.clone()));
+    let mut behavior = state.routes.lock().unwrap().get(&path).cloned();
+    loop {
+        behavior = match behavior {
+            Some(Behavior::Sequence(list)) => list.get(nth.min(list.len() - 1)).cloned(),
+            Some(Behavior::RequireHeader(name, inner)) => match headers.contains_key(name) {
+                true => Some(*inner),
+                false => Some(Behavior::Status(403)),
+            },
+            other => break respond(state, path, other).await,
+        };
+    }
+}
+
+async fn respond(state: Arc<UpstreamState>, path: String, behavior: Option<Behavior>) -> Response {
     match behavior {
         None => StatusCode::NOT_FOUND.into_response(),
+        Some(Behavior::Sequence(_) | Behavior::RequireHeader(..)) => unreachable!("unfolded"),
         Some(Behavior::Status(s)) => StatusCode::from_u16(s).unwrap().into_response(),
         Some(Behavior::Redirect(to)) => {
             (StatusCode::FOUND, [(http::header::LOCATION, to)]).into_response()
@@ -233,8 +272,14 @@ async fn upstream_handler(
                 }
             });
             let mut r = Response::new(Body::from_stream(stream));
-            r.headers_mut()
-                .insert(http::header::CONTENT_LENGTH, total.into());
+            if !s.chunked {
+                r.headers_mut()
+                    .insert(http::header::CONTENT_LENGTH, total.into());
+            }
+            if let Some(ce) = s.content_encoding {
+                r.headers_mut()
+                    .insert(http::header::CONTENT_ENCODING, ce.parse().unwrap());
+            }
             r.headers_mut().insert(
                 http::header::CONTENT_TYPE,
                 s.content_type
