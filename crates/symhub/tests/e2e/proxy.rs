@@ -80,30 +80,33 @@ async fn each_upstream_gets_its_spelling() {
 
 #[tokio::test]
 async fn negative_entries_are_remembered_until_they_expire() {
+    // A lowercasing upstream is sent the same URL for every spelling, so one miss answers
+    // them all (with `as-requested`, each spelling is its own request: upstream_answers.rs).
     let up = FakeUpstream::start().await;
     let s = Symhub::start(&config_with(
-        &[("up", &up.url, "")],
+        &[("up", &up.url, "key_spelling = \"lowercase\"")],
         "[cache]\nnegative_ttl = \"1s\"",
     ));
+    let sent = KEY.to_lowercase();
     let r = s.get(KEY).await;
     assert_eq!(r.status(), 404);
     assert_eq!(r.headers()["x-cache"], "MISS");
     let r = s.get(&KEY.to_lowercase()).await;
     assert_eq!(r.status(), 404);
     assert_eq!(r.headers()["x-cache"], "NEGATIVE");
-    assert_eq!(up.hits(KEY), 1, "the second miss sends nothing upstream");
-    let cab = format!("{}_", &KEY[..KEY.len() - 1]);
+    assert_eq!(up.hits(&sent), 1, "the second miss sends nothing upstream");
+    let cab = format!("{}_", &sent[..sent.len() - 1]);
     assert_eq!(up.hits(&cab), 1, "the CAB form was asked once too");
 
     // Expiry: the file appears upstream; once the negative entry is gone, it is found.
     let body = data(1000, 3);
-    up.serve(KEY, body.clone());
+    up.serve(&sent, body.clone());
     tokio::time::sleep(Duration::from_millis(1300)).await;
     let r = s.get(KEY).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap(), body);
     assert_eq!(s.get(KEY).await.headers()["x-cache"], "HIT");
-    assert_eq!(up.hits(KEY), 2);
+    assert_eq!(up.hits(&sent), 2);
 }
 
 #[tokio::test]
