@@ -349,7 +349,12 @@ mod tests {
             let k = SymbolKey::parse_path(other).unwrap();
             assert!(k.compressed_variant().is_none(), "{other}");
         }
-        for windows in ["a.dll/1/A.DLL", "a.exe/1/a.exe", "a.sys/1/a.sys", "a.dbg/1/a.dbg"] {
+        for windows in [
+            "a.dll/1/A.DLL",
+            "a.exe/1/a.exe",
+            "a.sys/1/a.sys",
+            "a.dbg/1/a.dbg",
+        ] {
             let k = SymbolKey::parse_path(windows).unwrap();
             assert!(k.compressed_variant().is_some(), "{windows}");
         }

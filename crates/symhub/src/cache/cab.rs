@@ -17,7 +17,8 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc::Sender, watch};
 
-use super::fill::{FillState, Sink, CHUNK};
+use super::fill::{FillState, Sink};
+use super::read::CHUNK;
 
 pub(super) enum Event {
     Started { len: u64 },

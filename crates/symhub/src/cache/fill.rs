@@ -30,8 +30,7 @@ use crate::store::{object_id, CachedEntry, ObjectDir, StoredSymbol};
 use crate::upstream::encoding::Encoding;
 use crate::upstream::{Found, Resolution};
 
-/// Upper bound on the bytes one write of a fill hands to the file at once.
-pub const CHUNK: usize = 256 * 1024;
+use super::read::CHUNK;
 
 #[derive(Clone)]
 pub enum FillState {
@@ -96,6 +95,61 @@ impl Fill {
             .await
             .map(|s| s.clone());
         state.unwrap_or(FillState::Failed)
+    }
+
+    /// Bytes `start..end` (or to the end) of the fill, following it as it grows. If the
+    /// download breaks off, the stream ends in an error, so a reader sees a cut body, never a
+    /// short one that looks complete. A copy of a stored file from the bucket is checked
+    /// against the store's SHA-256 only once it is whole, so there the range's last byte is
+    /// held until the fill has ended well: no reader ever gets a whole body of wrong bytes.
+    pub fn stream(
+        &self,
+        start: u64,
+        end: Option<u64>,
+    ) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+        use std::io;
+        let checked = self.from_store;
+        futures_util::stream::try_unfold(
+            (self.subscribe(), start),
+            move |(mut rx, offset)| async move {
+                loop {
+                    let (file, len, written, done) = match &*rx.borrow_and_update() {
+                        FillState::Streaming(p) => {
+                            (p.file.clone(), p.len, p.written, p.done.clone())
+                        }
+                        _ => return Err(io::Error::other("fill state lost")),
+                    };
+                    if checked && matches!(done, Some(Err(()))) {
+                        return Err(io::Error::other("stored file failed its check"));
+                    }
+                    // A bucket copy always knows its length (the store's record).
+                    let hold = checked && done.is_none();
+                    let stop = match end.or(len) {
+                        Some(e) if hold => e.saturating_sub(1),
+                        Some(e) => e,
+                        None => u64::MAX,
+                    };
+                    let limit = stop.min(written);
+                    if offset < limit {
+                        let n = (limit - offset).min(CHUNK as u64) as usize;
+                        let chunk = super::read::read_chunk(file, offset, n).await?;
+                        return Ok(Some((chunk, (rx, offset + n as u64))));
+                    }
+                    if end.is_some_and(|e| offset >= e) {
+                        return Ok(None);
+                    }
+                    match done {
+                        Some(Ok(_)) => return Ok(None),
+                        Some(Err(())) => return Err(io::Error::other("upstream download failed")),
+                        None => {
+                            if rx.changed().await.is_err() {
+                                return Err(io::Error::other("fill ended without completing"));
+                            }
+                        }
+                    }
+                }
+            },
+        )
     }
 
     /// Waits until the fill has ended and returns the committed entry, if any.
@@ -322,7 +376,8 @@ async fn download(cache: &Arc<Cache>, fill: &Arc<Fill>, found: Found) {
     // come: a body that turns out empty is then still a plain 404 (see `Upstream::ask`).
     let mut announced = progress.len.is_some();
     if announced {
-        fill.state.send_replace(FillState::Streaming(progress.clone()));
+        fill.state
+            .send_replace(FillState::Streaming(progress.clone()));
     }
     let received = Arc::new(AtomicU64::new(0));
     let body = encoding.decode(response.bytes_stream(), received.clone());
@@ -366,7 +421,8 @@ async fn download(cache: &Arc<Cache>, fill: &Arc<Fill>, found: Found) {
         };
         if !announced && sink.written > 0 {
             announced = true;
-            fill.state.send_replace(FillState::Streaming(progress.clone()));
+            fill.state
+                .send_replace(FillState::Streaming(progress.clone()));
         }
         publish_written(fill, sink.written);
         if let Some(e) = broke {
@@ -549,7 +605,7 @@ async fn from_bucket(cache: &Arc<Cache>, fill: &Arc<Fill>, stored: StoredSymbol)
                 return fail(cache, fill);
             }
         };
-        publish_written(fill, sink.written.min(size.saturating_sub(1)));
+        publish_written(fill, sink.written);
         if let Some(Err(e)) = broke.into_iter().next() {
             break Some(e.to_string());
         }

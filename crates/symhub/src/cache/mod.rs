@@ -17,6 +17,8 @@
 pub mod cab;
 pub mod evict;
 pub mod fill;
+pub mod read;
+pub mod resolve;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -24,6 +26,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use anyhow::Context;
 use http::HeaderMap;
 use symhub_core::SymbolKey;
 use tokio::sync::Notify;
@@ -34,6 +37,7 @@ use crate::store::index::{unix_millis, unix_secs};
 use crate::store::{object_id, CachedEntry, Index, ObjectDir, StoredSymbol, SymbolStore};
 use crate::upstream::Upstreams;
 pub use fill::{Fill, FillState};
+pub use resolve::{Answer, Missing, Redirect, Route};
 
 /// How often an entry's access time is worth recording. Finer LRU order is not worth a write.
 const TOUCH_GRANULARITY_SECS: i64 = 60;
@@ -75,7 +79,7 @@ pub enum Source {
 }
 
 /// What a request for a key turns into.
-pub enum Lookup {
+pub(crate) enum Lookup {
     Hit(Arc<Entry>),
     /// A Breakpad request by code file and code id: the URL path of the module's debug-id key.
     Redirect(Arc<str>),
@@ -113,6 +117,8 @@ pub struct Cache {
     store_redirects: bool,
     /// See [`Cache::generation`].
     generation: AtomicU64,
+    /// `cache.blocklist`, over the normalized key.
+    blocklist: globset::GlobSet,
 }
 
 impl Cache {
@@ -127,6 +133,13 @@ impl Cache {
         let root = config.storage.data_dir.join("cache");
         let objects = ObjectDir::open(&root)?;
         let index = Arc::new(Index::open(&root.join("index.sqlite3"))?);
+        let mut blocklist = globset::GlobSetBuilder::new();
+        for pattern in &config.cache.blocklist {
+            blocklist.add(
+                globset::Glob::new(&pattern.to_lowercase())
+                    .with_context(|| format!("cache.blocklist: `{pattern}` is not a valid glob"))?,
+            );
+        }
         let size = index.total_size()?;
         metrics.cache_size.set(size);
         metrics.cache_entries.set(index.count()? as i64);
@@ -151,6 +164,7 @@ impl Cache {
             store_redirects: store.blobs.bucket().is_some() && config.storage.s3.redirect,
             store,
             generation: AtomicU64::new(0),
+            blocklist: blocklist.build()?,
         }))
     }
 
@@ -180,7 +194,11 @@ impl Cache {
     /// file is the file. A remembered miss, and a download that may end in one, belong to
     /// what was sent upstream ([`Upstreams::wire_digest`]), so they are kept per key and
     /// digest: a request that would be sent differently asks again.
-    pub async fn lookup(self: &Arc<Self>, key: &SymbolKey, client_headers: &HeaderMap) -> Lookup {
+    pub(crate) async fn lookup(
+        self: &Arc<Self>,
+        key: &SymbolKey,
+        client_headers: &HeaderMap,
+    ) -> Lookup {
         // Read before anything is learned, so whatever this lookup remembers is dropped if
         // the store changes meanwhile (see [`Cache::generation`]).
         let born = self.generation();
@@ -219,12 +237,7 @@ impl Cache {
             }
             Loaded::Nothing => {}
         }
-        self.start_or_join_fill(
-            key,
-            slot,
-            FillFrom::Upstreams(client_headers.clone()),
-            born,
-        )
+        self.start_or_join_fill(key, slot, FillFrom::Upstreams(client_headers.clone()), born)
     }
 
     /// The entry's file, open. An error means it is gone (evicted or removed by hand).

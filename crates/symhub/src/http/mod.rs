@@ -46,7 +46,6 @@ pub struct App {
     pub path_prefix: String,
     pub public_url: String,
     pub v1_path: String,
-    pub blocklist: globset::GlobSet,
     pub trusted_proxies: Vec<TrustedProxy>,
 }
 
@@ -59,10 +58,6 @@ impl App {
         keys: ApiKeys,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
-        let mut blocklist = globset::GlobSetBuilder::new();
-        for pattern in &config.cache.blocklist {
-            blocklist.add(globset::Glob::new(&pattern.to_lowercase())?);
-        }
         Ok(Self {
             cache,
             uploads,
@@ -72,7 +67,6 @@ impl App {
             path_prefix: config.server.path_prefix.clone(),
             public_url: config.upload.public_url.clone(),
             v1_path: config.upload.v1_path.clone(),
-            blocklist: blocklist.build()?,
             trusted_proxies: config.trusted_proxies()?,
         })
     }

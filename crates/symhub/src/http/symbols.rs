@@ -5,6 +5,7 @@
 //! `HIT`, `MISS` (this request started the download), `COALESCED` (it joined one),
 //! `NEGATIVE` (a remembered miss), `BLOCKED` or `INVALID`.
 
+use std::fs::File;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -13,10 +14,11 @@ use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use symhub_core::SymbolKey;
 
-use super::body::{file_body, fill_body};
+use super::body::file_body;
 use super::log::Outcome;
 use super::App;
-use crate::cache::{Cache, Entry, FillState, Lookup, Source};
+use crate::cache::fill::Progress;
+use crate::cache::{Answer, Entry, Fill, Missing, Redirect};
 
 /// The route's entry point: the request is taken whole so its headers are borrowed, not
 /// copied (this is the hottest path of the server).
@@ -50,118 +52,83 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
             return not_found("INVALID", Outcome::new("invalid"));
         }
     };
-    if app.blocklist.is_match(key.normalized()) {
-        return not_found("BLOCKED", Outcome::new("blocked").key(&key));
-    }
     let head = method == Method::HEAD;
-    // An entry evicted or deleted between lookup and open is looked up once more.
-    for _ in 0..2 {
-        let (fill, leader) = match app.cache.lookup(&key, headers).await {
-            Lookup::Hit(entry) => {
-                if let Some(url) = app.cache.store_redirect(&entry).await {
-                    // Bytes straight from the bucket. Only 302: dotnet-symbol follows no other.
-                    let mut r = StatusCode::FOUND.into_response();
-                    if let Ok(v) = HeaderValue::from_str(&url) {
-                        r.headers_mut().insert(header::LOCATION, v);
-                    }
-                    return Outcome::new("store-redirect").key(&key).to(r);
-                }
-                match serve_entry(&app.cache, &entry, headers, head, "HIT").await {
-                    Some(mut r) => {
-                        let what = match entry.source {
-                            Source::Store => "store",
-                            Source::Cache => "hit",
-                        };
-                        r.headers_mut().insert(
-                            "x-symhub-source",
-                            HeaderValue::from_static(match entry.source {
-                                Source::Store => "store",
-                                Source::Cache => "cache",
-                            }),
-                        );
-                        return Outcome::new(what).key(&key).upstream(&entry.upstream).to(r);
-                    }
-                    None => {
-                        app.cache.forget(&entry.key).await;
-                        continue;
-                    }
-                }
-            }
-            Lookup::Redirect(to) => {
-                // Tecken's code-id lookup: rust-minidump follows this to the debug-id key.
-                let location = format!("{}/{to}", app.path_prefix);
-                let mut r = StatusCode::FOUND.into_response();
-                if let Ok(v) = HeaderValue::from_str(&location) {
-                    r.headers_mut().insert(header::LOCATION, v);
-                }
+    match app.cache.resolve(&key, headers).await {
+        Answer::File { entry, file, route } => {
+            let Some(mut r) = serve_entry(&entry, file, headers, head, route.x_cache()) else {
+                // Shorter than its record: damaged behind symhub's back. Forgotten, so the
+                // next request fetches it again.
+                app.cache.forget(&entry.key).await;
+                return not_found(route.x_cache(), Outcome::new("unreadable").key(&key));
+            };
+            if let Some(source) = route.source() {
                 r.headers_mut()
-                    .insert("x-cache", HeaderValue::from_static("HIT"));
-                return Outcome::new("redirect").key(&key).to(r);
+                    .insert("x-symhub-source", HeaderValue::from_static(source));
             }
-            Lookup::Negative => return not_found("NEGATIVE", Outcome::new("negative").key(&key)),
-            Lookup::Unavailable => {
-                return not_found("UNAVAILABLE", Outcome::new("store-unavailable").key(&key))
+            if route.filled() {
+                upstream_header(&mut r, &entry.upstream);
             }
-            Lookup::Fill { fill, leader } => (fill, leader),
-        };
-        // A stored key copied from the bucket is a hit for the client; the log tells it
-        // from one served from a local copy.
-        let (label, outcome) = match (fill.from_store, leader) {
-            (true, true) => ("HIT", "store-fetch"),
-            (true, false) => ("HIT", "store-coalesced"),
-            (false, true) => ("MISS", "miss"),
-            (false, false) => ("COALESCED", "coalesced"),
-        };
-        let outcome = Outcome::new(outcome).key(&key);
-        let mut r = match fill.headers().await {
-            FillState::Unavailable => {
-                return not_found("UNAVAILABLE", Outcome::new("store-unavailable").key(&key))
-            }
-            FillState::Resolving | FillState::NotFound | FillState::Failed => {
-                not_found(label, outcome.status_note("not found upstream"))
-            }
-            FillState::Ready(entry) => {
-                match serve_entry(&app.cache, &entry, headers, head, label).await {
-                    Some(r) => outcome.upstream(&entry.upstream).to(r),
-                    None => not_found(label, outcome),
-                }
-            }
-            FillState::Streaming(mut p) => {
-                if p.len == Some(0) {
-                    // Nothing to stream: answer once it is committed, like any other file.
-                    p.done = Some(match fill.finished().await {
-                        Ok(Some(entry)) => Ok(entry),
-                        _ => Err(()),
-                    });
-                }
-                let upstream = p.upstream.clone();
-                let mut r = match &p.done {
-                    // Already complete: serve the committed file with all validators.
-                    Some(Ok(entry)) => {
-                        match serve_entry(&app.cache, entry, headers, head, label).await {
-                            Some(r) => r,
-                            None => not_found(label, outcome.clone()),
-                        }
-                    }
-                    Some(Err(())) => {
-                        not_found(label, outcome.clone().status_note("download failed"))
-                    }
-                    None => serve_streaming(&fill, &p, headers, head, label),
-                };
-                r.headers_mut().insert(
-                    "x-symhub-upstream",
-                    HeaderValue::from_str(&upstream).unwrap_or(HeaderValue::from_static("?")),
-                );
-                outcome.upstream(&upstream).to(r)
-            }
-        };
-        if fill.from_store && r.status().is_success() {
-            r.headers_mut()
-                .insert("x-symhub-source", HeaderValue::from_static("store"));
+            Outcome::new(route.outcome())
+                .key(&key)
+                .upstream(&entry.upstream)
+                .to(r)
         }
-        return r;
+        Answer::Streaming {
+            fill,
+            progress,
+            route,
+        } => {
+            let mut r = serve_streaming(&fill, &progress, headers, head, route.x_cache());
+            if let Some(source) = route.source() {
+                r.headers_mut()
+                    .insert("x-symhub-source", HeaderValue::from_static(source));
+            }
+            upstream_header(&mut r, &progress.upstream);
+            Outcome::new(route.outcome())
+                .key(&key)
+                .upstream(&progress.upstream)
+                .to(r)
+        }
+        Answer::Redirect(Redirect::Bucket(url)) => {
+            // Bytes straight from the bucket. Only 302: dotnet-symbol follows no other.
+            let mut r = StatusCode::FOUND.into_response();
+            if let Ok(v) = HeaderValue::from_str(&url) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            Outcome::new("store-redirect").key(&key).to(r)
+        }
+        Answer::Redirect(Redirect::Key(to)) => {
+            // Tecken's code-id lookup: rust-minidump follows this to the debug-id key.
+            let location = format!("{}/{to}", app.path_prefix);
+            let mut r = StatusCode::FOUND.into_response();
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            r.headers_mut()
+                .insert("x-cache", HeaderValue::from_static("HIT"));
+            Outcome::new("redirect").key(&key).to(r)
+        }
+        Answer::NotFound { why, route } => {
+            let outcome = match (why, route) {
+                (Missing::Blocked, _) => Outcome::new("blocked"),
+                (Missing::Negative, _) => Outcome::new("negative"),
+                (Missing::Unavailable, _) => Outcome::new("store-unavailable"),
+                (Missing::NotUpstream, r) => Outcome::new(r.map_or("miss", |r| r.outcome()))
+                    .status_note("not found upstream"),
+                (Missing::DownloadFailed, r) => {
+                    Outcome::new(r.map_or("miss", |r| r.outcome())).status_note("download failed")
+                }
+            };
+            not_found(why.x_cache(route), outcome.key(&key))
+        }
     }
-    not_found("MISS", Outcome::new("miss").key(&key))
+}
+
+fn upstream_header(r: &mut Response, upstream: &str) {
+    r.headers_mut().insert(
+        "x-symhub-upstream",
+        HeaderValue::from_str(upstream).unwrap_or(HeaderValue::from_static("?")),
+    );
 }
 
 fn not_found(cache: &'static str, outcome: Outcome) -> Response {
@@ -239,10 +206,11 @@ fn etag_matches(if_none_match: &str, etag: &str) -> bool {
         .any(|t| t == "*" || t == etag)
 }
 
-/// Serves a committed entry. `None` when its file has disappeared.
-async fn serve_entry(
-    cache: &Cache,
-    entry: &Arc<Entry>,
+/// Serves a committed entry from its open file, with every validator. `None` when the file
+/// is shorter than its record.
+fn serve_entry(
+    entry: &Entry,
+    file: Arc<File>,
     headers: &HeaderMap,
     head: bool,
     label: &'static str,
@@ -268,9 +236,13 @@ async fn serve_entry(
         Wanted::Part(s, e) => (StatusCode::PARTIAL_CONTENT, s, e + 1),
         Wanted::Unsatisfiable => return Some(range_not_satisfiable(len)),
     };
-    // Opening the file also proves it is still there (eviction may have removed it).
-    let file = cache.open_entry(entry).ok()?;
-    let body = file_body(file, start, if head { start } else { end }).ok()?;
+    let body = match file_body(file, start, if head { start } else { end }) {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(key = %entry.key, path = %entry.path.display(), "cannot read a stored or cached file: {e}");
+            return None;
+        }
+    };
     let mut r = Response::new(body);
     *r.status_mut() = status;
     if status != StatusCode::NOT_MODIFIED {
@@ -284,8 +256,8 @@ async fn serve_entry(
 
 /// Serves a fill still in progress: headers now, bytes as they land in the temp file.
 fn serve_streaming(
-    fill: &crate::cache::Fill,
-    p: &crate::cache::fill::Progress,
+    fill: &Fill,
+    p: &Progress,
     headers: &HeaderMap,
     head: bool,
     cache: &'static str,
@@ -298,7 +270,7 @@ fn serve_streaming(
     let body = if head {
         Body::empty()
     } else {
-        fill_body(fill.subscribe(), start, end, fill.from_store)
+        Body::from_stream(fill.stream(start, end))
     };
     let mut r = Response::new(body);
     *r.status_mut() = status;

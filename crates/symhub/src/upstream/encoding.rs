@@ -21,7 +21,7 @@ use futures_util::{Stream, TryStreamExt};
 use http::HeaderMap;
 use tokio_util::io::{ReaderStream, StreamReader};
 
-use crate::cache::fill::CHUNK;
+use crate::cache::read::CHUNK;
 
 /// A body stream of decoded bytes.
 pub type Decoded = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
@@ -55,7 +55,9 @@ impl Encoding {
                     other => return Err(format!("Content-Encoding `{other}` cannot be decoded")),
                 };
                 if found != Self::Identity {
-                    return Err(format!("Content-Encoding `{value}`: more than one encoding"));
+                    return Err(format!(
+                        "Content-Encoding `{value}`: more than one encoding"
+                    ));
                 }
                 found = this;
             }

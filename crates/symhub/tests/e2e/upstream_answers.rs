@@ -23,7 +23,9 @@ async fn encode(enc: &str, plain: &[u8]) -> Vec<u8> {
         "gzip" => run(GzipEncoder::new(Vec::new()), plain).await.into_inner(),
         // HTTP's `deflate` is the zlib format.
         "deflate" => run(ZlibEncoder::new(Vec::new()), plain).await.into_inner(),
-        "br" => run(BrotliEncoder::new(Vec::new()), plain).await.into_inner(),
+        "br" => run(BrotliEncoder::new(Vec::new()), plain)
+            .await
+            .into_inner(),
         "zstd" => run(ZstdEncoder::new(Vec::new()), plain).await.into_inner(),
         other => panic!("no encoder for {other}"),
     }
@@ -78,12 +80,23 @@ async fn encoded_bodies_are_decoded_and_the_file_itself_is_cached() {
         assert_eq!(r.status(), 200, "{key}");
         assert_eq!(r.headers()["x-cache"], "MISS");
         assert!(r.headers().get("content-encoding").is_none());
-        assert_eq!(&r.bytes().await.unwrap()[..], &plain[..], "{key} on the miss");
+        assert_eq!(
+            &r.bytes().await.unwrap()[..],
+            &plain[..],
+            "{key} on the miss"
+        );
         let r = s.get(key).await;
         assert_eq!(r.headers()["x-cache"], "HIT");
         assert!(r.headers().get("content-encoding").is_none());
-        assert_eq!(r.headers()["content-length"], plain.len().to_string().as_str());
-        assert_eq!(r.headers()["etag"], etag_of(plain).as_str(), "hash of the file");
+        assert_eq!(
+            r.headers()["content-length"],
+            plain.len().to_string().as_str()
+        );
+        assert_eq!(
+            r.headers()["etag"],
+            etag_of(plain).as_str(),
+            "hash of the file"
+        );
         assert_eq!(&r.bytes().await.unwrap()[..], &plain[..], "{key} on a hit");
         assert_eq!(up.hits(key), 1);
     }
@@ -120,7 +133,12 @@ async fn undecodable_or_broken_encodings_are_upstream_failures() {
     // Decoding fails on the first bytes, before any header went out: a plain 404.
     assert_eq!(s.get(bad).await.status(), 404);
     let r = s.get(bad).await;
-    assert_eq!(r.headers()["x-cache"], "MISS", "not remembered: {}", s.stderr());
+    assert_eq!(
+        r.headers()["x-cache"],
+        "MISS",
+        "not remembered: {}",
+        s.stderr()
+    );
     assert_eq!(a.hits(bad), 2);
     assert!(s.objects().len() == 1, "only the good file is cached");
 }
@@ -135,7 +153,12 @@ async fn minidump_stackwalk_through_symhub_matches_a_gzip_bucket_directly() {
     let up = FakeUpstream::start().await;
     let root = fixtures().join("breakpad/symbols");
     for file in walk(&root) {
-        let rel = file.strip_prefix(&root).unwrap().to_str().unwrap().to_owned();
+        let rel = file
+            .strip_prefix(&root)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
         let gz = encode("gzip", &std::fs::read(&file).unwrap()).await;
         up.route(
             &format!("/{rel}"),
@@ -192,7 +215,11 @@ async fn stackwalk(tool: &str, symbols_url: &str) -> String {
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -235,7 +262,11 @@ async fn a_miss_without_a_forwarded_header_does_not_answer_requests_with_it() {
     assert_eq!(up.hits(NUGET_KEY), 1);
 
     let r = with_checksum("SHA256:0011").await;
-    assert_eq!(r.status(), 200, "asked again: this request is sent differently");
+    assert_eq!(
+        r.status(),
+        200,
+        "asked again: this request is sent differently"
+    );
     assert_eq!(r.headers()["x-cache"], "MISS");
     assert_eq!(r.bytes().await.unwrap(), pdb);
     assert_eq!(up.hits(NUGET_KEY), 2);
@@ -314,10 +345,16 @@ async fn compressed_names_are_asked_only_for_windows_kinds() {
     let s = Symhub::start(&config_with(&[("a", &a.url, ""), ("b", &b.url, "")], ""));
     let cases = [
         (SYM, 1),
-        ("/libxul.so/0AF3A1B2C3D4E5F60718293A4B5C6D7E0/libxul.so.sym", 1),
+        (
+            "/libxul.so/0AF3A1B2C3D4E5F60718293A4B5C6D7E0/libxul.so.sym",
+            1,
+        ),
         ("/libfoo.so/elf-buildid-0af3a1b2c3d4e5f6/libfoo.so", 1),
         ("/_.debug/elf-buildid-sym-0af3a1b2c3d4e5f6/_.debug", 1),
-        ("/foo.dylib/mach-uuid-0af3a1b2c3d4e5f60718293a4b5c6d7e/foo.dylib", 1),
+        (
+            "/foo.dylib/mach-uuid-0af3a1b2c3d4e5f60718293a4b5c6d7e/foo.dylib",
+            1,
+        ),
         ("/foo.pdb/0123456789ABCDEF0123456789ABCDEF1/foo.pdb", 2),
         ("/foo.dll/5F1B2C3D4000/foo.dll", 2),
         ("/foo.sys/5F1B2C3D4000/foo.sys", 2),
@@ -331,7 +368,10 @@ async fn compressed_names_are_asked_only_for_windows_kinds() {
             "{key}"
         );
     }
-    assert_eq!(a.hits("/xul.pdb/44E4EC8C2F41492B9369D6B9A059577C2/xul.sy_"), 0);
+    assert_eq!(
+        a.hits("/xul.pdb/44E4EC8C2F41492B9369D6B9A059577C2/xul.sy_"),
+        0
+    );
 }
 
 fn make_cab(name: &str, content: &[u8]) -> Vec<u8> {
@@ -384,7 +424,11 @@ async fn a_pdb_streams_out_of_a_pd_underscore_while_it_arrives() {
     let (one, two) = tokio::join!(fetch(), fetch());
     let finished = up.finished(pd_).expect("the CAB was sent in full");
     for (started, first, len, bytes) in [one, two] {
-        assert_eq!(len, content.len().to_string(), "Content-Length from the CAB header");
+        assert_eq!(
+            len,
+            content.len().to_string(),
+            "Content-Length from the CAB header"
+        );
         assert!(bytes == content[..], "identical bytes");
         assert!(
             first + Duration::from_millis(1500) < finished,

@@ -1,0 +1,205 @@
+//! The one question every front door asks: "the bytes of this key, from wherever they are".
+//!
+//! [`Cache::resolve`] takes a validated key and the client's headers (some are forwarded
+//! upstream) and returns a finished [`Answer`]: a committed file (already open), a download
+//! in progress to stream from, a redirect, or not-found with its reason. It owns the whole
+//! policy: the blocklist, bucket redirects, code-id redirects, joining or starting a fill,
+//! and looking again when a file vanished between lookup and open (eviction, or removal
+//! behind symhub's back). Callers map the answer and nothing more: the SymSrv route turns it
+//! into a response, and in-process consumers (a converter needing a PDB) read the file or
+//! wait for the fill.
+
+use std::fs::File;
+use std::sync::Arc;
+
+use http::HeaderMap;
+use symhub_core::SymbolKey;
+
+use super::fill::{Fill, FillState, Progress};
+use super::{Cache, Entry, Lookup, Source};
+
+/// How an answer was reached, for `X-Cache`, `X-Symhub-Source` and the request log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// A committed entry of the proxy cache.
+    CacheHit,
+    /// A stored file (upload or package), from a local copy.
+    Store,
+    /// This request started the upstream download.
+    Miss,
+    /// This request joined an upstream download in progress.
+    Coalesced,
+    /// A stored file being copied from the bucket; this request started the copy.
+    StoreFetch,
+    /// A stored file being copied from the bucket; this request joined the copy.
+    StoreCoalesced,
+}
+
+impl Route {
+    /// The `X-Cache` value: a file of our own store is a hit for the client however it got
+    /// to this instance.
+    pub fn x_cache(self) -> &'static str {
+        match self {
+            Route::CacheHit | Route::Store | Route::StoreFetch | Route::StoreCoalesced => "HIT",
+            Route::Miss => "MISS",
+            Route::Coalesced => "COALESCED",
+        }
+    }
+
+    /// The request log's outcome.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            Route::CacheHit => "hit",
+            Route::Store => "store",
+            Route::Miss => "miss",
+            Route::Coalesced => "coalesced",
+            Route::StoreFetch => "store-fetch",
+            Route::StoreCoalesced => "store-coalesced",
+        }
+    }
+
+    /// `X-Symhub-Source`, where it is known: the store or the proxy cache.
+    pub fn source(self) -> Option<&'static str> {
+        match self {
+            Route::CacheHit => Some("cache"),
+            Route::Store | Route::StoreFetch | Route::StoreCoalesced => Some("store"),
+            Route::Miss | Route::Coalesced => None,
+        }
+    }
+
+    /// Whether the bytes come from a fill (a download or a bucket copy) of this request's.
+    pub fn filled(self) -> bool {
+        !matches!(self, Route::CacheHit | Route::Store)
+    }
+}
+
+/// Where else the bytes are.
+pub enum Redirect {
+    /// A presigned URL of the store's bucket (`storage.s3.redirect`).
+    Bucket(String),
+    /// The URL path, below the symbol root, of the module's debug-id key: a Breakpad request
+    /// by code file and code id (Tecken's rule; rust-minidump follows it).
+    Key(Arc<str>),
+}
+
+/// Why a key has no bytes to serve. Every reason is a 404 to SymSrv clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// `cache.blocklist` matches the key: nothing was asked.
+    Blocked,
+    /// A remembered miss.
+    Negative,
+    /// The store has the key but its storage cannot be read now.
+    Unavailable,
+    /// No upstream has it (or some failed: then the miss is not remembered).
+    NotUpstream,
+    /// The download began but broke off before the file was complete.
+    DownloadFailed,
+}
+
+impl Missing {
+    pub fn x_cache(self, route: Option<Route>) -> &'static str {
+        match (self, route) {
+            (Missing::Blocked, _) => "BLOCKED",
+            (Missing::Negative, _) => "NEGATIVE",
+            (Missing::Unavailable, _) => "UNAVAILABLE",
+            (_, Some(route)) => route.x_cache(),
+            (_, None) => "MISS",
+        }
+    }
+}
+
+pub enum Answer {
+    /// A committed file, open.
+    File {
+        entry: Arc<Entry>,
+        file: Arc<File>,
+        route: Route,
+    },
+    /// A fill in progress whose headers are known; read it with [`Fill::stream`].
+    Streaming {
+        fill: Arc<Fill>,
+        progress: Progress,
+        route: Route,
+    },
+    Redirect(Redirect),
+    NotFound {
+        why: Missing,
+        /// How far the request got: the fill it started or joined, if any.
+        route: Option<Route>,
+    },
+}
+
+impl Cache {
+    /// Resolves `key` to something to serve. Never fails: what goes wrong below is a miss.
+    pub async fn resolve(self: &Arc<Self>, key: &SymbolKey, headers: &HeaderMap) -> Answer {
+        if self.blocklist.is_match(key.normalized()) {
+            return not_found(Missing::Blocked, None);
+        }
+        // An entry evicted or deleted between lookup and open is looked up once more.
+        for _ in 0..2 {
+            let (fill, leader) = match self.lookup(key, headers).await {
+                Lookup::Hit(entry) => {
+                    if let Some(url) = self.store_redirect(&entry).await {
+                        return Answer::Redirect(Redirect::Bucket(url));
+                    }
+                    let route = match entry.source {
+                        Source::Store => Route::Store,
+                        Source::Cache => Route::CacheHit,
+                    };
+                    match self.open_entry(&entry) {
+                        Ok(file) => return Answer::File { entry, file, route },
+                        Err(_) => {
+                            self.forget(&entry.key).await;
+                            continue;
+                        }
+                    }
+                }
+                Lookup::Redirect(to) => return Answer::Redirect(Redirect::Key(to)),
+                Lookup::Negative => return not_found(Missing::Negative, None),
+                Lookup::Unavailable => return not_found(Missing::Unavailable, None),
+                Lookup::Fill { fill, leader } => (fill, leader),
+            };
+            let route = match (fill.from_store, leader) {
+                (true, true) => Route::StoreFetch,
+                (true, false) => Route::StoreCoalesced,
+                (false, true) => Route::Miss,
+                (false, false) => Route::Coalesced,
+            };
+            return self.from_fill(fill, route).await;
+        }
+        not_found(Missing::NotUpstream, Some(Route::Miss))
+    }
+
+    async fn from_fill(&self, fill: Arc<Fill>, route: Route) -> Answer {
+        let committed = |entry: Arc<Entry>| match self.open_entry(&entry) {
+            Ok(file) => Answer::File { entry, file, route },
+            Err(_) => not_found(Missing::NotUpstream, Some(route)),
+        };
+        match fill.headers().await {
+            FillState::Unavailable => not_found(Missing::Unavailable, None),
+            FillState::Resolving | FillState::NotFound | FillState::Failed => {
+                not_found(Missing::NotUpstream, Some(route))
+            }
+            FillState::Ready(entry) => committed(entry),
+            FillState::Streaming(progress) => match &progress.done {
+                Some(Ok(entry)) => committed(entry.clone()),
+                Some(Err(())) => not_found(Missing::DownloadFailed, Some(route)),
+                // Nothing to stream: answered once committed, like any other file.
+                None if progress.len == Some(0) => match fill.finished().await {
+                    Ok(Some(entry)) => committed(entry),
+                    _ => not_found(Missing::DownloadFailed, Some(route)),
+                },
+                None => Answer::Streaming {
+                    fill,
+                    progress,
+                    route,
+                },
+            },
+        }
+    }
+}
+
+fn not_found(why: Missing, route: Option<Route>) -> Answer {
+    Answer::NotFound { why, route }
+}
