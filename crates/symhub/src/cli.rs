@@ -222,7 +222,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Key(KeyCommand::New) => {
-            let (key, line) = symhub::upload::auth::new_key();
+            let (key, line) = symhub::auth::new_key();
             println!("API key (give it to the uploader; it is not stored anywhere):\n  {key}\n");
             println!(
                 "Add to symhub.toml so symhub accepts it:\n  [auth]\n  api_keys = [\"{line}\"]"

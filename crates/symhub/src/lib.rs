@@ -4,6 +4,7 @@
 //! [`upstream::Upstreams`] (who to ask), [`cache::Cache`] (what we have and what is being
 //! fetched), [`metrics::Metrics`]. [`http`] maps requests onto them. [`serve`] wires it all.
 
+pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod http;
@@ -44,7 +45,7 @@ pub async fn serve(
     let shared = store.is_shared();
     let cache = cache::Cache::open(&config, store.clone(), upstreams, metrics.clone())?;
     let maintenance = tokio::spawn(cache.clone().maintain());
-    let keys = upload::auth::ApiKeys::new(&config, &plaintext_keys)?;
+    let keys = auth::ApiKeys::new(&config, &plaintext_keys)?;
     drop(plaintext_keys);
     let packages = Arc::new(package::Packages::new(
         store.clone(),

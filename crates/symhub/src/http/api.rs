@@ -24,8 +24,8 @@ use serde_json::json;
 
 use super::log::{is_trusted, Noted, Peer};
 use super::{json, symbols, App};
+use crate::auth::Denied;
 use crate::store::symbols::Committed;
-use crate::upload::auth::Denied;
 use crate::upload::{Claim, UploadError};
 
 pub fn denied(d: Denied) -> Response {

@@ -28,11 +28,11 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use crate::auth::ApiKeys;
 use crate::cache::Cache;
 use crate::config::{Config, ListenAddr, TrustedProxy};
 use crate::metrics::Metrics;
 use crate::package::Packages;
-use crate::upload::auth::ApiKeys;
 use crate::upload::Uploads;
 use log::Peer;
 

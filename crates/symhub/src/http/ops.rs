@@ -12,7 +12,7 @@ use axum::Json;
 use http::{header, HeaderMap, Uri};
 
 use super::App;
-use crate::upload::auth::Denied;
+use crate::auth::Denied;
 
 fn allowed(app: &App, headers: &HeaderMap, uri: &Uri) -> Result<(), Denied> {
     if !app.keys.require_for_metrics {

@@ -10,8 +10,6 @@
 //! arrives (never whole in memory) and is hashed on the way. A Breakpad file must name, in
 //! its MODULE line, the module the uploader claims; otherwise nothing is stored.
 
-pub mod auth;
-
 use std::sync::Arc;
 use std::time::SystemTime;
 

@@ -1,10 +1,12 @@
-//! API keys. Configured as SHA-256 hashes (`auth.api_keys`), or read in plaintext from
+//! API keys: who may upload, manage packages, list the store and (when configured) download.
+//! Configured as SHA-256 hashes (`auth.api_keys`), or read in plaintext from
 //! `--api-key-file` and hashed at start. A presented key is hashed and compared with every
 //! configured hash in constant time; keys are never logged.
 //!
 //! A key may come as `?key=` (sym_upload v2), `Authorization: Bearer`, or `Auth-Token`
 //! (Tecken). No key → 401, a wrong key → 403, no keys configured → uploads disabled (403,
-//! with how to enable them).
+//! with how to enable them). HTTP routes ask for a key by taking the
+//! [`crate::http::error::RequireKey`] extractor, so no handler repeats the check.
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
