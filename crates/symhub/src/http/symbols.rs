@@ -1,9 +1,11 @@
-//! `GET`/`HEAD /<file>/<id>/<name>`: the SymSrv/SSQP symbol route.
+//! `GET`/`HEAD /<file>/<id>/<name>`: the SymSrv/SSQP symbol route; also `/<clientKey>` of any
+//! other shape an SSQP package publishes (`/12387532`), served from the store only.
 //!
 //! Anything that is not a servable symbol answers 404 — never a 5xx, because symsrv.dll stops
 //! probing `.pd_` and `file.ptr` after a 5xx. The `X-Cache` header says what happened:
-//! `HIT`, `MISS` (this request started the download), `COALESCED` (it joined one),
-//! `NEGATIVE` (a remembered miss), `BLOCKED` or `INVALID`.
+//! `HIT`, `MISS` (this request started the download, or a store-only key was not there:
+//! outcome `local-only`), `COALESCED` (it joined one), `NEGATIVE` (a remembered miss),
+//! `BLOCKED` or `INVALID`.
 
 use std::sync::Arc;
 
@@ -99,6 +101,7 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
                 return Outcome::new("redirect").key(&key).to(r);
             }
             Lookup::Negative => return not_found("NEGATIVE", Outcome::new("negative").key(&key)),
+            Lookup::LocalOnly => return not_found("MISS", Outcome::new("local-only").key(&key)),
             Lookup::Unavailable => {
                 return not_found("UNAVAILABLE", Outcome::new("store-unavailable").key(&key))
             }
