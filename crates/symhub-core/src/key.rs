@@ -359,16 +359,25 @@ mod tests {
         assert_eq!(one.to_string(), "312&312-123*&^ndw");
         assert_eq!(one.segments().collect::<Vec<_>>(), ["312&312-123*&^ndw"]);
         assert_eq!((one.segment_count(), one.is_triple()), (1, false));
-        assert_eq!((one.file(), one.id(), one.name()), (one.name(), "", "312&312-123*&^ndw"));
+        assert_eq!(
+            (one.file(), one.id(), one.name()),
+            (one.name(), "", "312&312-123*&^ndw")
+        );
         let two = SymbolKey::parse_path("Content/Data.XML").unwrap();
-        assert_eq!((two.file(), two.id(), two.name()), ("Content", "", "Data.XML"));
+        assert_eq!(
+            (two.file(), two.id(), two.name()),
+            ("Content", "", "Data.XML")
+        );
         assert_eq!(two.normalized(), "content/data.xml");
         assert_eq!(two.extension().as_deref(), Some("xml"));
         let three = SymbolKey::parse_path("a.pdb/1/a.pdb").unwrap();
         assert!(three.is_triple());
         let five = SymbolKey::parse_path("A/b/C/d/E.pdb").unwrap();
         assert_eq!(five.segment_count(), 5);
-        assert_eq!((five.file(), five.id(), five.name()), ("A", "b/C/d", "E.pdb"));
+        assert_eq!(
+            (five.file(), five.id(), five.name()),
+            ("A", "b/C/d", "E.pdb")
+        );
         assert_eq!(five.normalized(), "a/b/c/d/e.pdb");
         let again = SymbolKey::from_decoded(five.segments()).unwrap();
         assert_eq!(again, five);
@@ -379,7 +388,10 @@ mod tests {
             Err(KeyError::SegmentCount(MAX_SEGMENTS + 1))
         );
         let empty: [&str; 0] = [];
-        assert_eq!(SymbolKey::from_decoded(empty), Err(KeyError::SegmentCount(0)));
+        assert_eq!(
+            SymbolKey::from_decoded(empty),
+            Err(KeyError::SegmentCount(0))
+        );
         // Five segments of 255 bytes each are fine alone, too long together.
         let seg = "x".repeat(MAX_SEGMENT_LEN);
         let long = [seg.as_str(); 5].join("/");
@@ -459,7 +471,10 @@ mod tests {
             "_.debug/elf-buildid-sym-ab12/_.debug"
         );
         let odd = SymbolKey::parse_path("a%20b.pdb/1/a%23b+c.pdb").unwrap();
-        assert_eq!(odd.url_path(Spelling::AsRequested), "a%20b.pdb/1/a%23b%2Bc.pdb");
+        assert_eq!(
+            odd.url_path(Spelling::AsRequested),
+            "a%20b.pdb/1/a%23b%2Bc.pdb"
+        );
         // Keys of other shapes have no kind: `symsrv` leaves them as they are.
         let one = SymbolKey::parse_path("Ab-12").unwrap();
         assert_eq!(one.url_path(Spelling::SymSrv), "Ab-12");
@@ -491,7 +506,12 @@ mod tests {
             let k = SymbolKey::parse_path(other).unwrap();
             assert!(k.compressed_variant().is_none(), "{other}");
         }
-        for windows in ["a.dll/1/A.DLL", "a.exe/1/a.exe", "a.sys/1/a.sys", "a.dbg/1/a.dbg"] {
+        for windows in [
+            "a.dll/1/A.DLL",
+            "a.exe/1/a.exe",
+            "a.sys/1/a.sys",
+            "a.dbg/1/a.dbg",
+        ] {
             let k = SymbolKey::parse_path(windows).unwrap();
             assert!(k.compressed_variant().is_some(), "{windows}");
         }

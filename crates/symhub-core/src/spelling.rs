@@ -93,24 +93,64 @@ mod tests {
     fn symsrv_ids_by_kind() {
         let pdb_age_10 = format!("{GUID}A");
         let cases = [
-            ("foo.pdb", pdb_age_10.as_str(), "foo.pdb", format!("{GUID}a")),
-            ("foo.pdb", &pdb_age_10.to_lowercase(), "foo.pd_", format!("{GUID}a")),
-            ("foo.pdb", &format!("{GUID}1f"), "file.ptr", format!("{GUID}1f")),
+            (
+                "foo.pdb",
+                pdb_age_10.as_str(),
+                "foo.pdb",
+                format!("{GUID}a"),
+            ),
+            (
+                "foo.pdb",
+                &pdb_age_10.to_lowercase(),
+                "foo.pd_",
+                format!("{GUID}a"),
+            ),
+            (
+                "foo.pdb",
+                &format!("{GUID}1f"),
+                "file.ptr",
+                format!("{GUID}1f"),
+            ),
             (
                 "foo.pdb",
                 &format!("{}ffffffff", GUID.to_lowercase()),
                 "foo.pdb",
                 format!("{GUID}FFFFFFFF"),
             ),
-            ("foo.pdb", &format!("{GUID}0"), "foo.sym", format!("{GUID}0")),
-            ("foo.pdb", &format!("{}0", GUID.to_lowercase()), "FOO.SYM", format!("{GUID}0")),
-            ("renderdoc.dll", "61015e74442B000", "renderdoc.dll", "61015E74442b000".into()),
+            (
+                "foo.pdb",
+                &format!("{GUID}0"),
+                "foo.sym",
+                format!("{GUID}0"),
+            ),
+            (
+                "foo.pdb",
+                &format!("{}0", GUID.to_lowercase()),
+                "FOO.SYM",
+                format!("{GUID}0"),
+            ),
+            (
+                "renderdoc.dll",
+                "61015e74442B000",
+                "renderdoc.dll",
+                "61015E74442b000".into(),
+            ),
             ("a.EXE", "5f00aa10c", "a.ex_", "5F00AA10c".into()),
             ("a.sys", "abcdef12", "a.sys", "ABCDEF12".into()),
             ("old.pdb", "3b7d84101", "old.pdb", "3B7D84101".into()),
             ("x", "abc1", "x", "ABC1".into()),
-            ("libc.so", "elf-buildid-AB12", "libc.so", "elf-buildid-ab12".into()),
-            ("a.dylib", "mach-uuid-ABCD", "a.dylib", "mach-uuid-abcd".into()),
+            (
+                "libc.so",
+                "elf-buildid-AB12",
+                "libc.so",
+                "elf-buildid-ab12".into(),
+            ),
+            (
+                "a.dylib",
+                "mach-uuid-ABCD",
+                "a.dylib",
+                "mach-uuid-abcd".into(),
+            ),
             ("a.cs", "SHA1-Ab", "a.cs", "sha1-ab".into()),
         ];
         for (file, id, name, want) in cases {

@@ -126,7 +126,11 @@ async fn a_symsrv_upstream_gets_the_exact_names_symstore_wrote() {
 /// `(client path, name in the store, [as-requested, lowercase, symsrv] path sent)`.
 #[tokio::test]
 async fn each_spelling_sends_each_kind_of_key_as_documented() {
-    let (g, b, u) = (GUID.to_lowercase(), BUILD_ID.to_lowercase(), UUID.to_lowercase());
+    let (g, b, u) = (
+        GUID.to_lowercase(),
+        BUILD_ID.to_lowercase(),
+        UUID.to_lowercase(),
+    );
     let same = |p: &str| [p.to_owned(), p.to_owned(), p.to_owned()];
     let cases: Vec<(String, String, [String; 3])> = vec![
         // PDB: GUID upper, age `%x` lower.
