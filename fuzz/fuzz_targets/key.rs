@@ -1,6 +1,7 @@
 //! The request-path parser: never panics, and a key's own URL form parses back to it.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
+use symhub_core::key::MAX_SEGMENTS;
 use symhub_core::{Spelling, SymbolKey};
 
 fuzz_target!(|data: &[u8]| {
@@ -8,7 +9,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(key) = SymbolKey::parse_path(path) {
-        assert_eq!(key.normalized().matches('/').count(), 2);
+        let slashes = key.normalized().matches('/').count();
+        assert!(slashes < MAX_SEGMENTS);
+        assert_eq!(slashes + 1, key.segment_count());
+        assert_eq!(key.segments().count(), key.segment_count());
         let again = SymbolKey::parse_path(&key.url_path(Spelling::AsRequested))
             .expect("a key's own URL path parses");
         assert_eq!(again.to_string(), key.to_string());

@@ -1,9 +1,17 @@
-//! Symbol keys: the three-segment `<file>/<id>/<name>` identity every SymSrv, SSQP and Breakpad
-//! request is made of.
+//! Symbol keys: the `<file>/<id>/<name>` identity every SymSrv, SSQP and Breakpad request is
+//! made of, and the other SSQP client keys a package may publish.
 //!
-//! A [`SymbolKey`] is built only through validation, so holding one means: exactly three
-//! segments, each decoded from percent-encoding, valid UTF-8, no `.`/`..`, no `/` or `\`, no
-//! control characters, and of sane length. Nothing downstream ever has to re-check.
+//! A [`SymbolKey`] is built only through validation, so holding one means: 1 to
+//! [`MAX_SEGMENTS`] segments, each decoded from percent-encoding, valid UTF-8, non-empty, not
+//! `.`/`..`, with no `/`, `\` or control character, and of sane length; not a SymStore
+//! bookkeeping name. Nothing downstream ever has to re-check, and no key ever becomes a path
+//! on disk (objects are named by a SHA-256).
+//!
+//! Three segments are the shape every client asks for and every upstream serves. The SSQP
+//! package spec (dotnet/symstore `docs/specs/Package_Based_Symbol_Server.md`) lets a
+//! `clientKey` be any key, `12387532` or `12-09` as well as `foo.exe/<id>/foo.exe`: such keys
+//! are valid here too ([`SymbolKey::is_triple`] tells them apart), and symhub serves them only
+//! from its own store.
 //!
 //! Keys are case-insensitive (the SSQP spec says so, and clients disagree on casing), so a key
 //! keeps the client's spelling for logs and for upstreams that want it, and offers one
@@ -11,14 +19,25 @@
 
 use std::fmt;
 
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
+use percent_encoding::percent_decode_str;
+
+use crate::spelling::{encode_segment, symsrv_id, Spelling};
 
 /// Longest accepted segment, in bytes after decoding. Real names stay far below this; the
 /// limit exists so a hostile path cannot make keys (and log lines) arbitrarily large.
 pub const MAX_SEGMENT_LEN: usize = 255;
 
-/// Longest accepted raw (still percent-encoded) path, checked before any decoding work.
-pub const MAX_RAW_PATH_LEN: usize = 3 * 3 * MAX_SEGMENT_LEN + 2;
+/// Most segments in a key. SymSrv, SSQP and Breakpad keys have three; package keys in the
+/// wild have fewer. The bound keeps hostile paths cheap to refuse.
+pub const MAX_SEGMENTS: usize = 16;
+
+/// Longest accepted key, in bytes after decoding, `/` separators included. Every valid
+/// three-segment key fits (3 × [`MAX_SEGMENT_LEN`] + 2).
+pub const MAX_KEY_LEN: usize = 1024;
+
+/// Longest accepted raw (still percent-encoded) path, checked before any decoding work: a
+/// leading `/` and every decoded byte written as `%XX`.
+pub const MAX_RAW_PATH_LEN: usize = 3 * MAX_KEY_LEN + 1;
 
 /// Names SymStore keeps for its own bookkeeping; clients probe them, symhub never serves them.
 /// Matched against the first segment of a path.
@@ -27,26 +46,10 @@ const BOOKKEEPING: &[&str] = &["index2.txt", "pingme.txt", "000admin", "index.tx
 /// Extensions of the file kinds SymStore can keep CAB-compressed (`symstore add /compress`):
 /// Windows images, their PDBs and DBGs. Nothing else (Breakpad `.sym`, ELF, Mach-O, sources)
 /// ever exists as `foo.xx_`, so asking upstreams for such names would only double traffic.
-const CAB_KINDS: &[&str] = &[
+/// Every kind but `pdb` is indexed by a PE header's `%08X%x` (timestamp, image size).
+pub(crate) const CAB_KINDS: &[&str] = &[
     "pdb", "dll", "exe", "sys", "dbg", "ocx", "drv", "cpl", "scr", "efi", "mui", "winmd",
 ];
-
-/// Characters escaped when a key segment is put back into an upstream URL.
-const SEGMENT_ESCAPE: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'/')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'\\')
-    .add(b'^')
-    .add(b'`')
-    .add(b'{')
-    .add(b'|')
-    .add(b'}');
 
 /// Why a request path is not a symbol key. Every variant answers 404 to SymSrv clients; the
 /// variant only decides what the log line says.
@@ -54,10 +57,12 @@ const SEGMENT_ESCAPE: &AsciiSet = &CONTROLS
 pub enum KeyError {
     #[error("a SymStore bookkeeping name, never served")]
     Bookkeeping,
-    #[error("expected three segments <file>/<id>/<name>, found {0}")]
+    #[error("expected 1 to {MAX_SEGMENTS} segments, found {0}")]
     SegmentCount(usize),
     #[error("path longer than {MAX_RAW_PATH_LEN} bytes")]
     TooLong,
+    #[error("key longer than {MAX_KEY_LEN} bytes once decoded")]
+    KeyTooLong,
     #[error("segment {0} is empty")]
     Empty(usize),
     #[error("segment {0} is longer than {MAX_SEGMENT_LEN} bytes")]
@@ -70,24 +75,14 @@ pub enum KeyError {
     BadChar(usize),
 }
 
-/// How a key is spelled in the URL sent to one upstream.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Spelling {
-    /// Exactly as the client sent it (after percent-decoding).
-    #[default]
-    AsRequested,
-    /// Everything lowercase, as the SSQP spec recommends and dotnet-symbol sends.
-    Lowercase,
-    /// SymSrv style, as WinDbg sends it: file names as given, a hex id in upper case.
-    /// Ids that are not plain hex (`elf-buildid-…`, `mach-uuid-…`) stay as sent.
-    SymSrv,
-}
-
 /// A validated symbol key. See the module notes for what validation guarantees.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct SymbolKey {
-    segments: [String; 3],
+    /// The decoded segments joined by `/`, as the client spelled them. Segments never hold a
+    /// `/`, so splitting this gives them back.
+    display: String,
     normalized: String,
+    segments: u8,
 }
 
 impl SymbolKey {
@@ -98,73 +93,122 @@ impl SymbolKey {
             return Err(KeyError::TooLong);
         }
         let raw = raw.strip_prefix('/').unwrap_or(raw);
-        let parts: Vec<&str> = raw.split('/').collect();
         // Checked on the decoded name, so `%30%30%30Admin` is bookkeeping too.
-        if let Some(first) = parts.first() {
-            let first = percent_decode_str(first).decode_utf8_lossy().to_lowercase();
-            if BOOKKEEPING.contains(&first.as_str()) {
-                return Err(KeyError::Bookkeeping);
-            }
+        let first = raw.split('/').next().unwrap_or_default();
+        let first = percent_decode_str(first).decode_utf8_lossy().to_lowercase();
+        if BOOKKEEPING.contains(&first.as_str()) {
+            return Err(KeyError::Bookkeeping);
         }
-        let [a, b, c] = parts[..] else {
-            return Err(KeyError::SegmentCount(parts.len()));
-        };
-        let decode = |i: usize, s: &str| -> Result<String, KeyError> {
-            percent_decode_str(s)
-                .decode_utf8()
-                .map(|c| c.into_owned())
-                .map_err(|_| KeyError::NotUtf8(i))
-        };
-        Self::from_segments(decode(1, a)?, decode(2, b)?, decode(3, c)?)
+        let count = raw.split('/').count();
+        if count > MAX_SEGMENTS {
+            return Err(KeyError::SegmentCount(count));
+        }
+        let decoded = raw
+            .split('/')
+            .enumerate()
+            .map(|(i, s)| {
+                percent_decode_str(s)
+                    .decode_utf8()
+                    .map_err(|_| KeyError::NotUtf8(i + 1))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::from_decoded(decoded)
     }
 
-    /// Builds a key from already-decoded segments, with the same validation as
+    /// Builds a three-segment key from already-decoded segments, with the same validation as
     /// [`SymbolKey::parse_path`].
     pub fn from_segments(
-        file: impl Into<String>,
-        id: impl Into<String>,
-        name: impl Into<String>,
+        file: impl AsRef<str>,
+        id: impl AsRef<str>,
+        name: impl AsRef<str>,
     ) -> Result<Self, KeyError> {
-        let segments = [file.into(), id.into(), name.into()];
-        for (i, s) in segments.iter().enumerate() {
-            check_segment(i + 1, s)?;
+        Self::from_decoded([file.as_ref(), id.as_ref(), name.as_ref()])
+    }
+
+    /// Builds a key of any valid number of already-decoded segments, with the same validation
+    /// as [`SymbolKey::parse_path`].
+    pub fn from_decoded<I, S>(segments: I) -> Result<Self, KeyError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut display = String::new();
+        let mut count = 0;
+        let mut last_start = 0;
+        for s in segments {
+            let s = s.as_ref();
+            count += 1;
+            if count > MAX_SEGMENTS {
+                return Err(KeyError::SegmentCount(count));
+            }
+            check_segment(count, s)?;
+            if count > 1 {
+                display.push('/');
+            }
+            if display.len() + s.len() > MAX_KEY_LEN {
+                return Err(KeyError::KeyTooLong);
+            }
+            last_start = display.len();
+            display.push_str(s);
         }
+        if count == 0 {
+            return Err(KeyError::SegmentCount(0));
+        }
+        let first = display.split('/').next().unwrap_or_default();
         // SymStore keeps `refs.ptr` beside each entry's files: bookkeeping, not a symbol.
-        if segments[2].eq_ignore_ascii_case("refs.ptr")
-            || BOOKKEEPING.contains(&segments[0].to_lowercase().as_str())
+        if display[last_start..].eq_ignore_ascii_case("refs.ptr")
+            || BOOKKEEPING.contains(&first.to_lowercase().as_str())
         {
             return Err(KeyError::Bookkeeping);
         }
-        let mut normalized = String::with_capacity(segments.iter().map(|s| s.len() + 1).sum());
-        for (i, s) in segments.iter().enumerate() {
-            if i > 0 {
-                normalized.push('/');
-            }
-            if s.is_ascii() {
-                normalized.extend(s.chars().map(|c| c.to_ascii_lowercase()));
-            } else {
-                normalized.push_str(&s.to_lowercase());
-            }
-        }
+        // Segment by segment is the same as whole: lowercasing never makes or removes a `/`.
+        let normalized = if display.is_ascii() {
+            display.to_ascii_lowercase()
+        } else {
+            display.to_lowercase()
+        };
         Ok(Self {
-            segments,
+            display,
             normalized,
+            segments: count as u8,
         })
     }
 
-    /// The file segment (`foo.pdb` in `foo.pdb/<id>/foo.pdb`).
+    /// The decoded segments, in order, as the client spelled them.
+    pub fn segments(&self) -> std::str::Split<'_, char> {
+        self.display.split('/')
+    }
+
+    /// How many segments the key has (1 to [`MAX_SEGMENTS`]).
+    pub fn segment_count(&self) -> usize {
+        usize::from(self.segments)
+    }
+
+    /// True for the `<file>/<id>/<name>` keys clients ask upstreams for. Other keys (SSQP
+    /// package keys such as `12387532`) exist only in the store.
+    pub fn is_triple(&self) -> bool {
+        self.segments == 3
+    }
+
+    /// The file segment (`foo.pdb` in `foo.pdb/<id>/foo.pdb`). For a key of another shape:
+    /// its first segment (the whole key for one segment).
     pub fn file(&self) -> &str {
-        &self.segments[0]
+        self.segments().next().unwrap_or_default()
     }
 
-    /// The id segment.
+    /// The id segment. For a key of another shape: what lies between its first and last
+    /// segments, `/` included (`b/c/d` in `a/b/c/d/e`), empty for one or two segments.
     pub fn id(&self) -> &str {
-        &self.segments[1]
+        match (self.display.find('/'), self.display.rfind('/')) {
+            (Some(first), Some(last)) if first < last => &self.display[first + 1..last],
+            _ => "",
+        }
     }
 
-    /// The name segment: the file actually asked for (`foo.pdb`, `foo.pd_`, `foo.sym`, `file.ptr`).
+    /// The name segment: the file actually asked for (`foo.pdb`, `foo.pd_`, `foo.sym`,
+    /// `file.ptr`). For a key of another shape: its last segment (the whole key for one).
     pub fn name(&self) -> &str {
-        &self.segments[2]
+        self.display.rsplit('/').next().unwrap_or_default()
     }
 
     /// The case-folded identity of the entry: equal for every casing a client may send.
@@ -178,15 +222,22 @@ impl SymbolKey {
         (!stem.is_empty() && !ext.is_empty()).then(|| ext.to_lowercase())
     }
 
-    /// True for SymSrv's CAB-compressed names (`foo.pd_`, `foo.dl_`).
+    /// True for SymSrv's CAB-compressed names (`foo.pd_`, `foo.dl_`), which only exist in
+    /// `<file>/<id>/<name>` keys.
     pub fn is_compressed(&self) -> bool {
-        self.extension()
-            .is_some_and(|e| e.len() >= 2 && e.ends_with('_'))
+        self.is_triple()
+            && self
+                .extension()
+                .is_some_and(|e| e.len() >= 2 && e.ends_with('_'))
     }
 
     /// The CAB-compressed variant of this key (`foo.pdb` → `foo.pd_`), for the kinds SymStore
-    /// can compress (Windows images, PDBs, DBGs; see `CAB_KINDS`). `None` for every other kind.
+    /// can compress (Windows images, PDBs, DBGs; see `CAB_KINDS`). `None` for every other kind
+    /// and for keys that are not three segments.
     pub fn compressed_variant(&self) -> Option<SymbolKey> {
+        if !self.is_triple() {
+            return None;
+        }
         let ext = self.extension()?;
         if !CAB_KINDS.contains(&ext.as_str()) {
             return None;
@@ -197,25 +248,24 @@ impl SymbolKey {
         SymbolKey::from_segments(self.file(), self.id(), name).ok()
     }
 
-    /// The key as a URL path (three percent-encoded segments joined by `/`) in the given
-    /// spelling.
+    /// The key as a URL path (percent-encoded segments joined by `/`) in the given spelling
+    /// (see [`crate::spelling`]). Keys that are not three segments have no kind: `symsrv`
+    /// sends them as requested.
     pub fn url_path(&self, spelling: Spelling) -> String {
-        let spelled: [String; 3] = match spelling {
-            Spelling::AsRequested => self.segments.clone(),
-            Spelling::Lowercase => self.segments.clone().map(|s| s.to_lowercase()),
-            Spelling::SymSrv => {
-                let mut s = self.segments.clone();
-                if s[1].bytes().all(|b| b.is_ascii_hexdigit()) {
-                    s[1] = s[1].to_ascii_uppercase();
-                }
-                s
+        let mut out = String::with_capacity(self.display.len() + 8);
+        let symsrv_id = (spelling == Spelling::SymSrv && self.is_triple())
+            .then(|| symsrv_id(self.file(), self.id(), self.name()));
+        for (i, s) in self.segments().enumerate() {
+            if i > 0 {
+                out.push('/');
             }
-        };
-        spelled
-            .iter()
-            .map(|s| utf8_percent_encode(s, SEGMENT_ESCAPE).to_string())
-            .collect::<Vec<_>>()
-            .join("/")
+            match (spelling, &symsrv_id) {
+                (Spelling::Lowercase, _) => encode_segment(&s.to_lowercase(), &mut out),
+                (Spelling::SymSrv, Some(id)) if i == 1 => encode_segment(id, &mut out),
+                _ => encode_segment(s, &mut out),
+            }
+        }
+        out
     }
 }
 
@@ -237,11 +287,7 @@ fn check_segment(i: usize, s: &str) -> Result<(), KeyError> {
 
 impl fmt::Display for SymbolKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}/{}/{}",
-            self.segments[0], self.segments[1], self.segments[2]
-        )
+        f.write_str(&self.display)
     }
 }
 
@@ -275,9 +321,10 @@ mod tests {
     #[test]
     fn invalid_paths_are_refused() {
         let bad = [
-            ("a/b", KeyError::SegmentCount(2)),
-            ("a/b/c/d", KeyError::SegmentCount(4)),
+            ("", KeyError::Empty(1)),
+            ("/", KeyError::Empty(1)),
             ("a//c", KeyError::Empty(2)),
+            ("a/b/", KeyError::Empty(3)),
             ("../b/c", KeyError::Traversal(1)),
             ("%2e%2e/b/c", KeyError::Traversal(1)),
             ("a/%2E/c", KeyError::Traversal(2)),
@@ -305,6 +352,96 @@ mod tests {
         assert_eq!(SymbolKey::parse_path(&huge), Err(KeyError::TooLong));
     }
 
+    /// The SSQP package spec's own example keys, and other shapes than `<file>/<id>/<name>`.
+    #[test]
+    fn keys_of_one_to_sixteen_segments() {
+        let one = SymbolKey::parse_path("/312%26312-123%2A%26%5Endw").unwrap();
+        assert_eq!(one.to_string(), "312&312-123*&^ndw");
+        assert_eq!(one.segments().collect::<Vec<_>>(), ["312&312-123*&^ndw"]);
+        assert_eq!((one.segment_count(), one.is_triple()), (1, false));
+        assert_eq!(
+            (one.file(), one.id(), one.name()),
+            (one.name(), "", "312&312-123*&^ndw")
+        );
+        let two = SymbolKey::parse_path("Content/Data.XML").unwrap();
+        assert_eq!(
+            (two.file(), two.id(), two.name()),
+            ("Content", "", "Data.XML")
+        );
+        assert_eq!(two.normalized(), "content/data.xml");
+        assert_eq!(two.extension().as_deref(), Some("xml"));
+        let three = SymbolKey::parse_path("a.pdb/1/a.pdb").unwrap();
+        assert!(three.is_triple());
+        let five = SymbolKey::parse_path("A/b/C/d/E.pdb").unwrap();
+        assert_eq!(five.segment_count(), 5);
+        assert_eq!(
+            (five.file(), five.id(), five.name()),
+            ("A", "b/C/d", "E.pdb")
+        );
+        assert_eq!(five.normalized(), "a/b/c/d/e.pdb");
+        let again = SymbolKey::from_decoded(five.segments()).unwrap();
+        assert_eq!(again, five);
+        let max = vec!["s"; MAX_SEGMENTS].join("/");
+        assert!(SymbolKey::parse_path(&max).is_ok());
+        assert_eq!(
+            SymbolKey::parse_path(&format!("{max}/s")),
+            Err(KeyError::SegmentCount(MAX_SEGMENTS + 1))
+        );
+        let empty: [&str; 0] = [];
+        assert_eq!(
+            SymbolKey::from_decoded(empty),
+            Err(KeyError::SegmentCount(0))
+        );
+        // Five segments of 255 bytes each are fine alone, too long together.
+        let seg = "x".repeat(MAX_SEGMENT_LEN);
+        let long = [seg.as_str(); 5].join("/");
+        assert_eq!(SymbolKey::parse_path(&long), Err(KeyError::KeyTooLong));
+        let widest_triple = [seg.as_str(); 3].join("/");
+        assert!(SymbolKey::parse_path(&widest_triple).is_ok());
+    }
+
+    /// Every rule holds for every segment of a key of any shape.
+    #[test]
+    fn non_triple_keys_follow_every_safety_rule() {
+        let bad = [
+            ("..", KeyError::Traversal(1)),
+            ("%2E", KeyError::Traversal(1)),
+            ("a/..", KeyError::Traversal(2)),
+            ("a/./b/c/d", KeyError::Traversal(2)),
+            ("a//b/c/d", KeyError::Empty(2)),
+            ("a/b/c/d/", KeyError::Empty(5)),
+            ("a%2Fb", KeyError::BadChar(1)),
+            ("a/b/c/d%5Ce", KeyError::BadChar(4)),
+            ("a\\b", KeyError::BadChar(1)),
+            ("a%00", KeyError::BadChar(1)),
+            ("a/b/c/d/e%7F", KeyError::BadChar(5)),
+            ("%ff", KeyError::NotUtf8(1)),
+            ("a/b/c/%c0%ae", KeyError::NotUtf8(4)),
+            ("index.txt", KeyError::Bookkeeping),
+            ("000admin/x", KeyError::Bookkeeping),
+            ("Index2.TXT/a/b/c/d", KeyError::Bookkeeping),
+            ("refs.ptr", KeyError::Bookkeeping),
+            ("a/REFS.PTR", KeyError::Bookkeeping),
+            ("a/b/c/d/refs.ptr", KeyError::Bookkeeping),
+        ];
+        for (path, want) in bad {
+            assert_eq!(SymbolKey::parse_path(path), Err(want), "{path}");
+        }
+        let long = format!("a/{}", "x".repeat(MAX_SEGMENT_LEN + 1));
+        assert_eq!(
+            SymbolKey::parse_path(&long),
+            Err(KeyError::SegmentTooLong(2))
+        );
+        assert_eq!(
+            SymbolKey::from_decoded(["a/b"]),
+            Err(KeyError::BadChar(1)),
+            "a decoded segment never holds a slash"
+        );
+        // Bookkeeping names are refused where SymStore keeps them, not anywhere.
+        assert!(SymbolKey::parse_path("a/index2.txt").is_ok());
+        assert!(SymbolKey::parse_path("refs.ptr/a").is_ok());
+    }
+
     #[test]
     fn double_encoding_is_only_decoded_once() {
         let k = SymbolKey::parse_path("%252e%252e/b/c").unwrap();
@@ -318,13 +455,30 @@ mod tests {
         assert_eq!(k.url_path(Spelling::AsRequested), "Foo.pdb/abcdef1/Foo.pdb");
         assert_eq!(k.url_path(Spelling::Lowercase), "foo.pdb/abcdef1/foo.pdb");
         assert_eq!(k.url_path(Spelling::SymSrv), "Foo.pdb/ABCDEF1/Foo.pdb");
-        let elf = SymbolKey::parse_path("_.debug/elf-buildid-sym-ab12/_.debug").unwrap();
+        let pdb = SymbolKey::parse_path(&format!("Foo.pdb/{}A/Foo.pdb", "ab".repeat(16))).unwrap();
+        assert_eq!(
+            pdb.url_path(Spelling::SymSrv),
+            format!("Foo.pdb/{}a/Foo.pdb", "AB".repeat(16))
+        );
+        let dll = SymbolKey::parse_path("renderdoc.dll/61015e74442b000/renderdoc.dll").unwrap();
+        assert_eq!(
+            dll.url_path(Spelling::SymSrv),
+            "renderdoc.dll/61015E74442b000/renderdoc.dll"
+        );
+        let elf = SymbolKey::parse_path("_.debug/elf-buildid-sym-AB12/_.debug").unwrap();
         assert_eq!(
             elf.url_path(Spelling::SymSrv),
             "_.debug/elf-buildid-sym-ab12/_.debug"
         );
-        let odd = SymbolKey::parse_path("a%20b.pdb/1/a%23b.pdb").unwrap();
-        assert_eq!(odd.url_path(Spelling::AsRequested), "a%20b.pdb/1/a%23b.pdb");
+        let odd = SymbolKey::parse_path("a%20b.pdb/1/a%23b+c.pdb").unwrap();
+        assert_eq!(
+            odd.url_path(Spelling::AsRequested),
+            "a%20b.pdb/1/a%23b%2Bc.pdb"
+        );
+        // Keys of other shapes have no kind: `symsrv` leaves them as they are.
+        let one = SymbolKey::parse_path("Ab-12").unwrap();
+        assert_eq!(one.url_path(Spelling::SymSrv), "Ab-12");
+        assert_eq!(one.url_path(Spelling::Lowercase), "ab-12");
     }
 
     #[test]
@@ -345,6 +499,9 @@ mod tests {
             "_.debug/elf-buildid-sym-ab/_.debug",
             "foo.dylib/mach-uuid-ab/foo.dylib",
             "foo.cs/sha1-ab/foo.cs",
+            "foo.pdb",
+            "a/foo.dll",
+            "a/b/c/foo.pdb",
         ] {
             let k = SymbolKey::parse_path(other).unwrap();
             assert!(k.compressed_variant().is_none(), "{other}");
@@ -358,5 +515,6 @@ mod tests {
             let k = SymbolKey::parse_path(windows).unwrap();
             assert!(k.compressed_variant().is_some(), "{windows}");
         }
+        assert!(!SymbolKey::parse_path("foo.pd_").unwrap().is_compressed());
     }
 }

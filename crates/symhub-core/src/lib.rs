@@ -1,10 +1,13 @@
 //! symhub-core: the data model every symhub component agrees on, with no async and no I/O so
-//! it is cheap to test and to fuzz: symbol keys ([`key`]) and Breakpad's formats
-//! ([`breakpad`]: `.sym` headers, upload types, the lenient complete body), and the id of
-//! portable PDBs ([`ppdb`]) that `.snupkg` packages are keyed by.
+//! it is cheap to test and to fuzz: symbol keys ([`key`]) and their spelling in upstream URLs
+//! ([`spelling`]), Breakpad's formats ([`breakpad`]: `.sym` headers, upload types, the
+//! lenient complete body), and the id of portable PDBs ([`ppdb`]) that `.snupkg` packages are
+//! keyed by.
 
 pub mod breakpad;
 pub mod key;
 pub mod ppdb;
+pub mod spelling;
 
-pub use key::{KeyError, Spelling, SymbolKey};
+pub use key::{KeyError, SymbolKey};
+pub use spelling::Spelling;

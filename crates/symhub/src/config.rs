@@ -387,6 +387,7 @@ pub struct UpstreamConfig {
     /// Client request headers passed on to this upstream (`SymbolChecksum` for NuGet).
     #[serde(default)]
     pub forward_headers: Vec<String>,
+    /// How keys are spelled in this upstream's URLs (`symhub_core::spelling`).
     #[serde(default)]
     pub key_spelling: KeySpelling,
     #[serde(default = "defaults::connect_timeout", with = "humantime_serde")]

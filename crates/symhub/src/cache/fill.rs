@@ -239,7 +239,7 @@ async fn compressed(
 ) -> Result<Option<CabSource>, ()> {
     let fill = match cache.lookup(key, headers).await {
         Lookup::Hit(e) => return Ok(Some(CabSource::Committed(e))),
-        Lookup::Negative | Lookup::Redirect(_) => return Ok(None),
+        Lookup::Negative | Lookup::LocalOnly | Lookup::Redirect(_) => return Ok(None),
         Lookup::Unavailable => return Err(()),
         Lookup::Fill { fill, .. } => fill,
     };

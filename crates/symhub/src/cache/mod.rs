@@ -84,6 +84,8 @@ pub(crate) enum Lookup {
     /// A Breakpad request by code file and code id: the URL path of the module's debug-id key.
     Redirect(Arc<str>),
     Negative,
+    /// Not in the store, and not a key upstreams are asked for (not `<file>/<id>/<name>`).
+    LocalOnly,
     /// The store has the key but cannot read it now (its bucket is unreachable).
     Unavailable,
     /// A fill is running; `leader` is true for the request that started it.
@@ -237,6 +239,11 @@ impl Cache {
             }
             Loaded::Nothing => {}
         }
+        // Only `<file>/<id>/<name>` keys exist upstream: any other shape (an SSQP package's
+        // `12387532`) is never asked for, cached or remembered as missing.
+        if !key.is_triple() {
+            return Lookup::LocalOnly;
+        }
         self.start_or_join_fill(key, slot, FillFrom::Upstreams(client_headers.clone()), born)
     }
 
@@ -323,7 +330,7 @@ impl Cache {
                 born,
             )));
         }
-        if key.name().to_ascii_lowercase().ends_with(".sym") {
+        if key.is_triple() && key.name().to_ascii_lowercase().ends_with(".sym") {
             let found = self.store.by_code_id(key.file(), key.id())?;
             // Stored keys are valid keys, so the display form splits back into segments.
             let target = found.as_deref().and_then(|d| {

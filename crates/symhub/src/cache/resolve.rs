@@ -91,6 +91,8 @@ pub enum Missing {
     Negative,
     /// The store has the key but its storage cannot be read now.
     Unavailable,
+    /// Not stored, and not a key upstreams are asked for (not `<file>/<id>/<name>`).
+    LocalOnly,
     /// No upstream has it (or some failed: then the miss is not remembered).
     NotUpstream,
     /// The download began but broke off before the file was complete.
@@ -158,6 +160,7 @@ impl Cache {
                 Lookup::Redirect(to) => return Answer::Redirect(Redirect::Key(to)),
                 Lookup::Negative => return not_found(Missing::Negative, None),
                 Lookup::Unavailable => return not_found(Missing::Unavailable, None),
+                Lookup::LocalOnly => return not_found(Missing::LocalOnly, None),
                 Lookup::Fill { fill, leader } => (fill, leader),
             };
             let route = match (fill.from_store, leader) {

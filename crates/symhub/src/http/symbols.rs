@@ -1,9 +1,11 @@
-//! `GET`/`HEAD /<file>/<id>/<name>`: the SymSrv/SSQP symbol route.
+//! `GET`/`HEAD /<file>/<id>/<name>`: the SymSrv/SSQP symbol route; also `/<clientKey>` of any
+//! other shape an SSQP package publishes (`/12387532`), served from the store only.
 //!
 //! Anything that is not a servable symbol answers 404 — never a 5xx, because symsrv.dll stops
 //! probing `.pd_` and `file.ptr` after a 5xx. The `X-Cache` header says what happened:
-//! `HIT`, `MISS` (this request started the download), `COALESCED` (it joined one),
-//! `NEGATIVE` (a remembered miss), `BLOCKED` or `INVALID`.
+//! `HIT`, `MISS` (this request started the download, or a store-only key was not there:
+//! outcome `local-only`), `COALESCED` (it joined one), `NEGATIVE` (a remembered miss),
+//! `BLOCKED` or `INVALID`.
 
 use std::fs::File;
 use std::sync::Arc;
@@ -113,6 +115,7 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
                 (Missing::Blocked, _) => Outcome::new("blocked"),
                 (Missing::Negative, _) => Outcome::new("negative"),
                 (Missing::Unavailable, _) => Outcome::new("store-unavailable"),
+                (Missing::LocalOnly, _) => Outcome::new("local-only"),
                 (Missing::NotUpstream, r) => Outcome::new(r.map_or("miss", |r| r.outcome()))
                     .status_note("not found upstream"),
                 (Missing::DownloadFailed, r) => {

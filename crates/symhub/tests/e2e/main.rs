@@ -11,5 +11,6 @@ mod resilience;
 mod scale;
 mod security;
 mod server;
+mod spelling;
 mod upload;
 mod upstream_answers;

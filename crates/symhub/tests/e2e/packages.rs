@@ -525,3 +525,71 @@ async fn the_package_command_works_on_a_data_dir_and_through_a_server() {
         "the other package still maps it"
     );
 }
+
+/// The SSQP package spec's own example (dotnet/symstore `Package_Based_Symbol_Server.md`, its
+/// two JSON typos repaired): one-segment keys beside a three-segment one. Keys of any shape but
+/// `<file>/<id>/<name>` are served from the store only, so an upstream never hears of them.
+#[tokio::test]
+async fn the_spec_example_index_with_one_segment_keys_is_served_from_the_store_only() {
+    let up = FakeUpstream::start().await;
+    // Were symhub to ask, the upstream would answer (slowly) with other bytes.
+    for path in ["/nothere", "/12387532"] {
+        let slow = Serve::bytes(&b"upstream"[..]).delay(Duration::from_secs(3));
+        up.route(path, Behavior::Serve(slow));
+    }
+    let mut s = Symhub::start(&config_with(&[("up", &up.url, "")], &auth_config(KEY)));
+    let spec_index = br#"[ {"clientKey": "12387532", "blobPath": "debug_info.txt"},
+  {"clientKey": "MyProgram.exe/09safnf82asddasdqwd998vds/MyProgram.exe", "blobPath": "MyProgram.exe"},
+  {"clientKey": "12-09", "blobPath": "Content/localized/en-us/data.xml"},
+  {"clientKey": "312&312-123*&^ndw", "blobPath": "Content/localized/en-us/data.xml"} ]"#;
+    let (info, exe, xml) = (data(1000, 21), data(70_000, 22), data(3000, 23));
+    let zip = make_zip(&[
+        ("symbol_index.json", spec_index),
+        ("debug_info.txt", &info),
+        ("MyProgram.exe", &exe),
+        ("Content/localized/en-us/data.xml", &xml),
+    ]);
+    let (status, v) = put(&s, "spec", zip).await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["keys"], 4);
+    assert_eq!(v["blobs"], 3, "data.xml is stored once for its two keys");
+    assert_eq!(blob_count(&s), 3);
+    let exe_key = "MyProgram.exe/09safnf82asddasdqwd998vds/MyProgram.exe";
+    let (upper, lower) = (exe_key.to_uppercase(), exe_key.to_lowercase());
+    let expected = [
+        ("/12387532", &info),
+        ("/12-09", &xml),
+        // As a client sends `312&312-123*&^ndw`: each segment percent-encoded.
+        ("/312%26312-123%2A%26%5Endw", &xml),
+        ("/312%26312-123%2A%26%5ENDW", &xml),
+        (&format!("/{exe_key}"), &exe),
+        (&format!("/{upper}"), &exe),
+        (&format!("/{lower}"), &exe),
+    ];
+    for round in ["ingested", "restarted"] {
+        for (path, want) in &expected {
+            let r = s.get(path).await;
+            assert_eq!(r.status(), 200, "{round}: {path}");
+            assert_eq!(r.headers()["x-symhub-source"], "store", "{path}");
+            assert_eq!(&r.bytes().await.unwrap(), *want, "{round}: {path}");
+        }
+        // Twice: a miss is never remembered as a negative entry.
+        for _ in 0..2 {
+            let started = Instant::now();
+            let r = s.get("/nothere").await;
+            assert_eq!(r.status(), 404, "{round}");
+            assert_eq!(r.headers()["x-cache"], "MISS", "{round}");
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{round}: waited"
+            );
+        }
+        assert_eq!(up.total_hits(), 0, "{round}: {:?}", up.requests());
+        if round == "ingested" {
+            s.restart();
+        }
+    }
+    // The upstream is wired: a three-segment miss is asked of it.
+    assert_eq!(s.get("/a.pdb/1/a.pdb").await.status(), 404);
+    assert_eq!(up.hits("/a.pdb/1/a.pdb"), 1);
+}

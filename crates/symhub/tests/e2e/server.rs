@@ -91,8 +91,10 @@ async fn path_prefix_moves_the_symbol_routes() {
 async fn query_strings_are_ignored_and_segments_decoded() {
     let up = FakeUpstream::start().await;
     let key = "/libstdc++.so.6/178755DD8CAF0765454517F01B557DA20/libstdc++.so.6.sym";
+    let encoded = "/libstdc%2B%2B.so.6/178755DD8CAF0765454517F01B557DA20/libstdc%2B%2B.so.6.sym";
+    // Upstreams are sent `+` as `%2B` (S3 reads a bare `+` in a path as a space).
     up.serve(
-        key,
+        encoded,
         "MODULE Linux x86_64 178755DD8CAF0765454517F01B557DA20 libstdc++.so.6",
     );
     let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
@@ -103,7 +105,6 @@ async fn query_strings_are_ignored_and_segments_decoded() {
         .await;
     assert_eq!(r.status(), 200);
     r.bytes().await.unwrap();
-    let encoded = "/libstdc%2B%2B.so.6/178755DD8CAF0765454517F01B557DA20/libstdc%2B%2B.so.6.sym";
     assert_eq!(s.get(encoded).await.headers()["x-cache"], "HIT");
     assert_eq!(up.total_hits(), 1);
 }
