@@ -115,6 +115,14 @@ impl SymbolKey {
         Self::from_decoded(decoded)
     }
 
+    /// Parses an SSQP `clientKey` as a package index writes it: the key itself, segments
+    /// joined by `/`, never percent-encoded (clients encode each segment on the wire, the
+    /// index holds what they mean). A leading `/` is tolerated. Same validation as
+    /// [`SymbolKey::parse_path`].
+    pub fn parse_client_key(key: &str) -> Result<Self, KeyError> {
+        Self::from_decoded(key.strip_prefix('/').unwrap_or(key).split('/'))
+    }
+
     /// Builds a three-segment key from already-decoded segments, with the same validation as
     /// [`SymbolKey::parse_path`].
     pub fn from_segments(
@@ -302,6 +310,20 @@ mod tests {
     use super::*;
 
     const PDB: &str = "Foo.PDB/ABCDEF0123456789ABCDEF01234567891/Foo.PDB";
+
+    #[test]
+    fn client_keys_are_taken_literally() {
+        let k = SymbolKey::parse_client_key("a%41b/12-09").unwrap();
+        assert_eq!(k.to_string(), "a%41b/12-09");
+        assert_eq!(
+            SymbolKey::parse_path("/a%2541b/12-09")
+                .unwrap()
+                .normalized(),
+            k.normalized()
+        );
+        assert!(SymbolKey::parse_client_key("a/../b").is_err());
+        assert!(SymbolKey::parse_client_key("index2.txt").is_err());
+    }
 
     #[test]
     fn case_variants_share_the_normalized_form() {

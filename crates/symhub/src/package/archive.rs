@@ -230,7 +230,7 @@ impl<'de> serde::de::Visitor<'de> for IndexVisitor<'_> {
             if self.failure.is_some() {
                 continue;
             }
-            if let Err(e) = SymbolKey::parse_path(&item.client_key) {
+            if let Err(e) = SymbolKey::parse_client_key(&item.client_key) {
                 self.failure = Some(PackageError::BadKey {
                     key: item.client_key,
                     reason: e.to_string(),

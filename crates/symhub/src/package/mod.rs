@@ -166,8 +166,8 @@ impl Packages {
             let rows: Vec<PackageKey> = batch
                 .iter()
                 .map(|m| {
-                    let key =
-                        SymbolKey::parse_path(&m.key).expect("checked when the index was read");
+                    let key = SymbolKey::parse_client_key(&m.key)
+                        .expect("checked when the index was read");
                     let b = &blobs[&(m.entry as usize)];
                     PackageKey {
                         key: key.normalized().to_owned(),
