@@ -17,6 +17,7 @@
 pub mod cab;
 pub mod evict;
 pub mod fill;
+pub mod health;
 pub mod read;
 pub mod resolve;
 

@@ -22,43 +22,13 @@ use http::{header, HeaderMap, Method, StatusCode, Uri};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::error::{ApiError, RequireKey};
 use super::log::{is_trusted, Noted, Peer};
 use super::{json, symbols, App};
-use crate::auth::Denied;
 use crate::store::symbols::Committed;
 use crate::upload::{Claim, UploadError};
 
-pub fn denied(d: Denied) -> Response {
-    let (status, code) = match d {
-        Denied::Missing => (StatusCode::UNAUTHORIZED, "unauthorized"),
-        Denied::Wrong => (StatusCode::FORBIDDEN, "forbidden"),
-        Denied::Disabled => (StatusCode::FORBIDDEN, "uploads_disabled"),
-    };
-    json::error(status, code, d.message()).noted("auth")
-}
-
-pub(super) fn failed(e: UploadError) -> Response {
-    if matches!(e, UploadError::Internal(_)) {
-        tracing::error!("upload failed: {e}");
-        let message = if e.status() == StatusCode::SERVICE_UNAVAILABLE {
-            "the symbol store's storage is unreachable; retry later"
-        } else {
-            "the server could not store the upload; see its log"
-        };
-        return json::error(e.status(), e.code(), message).noted("upload-error");
-    }
-    tracing::warn!("upload refused: {e}");
-    json::error(e.status(), e.code(), e.to_string()).noted("upload-refused")
-}
-
-/// The refusal for a request without a valid API key, if it is one.
-pub(super) fn unauthorized(
-    app: &App,
-    headers: &HeaderMap,
-    query: &Option<String>,
-) -> Option<Response> {
-    app.keys.check(headers, query.as_deref()).err().map(denied)
-}
+type Answer = Result<Response, ApiError>;
 
 pub(super) fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers
@@ -70,7 +40,8 @@ pub(super) fn declared_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// `GET [/v1]/symbols/<debug_file>/<id>:checkStatus`. A path of this shape without the
-/// action suffix is an ordinary symbol path (a debug file may well be named `symbols`).
+/// action suffix is an ordinary symbol path (a debug file may well be named `symbols`), so
+/// the key is checked only once the suffix says it is the API.
 pub async fn check_status(
     State(app): State<Arc<App>>,
     Path((debug_file, id_action)): Path<(String, String)>,
@@ -78,20 +49,14 @@ pub async fn check_status(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-) -> Response {
+) -> Answer {
     let Some(debug_id) = id_action.strip_suffix(":checkStatus") else {
-        return symbols::handle(app, &method, &uri, &headers).await;
+        return Ok(symbols::handle(app, &method, &uri, &headers).await);
     };
-    if let Some(r) = unauthorized(&app, &headers, &query) {
-        return r;
-    }
-    match app.uploads.check_status(&debug_file, debug_id).await {
-        Ok(found) => {
-            let status = if found { "FOUND" } else { "MISSING" };
-            json::reply(StatusCode::OK, &json!({ "status": status })).noted("check")
-        }
-        Err(e) => failed(e),
-    }
+    app.keys.check(&headers, query.as_deref())?;
+    let found = app.uploads.check_status(&debug_file, debug_id).await?;
+    let status = if found { "FOUND" } else { "MISSING" };
+    Ok(json::reply(StatusCode::OK, &json!({ "status": status })).noted("check"))
 }
 
 /// The base URL clients reach this server at, for upload URLs.
@@ -122,33 +87,26 @@ fn public_base(app: &App, headers: &HeaderMap, peer: Option<&Peer>) -> String {
 
 /// `POST [/v1]/uploads:create`.
 pub async fn create(
+    _: RequireKey,
     State(app): State<Arc<App>>,
-    RawQuery(query): RawQuery,
     peer: Option<Extension<Peer>>,
     headers: HeaderMap,
-) -> Response {
-    if let Some(r) = unauthorized(&app, &headers, &query) {
-        return r;
-    }
-    match app.uploads.create_session().await {
-        Ok((upload_key, token)) => {
-            let base = public_base(&app, &headers, peer.as_deref());
-            let url = format!("{base}/_upload/{upload_key}/{token}");
-            // camelCase is what the real client parses; snake_case is what the protocol
-            // document shows.
-            json::reply(
-                StatusCode::OK,
-                &json!({
-                    "uploadUrl": url,
-                    "uploadKey": upload_key,
-                    "upload_url": url,
-                    "upload_key": upload_key,
-                }),
-            )
-            .noted("create")
-        }
-        Err(e) => failed(e),
-    }
+) -> Answer {
+    let (upload_key, token) = app.uploads.create_session().await?;
+    let base = public_base(&app, &headers, peer.as_deref());
+    let url = format!("{base}/_upload/{upload_key}/{token}");
+    // camelCase is what the real client parses; snake_case is what the protocol document
+    // shows.
+    Ok(json::reply(
+        StatusCode::OK,
+        &json!({
+            "uploadUrl": url,
+            "uploadKey": upload_key,
+            "upload_url": url,
+            "upload_key": upload_key,
+        }),
+    )
+    .noted("create"))
 }
 
 /// `PUT /_upload/<upload key>/<token>`: the body, usually chunked. Success is exactly 200
@@ -158,51 +116,36 @@ pub async fn put(
     Path((upload_key, token)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
-) -> Response {
+) -> Answer {
     let declared = declared_length(&headers);
-    match app
-        .uploads
+    app.uploads
         .put(&upload_key, &token, body.into_data_stream(), declared)
-        .await
-    {
-        Ok(()) => (StatusCode::OK, "").into_response().noted("put"),
-        Err(e) => failed(e),
-    }
+        .await?;
+    Ok((StatusCode::OK, "").into_response().noted("put"))
 }
 
 /// `POST [/v1]/uploads/<upload key>:complete`, with the lenient body.
 pub async fn complete(
+    _: RequireKey,
     State(app): State<Arc<App>>,
     Path(key_action): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
     body: String,
-) -> Response {
-    if let Some(r) = unauthorized(&app, &headers, &query) {
-        return r;
-    }
+) -> Answer {
     let Some(upload_key) = key_action.strip_suffix(":complete") else {
-        return json::error(
-            StatusCode::NOT_FOUND,
+        return Err(ApiError::NotFound(
             "not_found",
-            "expected uploads/<uploadKey>:complete",
-        );
+            "expected uploads/<uploadKey>:complete".into(),
+        ));
     };
-    let request = match symhub_core::breakpad::parse_complete(&body) {
-        Ok(r) => r,
-        Err(e) => return failed(UploadError::BadRequest(e.to_string())),
-    };
+    let request = symhub_core::breakpad::parse_complete(&body)
+        .map_err(|e| UploadError::BadRequest(e.to_string()))?;
     let claim = Claim {
         upload_type: request.upload_type,
         debug_file: request.debug_file,
         debug_id: request.debug_id,
     };
-    match app.uploads.complete(upload_key, claim).await {
-        Ok(c) => {
-            json::reply(StatusCode::OK, &json!({ "result": result_name(c) })).noted("complete")
-        }
-        Err(e) => failed(e),
-    }
+    let c = app.uploads.complete(upload_key, claim).await?;
+    Ok(json::reply(StatusCode::OK, &json!({ "result": result_name(c) })).noted("complete"))
 }
 
 fn result_name(c: Committed) -> &'static str {
@@ -218,71 +161,53 @@ const MAX_FIELD: usize = 4096;
 /// `POST <upload.v1_path>`: sym-upload-v1 multipart. Answers 200 `OK` (the client reports
 /// failure on any other status).
 pub async fn v1(
+    _: RequireKey,
     State(app): State<Arc<App>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
-) -> Response {
-    if let Some(r) = unauthorized(&app, &headers, &query) {
-        return r;
-    }
-    let mut multipart = match multipart {
-        Ok(m) => m,
-        Err(e) => {
-            return failed(UploadError::BadRequest(format!(
-                "not a multipart upload: {e}"
-            )))
-        }
-    };
+) -> Answer {
+    let mut multipart =
+        multipart.map_err(|e| UploadError::BadRequest(format!("not a multipart upload: {e}")))?;
     let mut fields: HashMap<String, String> = HashMap::new();
     let mut received = None;
-    loop {
-        let field = match multipart.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => return failed(UploadError::Body(e.to_string())),
-        };
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| UploadError::Body(e.to_string()))?
+    {
         let name = field.name().unwrap_or_default().to_owned();
         if name == "symbol_file" {
             let stream = field.map_err(|e| e.to_string());
-            match app.uploads.receive(stream, None).await {
-                Ok(r) => received = Some(r),
-                Err(e) => return failed(e),
-            }
+            received = Some(app.uploads.receive(stream, None).await?);
             continue;
         }
-        match field.text().await {
-            Ok(t) if t.len() <= MAX_FIELD => {
-                fields.insert(name, t);
-            }
-            Ok(_) => {
-                return failed(UploadError::BadRequest(format!(
-                    "field `{name}` is too long"
-                )))
-            }
-            Err(e) => return failed(UploadError::Body(e.to_string())),
+        let text = field
+            .text()
+            .await
+            .map_err(|e| UploadError::Body(e.to_string()))?;
+        if text.len() > MAX_FIELD {
+            return Err(UploadError::BadRequest(format!("field `{name}` is too long")).into());
         }
+        fields.insert(name, text);
     }
     let Some(received) = received else {
-        return failed(UploadError::BadRequest("no `symbol_file` part".into()));
+        return Err(UploadError::BadRequest("no `symbol_file` part".into()).into());
     };
     let (Some(debug_file), Some(debug_id)) = (
         fields.remove("debug_file"),
         fields.remove("debug_identifier"),
     ) else {
-        return failed(UploadError::BadRequest(
+        return Err(UploadError::BadRequest(
             "`debug_file` and `debug_identifier` are required".into(),
-        ));
+        )
+        .into());
     };
     let claim = Claim {
         upload_type: "BREAKPAD".into(),
         debug_file,
         debug_id,
     };
-    match app.uploads.finish(received, claim).await {
-        Ok(_) => (StatusCode::OK, "OK").into_response().noted("upload-v1"),
-        Err(e) => failed(e),
-    }
+    app.uploads.finish(received, claim).await?;
+    Ok((StatusCode::OK, "OK").into_response().noted("upload-v1"))
 }
 
 #[derive(Deserialize)]
@@ -296,42 +221,31 @@ pub struct ListQuery {
 
 /// `GET /api/symbols?prefix=…`: stored symbols, in key order, 1000 at most per page.
 pub async fn list(
+    _: RequireKey,
     State(app): State<Arc<App>>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    if let Some(r) = unauthorized(&app, &headers, &raw) {
-        return r;
-    }
+) -> Answer {
     let Ok(Query(q)) = query else {
-        return json::error(
-            StatusCode::BAD_REQUEST,
+        return Err(ApiError::BadRequest(
             "bad_query",
-            "use ?prefix=…&after=…&limit=…",
-        );
+            "use ?prefix=…&after=…&limit=…".into(),
+        ));
     };
     let limit = q.limit.unwrap_or(1000).clamp(1, 1000);
-    let store = app.uploads.store().clone();
-    let rows = tokio::task::spawn_blocking(move || store.list(&q.prefix, &q.after, limit)).await;
-    match rows {
-        Ok(Ok(rows)) => {
-            let next = (rows.len() == limit)
-                .then(|| rows.last().map(|r| r.key.clone()))
-                .flatten();
-            let symbols: Vec<_> = rows
-                .iter()
-                .map(|r| {
-                    json!({
-                        "key": r.display,
-                        "size": r.size,
-                        "sha256": r.sha256,
-                        "uploaded_at": humantime::format_rfc3339_seconds(r.uploaded_at).to_string(),
-                    })
-                })
-                .collect();
-            json::reply(StatusCode::OK, &json!({ "symbols": symbols, "next": next })).noted("list")
-        }
-        _ => json::internal(),
-    }
+    let rows = app.uploads.list(q.prefix, q.after, limit).await?;
+    let next = (rows.len() == limit)
+        .then(|| rows.last().map(|r| r.key.clone()))
+        .flatten();
+    let symbols: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "key": r.display,
+                "size": r.size,
+                "sha256": r.sha256,
+                "uploaded_at": humantime::format_rfc3339_seconds(r.uploaded_at).to_string(),
+            })
+        })
+        .collect();
+    Ok(json::reply(StatusCode::OK, &json!({ "symbols": symbols, "next": next })).noted("list"))
 }

@@ -67,15 +67,6 @@ pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Resp
     )
 }
 
-/// A storage or database failure: the details go to the server log, not to the client.
-pub fn internal() -> Response {
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "the server could not read or change its store; see its log",
-    )
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

@@ -6,6 +6,7 @@
 
 mod api;
 mod body;
+pub mod error;
 mod idle;
 pub mod json;
 pub mod log;

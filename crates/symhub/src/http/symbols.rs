@@ -38,7 +38,7 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
     }
     if app.keys.require_for_downloads {
         if let Err(d) = app.keys.check(headers, uri.query()) {
-            return super::api::denied(d);
+            return super::error::ApiError::from(d).into_response();
         }
     }
     let Some(path) = uri.path().strip_prefix(app.path_prefix.as_str()) else {

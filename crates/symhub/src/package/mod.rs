@@ -11,6 +11,7 @@
 //! temp files that start-up removes.
 
 pub mod archive;
+mod service;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

@@ -15,7 +15,6 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use http::StatusCode;
 use sha2::{Digest, Sha256};
 use symhub_core::breakpad::{native_keys, parse_sym_header, HEADER_LIMIT};
 use symhub_core::SymbolKey;
@@ -55,44 +54,6 @@ pub enum UploadError {
     Body(String),
     #[error("storage error: {0:#}")]
     Internal(#[from] anyhow::Error),
-}
-
-impl UploadError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            UploadError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            UploadError::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
-            UploadError::TooManySessions(_) => StatusCode::TOO_MANY_REQUESTS,
-            UploadError::UnknownSession(_) => StatusCode::NOT_FOUND,
-            UploadError::BadToken => StatusCode::FORBIDDEN,
-            UploadError::NothingReceived(_) => StatusCode::CONFLICT,
-            UploadError::NotSym(_) | UploadError::Mismatch { .. } | UploadError::BadRequest(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            UploadError::Body(_) => StatusCode::BAD_REQUEST,
-            UploadError::Internal(e) if crate::store::is_unavailable(e) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            UploadError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    pub fn code(&self) -> &'static str {
-        match self {
-            UploadError::TooLarge(_) => "too_large",
-            UploadError::NoSpace => "insufficient_storage",
-            UploadError::TooManySessions(_) => "too_many_sessions",
-            UploadError::UnknownSession(_) => "unknown_upload",
-            UploadError::BadToken => "bad_upload_token",
-            UploadError::NothingReceived(_) => "nothing_uploaded",
-            UploadError::NotSym(_) => "not_a_symbol_file",
-            UploadError::Mismatch { .. } => "module_mismatch",
-            UploadError::BadRequest(_) => "bad_request",
-            UploadError::Body(_) => "broken_body",
-            UploadError::Internal(e) if crate::store::is_unavailable(e) => "storage_unavailable",
-            UploadError::Internal(_) => "internal",
-        }
-    }
 }
 
 impl From<crate::store::db::DbError> for UploadError {
@@ -177,6 +138,18 @@ impl Uploads {
             self.body_idle_timeout,
         )
         .await
+    }
+
+    /// Stored symbols whose key starts with `prefix` (case-insensitive), in key order, after
+    /// `after`, at most `limit`.
+    pub async fn list(
+        &self,
+        prefix: String,
+        after: String,
+        limit: usize,
+    ) -> Result<Vec<crate::store::StoredSymbol>, UploadError> {
+        let store = self.store.clone();
+        blocking(move || Ok(store.list(&prefix, &after, limit)?)).await
     }
 
     /// Validates a received file against its claim and commits it under its keys.

@@ -1,0 +1,42 @@
+//! What `/healthz` reports: each upstream up or down, and for a shared store whether its
+//! bucket and database answer (a probe, so health recovers without traffic).
+
+use std::sync::Arc;
+
+use super::Cache;
+
+pub struct HealthReport {
+    /// Each upstream's name and whether it is in blackout.
+    pub upstreams: Vec<(Arc<str>, bool)>,
+    /// `(bucket_ok, database_ok)` of a shared store; `None` for a local one.
+    pub store: Option<(bool, bool)>,
+}
+
+impl HealthReport {
+    pub fn degraded(&self) -> bool {
+        self.upstreams.iter().any(|(_, down)| *down)
+            || self.store.is_some_and(|(bucket, db)| !bucket || !db)
+    }
+}
+
+impl Cache {
+    pub async fn health(&self) -> HealthReport {
+        let upstreams = self
+            .upstreams
+            .list()
+            .iter()
+            .map(|u| (u.name.clone(), u.health.is_down()))
+            .collect();
+        // Only a shared store has remote parts to check (a blocking probe).
+        let store = if self.store.is_shared() {
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || store.shared_health())
+                .await
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        HealthReport { upstreams, store }
+    }
+}

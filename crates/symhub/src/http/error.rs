@@ -1,0 +1,203 @@
+//! The API routes' one error type and its one mapping to HTTP: `{"error": code, "message":
+//! text}` with the status below. Symbol paths never use it (a SymSrv client stops probing on
+//! a 5xx, so every symbol miss is a plain 404; see [`super::symbols`]).
+//!
+//! | error | status | `error` |
+//! |---|---|---|
+//! | no API key / a wrong one / none configured | 401 / 403 / 403 | `unauthorized` / `forbidden` / `uploads_disabled` |
+//! | a request that cannot be served as sent | 400, 404, 409, 413, 422, 429, 507 | from the service's error |
+//! | the shared store's bucket or database unreachable | 503 | `storage_unavailable` |
+//! | anything else on the server's side | 500 | `internal` (details only in the log) |
+//!
+//! "Storage unreachable" is recognized once, by [`crate::store::is_unavailable`], whatever
+//! service the error came through.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::StatusCode;
+
+use super::json;
+use super::log::Noted;
+use super::App;
+use crate::auth::Denied;
+use crate::package::PackageError;
+use crate::upload::UploadError;
+
+/// Everything an API handler can answer instead of its result.
+#[derive(Debug)]
+pub enum ApiError {
+    Denied(Denied),
+    Upload(UploadError),
+    Package(PackageError),
+    /// The request is malformed: `code` names what (`bad_query`, `bad_name`).
+    BadRequest(&'static str, String),
+    /// A named thing that does not exist (`unknown_package`).
+    NotFound(&'static str, String),
+    /// A failure of the server's own: storage, database, a task.
+    Internal(anyhow::Error),
+}
+
+impl From<Denied> for ApiError {
+    fn from(d: Denied) -> Self {
+        ApiError::Denied(d)
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> Self {
+        ApiError::Upload(e)
+    }
+}
+
+impl From<PackageError> for ApiError {
+    fn from(e: PackageError) -> Self {
+        ApiError::Package(e)
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError::Internal(e)
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+/// What the client is told: status, code, message. The one exhaustive mapping.
+fn classify(e: &ApiError) -> (StatusCode, &'static str, String) {
+    use StatusCode as S;
+    let server_side = |e: &anyhow::Error, what: &str| {
+        if crate::store::is_unavailable(e) {
+            (
+                S::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "the symbol store's storage is unreachable; retry later".to_owned(),
+            )
+        } else {
+            (
+                S::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("the server could not {what}; see its log"),
+            )
+        }
+    };
+    match e {
+        ApiError::Denied(d) => {
+            let (status, code) = match d {
+                Denied::Missing => (S::UNAUTHORIZED, "unauthorized"),
+                Denied::Wrong => (S::FORBIDDEN, "forbidden"),
+                Denied::Disabled => (S::FORBIDDEN, "uploads_disabled"),
+            };
+            (status, code, d.message().to_owned())
+        }
+        ApiError::Upload(u) => {
+            let (status, code) = match u {
+                UploadError::TooLarge(_) => (S::PAYLOAD_TOO_LARGE, "too_large"),
+                UploadError::NoSpace => (S::INSUFFICIENT_STORAGE, "insufficient_storage"),
+                UploadError::TooManySessions(_) => (S::TOO_MANY_REQUESTS, "too_many_sessions"),
+                UploadError::UnknownSession(_) => (S::NOT_FOUND, "unknown_upload"),
+                UploadError::BadToken => (S::FORBIDDEN, "bad_upload_token"),
+                UploadError::NothingReceived(_) => (S::CONFLICT, "nothing_uploaded"),
+                UploadError::NotSym(_) => (S::UNPROCESSABLE_ENTITY, "not_a_symbol_file"),
+                UploadError::Mismatch { .. } => (S::UNPROCESSABLE_ENTITY, "module_mismatch"),
+                UploadError::BadRequest(_) => (S::UNPROCESSABLE_ENTITY, "bad_request"),
+                UploadError::Body(_) => (S::BAD_REQUEST, "broken_body"),
+                UploadError::Internal(e) => return server_side(e, "store the upload"),
+            };
+            (status, code, u.to_string())
+        }
+        ApiError::Package(p) => {
+            let code = match p {
+                PackageError::TooBig(_) => {
+                    return (S::PAYLOAD_TOO_LARGE, "too_large", p.to_string())
+                }
+                PackageError::Internal(e) => return server_side(e, "store the package"),
+                PackageError::Duplicates { .. } => "duplicate_keys",
+                PackageError::MissingBlob(_) => "missing_blob",
+                PackageError::NoIndex | PackageError::BadIndex(_) | PackageError::BadKey { .. } => {
+                    "bad_index"
+                }
+                _ => "bad_package",
+            };
+            (S::UNPROCESSABLE_ENTITY, code, p.to_string())
+        }
+        ApiError::BadRequest(code, m) => (S::BAD_REQUEST, code, m.clone()),
+        ApiError::NotFound(code, m) => (S::NOT_FOUND, code, m.clone()),
+        ApiError::Internal(e) => server_side(e, "read or change its store"),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = classify(&self);
+        // The details of a server-side failure go to the log, never to the client.
+        let outcome = match (&self, status.is_server_error()) {
+            (ApiError::Denied(_), _) => "auth",
+            (_, true) => {
+                tracing::error!(code, "request failed: {}", detail(&self));
+                "error"
+            }
+            (_, false) => {
+                tracing::warn!(code, "request refused: {message}");
+                "refused"
+            }
+        };
+        json::error(status, code, message).noted(outcome)
+    }
+}
+
+fn detail(e: &ApiError) -> String {
+    match e {
+        ApiError::Upload(u) => u.to_string(),
+        ApiError::Package(p) => p.to_string(),
+        ApiError::Internal(e) => format!("{e:#}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Taken by a handler that needs a valid API key (`?key=`, `Authorization: Bearer`,
+/// `Auth-Token`); without one the request is answered 401/403 before the handler runs.
+pub struct RequireKey;
+
+impl FromRequestParts<Arc<App>> for RequireKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        app.keys.check(&parts.headers, parts.uri.query())?;
+        Ok(RequireKey)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_store_is_503_through_every_service() {
+        let down = || anyhow::Error::new(crate::store::Unavailable("bucket down".into()));
+        for e in [
+            ApiError::Internal(down()),
+            ApiError::Upload(UploadError::Internal(down())),
+            ApiError::Package(PackageError::Internal(down())),
+        ] {
+            let (status, code, _) = classify(&e);
+            assert_eq!(
+                (status, code),
+                (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+            );
+        }
+        let (status, code, message) = classify(&ApiError::Internal(anyhow::anyhow!("disk")));
+        assert_eq!(
+            (status, code),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        );
+        assert!(!message.contains("disk"), "details stay in the log");
+    }
+}
