@@ -26,7 +26,8 @@ use symhub_core::SymbolKey;
 use tokio::sync::watch;
 
 use super::{Cache, Entry, FillFrom, Lookup, Source};
-use crate::store::{object_id, CachedEntry, ObjectDir, StoredSymbol};
+use super::index::CachedEntry;
+use crate::store::{object_id, ObjectDir, StoredSymbol};
 use crate::upstream::encoding::Encoding;
 use crate::upstream::{Found, Resolution};
 

@@ -18,6 +18,7 @@ pub mod cab;
 pub mod evict;
 pub mod fill;
 pub mod health;
+pub mod index;
 pub mod read;
 pub mod resolve;
 
@@ -34,8 +35,8 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::store::index::{unix_millis, unix_secs};
-use crate::store::{object_id, CachedEntry, Index, ObjectDir, StoredSymbol, SymbolStore};
+use crate::store::{object_id, unix_millis, unix_secs, ObjectDir, StoredSymbol, SymbolStore};
+use index::{CachedEntry, Index};
 use crate::upstream::Upstreams;
 pub use fill::{Fill, FillState};
 pub use resolve::{Answer, Missing, Redirect, Route};

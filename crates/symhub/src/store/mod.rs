@@ -1,18 +1,17 @@
-//! Where bytes live: a local directory of atomically committed objects ([`objects`]), the
-//! proxy cache's SQLite index ([`index`]), and the permanent symbol store ([`symbols`]):
+//! Where bytes live: a local directory of atomically committed objects ([`objects`], also
+//! used by the proxy cache, whose index lives with it in [`crate::cache`]), and the permanent
+//! symbol store ([`symbols`]):
 //! content-addressed blobs ([`blobs`]: local, or in an S3-compatible bucket) plus the key
 //! table, v2 upload sessions and SSQP packages ([`packages`]) in its database ([`db`]:
 //! SQLite, or a PostgreSQL shared by several instances).
 
 pub mod blobs;
 pub mod db;
-pub mod index;
 pub mod migrate;
 pub mod objects;
 pub mod packages;
 pub mod symbols;
 
-pub use index::{CachedEntry, Index};
 pub use objects::{object_id, ObjectDir};
 pub use symbols::{StoredSymbol, SymbolStore};
 
@@ -57,4 +56,19 @@ pub(crate) fn open_db(
     ))
     .with_context(|| format!("cannot initialise {what} database {}", path.display()))?;
     Ok(conn)
+}
+
+/// Seconds since the Unix epoch (0 before it).
+pub fn unix_secs(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Milliseconds since the Unix epoch: access times and leases, so that entries made within
+/// one second keep their order.
+pub fn unix_millis(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

@@ -12,7 +12,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::db::{p, DbResult, Row};
-use super::index::unix_millis;
+use super::unix_millis;
 use super::symbols::{bump, from_millis, SymbolStore};
 
 /// One key → blob mapping of a package.

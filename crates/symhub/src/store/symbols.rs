@@ -28,7 +28,7 @@ use symhub_core::SymbolKey;
 
 use super::blobs::Blobs;
 use super::db::{p, Db, DbError, DbResult, DbTarget, Row};
-use super::index::unix_millis;
+use super::unix_millis;
 use crate::config::StorageConfig;
 
 /// A stored symbol, as the cache layer serves it.

@@ -15,6 +15,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::store::{unix_millis, unix_secs};
+
 /// What the index knows of one cached file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedEntry {
@@ -29,26 +31,13 @@ pub struct Index {
     conn: Mutex<Connection>,
 }
 
-pub fn unix_secs(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-/// Access times are kept in milliseconds so entries cached within one second keep their order.
-pub fn unix_millis(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 fn from_unix(secs: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64)
 }
 
 impl Index {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let conn = super::open_db(
+        let conn = crate::store::open_db(
             path,
             "index",
             "NORMAL",
