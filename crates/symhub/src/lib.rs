@@ -49,7 +49,6 @@ pub async fn serve(
     drop(plaintext_keys);
     let packages = Arc::new(package::Packages::new(
         store.clone(),
-        Some(cache.clone()),
         config.packages.clone(),
     ));
     {
@@ -58,7 +57,6 @@ pub async fn serve(
     }
     let uploads = Arc::new(upload::Uploads::new(
         store.clone(),
-        cache.clone(),
         config.upload.clone(),
         config.server.body_idle_timeout,
     ));
@@ -85,7 +83,7 @@ pub async fn serve(
     // instance on a shared store, changes the store behind our back; the database tells us,
     // and memory is dropped.
     let watcher = tokio::spawn({
-        let (store, cache) = (store.clone(), cache.clone());
+        let store = store.clone();
         async move {
             let mut seen = None;
             // Other instances' uploads must show quickly; one indexed read per tick.
@@ -94,7 +92,7 @@ pub async fn serve(
                 let s = store.clone();
                 if let Ok(Ok(v)) = tokio::task::spawn_blocking(move || s.change_count()).await {
                     if seen.is_some_and(|old| old != v) {
-                        cache.store_changed();
+                        store.changes.publish(&store::StoreChange::Any);
                     }
                     seen = Some(v);
                 }

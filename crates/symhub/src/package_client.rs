@@ -90,7 +90,7 @@ impl Target {
         }
         config.validate()?;
         let store = Arc::new(SymbolStore::open_with(&config.storage)?);
-        let packages = Packages::new(store, None, config.packages.clone());
+        let packages = Packages::new(store, config.packages.clone());
         Ok(Mode::Local(packages))
     }
 }

@@ -25,8 +25,8 @@ use sha2::{Digest, Sha256};
 use symhub_core::SymbolKey;
 use tokio::sync::watch;
 
-use super::{Cache, Entry, FillFrom, Lookup, Source};
 use super::index::CachedEntry;
+use super::{Cache, Entry, FillFrom, Lookup, Source};
 use crate::store::{object_id, ObjectDir, StoredSymbol};
 use crate::upstream::encoding::Encoding;
 use crate::upstream::{Found, Resolution};

@@ -35,10 +35,12 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::store::{object_id, unix_millis, unix_secs, ObjectDir, StoredSymbol, SymbolStore};
-use index::{CachedEntry, Index};
+use crate::store::{
+    object_id, unix_millis, unix_secs, ObjectDir, StoreChange, StoredSymbol, SymbolStore,
+};
 use crate::upstream::Upstreams;
 pub use fill::{Fill, FillState};
+use index::{CachedEntry, Index};
 pub use resolve::{Answer, Missing, Redirect, Route};
 
 /// How often an entry's access time is worth recording. Finer LRU order is not worth a write.
@@ -147,7 +149,7 @@ impl Cache {
         let size = index.total_size()?;
         metrics.cache_size.set(size);
         metrics.cache_entries.set(index.count()? as i64);
-        Ok(Arc::new(Self {
+        let cache = Arc::new(Self {
             objects,
             index,
             memory: moka::sync::Cache::builder()
@@ -169,7 +171,19 @@ impl Cache {
             store,
             generation: AtomicU64::new(0),
             blocklist: blocklist.build()?,
-        }))
+        });
+        // The store tells the cache what its memory must forget; weakly, since the cache
+        // holds the store.
+        let weak = Arc::downgrade(&cache);
+        cache.store.changes.subscribe(move |change| {
+            if let Some(cache) = weak.upgrade() {
+                match change {
+                    StoreChange::Keys { keys, code } => cache.uploaded(keys, *code),
+                    StoreChange::Any => cache.store_changed(),
+                }
+            }
+        });
+        Ok(cache)
     }
 
     pub fn upstreams(&self) -> &Upstreams {
@@ -391,7 +405,7 @@ impl Cache {
 
     /// Forgets everything memory knows: a package came or went (any number of keys), or
     /// another process changed the store.
-    pub fn store_changed(&self) {
+    fn store_changed(&self) {
         self.changed();
         // Copies of stored files in progress may be of replaced bytes: later requests start
         // afresh (those already attached finish what they were sent). Upstream downloads
@@ -405,7 +419,7 @@ impl Cache {
 
     /// Forgets what memory knows of keys whose answer an upload just changed: the keys
     /// themselves and any remembered miss of a `.sym` code-id lookup of the module.
-    pub fn uploaded(&self, keys: &[SymbolKey], code: Option<(&str, &str)>) {
+    fn uploaded(&self, keys: &[SymbolKey], code: Option<(&str, &str)>) {
         self.changed();
         self.detach_fills(|f| keys.iter().any(|k| k.normalized() == f.key.normalized()));
         let mut prefixes = Vec::with_capacity(keys.len() + 1);

@@ -19,7 +19,6 @@ use std::sync::Arc;
 
 use symhub_core::SymbolKey;
 
-use crate::cache::Cache;
 use crate::config::PackageConfig;
 use crate::store::packages::{PackageInfo, PackageKey};
 use crate::store::SymbolStore;
@@ -46,8 +45,6 @@ pub struct Progress {
 
 pub struct Packages {
     store: Arc<SymbolStore>,
-    /// The running server's cache, told when keys change; none for the offline CLI.
-    cache: Option<Arc<Cache>>,
     pub config: PackageConfig,
 }
 
@@ -63,12 +60,8 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 impl Packages {
-    pub fn new(store: Arc<SymbolStore>, cache: Option<Arc<Cache>>, config: PackageConfig) -> Self {
-        Self {
-            store,
-            cache,
-            config,
-        }
+    pub fn new(store: Arc<SymbolStore>, config: PackageConfig) -> Self {
+        Self { store, config }
     }
 
     pub fn store(&self) -> &Arc<SymbolStore> {
@@ -87,12 +80,6 @@ impl Packages {
             self.store.drop_package(seq)?;
         }
         Ok(())
-    }
-
-    fn changed(&self) {
-        if let Some(c) = &self.cache {
-            c.store_changed();
-        }
     }
 
     /// Ingests the zip at `path` as package `name`. Blocking.
@@ -236,7 +223,6 @@ impl Packages {
             .store
             .activate_package(seq, key_count, blob_bytes)
             .map_err(store_err)?;
-        self.changed();
         if let Some(old) = replaced {
             self.store.drop_package(old).map_err(store_err)?;
         }
@@ -264,7 +250,6 @@ impl Packages {
         let Some(seq) = self.store.retire_package(name)? else {
             return Ok(false);
         };
-        self.changed();
         self.store.drop_package(seq)?;
         tracing::info!(package = name, "package removed");
         Ok(true)
@@ -299,7 +284,7 @@ mod tests {
     fn recovery_undoes_an_ingest_cut_short() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SymbolStore::open(dir.path()).unwrap());
-        let packages = Packages::new(store.clone(), None, PackageConfig::default());
+        let packages = Packages::new(store.clone(), PackageConfig::default());
         let seq = store.begin_package("cut", 10).unwrap();
         let sha = "ab".repeat(32);
         store.note_new_blob(seq, &sha).unwrap();

@@ -6,12 +6,14 @@
 //! SQLite, or a PostgreSQL shared by several instances).
 
 pub mod blobs;
+pub mod changes;
 pub mod db;
 pub mod migrate;
 pub mod objects;
 pub mod packages;
 pub mod symbols;
 
+pub use changes::StoreChange;
 pub use objects::{object_id, ObjectDir};
 pub use symbols::{StoredSymbol, SymbolStore};
 

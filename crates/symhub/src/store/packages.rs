@@ -12,8 +12,8 @@
 use std::time::{Duration, SystemTime};
 
 use super::db::{p, DbResult, Row};
-use super::unix_millis;
 use super::symbols::{bump, from_millis, SymbolStore};
+use super::unix_millis;
 
 /// One key → blob mapping of a package.
 #[derive(Debug, Clone)]
@@ -163,6 +163,7 @@ impl SymbolStore {
             bump(tx)?;
             Ok(old.map(|(s, _)| s))
         })?;
+        self.changes.publish(&super::StoreChange::Any);
         for sha in self.take_new_blobs(seq)? {
             self.collect_blob(&sha);
         }
@@ -171,7 +172,7 @@ impl SymbolStore {
 
     /// Takes a live package out of service at once; its rows go in [`Self::drop_package`].
     pub fn retire_package(&self, name: &str) -> DbResult<Option<i64>> {
-        self.db.tx(|tx| {
+        let retired = self.db.tx(|tx| {
             let seq = tx
                 .query_opt(
                     "SELECT seq FROM packages WHERE name = ?1 AND state = 'active'",
@@ -186,7 +187,11 @@ impl SymbolStore {
                 bump(tx)?;
             }
             Ok(seq)
-        })
+        })?;
+        if retired.is_some() {
+            self.changes.publish(&super::StoreChange::Any);
+        }
+        Ok(retired)
     }
 
     /// Deletes a package that is not live (retired, replaced, or a failed ingest), in

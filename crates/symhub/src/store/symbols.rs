@@ -201,6 +201,8 @@ pub struct SymbolStore {
     /// that use it are written. A shared database also records them in `blob_claims`, for
     /// the other instances.
     claims: Mutex<std::collections::HashMap<String, usize>>,
+    /// Told of every change this process makes (see [`super::changes`]).
+    pub changes: super::changes::ChangeFeed,
 }
 
 /// Holds a blob back from garbage collection while it lives.
@@ -277,6 +279,7 @@ impl SymbolStore {
             blobs,
             db,
             claims: Mutex::default(),
+            changes: Default::default(),
         })
     }
 
@@ -437,6 +440,10 @@ impl SymbolStore {
             bump(tx)?;
             Ok(replaced)
         })?;
+        self.changes.publish(&super::StoreChange::Keys {
+            keys,
+            code: code_file.as_deref().zip(code_id.as_deref()),
+        });
         for old in replaced {
             self.collect_blob(&old);
         }

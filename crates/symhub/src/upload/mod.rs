@@ -20,7 +20,6 @@ use symhub_core::breakpad::{native_keys, parse_sym_header, HEADER_LIMIT};
 use symhub_core::SymbolKey;
 use tokio::io::AsyncWriteExt;
 
-use crate::cache::Cache;
 use crate::config::UploadConfig;
 use crate::store::symbols::{Committed, ModuleId, Received, Session};
 use crate::store::SymbolStore;
@@ -84,7 +83,6 @@ pub struct Claim {
 
 pub struct Uploads {
     store: Arc<SymbolStore>,
-    cache: Arc<Cache>,
     config: UploadConfig,
     pub body_idle_timeout: std::time::Duration,
 }
@@ -100,13 +98,11 @@ async fn blocking<T: Send + 'static>(
 impl Uploads {
     pub fn new(
         store: Arc<SymbolStore>,
-        cache: Arc<Cache>,
         config: UploadConfig,
         body_idle_timeout: std::time::Duration,
     ) -> Self {
         Self {
             store,
-            cache,
             config,
             body_idle_timeout,
         }
@@ -155,14 +151,12 @@ impl Uploads {
     /// Validates a received file against its claim and commits it under its keys.
     pub async fn finish(&self, received: Received, claim: Claim) -> Result<Committed, UploadError> {
         let store = self.store.clone();
-        let (committed, keys, code) = blocking(move || {
+        let (committed, keys) = blocking(move || {
             let (keys, module) = identify(&received, &claim)?;
             let committed = store.commit(received, &keys, &module)?;
-            Ok((committed, keys, module.code_file.zip(module.code_id)))
+            Ok((committed, keys))
         })
         .await?;
-        self.cache
-            .uploaded(&keys, code.as_ref().map(|(f, i)| (f.as_str(), i.as_str())));
         for k in &keys {
             tracing::info!(key = %k, result = ?committed, "symbol stored");
         }
