@@ -17,8 +17,9 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc::Sender, watch};
 
-use super::fill::{FillState, Sink};
+use super::fill::FillState;
 use super::read::CHUNK;
+use crate::store::TempObject;
 
 pub(super) enum Event {
     Started { len: u64 },
@@ -112,10 +113,10 @@ fn first_member_offset<R: Read + Seek>(reader: &mut R) -> io::Result<u32> {
 
 pub(super) fn extract(
     reader: CabReader,
-    mut sink: Sink,
+    mut sink: TempObject,
     max: u64,
     events: Sender<Event>,
-) -> io::Result<Sink> {
+) -> io::Result<TempObject> {
     unpack_single(
         reader,
         max,
@@ -123,7 +124,7 @@ pub(super) fn extract(
             let _ = events.blocking_send(Event::Started { len });
         },
         |chunk| {
-            sink.write_blocking(chunk)?;
+            sink.write(chunk)?;
             let _ = events.blocking_send(Event::Written(sink.written()));
             Ok(())
         },

@@ -14,20 +14,18 @@
 
 use std::fs::File;
 use std::future::Future;
-use std::os::unix::fs::FileExt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::HeaderMap;
-use sha2::{Digest, Sha256};
 use symhub_core::SymbolKey;
 use tokio::sync::watch;
 
 use super::index::CachedEntry;
 use super::{Cache, Entry, FillFrom, Lookup, Source};
-use crate::store::{object_id, ObjectDir, StoredSymbol};
+use crate::store::{object_id, StoredSymbol, TempObject};
 use crate::upstream::encoding::Encoding;
 use crate::upstream::{Found, Resolution};
 
@@ -259,73 +257,28 @@ enum CabSource {
     Arriving(Arc<Fill>, Progress),
 }
 
-/// Writes into a temp file and tracks what a commit needs to know.
-pub(super) struct Sink {
-    file: Arc<File>,
-    temp: tempfile::TempPath,
-    hasher: Sha256,
-    written: u64,
-}
-
-impl Sink {
-    fn new(dir: &ObjectDir) -> std::io::Result<Self> {
-        let (file, temp) = dir.temp_file()?;
-        Ok(Self {
-            file: Arc::new(file),
-            temp,
-            hasher: Sha256::new(),
-            written: 0,
-        })
-    }
-
-    /// Writes and hashes one chunk off the async threads.
-    async fn write(mut self, chunks: Vec<bytes::Bytes>) -> std::io::Result<Self> {
-        tokio::task::spawn_blocking(move || {
-            for chunk in chunks {
-                self.write_blocking(&chunk)?;
-            }
-            Ok(self)
-        })
-        .await?
-    }
-
-    /// For code already off the async threads.
-    pub(super) fn write_blocking(&mut self, chunk: &[u8]) -> std::io::Result<()> {
-        self.file.write_all_at(chunk, self.written)?;
-        self.hasher.update(chunk);
-        self.written += chunk.len() as u64;
-        Ok(())
-    }
-
-    pub(super) fn written(&self) -> u64 {
-        self.written
-    }
-
-    /// fsync + rename + index: after this the entry is served to everyone.
-    async fn commit(
-        self,
-        cache: &Arc<Cache>,
-        fill: &Arc<Fill>,
-        upstream: &str,
-        last_modified: SystemTime,
-    ) -> anyhow::Result<Arc<Entry>> {
-        let (cache, fill) = (cache.clone(), fill.clone());
-        let key = fill.key.normalized();
-        let entry = CachedEntry {
-            key: key.to_owned(),
-            size: self.written,
-            sha256: hex::encode(self.hasher.finalize()),
-            last_modified,
-            upstream: upstream.to_owned(),
-        };
-        tokio::task::spawn_blocking(move || {
-            cache
-                .objects
-                .commit(&self.file, self.temp, &object_id(&entry.key))?;
-            cache.publish(&fill, entry)
-        })
-        .await?
-    }
+/// fsync + rename + index: after this the entry is served to everyone.
+async fn commit(
+    sink: TempObject,
+    cache: &Arc<Cache>,
+    fill: &Arc<Fill>,
+    upstream: &str,
+    last_modified: SystemTime,
+) -> anyhow::Result<Arc<Entry>> {
+    let (cache, fill) = (cache.clone(), fill.clone());
+    let done = sink.finish();
+    let entry = CachedEntry {
+        key: fill.key.normalized().to_owned(),
+        size: done.size,
+        sha256: done.sha256.clone(),
+        last_modified,
+        upstream: upstream.to_owned(),
+    };
+    tokio::task::spawn_blocking(move || {
+        done.commit(&cache.objects, &object_id(&entry.key))?;
+        cache.publish(&fill, entry)
+    })
+    .await?
 }
 
 fn publish_progress(fill: &Arc<Fill>, f: impl FnOnce(&mut Progress)) {
@@ -356,7 +309,7 @@ async fn download(cache: &Arc<Cache>, fill: &Arc<Fill>, found: Found) {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| httpdate::parse_http_date(v).ok())
         .unwrap_or_else(SystemTime::now);
-    let mut sink = match Sink::new(&cache.objects) {
+    let mut sink = match cache.objects.writer() {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(key = %fill.key, "cannot create a temp file in the cache: {e}");
@@ -365,7 +318,7 @@ async fn download(cache: &Arc<Cache>, fill: &Arc<Fill>, found: Found) {
         }
     };
     let progress = Progress {
-        file: sink.file.clone(),
+        file: sink.file().clone(),
         // A decoded file's length is known only at its end.
         len: len.filter(|_| encoding.is_identity()),
         written: 0,
@@ -406,13 +359,13 @@ async fn download(cache: &Arc<Cache>, fill: &Arc<Fill>, found: Found) {
             break Some("more bytes than its Content-Length".into());
         }
         let arrived: u64 = chunks.iter().map(|c| c.len() as u64).sum();
-        if !encoding.is_identity() && sink.written + arrived > cache.max_unpacked_size {
+        if !encoding.is_identity() && sink.written() + arrived > cache.max_unpacked_size {
             break Some(format!(
                 "decoded body over cache.max_unpacked_size ({} bytes)",
                 cache.max_unpacked_size
             ));
         }
-        sink = match sink.write(chunks).await {
+        sink = match sink.write_async(chunks).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(key = %fill.key, "cannot write to the cache: {e}");
@@ -420,12 +373,12 @@ async fn download(cache: &Arc<Cache>, fill: &Arc<Fill>, found: Found) {
                 return;
             }
         };
-        if !announced && sink.written > 0 {
+        if !announced && sink.written() > 0 {
             announced = true;
             fill.state
                 .send_replace(FillState::Streaming(progress.clone()));
         }
-        publish_written(fill, sink.written);
+        publish_written(fill, sink.written());
         if let Some(e) = broke {
             break Some(format!("body broke off: {e:#}"));
         }
@@ -435,7 +388,7 @@ async fn download(cache: &Arc<Cache>, fill: &Arc<Fill>, found: Found) {
         len.filter(|l| *l != received)
             .map(|l| format!("body ended after {received} of {l} bytes"))
     });
-    if failure.is_none() && sink.written == 0 {
+    if failure.is_none() && sink.written() == 0 {
         // Not the upstream's health: it answered; that one object is unusable.
         tracing::warn!(upstream = %upstream.name, key = %fill.key,
             "upstream sent an empty body; an empty file is never a symbol file, nothing cached");
@@ -448,9 +401,7 @@ async fn download(cache: &Arc<Cache>, fill: &Arc<Fill>, found: Found) {
         fail(cache, fill);
         return;
     }
-    let result = sink
-        .commit(cache, fill, &upstream.name, last_modified)
-        .await;
+    let result = commit(sink, cache, fill, &upstream.name, last_modified).await;
     finish(cache, fill, result);
 }
 
@@ -492,7 +443,7 @@ fn fail(cache: &Cache, fill: &Arc<Fill>) {
 /// clients get their status and Content-Length as soon as the header is in, and the MSZIP or
 /// LZX blocks decode in order while the CAB still arrives (memory: one block).
 async fn unpack(cache: &Arc<Cache>, fill: &Arc<Fill>, cab: CabSource) {
-    let sink = match Sink::new(&cache.objects) {
+    let sink = match cache.objects.writer() {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(key = %fill.key, "cannot create a temp file in the cache: {e}");
@@ -518,7 +469,7 @@ async fn unpack(cache: &Arc<Cache>, fill: &Arc<Fill>, cab: CabSource) {
         },
         CabSource::Arriving(f, p) => super::cab::CabReader::arriving(p.file.clone(), f.subscribe()),
     };
-    let file = sink.file.clone();
+    let file = sink.file().clone();
     let max = cache.max_unpacked_size;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<super::cab::Event>(16);
     let job = tokio::task::spawn_blocking(move || super::cab::extract(reader, sink, max, tx));
@@ -551,7 +502,7 @@ async fn unpack(cache: &Arc<Cache>, fill: &Arc<Fill>, cab: CabSource) {
             return;
         }
     };
-    let result = sink.commit(cache, fill, &upstream, last_modified).await;
+    let result = commit(sink, cache, fill, &upstream, last_modified).await;
     finish(cache, fill, result);
 }
 
@@ -572,7 +523,7 @@ async fn from_bucket(cache: &Arc<Cache>, fill: &Arc<Fill>, stored: StoredSymbol)
             return conclude(cache, fill, |s| *s = FillState::Unavailable);
         }
     };
-    let mut sink = match Sink::new(cache.store.blobs.dir()) {
+    let mut sink = match cache.store.blobs.dir().writer() {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(key = %fill.key, "cannot create a temp file for the bucket's local copies: {e}");
@@ -581,7 +532,7 @@ async fn from_bucket(cache: &Arc<Cache>, fill: &Arc<Fill>, stored: StoredSymbol)
     };
     let size = stored.size;
     fill.state.send_replace(FillState::Streaming(Progress {
-        file: sink.file.clone(),
+        file: sink.file().clone(),
         len: Some(size),
         written: 0,
         upstream: "store".into(),
@@ -596,25 +547,25 @@ async fn from_bucket(cache: &Arc<Cache>, fill: &Arc<Fill>, stored: StoredSymbol)
         let (chunks, broke): (Vec<_>, Vec<_>) = batch.into_iter().partition(|c| c.is_ok());
         let chunks: Vec<_> = chunks.into_iter().flatten().collect();
         let arrived: u64 = chunks.iter().map(|c| c.len() as u64).sum();
-        if sink.written + arrived > size {
+        if sink.written() + arrived > size {
             break Some(format!("more than the {size} bytes recorded"));
         }
-        sink = match sink.write(chunks).await {
+        sink = match sink.write_async(chunks).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(key = %fill.key, "cannot write a local copy of a bucket blob: {e}");
                 return fail(cache, fill);
             }
         };
-        publish_written(fill, sink.written);
+        publish_written(fill, sink.written());
         if let Some(Err(e)) = broke.into_iter().next() {
             break Some(e.to_string());
         }
     };
     let failure = failure.or_else(|| {
-        (sink.written != size).then(|| format!("{} of the {size} bytes recorded", sink.written))
+        (sink.written() != size).then(|| format!("{} of the {size} bytes recorded", sink.written()))
     });
-    let sha = hex::encode(sink.hasher.clone().finalize());
+    let sha = sink.sha256();
     let failure = failure.or_else(|| {
         (sha != stored.sha256).then(|| format!("bytes hash to {sha}, not to the name"))
     });
@@ -625,7 +576,8 @@ async fn from_bucket(cache: &Arc<Cache>, fill: &Arc<Fill>, stored: StoredSymbol)
     let (c, f) = (cache.clone(), fill.clone());
     let result = tokio::task::spawn_blocking(move || {
         let bucket = c.store.blobs.bucket().expect("a bucket store");
-        let path = bucket.adopt(&sink.file, sink.temp, &stored.sha256, size)?;
+        let done = sink.finish();
+        let path = bucket.adopt(&done.file, done.temp, &stored.sha256, size)?;
         Ok(c.remember_at(super::store_entry(stored), path, Source::Store, f.born))
     })
     .await

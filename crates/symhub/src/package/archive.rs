@@ -15,7 +15,6 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek};
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use symhub_core::ppdb::{portable_pdb_key, PREFIX_LIMIT};
 use symhub_core::SymbolKey;
 use zip::{CompressionMethod, ZipArchive};
@@ -281,10 +280,8 @@ pub fn extract<'s>(
     let mut entry = zip
         .by_index(i)
         .map_err(|e| PackageError::Read(name.clone(), e.to_string()))?;
-    let (mut file, temp) = store.blobs.dir().temp_file()?;
-    let mut hasher = Sha256::new();
+    let mut out = store.blobs.dir().writer()?.limit(declared);
     let mut prefix = Vec::new();
-    let mut size = 0u64;
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = entry
@@ -293,34 +290,33 @@ pub fn extract<'s>(
         if n == 0 {
             break;
         }
-        size += n as u64;
-        if size > declared {
+        if out.written() + n as u64 > declared {
             return Err(PackageError::LyingSize(name));
         }
         if derive_as.is_some() && prefix.len() < PREFIX_LIMIT {
             let take = (PREFIX_LIMIT - prefix.len()).min(n);
             prefix.extend_from_slice(&buf[..take]);
         }
-        hasher.update(&buf[..n]);
-        std::io::Write::write_all(&mut file, &buf[..n])?;
+        out.write(&buf[..n])?;
     }
-    if size != declared {
+    if out.written() != declared {
         return Err(PackageError::LyingSize(name));
     }
-    let sha256 = hex::encode(hasher.finalize());
+    let done = out.finish();
+    let sha256 = done.sha256.clone();
     let claim = store
         .claim(&sha256)
         .map_err(|e| PackageError::Internal(e.into()))?;
     if !store.blobs.exists(&sha256)? {
         before_new_blob(&sha256)?;
-        store.blobs.put(&file, temp, &sha256)?;
+        store.blobs.put(&done.file, done.temp, &sha256)?;
     }
     // The prefix is only ever needed for this; it is dropped here, one entry at a time.
     let derived = derive_as.and_then(|base| portable_pdb_key(base, &prefix));
     Ok(Blob {
         _claim: claim,
         sha256,
-        size,
+        size: done.size,
         derived,
     })
 }

@@ -9,7 +9,7 @@
 //! Every call blocks: async callers go through `spawn_blocking`, and bucket requests run on
 //! the server's runtime through its handle.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,7 +21,6 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, PutPayload};
-use sha2::{Digest, Sha256};
 use tempfile::TempPath;
 
 use super::objects::ObjectDir;
@@ -377,26 +376,19 @@ impl Bucket {
     }
 
     /// Downloads `path` into a new local temp file, checking its length (and hash when
-    /// given). Returns the file and its hash.
-    pub fn download(
-        &self,
-        path: &Path,
-        size: Option<u64>,
-    ) -> io::Result<(std::fs::File, TempPath, String)> {
-        let (mut file, temp) = self.hot.temp_file()?;
-        let (written, sha) = self.rt.block_on(async {
+    /// given).
+    pub fn download(&self, path: &Path, size: Option<u64>) -> io::Result<super::objects::Finished> {
+        let mut out = self.hot.writer()?;
+        self.rt.block_on(async {
             let mut stream = self.read(path).await?;
-            let mut hasher = Sha256::new();
-            let mut n = 0u64;
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk?;
-                hasher.update(&chunk);
-                n += chunk.len() as u64;
                 // A local write blocks briefly; this runs on a blocking thread.
-                file.write_all(&chunk)?;
+                out.write(&chunk?)?;
             }
-            Ok::<_, io::Error>((n, hex::encode(hasher.finalize())))
+            Ok::<_, io::Error>(())
         })?;
+        let done = out.finish();
+        let written = done.size;
         if size.is_some_and(|s| s != written) {
             return Err(io::Error::other(super::Unavailable(format!(
                 "bucket {}: {path} has {written} bytes, {} expected",
@@ -404,7 +396,7 @@ impl Bucket {
                 size.unwrap_or_default()
             ))));
         }
-        Ok((file, temp, sha))
+        Ok(done)
     }
 
     /// Sends a local file as blob `sha256` (`symhub migrate`), without keeping a copy.

@@ -14,7 +14,7 @@ pub mod packages;
 pub mod symbols;
 
 pub use changes::StoreChange;
-pub use objects::{object_id, ObjectDir};
+pub use objects::{object_id, ObjectDir, TempObject};
 pub use symbols::{StoredSymbol, SymbolStore};
 
 /// The store's bucket or shared database failed to answer: clients should retry later

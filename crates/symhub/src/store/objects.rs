@@ -11,7 +11,9 @@
 
 use std::fs::File;
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use tempfile::TempPath;
@@ -79,10 +81,115 @@ impl ObjectDir {
         Ok(dest)
     }
 
+    /// A new [`TempObject`] in this directory's `tmp/`.
+    pub fn writer(&self) -> io::Result<TempObject> {
+        let (file, temp) = self.temp_file()?;
+        Ok(TempObject {
+            file: Arc::new(file),
+            temp,
+            hasher: Sha256::new(),
+            written: 0,
+            max: u64::MAX,
+        })
+    }
+
     pub fn remove(&self, id: &str) -> io::Result<()> {
         match std::fs::remove_file(self.path(id)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+}
+
+/// The one way symhub writes a file it may later serve: bytes appended to a temp file in an
+/// [`ObjectDir`]'s `tmp/` by positional writes (so readers may follow it through their own
+/// offsets while it grows), counted, bounded and hashed as they go; then made visible
+/// atomically by [`TempObject::commit`], or deleted when dropped. Used by proxy downloads,
+/// bucket copies, uploads and package extraction.
+pub struct TempObject {
+    file: Arc<File>,
+    temp: TempPath,
+    hasher: Sha256,
+    written: u64,
+    max: u64,
+}
+
+/// A write past [`TempObject::limit`]: nothing past it was written.
+#[derive(Debug, thiserror::Error)]
+#[error("more than {0} bytes")]
+pub struct OverLimit(pub u64);
+
+impl TempObject {
+    /// Refuses writes that would make the file longer than `max` bytes.
+    pub fn limit(mut self, max: u64) -> Self {
+        self.max = max;
+        self
+    }
+
+    /// Appends `chunk`. Blocking (a local write). An error of kind `InvalidData` wrapping
+    /// [`OverLimit`] when the limit would be passed.
+    pub fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
+        let end = self.written + chunk.len() as u64;
+        if end > self.max {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                OverLimit(self.max),
+            ));
+        }
+        self.file.write_all_at(chunk, self.written)?;
+        self.hasher.update(chunk);
+        self.written = end;
+        Ok(())
+    }
+
+    /// [`TempObject::write`] of several chunks on the blocking pool, for async callers.
+    pub async fn write_async(mut self, chunks: Vec<bytes::Bytes>) -> io::Result<Self> {
+        tokio::task::spawn_blocking(move || {
+            for chunk in chunks {
+                self.write(&chunk)?;
+            }
+            Ok(self)
+        })
+        .await?
+    }
+
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// The file, for readers that follow it while it is written.
+    pub fn file(&self) -> &Arc<File> {
+        &self.file
+    }
+
+    /// Hex SHA-256 of what was written so far.
+    pub fn sha256(&self) -> String {
+        hex::encode(self.hasher.clone().finalize())
+    }
+
+    /// The finished file: its handle, its temp path (the file goes when it is dropped), its
+    /// length and hex SHA-256, for a caller that commits it elsewhere (a blob store).
+    pub fn finish(self) -> Finished {
+        Finished {
+            sha256: hex::encode(self.hasher.finalize()),
+            size: self.written,
+            file: self.file,
+            temp: self.temp,
+        }
+    }
+}
+
+/// A fully written [`TempObject`], not yet visible anywhere.
+pub struct Finished {
+    pub file: Arc<File>,
+    pub temp: TempPath,
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl Finished {
+    /// Makes the file visible as object `id` of `dir` (see [`ObjectDir::commit`]).
+    pub fn commit(self, dir: &ObjectDir, id: &str) -> io::Result<PathBuf> {
+        dir.commit(&self.file, self.temp, id)
     }
 }

@@ -625,7 +625,8 @@ impl SymbolStore {
         let path = match self.blobs.bucket() {
             None => tempfile::TempPath::try_from_path(self.received_path(upload_key))?,
             Some(b) => {
-                let (_, temp, sha) = b.download(&b.upload_path(upload_key), Some(size))?;
+                let done = b.download(&b.upload_path(upload_key), Some(size))?;
+                let (temp, sha) = (done.temp, done.sha256);
                 if sha != sha256 {
                     anyhow::bail!("the stored body of upload {upload_key} changed since its PUT");
                 }

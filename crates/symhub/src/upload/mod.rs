@@ -18,7 +18,6 @@ use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use symhub_core::breakpad::{native_keys, parse_sym_header, HEADER_LIMIT};
 use symhub_core::SymbolKey;
-use tokio::io::AsyncWriteExt;
 
 use crate::config::UploadConfig;
 use crate::store::symbols::{Committed, ModuleId, Received, Session};
@@ -279,10 +278,7 @@ where
     if declared.is_some_and(|n| n > max) {
         return Err(UploadError::TooLarge(max));
     }
-    let (file, temp) = store.blobs.dir().temp_file()?;
-    let mut out = tokio::fs::File::from_std(file);
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
+    let mut out = store.blobs.dir().writer()?.limit(max);
     let mut body = std::pin::pin!(body);
     // A body that stops arriving is cut (and its partial file deleted) after `idle`, so a
     // slow or stalled client cannot hold a temp file and a task forever.
@@ -293,19 +289,17 @@ where
             Ok(Some(chunk)) => chunk,
         };
         let chunk = chunk.map_err(|e| UploadError::Body(e.to_string()))?;
-        size += chunk.len() as u64;
-        if size > max {
-            // `temp` is dropped here, and the partial file with it.
+        if out.written() + chunk.len() as u64 > max {
+            // The temp file is dropped here, and the partial file with it.
             return Err(UploadError::TooLarge(max));
         }
-        hasher.update(&chunk);
-        out.write_all(&chunk).await?;
+        out = out.write_async(vec![chunk]).await?;
     }
-    out.flush().await?;
+    let done = out.finish();
     Ok(Received {
-        path: temp,
-        size,
-        sha256: hex::encode(hasher.finalize()),
+        path: done.temp,
+        size: done.size,
+        sha256: done.sha256,
     })
 }
 
