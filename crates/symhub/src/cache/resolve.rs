@@ -169,12 +169,12 @@ impl Cache {
                 (false, true) => Route::Miss,
                 (false, false) => Route::Coalesced,
             };
-            return self.from_fill(fill, route).await;
+            return self.answer_of_fill(fill, route).await;
         }
         not_found(Missing::NotUpstream, Some(Route::Miss))
     }
 
-    async fn from_fill(&self, fill: Arc<Fill>, route: Route) -> Answer {
+    async fn answer_of_fill(&self, fill: Arc<Fill>, route: Route) -> Answer {
         let committed = |entry: Arc<Entry>| match self.open_entry(&entry) {
             Ok(file) => Answer::File { entry, file, route },
             Err(_) => not_found(Missing::NotUpstream, Some(route)),

@@ -255,7 +255,7 @@ impl<'de> serde::de::Visitor<'de> for IndexVisitor<'_> {
 /// A blob extracted into the store, claimed against garbage collection until the package
 /// that uses it is live.
 pub struct Blob<'a> {
-    _claim: crate::store::symbols::BlobClaim<'a>,
+    _claim: crate::store::BlobClaim<'a>,
     pub sha256: String,
     pub size: u64,
     /// For a `.pdb` entry that is a portable PDB: the key derived from its own id.

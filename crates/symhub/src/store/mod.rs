@@ -7,13 +7,17 @@
 
 pub mod blobs;
 pub mod changes;
+mod claims;
 pub mod db;
 pub mod migrate;
 pub mod objects;
 pub mod packages;
+mod schema;
+pub mod sessions;
 pub mod symbols;
 
 pub use changes::StoreChange;
+pub use claims::BlobClaim;
 pub use objects::{object_id, ObjectDir, TempObject};
 pub use symbols::{StoredSymbol, SymbolStore};
 

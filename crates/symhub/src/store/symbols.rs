@@ -27,7 +27,8 @@ use anyhow::Context;
 use symhub_core::SymbolKey;
 
 use super::blobs::Blobs;
-use super::db::{p, Db, DbError, DbResult, DbTarget, Row};
+use super::db::{p, Db, DbResult, DbTarget, Row};
+use super::schema::{migrate_sqlite, PG_SCHEMA, SQLITE_SCHEMA};
 use super::unix_millis;
 use crate::config::StorageConfig;
 
@@ -69,167 +70,17 @@ pub enum Committed {
     Duplicate,
 }
 
-/// An upload session of the v2 protocol.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Session {
-    pub upload_key: String,
-    pub token_sha256: String,
-    pub expires: SystemTime,
-    /// `None` until the PUT has arrived.
-    pub received: Option<(u64, String)>,
-}
-
-const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS symbols (
-         key TEXT PRIMARY KEY,          -- normalized (lowercase)
-         display TEXT NOT NULL,         -- as uploaded
-         sha256 TEXT NOT NULL,
-         size INTEGER NOT NULL,
-         uploaded_at INTEGER NOT NULL,  -- unix ms
-         kind TEXT NOT NULL,
-         debug_file TEXT NOT NULL,      -- lowercase
-         debug_id TEXT NOT NULL,        -- lowercase, no dashes
-         code_file TEXT,                -- lowercase
-         code_id TEXT                   -- lowercase
-     ) WITHOUT ROWID;
-     CREATE INDEX IF NOT EXISTS symbols_module ON symbols(debug_file, debug_id);
-     CREATE INDEX IF NOT EXISTS symbols_code ON symbols(code_id, code_file);
-     CREATE INDEX IF NOT EXISTS symbols_blob ON symbols(sha256);
-     CREATE TABLE IF NOT EXISTS packages (
-         seq INTEGER PRIMARY KEY AUTOINCREMENT,
-         name TEXT NOT NULL,
-         state TEXT NOT NULL,           -- ingesting | active | removing
-         priority INTEGER NOT NULL,     -- lower wins; kept across a replace
-         added_at INTEGER NOT NULL,     -- unix ms
-         size INTEGER NOT NULL,         -- bytes of the zip
-         key_count INTEGER NOT NULL,
-         blob_bytes INTEGER NOT NULL,
-         lease_until INTEGER NOT NULL DEFAULT 0 -- unix ms; an ingest past it was abandoned
-     );
-     CREATE UNIQUE INDEX IF NOT EXISTS packages_active_name ON packages(name) WHERE state = 'active';
-     CREATE TABLE IF NOT EXISTS package_keys (
-         key TEXT NOT NULL,             -- normalized
-         seq INTEGER NOT NULL,
-         display TEXT NOT NULL,
-         sha256 TEXT NOT NULL,
-         size INTEGER NOT NULL,
-         derived INTEGER NOT NULL,      -- 1: derived from a portable PDB, 0: symbol_index.json
-         PRIMARY KEY (key, seq)
-     ) WITHOUT ROWID;
-     CREATE INDEX IF NOT EXISTS package_keys_seq ON package_keys(seq);
-     -- Blobs an ingest created, noted before they appear, so a failed or crashed
-     -- ingest can remove exactly those.
-     CREATE TABLE IF NOT EXISTS package_new_blobs (seq INTEGER NOT NULL, sha256 TEXT NOT NULL);
-     -- The same for uploads: a blob put in place whose rows were not written yet.
-     CREATE TABLE IF NOT EXISTS upload_new_blobs (sha256 TEXT NOT NULL);
-     CREATE INDEX IF NOT EXISTS package_keys_blob ON package_keys(sha256);
-     CREATE TABLE IF NOT EXISTS uploads (
-         upload_key TEXT PRIMARY KEY,
-         token_sha256 TEXT NOT NULL,
-         expires INTEGER NOT NULL,      -- unix ms
-         size INTEGER,
-         sha256 TEXT
-     ) WITHOUT ROWID;
-     -- Blobs a writer is about to point keys at (shared databases only: one process
-     -- keeps its claims in memory).
-     CREATE TABLE IF NOT EXISTS blob_claims (sha256 TEXT NOT NULL, id TEXT NOT NULL, until INTEGER NOT NULL);
-     CREATE TABLE IF NOT EXISTS changes (id INTEGER PRIMARY KEY, n INTEGER NOT NULL);
-     INSERT INTO changes (id, n) VALUES (1, 0) ON CONFLICT DO NOTHING;";
-
-/// The same tables for PostgreSQL: `COLLATE "C"` keeps key order bytewise, as in SQLite, so
-/// listings page identically.
-const PG_SCHEMA: &str = r#"CREATE TABLE IF NOT EXISTS symbols (
-         key TEXT COLLATE "C" PRIMARY KEY,
-         display TEXT NOT NULL,
-         sha256 TEXT NOT NULL,
-         size BIGINT NOT NULL,
-         uploaded_at BIGINT NOT NULL,
-         kind TEXT NOT NULL,
-         debug_file TEXT NOT NULL,
-         debug_id TEXT NOT NULL,
-         code_file TEXT,
-         code_id TEXT
-     );
-     CREATE INDEX IF NOT EXISTS symbols_module ON symbols(debug_file, debug_id);
-     CREATE INDEX IF NOT EXISTS symbols_code ON symbols(code_id, code_file);
-     CREATE INDEX IF NOT EXISTS symbols_blob ON symbols(sha256);
-     CREATE TABLE IF NOT EXISTS packages (
-         seq BIGSERIAL PRIMARY KEY,
-         name TEXT NOT NULL,
-         state TEXT NOT NULL,
-         priority BIGINT NOT NULL,
-         added_at BIGINT NOT NULL,
-         size BIGINT NOT NULL,
-         key_count BIGINT NOT NULL,
-         blob_bytes BIGINT NOT NULL,
-         lease_until BIGINT NOT NULL DEFAULT 0
-     );
-     CREATE UNIQUE INDEX IF NOT EXISTS packages_active_name ON packages(name) WHERE state = 'active';
-     CREATE TABLE IF NOT EXISTS package_keys (
-         key TEXT COLLATE "C" NOT NULL,
-         seq BIGINT NOT NULL,
-         display TEXT NOT NULL,
-         sha256 TEXT NOT NULL,
-         size BIGINT NOT NULL,
-         derived BIGINT NOT NULL,
-         PRIMARY KEY (key, seq)
-     );
-     CREATE INDEX IF NOT EXISTS package_keys_seq ON package_keys(seq);
-     CREATE TABLE IF NOT EXISTS package_new_blobs (seq BIGINT NOT NULL, sha256 TEXT NOT NULL);
-     CREATE TABLE IF NOT EXISTS upload_new_blobs (sha256 TEXT NOT NULL);
-     CREATE INDEX IF NOT EXISTS package_keys_blob ON package_keys(sha256);
-     CREATE TABLE IF NOT EXISTS uploads (
-         upload_key TEXT PRIMARY KEY,
-         token_sha256 TEXT NOT NULL,
-         expires BIGINT NOT NULL,
-         size BIGINT,
-         sha256 TEXT
-     );
-     CREATE TABLE IF NOT EXISTS blob_claims (sha256 TEXT NOT NULL, id TEXT NOT NULL, until BIGINT NOT NULL);
-     CREATE INDEX IF NOT EXISTS blob_claims_sha ON blob_claims(sha256);
-     CREATE TABLE IF NOT EXISTS changes (id INT PRIMARY KEY, n BIGINT NOT NULL);
-     INSERT INTO changes (id, n) VALUES (1, 0) ON CONFLICT DO NOTHING"#;
-
-/// How long a shared blob claim protects a blob if its writer dies without releasing it.
-const CLAIM_LEASE: Duration = Duration::from_secs(3600);
-
 pub struct SymbolStore {
-    root: PathBuf,
+    pub(super) root: PathBuf,
     pub blobs: Blobs,
     pub(super) db: Db,
     /// Blobs that an upload or an ingest is about to point keys at. Garbage collection
     /// leaves them alone, so a blob found "already there" cannot vanish before the rows
     /// that use it are written. A shared database also records them in `blob_claims`, for
     /// the other instances.
-    claims: Mutex<std::collections::HashMap<String, usize>>,
+    pub(super) claims: Mutex<std::collections::HashMap<String, usize>>,
     /// Told of every change this process makes (see [`super::changes`]).
     pub changes: super::changes::ChangeFeed,
-}
-
-/// Holds a blob back from garbage collection while it lives.
-pub struct BlobClaim<'a> {
-    store: &'a SymbolStore,
-    sha256: String,
-    shared_id: Option<String>,
-}
-
-impl Drop for BlobClaim<'_> {
-    fn drop(&mut self) {
-        let mut claims = self.store.claims();
-        if let Some(n) = claims.get_mut(&self.sha256) {
-            *n -= 1;
-            if *n == 0 {
-                claims.remove(&self.sha256);
-            }
-        }
-        drop(claims);
-        if let Some(id) = &self.shared_id {
-            // Best effort: a claim left behind only delays collection until its lease ends.
-            let _ = self
-                .store
-                .db
-                .execute("DELETE FROM blob_claims WHERE id = ?1", p![id]);
-        }
-    }
 }
 
 pub(super) fn from_millis(ms: i64) -> SystemTime {
@@ -450,74 +301,6 @@ impl SymbolStore {
         Ok(Committed::Stored)
     }
 
-    fn claims(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, usize>> {
-        self.claims.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Keeps `sha256` from being garbage-collected until the claim is dropped. With a shared
-    /// database the claim is written there, under the blob's lock, so collection by another
-    /// instance either ran before (and the blob is gone: the writer puts it again) or sees
-    /// the claim.
-    pub fn claim(&self, sha256: &str) -> DbResult<BlobClaim<'_>> {
-        *self.claims().entry(sha256.to_owned()).or_default() += 1;
-        let mut claim = BlobClaim {
-            store: self,
-            sha256: sha256.to_owned(),
-            shared_id: None,
-        };
-        if self.db.is_postgres() {
-            let id = hex::encode(rand::random::<[u8; 12]>());
-            let until = unix_millis(SystemTime::now() + CLAIM_LEASE);
-            self.db.tx(|tx| {
-                tx.lock_blob(sha256)?;
-                tx.execute(
-                    "INSERT INTO blob_claims (sha256, id, until) VALUES (?1, ?2, ?3)",
-                    p![sha256, &id, until],
-                )
-            })?;
-            claim.shared_id = Some(id);
-        }
-        Ok(claim)
-    }
-
-    /// Deletes a blob no key points at (neither an upload's nor a package's) and nobody has
-    /// claimed. Returns false if it was claimed (and so kept). The claims lock (and with a
-    /// shared database, the blob's lock) is held from the check to the deletion.
-    pub fn collect_blob(&self, sha256: &str) -> bool {
-        let claims = self.claims();
-        if claims.contains_key(sha256) {
-            return false;
-        }
-        let now = unix_millis(SystemTime::now());
-        let r = self.db.tx(|tx| {
-            tx.lock_blob(sha256)?;
-            let claimed = tx
-                .query_opt(
-                    "SELECT 1 FROM blob_claims WHERE sha256 = ?1 AND until > ?2 LIMIT 1",
-                    p![sha256, now],
-                )?
-                .is_some();
-            let used = tx
-                .query_opt(
-                    "SELECT 1 FROM symbols WHERE sha256 = ?1
-                     UNION ALL SELECT 1 FROM package_keys WHERE sha256 = ?1 LIMIT 1",
-                    p![sha256],
-                )?
-                .is_some();
-            if !claimed && !used {
-                self.blobs
-                    .remove(sha256)
-                    .map_err(|e| DbError::Bucket(e.to_string()))?;
-            }
-            Ok(!claimed)
-        });
-        drop(claims);
-        r.unwrap_or_else(|e| {
-            tracing::warn!(blob = sha256, "cannot remove an unused blob: {e}");
-            false
-        })
-    }
-
     /// Removes blobs that uploads cut short by a crash had put in place. Blocking; start-up
     /// (and periodically with a shared store, where another instance may have crashed).
     pub fn recover_uploads(&self) -> DbResult<usize> {
@@ -555,174 +338,12 @@ impl SymbolStore {
                 .map_or(0, |r| r.int(0)))
         }
     }
-
-    // ---- upload sessions -------------------------------------------------------------
-
-    pub fn uploads_dir(&self) -> PathBuf {
-        self.root.join("uploads")
-    }
-
-    pub fn count_sessions(&self) -> DbResult<u64> {
-        let now = unix_millis(SystemTime::now());
-        Ok(self
-            .db
-            .query_opt("SELECT COUNT(*) FROM uploads WHERE expires > ?1", p![now])?
-            .map_or(0, |r| r.int(0) as u64))
-    }
-
-    pub fn create_session(&self, s: &Session) -> DbResult<()> {
-        self.db.execute(
-            "INSERT INTO uploads (upload_key, token_sha256, expires) VALUES (?1, ?2, ?3)",
-            p![&s.upload_key, &s.token_sha256, unix_millis(s.expires)],
-        )?;
-        Ok(())
-    }
-
-    /// A live (unexpired) session.
-    pub fn session(&self, upload_key: &str) -> DbResult<Option<Session>> {
-        let now = unix_millis(SystemTime::now());
-        let row = self.db.query_opt(
-            "SELECT token_sha256, expires, size, sha256 FROM uploads
-             WHERE upload_key = ?1 AND expires > ?2",
-            p![upload_key, now],
-        )?;
-        Ok(row.map(|r| Session {
-            upload_key: upload_key.to_owned(),
-            token_sha256: r.text(0),
-            expires: from_millis(r.int(1)),
-            received: r.opt_int(2).zip(r.opt_text(3)).map(|(n, h)| (n as u64, h)),
-        }))
-    }
-
-    /// Keeps the PUT body of a session where any instance can complete it, then records it;
-    /// false if the session already had one (tokens are single-use).
-    pub fn save_received(&self, upload_key: &str, received: Received) -> anyhow::Result<bool> {
-        match self.blobs.bucket() {
-            None => {
-                received
-                    .path
-                    .persist(self.received_path(upload_key))
-                    .map_err(|e| e.error)?;
-            }
-            Some(b) => {
-                let file = std::fs::File::open(&received.path)?;
-                b.upload_file(&file, &b.upload_path(upload_key))?;
-            }
-        }
-        Ok(self.db.execute(
-            "UPDATE uploads SET size = ?2, sha256 = ?3 WHERE upload_key = ?1 AND size IS NULL",
-            p![upload_key, received.size, &received.sha256],
-        )? == 1)
-    }
-
-    /// The PUT body of a session, as a local file (fetched from the bucket when shared).
-    pub fn take_received(
-        &self,
-        upload_key: &str,
-        size: u64,
-        sha256: &str,
-    ) -> anyhow::Result<Received> {
-        let path = match self.blobs.bucket() {
-            None => tempfile::TempPath::try_from_path(self.received_path(upload_key))?,
-            Some(b) => {
-                let done = b.download(&b.upload_path(upload_key), Some(size))?;
-                let (temp, sha) = (done.temp, done.sha256);
-                if sha != sha256 {
-                    anyhow::bail!("the stored body of upload {upload_key} changed since its PUT");
-                }
-                temp
-            }
-        };
-        Ok(Received {
-            path,
-            size,
-            sha256: sha256.to_owned(),
-        })
-    }
-
-    fn received_path(&self, upload_key: &str) -> PathBuf {
-        self.uploads_dir().join(upload_key)
-    }
-
-    pub fn end_session(&self, upload_key: &str) -> DbResult<()> {
-        self.db
-            .execute("DELETE FROM uploads WHERE upload_key = ?1", p![upload_key])?;
-        match self.blobs.bucket() {
-            None => {
-                let _ = std::fs::remove_file(self.received_path(upload_key));
-            }
-            Some(b) => {
-                let _ = b.delete(&b.upload_path(upload_key));
-            }
-        }
-        Ok(())
-    }
-
-    /// Deletes expired sessions and their files, and local files no session owns. Blocking.
-    pub fn expire_sessions(&self) -> DbResult<usize> {
-        let now = unix_millis(SystemTime::now());
-        let expired: Vec<String> = self
-            .db
-            .query(
-                "SELECT upload_key FROM uploads WHERE expires <= ?1",
-                p![now],
-            )?
-            .iter()
-            .map(|r| r.text(0))
-            .collect();
-        for key in &expired {
-            self.end_session(key)?;
-        }
-        if let Ok(dir) = std::fs::read_dir(self.uploads_dir()) {
-            for entry in dir.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if self.session(&name)?.is_none() {
-                    let _ = std::fs::remove_file(entry.path());
-                }
-            }
-        }
-        // Shared claims whose writer died.
-        self.db
-            .execute("DELETE FROM blob_claims WHERE until <= ?1", p![now])?;
-        Ok(expired.len())
-    }
 }
 
 /// Counts a change other instances must notice (they poll [`SymbolStore::change_count`]).
 pub(super) fn bump(tx: &mut super::db::Conn) -> DbResult<()> {
     tx.execute("UPDATE changes SET n = n + 1 WHERE id = 1", p![])
         .map(drop)
-}
-
-/// Brings a store database written by an older symhub up to the current columns.
-fn migrate_sqlite(path: &Path) -> anyhow::Result<()> {
-    if !path.exists() {
-        return Ok(());
-    }
-    let conn = rusqlite::Connection::open(path)
-        .with_context(|| format!("cannot open store database {}", path.display()))?;
-    let has_packages: bool = conn
-        .query_row(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'packages'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )
-        .map(|n| n > 0)?;
-    if has_packages {
-        let has_lease: bool = conn
-            .query_row(
-                "SELECT COUNT(*) FROM pragma_table_info('packages') WHERE name = 'lease_until'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n > 0)?;
-        if !has_lease {
-            conn.execute_batch(
-                "ALTER TABLE packages ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0",
-            )?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

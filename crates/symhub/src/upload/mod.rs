@@ -20,7 +20,8 @@ use symhub_core::breakpad::{native_keys, parse_sym_header, HEADER_LIMIT};
 use symhub_core::SymbolKey;
 
 use crate::config::UploadConfig;
-use crate::store::symbols::{Committed, ModuleId, Received, Session};
+use crate::store::sessions::Session;
+use crate::store::symbols::{Committed, ModuleId, Received};
 use crate::store::SymbolStore;
 
 #[derive(Debug, thiserror::Error)]

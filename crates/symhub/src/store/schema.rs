@@ -1,0 +1,148 @@
+//! The store's tables, written twice (SQLite for a data dir, PostgreSQL for a shared store)
+//! because the two dialects differ in types and indexes, and the one-time migration of
+//! SQLite stores made before a column existed.
+
+use std::path::Path;
+
+use anyhow::Context;
+
+pub(super) const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS symbols (
+         key TEXT PRIMARY KEY,          -- normalized (lowercase)
+         display TEXT NOT NULL,         -- as uploaded
+         sha256 TEXT NOT NULL,
+         size INTEGER NOT NULL,
+         uploaded_at INTEGER NOT NULL,  -- unix ms
+         kind TEXT NOT NULL,
+         debug_file TEXT NOT NULL,      -- lowercase
+         debug_id TEXT NOT NULL,        -- lowercase, no dashes
+         code_file TEXT,                -- lowercase
+         code_id TEXT                   -- lowercase
+     ) WITHOUT ROWID;
+     CREATE INDEX IF NOT EXISTS symbols_module ON symbols(debug_file, debug_id);
+     CREATE INDEX IF NOT EXISTS symbols_code ON symbols(code_id, code_file);
+     CREATE INDEX IF NOT EXISTS symbols_blob ON symbols(sha256);
+     CREATE TABLE IF NOT EXISTS packages (
+         seq INTEGER PRIMARY KEY AUTOINCREMENT,
+         name TEXT NOT NULL,
+         state TEXT NOT NULL,           -- ingesting | active | removing
+         priority INTEGER NOT NULL,     -- lower wins; kept across a replace
+         added_at INTEGER NOT NULL,     -- unix ms
+         size INTEGER NOT NULL,         -- bytes of the zip
+         key_count INTEGER NOT NULL,
+         blob_bytes INTEGER NOT NULL,
+         lease_until INTEGER NOT NULL DEFAULT 0 -- unix ms; an ingest past it was abandoned
+     );
+     CREATE UNIQUE INDEX IF NOT EXISTS packages_active_name ON packages(name) WHERE state = 'active';
+     CREATE TABLE IF NOT EXISTS package_keys (
+         key TEXT NOT NULL,             -- normalized
+         seq INTEGER NOT NULL,
+         display TEXT NOT NULL,
+         sha256 TEXT NOT NULL,
+         size INTEGER NOT NULL,
+         derived INTEGER NOT NULL,      -- 1: derived from a portable PDB, 0: symbol_index.json
+         PRIMARY KEY (key, seq)
+     ) WITHOUT ROWID;
+     CREATE INDEX IF NOT EXISTS package_keys_seq ON package_keys(seq);
+     -- Blobs an ingest created, noted before they appear, so a failed or crashed
+     -- ingest can remove exactly those.
+     CREATE TABLE IF NOT EXISTS package_new_blobs (seq INTEGER NOT NULL, sha256 TEXT NOT NULL);
+     -- The same for uploads: a blob put in place whose rows were not written yet.
+     CREATE TABLE IF NOT EXISTS upload_new_blobs (sha256 TEXT NOT NULL);
+     CREATE INDEX IF NOT EXISTS package_keys_blob ON package_keys(sha256);
+     CREATE TABLE IF NOT EXISTS uploads (
+         upload_key TEXT PRIMARY KEY,
+         token_sha256 TEXT NOT NULL,
+         expires INTEGER NOT NULL,      -- unix ms
+         size INTEGER,
+         sha256 TEXT
+     ) WITHOUT ROWID;
+     -- Blobs a writer is about to point keys at (shared databases only: one process
+     -- keeps its claims in memory).
+     CREATE TABLE IF NOT EXISTS blob_claims (sha256 TEXT NOT NULL, id TEXT NOT NULL, until INTEGER NOT NULL);
+     CREATE TABLE IF NOT EXISTS changes (id INTEGER PRIMARY KEY, n INTEGER NOT NULL);
+     INSERT INTO changes (id, n) VALUES (1, 0) ON CONFLICT DO NOTHING;";
+
+/// The same tables for PostgreSQL: `COLLATE "C"` keeps key order bytewise, as in SQLite, so
+/// listings page identically.
+pub(super) const PG_SCHEMA: &str = r#"CREATE TABLE IF NOT EXISTS symbols (
+         key TEXT COLLATE "C" PRIMARY KEY,
+         display TEXT NOT NULL,
+         sha256 TEXT NOT NULL,
+         size BIGINT NOT NULL,
+         uploaded_at BIGINT NOT NULL,
+         kind TEXT NOT NULL,
+         debug_file TEXT NOT NULL,
+         debug_id TEXT NOT NULL,
+         code_file TEXT,
+         code_id TEXT
+     );
+     CREATE INDEX IF NOT EXISTS symbols_module ON symbols(debug_file, debug_id);
+     CREATE INDEX IF NOT EXISTS symbols_code ON symbols(code_id, code_file);
+     CREATE INDEX IF NOT EXISTS symbols_blob ON symbols(sha256);
+     CREATE TABLE IF NOT EXISTS packages (
+         seq BIGSERIAL PRIMARY KEY,
+         name TEXT NOT NULL,
+         state TEXT NOT NULL,
+         priority BIGINT NOT NULL,
+         added_at BIGINT NOT NULL,
+         size BIGINT NOT NULL,
+         key_count BIGINT NOT NULL,
+         blob_bytes BIGINT NOT NULL,
+         lease_until BIGINT NOT NULL DEFAULT 0
+     );
+     CREATE UNIQUE INDEX IF NOT EXISTS packages_active_name ON packages(name) WHERE state = 'active';
+     CREATE TABLE IF NOT EXISTS package_keys (
+         key TEXT COLLATE "C" NOT NULL,
+         seq BIGINT NOT NULL,
+         display TEXT NOT NULL,
+         sha256 TEXT NOT NULL,
+         size BIGINT NOT NULL,
+         derived BIGINT NOT NULL,
+         PRIMARY KEY (key, seq)
+     );
+     CREATE INDEX IF NOT EXISTS package_keys_seq ON package_keys(seq);
+     CREATE TABLE IF NOT EXISTS package_new_blobs (seq BIGINT NOT NULL, sha256 TEXT NOT NULL);
+     CREATE TABLE IF NOT EXISTS upload_new_blobs (sha256 TEXT NOT NULL);
+     CREATE INDEX IF NOT EXISTS package_keys_blob ON package_keys(sha256);
+     CREATE TABLE IF NOT EXISTS uploads (
+         upload_key TEXT PRIMARY KEY,
+         token_sha256 TEXT NOT NULL,
+         expires BIGINT NOT NULL,
+         size BIGINT,
+         sha256 TEXT
+     );
+     CREATE TABLE IF NOT EXISTS blob_claims (sha256 TEXT NOT NULL, id TEXT NOT NULL, until BIGINT NOT NULL);
+     CREATE INDEX IF NOT EXISTS blob_claims_sha ON blob_claims(sha256);
+     CREATE TABLE IF NOT EXISTS changes (id INT PRIMARY KEY, n BIGINT NOT NULL);
+     INSERT INTO changes (id, n) VALUES (1, 0) ON CONFLICT DO NOTHING"#;
+
+/// Brings a store database written by an older symhub up to the current columns.
+pub(super) fn migrate_sqlite(path: &Path) -> anyhow::Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let conn = rusqlite::Connection::open(path)
+        .with_context(|| format!("cannot open store database {}", path.display()))?;
+    let has_packages: bool = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'packages'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)?;
+    if has_packages {
+        let has_lease: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('packages') WHERE name = 'lease_until'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)?;
+        if !has_lease {
+            conn.execute_batch(
+                "ALTER TABLE packages ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0",
+            )?;
+        }
+    }
+    Ok(())
+}
