@@ -76,10 +76,13 @@ pub enum SsqpElfKey {
 
 impl SsqpElfKey {
     /// Reads an SSQP key (case-insensitively, as SSQP keys are compared). `None` for keys of
-    /// other kinds, for `elf-buildid-…` keys whose file and name segments differ, and for
-    /// ids that are not a valid [`BuildId`]. The id is taken as written: padded to 20 bytes
+    /// other kinds or shapes (not three segments), for `elf-buildid-…` keys whose file and
+    /// name segments differ, and for ids that are not a valid [`BuildId`]. The id is taken as written: padded to 20 bytes
     /// when the publisher followed the convention; see [`SsqpElfKey::build_id_candidates`].
     pub fn parse(key: &SymbolKey) -> Option<Self> {
+        if !key.is_triple() {
+            return None;
+        }
         let id = key.id().to_ascii_lowercase();
         if let Some(hex) = id.strip_prefix("elf-buildid-sym-") {
             let debug = DEBUG_FILE_NAME;
@@ -229,6 +232,10 @@ mod tests {
             "libcoreclr.so/elf-buildid-coreclr-ab/libmscordaccore.so",
             "x.debug/elf-buildid-sym-ab/x.debug",
             "foo.dylib/mach-uuid-497b72f6390a44fc878e5a2d63b6cc4b/foo.dylib",
+            "_.debug/elf-buildid-sym-ab/x/_.debug",
+            "_.debug/x/elf-buildid-sym-ab/_.debug",
+            "a/elf-buildid-ab/b/a",
+            "12387532",
         ] {
             let key = SymbolKey::parse_path(k).unwrap();
             assert_eq!(SsqpElfKey::parse(&key), None, "{k}");
