@@ -113,24 +113,22 @@ impl SsqpElfKey {
     }
 
     /// The debuginfod build ids this key may stand for. Padding loses the length: a 20-byte
-    /// id ending in 4 zero bytes may be a padded 16-byte (md5, uuid) id, one ending in 12 zero
-    /// bytes a padded 8-byte (xxhash) id. Shortest first: a real sha1 ending in 4 zero bytes
-    /// is a 1 in 2^32 event, a padded short id is the normal case. Ids of other lengths are
-    /// only themselves.
+    /// id ending in zero bytes may be a padded shorter one — 16 bytes (md5, uuid), 8 (xxhash),
+    /// or any length `--build-id=0x…` gave. So: every length from the last non-zero byte (and
+    /// at least [`SSQP_MIN_BUILD_ID_BYTES`]) up to 20, shortest first, because a real id
+    /// ending in a zero byte is a 1 in 256 event per byte and a padded short id the normal
+    /// case. A sha1 id (last byte non-zero) is only itself; ids of other lengths (unpadded
+    /// publishers) too.
     pub fn build_id_candidates(&self) -> Vec<BuildId> {
         let id = self.id();
         if id.len_bytes() != SSQP_BUILD_ID_BYTES {
             return vec![id.clone()];
         }
         let bytes = id.to_bytes();
-        let mut out = Vec::new();
-        for len in [8, 16] {
-            if bytes[len..].iter().all(|&b| b == 0) {
-                out.extend(BuildId::from_bytes(&bytes[..len]).ok());
-            }
-        }
-        out.push(id.clone());
-        out
+        let used = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        (used.max(SSQP_MIN_BUILD_ID_BYTES)..=SSQP_BUILD_ID_BYTES)
+            .filter_map(|len| BuildId::from_bytes(&bytes[..len]).ok())
+            .collect()
     }
 }
 
@@ -193,10 +191,10 @@ mod tests {
         let key = debuginfo_key(&id(MD5)).unwrap();
         let back = SsqpElfKey::parse(&key).unwrap();
         assert!(matches!(back, SsqpElfKey::Debuginfo { .. }));
-        assert_eq!(
-            back.build_id_candidates(),
-            vec![id(MD5), id(&format!("{MD5}00000000"))]
-        );
+        let c = back.build_id_candidates();
+        assert_eq!(c.len(), 5, "16 to 20 bytes");
+        assert_eq!(c[0], id(MD5));
+        assert_eq!(c[4], id(&format!("{MD5}00000000")));
 
         let exe = executable_key(&id("0123456789abcdef"), "libz.so.1").unwrap();
         let back = SsqpElfKey::parse(&exe).unwrap();
@@ -208,9 +206,17 @@ mod tests {
             }
         );
         let c = back.build_id_candidates();
-        assert_eq!(c.len(), 3);
+        assert_eq!(c.len(), 13, "8 to 20 bytes");
         assert_eq!(c[0], id("0123456789abcdef"));
-        assert_eq!(c[1].len_bytes(), 16);
+        assert!(c.iter().zip(8..).all(|(b, n)| b.len_bytes() == n));
+        // The fuzzer's case: an 11-byte id (`--build-id=0x…`) is among its candidates.
+        let odd = id("180a373d6afbabf0e2caec");
+        let back = SsqpElfKey::parse(&debuginfo_key(&odd).unwrap()).unwrap();
+        assert_eq!(back.build_id_candidates()[0], odd);
+        // An id whose own last byte is zero is still found.
+        let zero_end = id("0123456789abcd00");
+        let back = SsqpElfKey::parse(&debuginfo_key(&zero_end).unwrap()).unwrap();
+        assert!(back.build_id_candidates().contains(&zero_end));
 
         let full = SsqpElfKey::parse(&debuginfo_key(&id(SHA1)).unwrap()).unwrap();
         assert_eq!(full.build_id_candidates(), vec![id(SHA1)]);
