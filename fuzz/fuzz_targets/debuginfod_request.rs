@@ -15,7 +15,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let id = req.build_id.as_str();
     assert!(id.len() % 2 == 0 && id.len() <= 2 * MAX_BUILD_ID_BYTES && !id.is_empty());
-    assert!(id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    assert!(id
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
     match &req.artifact {
         Artifact::Source(p) => {
             let s = p.as_str();
@@ -25,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
             }
             assert!(!s.ends_with("/.") && !s.ends_with("/.."));
             assert!(!s.chars().any(char::is_control));
-            assert_eq!(SourcePath::parse(s).as_ref(), Ok(p), "canonical is a fixed point");
+            assert_eq!(
+                SourcePath::parse(s).as_ref(),
+                Ok(p),
+                "canonical is a fixed point"
+            );
         }
         Artifact::Section(n) => assert!(!n.as_str().contains('/')),
         Artifact::Debuginfo | Artifact::Executable => {}

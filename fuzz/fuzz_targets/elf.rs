@@ -25,7 +25,14 @@ fuzz_target!(|data: &[u8]| {
         assert!(!name.contains('\0'));
     }
     let _ = (f.has_debug_info(), f.is_executable());
-    for name in [".text", ".debug_info", ".zdebug_info", ".note.gnu.build-id", ".dynamic", ""] {
+    for name in [
+        ".text",
+        ".debug_info",
+        ".zdebug_info",
+        ".note.gnu.build-id",
+        ".dynamic",
+        "",
+    ] {
         if let Some(s) = f.section(name) {
             assert!(!s.is_empty());
             inside(s);

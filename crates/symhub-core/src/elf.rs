@@ -135,6 +135,10 @@ impl<'data> ElfFile<'data> {
     /// 0.188), and its client does the same when it extracts a section itself. It answers
     /// 404 for `SHT_NOBITS` and empty sections, as `None` here.
     pub fn section(&self, name: &str) -> Option<&'data [u8]> {
+        // Section 0 and unnamed sections have the empty name: never something to serve.
+        if name.is_empty() {
+            return None;
+        }
         let found = match self.class {
             Class::Elf32 => View::<FileHeader32<Endianness>>::new(self.data)
                 .ok()

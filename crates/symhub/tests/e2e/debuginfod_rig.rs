@@ -27,7 +27,11 @@ fn elfutils_serves_a_split_program_to_debuginfod_find_and_gdb() {
     assert_eq!(debuginfo.bytes(), read(&built.debug), "{}", server.log());
     let executable = debuginfod_find(&urls, &["executable", id]);
     assert_eq!(executable.bytes(), read(&built.stripped));
-    assert_ne!(read(&built.stripped), read(&built.exe), "stripping changed the file");
+    assert_ne!(
+        read(&built.stripped),
+        read(&built.exe),
+        "stripping changed the file"
+    );
 
     // Both sources, by the absolute paths the DWARF records.
     for source in &built.sources {
@@ -61,7 +65,9 @@ fn elfutils_serves_a_split_program_to_debuginfod_find_and_gdb() {
     // must not copy: a 5xx reads as an outage).
     assert_eq!(server.get("/buildid/abc/debuginfo").map(|r| r.0), Some(503));
     assert_eq!(
-        server.get(&format!("/buildid/{unknown}/debuginfo")).map(|r| r.0),
+        server
+            .get(&format!("/buildid/{unknown}/debuginfo"))
+            .map(|r| r.0),
         Some(404)
     );
 
@@ -82,7 +88,10 @@ fn elfutils_serves_a_split_program_to_debuginfod_find_and_gdb() {
     assert!(out.contains("printf(\"hello, %s\\n\", name);"), "{out}");
     // The server saw gdb's requests, by build id, with the source's DWARF path.
     let log = server.log();
-    assert!(log.contains(&format!("GET /buildid/{id}/debuginfo 200")), "{log}");
+    assert!(
+        log.contains(&format!("GET /buildid/{id}/debuginfo 200")),
+        "{log}"
+    );
     assert!(
         log.contains(&format!("GET /buildid/{id}/source{greet_c} 200")),
         "{log}"

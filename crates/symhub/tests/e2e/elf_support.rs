@@ -170,9 +170,18 @@ fn checked_build_id(stripped: &Path, debug: &Path) -> String {
     let dbg = ElfFile::parse(&debug_bytes).expect("the .debug file is ELF");
     let id = exe.debuginfod_build_id().expect("a build id").to_string();
     assert_eq!(id.len(), 40, "--build-id=sha1 gives 20 bytes");
-    assert_eq!(dbg.debuginfod_build_id().map(|b| b.to_string()), Some(id.clone()));
-    assert!(exe.is_executable() && !exe.has_debug_info(), "stripped: code, no DWARF");
-    assert!(dbg.has_debug_info() && !dbg.is_executable(), ".debug: DWARF, no code");
+    assert_eq!(
+        dbg.debuginfod_build_id().map(|b| b.to_string()),
+        Some(id.clone())
+    );
+    assert!(
+        exe.is_executable() && !exe.has_debug_info(),
+        "stripped: code, no DWARF"
+    );
+    assert!(
+        dbg.has_debug_info() && !dbg.is_executable(),
+        ".debug: DWARF, no code"
+    );
     for f in [stripped, debug] {
         assert_eq!(readelf_build_id(f), id, "eu-readelf -n {}", f.display());
     }
@@ -384,7 +393,11 @@ pub fn http_get(base_url: &str, path: &str) -> Option<(u16, Vec<u8>)> {
     let addr = base_url.strip_prefix("http://")?;
     let mut s = std::net::TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(CLIENT_TIMEOUT)).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).ok()?;
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
