@@ -1,8 +1,10 @@
 //! End-to-end tests: the real `symhub` binary against fake upstreams that are real HTTP
 //! servers, driven over real HTTP on loopback (and a UNIX socket).
 
+mod elf_support;
 mod support;
 
+mod debuginfod_rig;
 mod diskfull;
 mod hardening;
 mod packages;
