@@ -512,10 +512,7 @@ async fn unpack(cache: &Arc<Cache>, fill: &Arc<Fill>, cab: CabSource) {
 /// every response one byte short.
 async fn from_bucket(cache: &Arc<Cache>, fill: &Arc<Fill>, stored: StoredSymbol) {
     use futures_util::StreamExt;
-    let Some(bucket) = cache.store.blobs.bucket() else {
-        return fail(cache, fill);
-    };
-    let body = match bucket.read_blob(&stored.sha256).await {
+    let body = match cache.store.read_remote(&stored.sha256).await {
         Ok(body) => body,
         Err(e) => {
             // The key is ours: never ask upstreams for it, never remember a miss.
@@ -523,7 +520,7 @@ async fn from_bucket(cache: &Arc<Cache>, fill: &Arc<Fill>, stored: StoredSymbol)
             return conclude(cache, fill, |s| *s = FillState::Unavailable);
         }
     };
-    let mut sink = match cache.store.blobs.dir().writer() {
+    let mut sink = match cache.store.writer() {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(key = %fill.key, "cannot create a temp file for the bucket's local copies: {e}");
@@ -570,14 +567,12 @@ async fn from_bucket(cache: &Arc<Cache>, fill: &Arc<Fill>, stored: StoredSymbol)
         (sha != stored.sha256).then(|| format!("bytes hash to {sha}, not to the name"))
     });
     if let Some(reason) = failure {
-        tracing::error!(key = %fill.key, blob = %stored.sha256, store = bucket.describe(), "bucket blob not served: {reason}");
+        tracing::error!(key = %fill.key, blob = %stored.sha256, store = cache.store.describe(), "bucket blob not served: {reason}");
         return fail(cache, fill);
     }
     let (c, f) = (cache.clone(), fill.clone());
     let result = tokio::task::spawn_blocking(move || {
-        let bucket = c.store.blobs.bucket().expect("a bucket store");
-        let done = sink.finish();
-        let path = bucket.adopt(&done.file, done.temp, &stored.sha256, size)?;
+        let path = c.store.adopt_copy(sink.finish(), &stored.sha256)?;
         Ok(c.remember_at(super::store_entry(stored), path, Source::Store, f.born))
     })
     .await

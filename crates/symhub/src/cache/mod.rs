@@ -36,7 +36,8 @@ use tokio::sync::Notify;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::{
-    object_id, unix_millis, unix_secs, ObjectDir, StoreChange, StoredSymbol, SymbolStore,
+    object_id, unix_millis, unix_secs, BlobLocation, ObjectDir, StoreChange, StoredSymbol,
+    SymbolStore,
 };
 use crate::upstream::Upstreams;
 pub use fill::{Fill, FillState};
@@ -167,7 +168,7 @@ impl Cache {
             max_unpacked_size: config.cache.max_unpacked_size.as_u64(),
             evict_now: Notify::new(),
             metrics,
-            store_redirects: store.blobs.bucket().is_some() && config.storage.s3.redirect,
+            store_redirects: store.redirects_hits(),
             store,
             generation: AtomicU64::new(0),
             blocklist: blocklist.build()?,
@@ -200,10 +201,10 @@ impl Cache {
             return None;
         }
         let (store, sha) = (self.store.clone(), entry.sha256.clone());
-        tokio::task::spawn_blocking(move || store.blobs.redirect_url(&sha))
-            .await
-            .ok()
-            .flatten()
+        match tokio::task::spawn_blocking(move || store.locate(&sha, true)).await {
+            Ok(BlobLocation::Url(url)) => Some(url),
+            _ => None,
+        }
     }
 
     /// Resolves a key. Never fails: anything that goes wrong below is a miss for the client.
@@ -328,15 +329,12 @@ impl Cache {
             }
         };
         if let Some(s) = stored {
-            let path = match self.store.blobs.bucket() {
+            let path = match self.store.locate(&s.sha256, false) {
                 // Served by a redirect to the bucket: no local copy needed.
-                Some(_) if self.store_redirects => self.store.blob_path(&s.sha256),
-                Some(bucket) => match bucket.local_copy(&s.sha256) {
-                    Some(path) => path,
-                    // Streamed from the bucket by a fill, like an upstream download.
-                    None => return Ok(Loaded::Cold(s)),
-                },
-                None => self.store.blob_path(&s.sha256),
+                _ if self.store_redirects => self.store.blob_path(&s.sha256),
+                BlobLocation::Local(path) => path,
+                // Streamed from the bucket by a fill, like an upstream download.
+                BlobLocation::Remote | BlobLocation::Url(_) => return Ok(Loaded::Cold(s)),
             };
             let e = store_entry(s);
             return Ok(Loaded::Entry(self.remember_at(

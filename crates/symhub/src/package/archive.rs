@@ -280,7 +280,7 @@ pub fn extract<'s>(
     let mut entry = zip
         .by_index(i)
         .map_err(|e| PackageError::Read(name.clone(), e.to_string()))?;
-    let mut out = store.blobs.dir().writer()?.limit(declared);
+    let mut out = store.writer()?.limit(declared);
     let mut prefix = Vec::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
@@ -303,20 +303,20 @@ pub fn extract<'s>(
         return Err(PackageError::LyingSize(name));
     }
     let done = out.finish();
-    let sha256 = done.sha256.clone();
+    let (sha256, size) = (done.sha256.clone(), done.size);
     let claim = store
         .claim(&sha256)
         .map_err(|e| PackageError::Internal(e.into()))?;
-    if !store.blobs.exists(&sha256)? {
+    if !store.has_blob(&sha256)? {
         before_new_blob(&sha256)?;
-        store.blobs.put(&done.file, done.temp, &sha256)?;
+        store.put_blob(done, &sha256)?;
     }
     // The prefix is only ever needed for this; it is dropped here, one entry at a time.
     let derived = derive_as.and_then(|base| portable_pdb_key(base, &prefix));
     Ok(Blob {
         _claim: claim,
         sha256,
-        size: done.size,
+        size,
         derived,
     })
 }

@@ -131,6 +131,10 @@ impl Blobs {
     }
 
     /// A presigned URL of the blob, when the store answers hits with redirects.
+    pub fn redirect_url_enabled(&self) -> bool {
+        self.bucket().is_some_and(|b| b.redirect_ttl.is_some())
+    }
+
     pub fn redirect_url(&self, sha256: &str) -> Option<String> {
         self.bucket()?.presigned(sha256)
     }

@@ -9,6 +9,7 @@ pub mod blobs;
 pub mod changes;
 mod claims;
 pub mod db;
+mod locate;
 pub mod migrate;
 pub mod objects;
 pub mod packages;
@@ -18,6 +19,7 @@ pub mod symbols;
 
 pub use changes::StoreChange;
 pub use claims::BlobClaim;
+pub use locate::BlobLocation;
 pub use objects::{object_id, ObjectDir, TempObject};
 pub use symbols::{StoredSymbol, SymbolStore};
 

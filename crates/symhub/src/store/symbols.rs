@@ -72,7 +72,7 @@ pub enum Committed {
 
 pub struct SymbolStore {
     pub(super) root: PathBuf,
-    pub blobs: Blobs,
+    pub(super) blobs: Blobs,
     pub(super) db: Db,
     /// Blobs that an upload or an ingest is about to point keys at. Garbage collection
     /// leaves them alone, so a blob found "already there" cannot vanish before the rows
