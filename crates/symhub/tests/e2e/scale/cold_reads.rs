@@ -1,0 +1,154 @@
+//! Reading stored files an instance has no local copy of: streamed from a slow bucket as
+//! they arrive (one download for concurrent clients, ranges, a damaged blob never served
+//! whole or kept), and store hits redirected to presigned bucket URLs.
+
+use super::{put_package, Cluster, Pipe, BUCKET};
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_instance_streams_bucket_files_as_they_arrive_and_checks_them() {
+    use futures_util::StreamExt;
+    let Some(c) = Cluster::start() else { return };
+    let key = "big.pdb/ABCDEF0123456789ABCDEF01234567891/big.pdb";
+    let blob = data(6 << 20, 21);
+    put_package(&c.a, "big", key, &blob).await;
+    // A third instance whose bucket sends 2 MiB/s: the whole file takes 3 s to arrive.
+    let pipe = Pipe::start(c.s3.port, 2 << 20).await;
+    let mut cold = c.another(&pipe.endpoint(), "");
+    let url = format!("{}/{key}", cold.url);
+
+    // Two clients at once: one download from the bucket, and both get bytes long before it
+    // has all arrived.
+    let r = client().get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-cache"], "HIT");
+    assert_eq!(r.headers()["x-symhub-source"], "store");
+    assert_eq!(r.content_length(), Some(blob.len() as u64));
+    let other = tokio::spawn(client().get(&url).send());
+    let mut body = r.bytes_stream();
+    let mut got = Vec::new();
+    while got.len() < 1 << 20 {
+        got.extend_from_slice(&body.next().await.unwrap().unwrap());
+    }
+    let relayed = pipe.relayed();
+    assert!(
+        relayed < blob.len() as u64 / 2,
+        "the first MiB reached the client only after {relayed} bytes came from the bucket"
+    );
+    while let Some(chunk) = body.next().await {
+        got.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(got == blob, "streamed bytes differ");
+    let other = other.await.unwrap().unwrap().bytes().await.unwrap();
+    assert!(other == blob, "the joining client's bytes differ");
+    assert!(
+        pipe.relayed() < blob.len() as u64 * 3 / 2,
+        "one download for two clients, {} bytes relayed",
+        pipe.relayed()
+    );
+
+    // Now a local copy: served while the bucket says nothing at all.
+    pipe.set_rate(0);
+    let r = cold.get_now(&format!("/{key}")).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.unwrap() == blob);
+
+    // A range of a file still in the bucket (the local copies start empty at each start).
+    pipe.set_rate(1 << 30);
+    cold.restart();
+    let r = client()
+        .get(format!("{}/{key}", cold.url))
+        .header("range", "bytes=5000000-5000999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(
+        r.headers()["content-range"],
+        format!("bytes 5000000-5000999/{}", blob.len()).as_str()
+    );
+    assert!(r.bytes().await.unwrap() == blob[5_000_000..5_001_000]);
+
+    // A blob damaged in the bucket (same length, one byte flipped) is never served whole:
+    // the response is cut before its last byte and no local copy is kept.
+    cold.restart();
+    let stored =
+        c.s3.objects("blobs")
+            .into_iter()
+            .find(|p| std::fs::metadata(p).unwrap().len() == blob.len() as u64)
+            .expect("the blob in the bucket");
+    let mut bytes = std::fs::read(&stored).unwrap();
+    bytes[3_000_000] ^= 0xff;
+    std::fs::write(&stored, &bytes).unwrap();
+    let r = client()
+        .get(format!("{}/{key}", cold.url))
+        .send()
+        .await
+        .unwrap();
+    let mut body = r.bytes_stream();
+    let mut n = 0;
+    let mut cut = false;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(c) => n += c.len(),
+            Err(_) => {
+                cut = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        cut && n < blob.len(),
+        "a damaged blob was served whole ({n} bytes)"
+    );
+    // A range of it is not sent whole either: its last byte waits for the check.
+    cold.settle().await;
+    let r = client()
+        .get(format!("{}/{key}", cold.url))
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert!(
+        r.bytes().await.is_err(),
+        "a range of a damaged blob was served whole"
+    );
+    cold.settle().await;
+    let copies: Vec<_> = walk(&cold.data_dir.join("store/bucket-cache"))
+        .into_iter()
+        .filter(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) > 0)
+        .collect();
+    assert!(copies.is_empty(), "kept {copies:?}");
+    assert!(cold.stderr().contains("not served"), "{}", cold.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_hits_can_redirect_to_presigned_bucket_urls() {
+    let Some(c) = Cluster::start() else { return };
+    let key = "redir.pdb/0000000000000000000000000000ABCD1/redir.pdb";
+    let blob = data(300_000, 5);
+    put_package(&c.a, "redir", key, &blob).await;
+    let r = c.another(&c.s3.endpoint(), "redirect = true\nredirect_ttl = \"2m\"\n");
+    let resp = r.get(&format!("/{key}")).await;
+    assert_eq!(resp.status(), 302);
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(&format!("{}/{BUCKET}/team/blobs/", c.s3.endpoint())),
+        "{location}"
+    );
+    assert!(location.contains("X-Amz-Expires=120"), "{location}");
+    // The URL alone is enough: no credentials are sent (dotnet-symbol drops them).
+    let fetched = client().get(&location).send().await.unwrap();
+    assert_eq!(fetched.status(), 200);
+    assert!(fetched.bytes().await.unwrap() == blob);
+    // And it is really signed: a changed signature is refused by the bucket.
+    let (head, sig) = location.split_once("X-Amz-Signature=").unwrap();
+    let forged = format!("{head}X-Amz-Signature={}", sig.replace(['a', 'b'], "c"));
+    assert_eq!(client().get(&forged).send().await.unwrap().status(), 403);
+    // Proxy-cache misses and unknown keys are not redirected.
+    let r2 = r
+        .get("/nothing.pdb/0000000000000000000000000000DEAD1/nothing.pdb")
+        .await;
+    assert_eq!(r2.status(), 404);
+}

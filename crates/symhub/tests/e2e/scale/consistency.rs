@@ -1,0 +1,117 @@
+//! Two instances on one bucket and one database answer identically: a v1 upload on A is
+//! served by B, a v2 session spans both, and a package ingested on one and removed on the
+//! other is seen (and gone) on both.
+
+use super::{sym, until_status, upload_v1, Cluster, KEY};
+use crate::packages::{index, make_zip};
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_bucket_answer_identically() {
+    let Some(c) = Cluster::start() else { return };
+    let id = "37DBF1D89E79D021896EB8F060CBFF050";
+    let text = sym("hello", id);
+    let path = format!("/hello/{id}/hello.sym");
+    // B is asked first, so it has a remembered miss to forget.
+    assert_eq!(c.b.get(&path).await.status(), 404);
+
+    // Upload through A, read through B.
+    let r = upload_v1(&c.a, &text).await;
+    assert_eq!(r.status(), 200, "{}", c.a.stderr());
+    let seen = until_status(&c.b, &path, 200).await;
+    eprintln!("upload on A visible on B after {seen:?}");
+    let r = c.b.get(&path).await;
+    assert_eq!(r.headers()["x-symhub-source"], "store");
+    assert_eq!(r.text().await.unwrap(), text);
+    assert_eq!(
+        c.s3.objects("blobs").len(),
+        1,
+        "the bytes are in the bucket"
+    );
+    assert!(
+        walk(&c.a.data_dir.join("store/objects")).is_empty(),
+        "and not in A's data dir"
+    );
+
+    // A v2 upload whose PUT goes to B and whose complete goes back to A.
+    let id2 = "0123456789ABCDEF0123456789ABCDEF0";
+    let text2 = sym("other", id2);
+    let upload_url = c.a.create_upload(KEY).await;
+    let put_path = upload_url.split_once("/_upload/").unwrap().1;
+    let r = client()
+        .put(format!("{}/_upload/{put_path}", c.b.url))
+        .body(text2.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let upload_key = put_path.split('/').next().unwrap();
+    let r = client()
+        .post(format!("{}/v1/uploads/{upload_key}:complete?key={KEY}", c.a.url))
+        .body(format!(
+            "{{\"symbol_id\": {{\"debug_file\": \"other\", \"debug_id\": \"{id2}\"}}, \"symbol_upload_type\": \"BREAKPAD\"}}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let body = r.text().await.unwrap();
+    assert!(body.contains("\"OK\""), "{body}");
+    let status =
+        c.b.json(&format!("/v1/symbols/other/{id2}:checkStatus?key={KEY}"))
+            .await;
+    assert_eq!(status["status"], "FOUND");
+    assert_eq!(
+        c.b.get(&format!("/other/{id2}/other.sym"))
+            .await
+            .text()
+            .await
+            .unwrap(),
+        text2
+    );
+    assert!(
+        c.s3.objects("uploads").is_empty(),
+        "the session's body is gone"
+    );
+    let listed = c.b.json(&format!("/api/symbols?key={KEY}")).await;
+    assert_eq!(
+        listed["symbols"].as_array().map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
+
+    // A package ingested through A is served by B; removed through B, it is gone on A.
+    let pkg_key = "foo.pdb/0123456789abcdef0123456789abcdef1/foo.pdb";
+    let blob = data(300_000, 7);
+    let zip = make_zip(&[
+        ("symbol_index.json", &index(&[(pkg_key, "blobs/foo.pdb")])),
+        ("blobs/foo.pdb", &blob),
+    ]);
+    let pkg_path = format!("/{pkg_key}");
+    assert_eq!(c.a.get(&pkg_path).await.status(), 404);
+    let r = client()
+        .put(format!("{}/api/packages/team-pkg", c.a.url))
+        .bearer_auth(KEY)
+        .body(zip)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    until_status(&c.b, &pkg_path, 200).await;
+    assert_eq!(c.b.get(&pkg_path).await.bytes().await.unwrap(), blob);
+    let listed = c.b.json(&format!("/api/packages?key={KEY}")).await;
+    assert!(listed.to_string().contains("team-pkg"), "{listed}");
+    let r = client()
+        .delete(format!("{}/api/packages/team-pkg", c.b.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let gone = until_status(&c.a, &pkg_path, 404).await;
+    eprintln!("removal on B seen on A after {gone:?}");
+    assert_eq!(
+        c.s3.objects("blobs").len(),
+        2,
+        "the package's blob left the bucket; the two uploads stay"
+    );
+}

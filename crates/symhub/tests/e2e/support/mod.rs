@@ -1,0 +1,81 @@
+//! Test support: the real `symhub` binary on a loopback port (or UNIX socket), and fake
+//! upstreams that are real HTTP servers able to delay, drip, cut, redirect, answer any
+//! status, and count what they were asked.
+
+#![allow(dead_code)]
+
+mod raw;
+mod symhub;
+mod upstream;
+
+pub use self::raw::*;
+pub use self::symhub::*;
+pub use self::upstream::*;
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A config with the given upstreams, in order: `(name, url, extra TOML lines)`.
+pub fn config_with(upstreams: &[(&str, &str, &str)], extra: &str) -> String {
+    let mut s = String::from(extra);
+    s.push('\n');
+    for (name, url, more) in upstreams {
+        s.push_str(&format!(
+            "[[upstream]]\nname = \"{name}\"\nurl = \"{url}\"\n{more}\n"
+        ));
+    }
+    s
+}
+
+/// Deterministic pseudo-random bytes (no two tests share content by accident).
+pub fn data(len: usize, seed: u64) -> Bytes {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// `[auth]` with one key, and the key.
+pub fn auth_config(key: &str) -> String {
+    use sha2::Digest;
+    format!(
+        "[auth]\napi_keys = [\"sha256:{}\"]\n",
+        hex::encode(sha2::Sha256::digest(key.as_bytes()))
+    )
+}
+
+/// Real symbol files and minidumps kept in the repo (`tests/fixtures`, with their licences),
+/// so a clone anywhere tests on its own.
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}

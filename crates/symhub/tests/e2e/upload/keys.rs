@@ -1,0 +1,162 @@
+//! API keys: missing, wrong or not configured, as a query parameter, a bearer token or
+//! Tecken's `Auth-Token`; keys from `--api-key-file` guarding downloads and metrics; and
+//! `symhub key new`.
+
+use super::KEY;
+use crate::support::*;
+
+#[tokio::test]
+async fn api_keys_missing_wrong_or_not_configured() {
+    let s = Symhub::start(&format!("upstream = []\n{}", auth_config(KEY)));
+    let c = client();
+    let post = |q: &str| c.post(format!("{}/v1/uploads:create{q}", s.url)).send();
+    let r = post("").await.unwrap();
+    assert_eq!(r.status(), 401);
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(v["error"], "unauthorized");
+    assert!(v["message"].as_str().unwrap().contains("key"));
+    assert_eq!(post("?key=wrong").await.unwrap().status(), 403);
+    assert_eq!(post(&format!("?key={KEY}")).await.unwrap().status(), 200);
+    let bearer = c
+        .post(format!("{}/v1/uploads:create", s.url))
+        .header("Authorization", format!("Bearer {KEY}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status(), 200);
+    let tecken = c
+        .get(format!("{}/api/symbols", s.url))
+        .header("Auth-Token", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tecken.status(), 200);
+    assert_eq!(
+        s.get("/api/symbols").await.status(),
+        401,
+        "listing needs a key"
+    );
+    assert!(!s.stderr().contains(KEY), "keys are never logged");
+
+    let open = Symhub::start("upstream = []\n");
+    let r = client()
+        .post(format!("{}/v1/uploads:create?key=anything", open.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("uploads_disabled") && text.contains("symhub key new"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn api_key_file_and_download_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys.txt");
+    std::fs::write(&file, "# ci\nfile-key\n").unwrap();
+    let (mut child, url) = spawn_serve(
+        std::process::Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--api-key-file"])
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--config")
+            .arg({
+                let c = dir.path().join("c.toml");
+                std::fs::write(
+                    &c,
+                    "upstream = []\n[auth]\nrequire_for_downloads = true\nrequire_for_metrics = true\n",
+                )
+                    .unwrap();
+                c
+            }),
+    );
+    let c = client();
+    let r = c
+        .post(format!("{url}/v1/uploads:create?key=file-key"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c.get(format!("{url}/a.pdb/1/a.pdb")).send().await.unwrap();
+    assert_eq!(r.status(), 401, "downloads need a key in this mode");
+    let r = c
+        .get(format!("{url}/a.pdb/1/a.pdb?key=file-key"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "with a key it is an ordinary miss");
+    let r = c.get(format!("{url}/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 401, "metrics need a key in this mode");
+    let r = c
+        .get(format!("{url}/metrics"))
+        .bearer_auth("file-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("symhub_"));
+    let json = |b: bytes::Bytes| serde_json::from_slice::<serde_json::Value>(&b).unwrap();
+    let open = json(
+        c.get(format!("{url}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(open["status"], "ok", "load balancers still see the status");
+    assert!(open.get("upstreams").is_none(), "but not the details");
+    let full = json(
+        c.get(format!("{url}/healthz?key=file-key"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    );
+    assert!(full["upstreams"].is_array());
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn key_new_prints_a_key_and_the_config_line_that_accepts_it() {
+    let out = std::process::Command::new(bin())
+        .args(["key", "new"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let key = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("symhub_"))
+        .expect("a key")
+        .to_owned();
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("api_keys = "))
+        .expect("a config line")
+        .to_owned();
+    assert!(!line.contains(&key), "the config holds a hash, not the key");
+    let s = Symhub::start(&format!("upstream = []\n[auth]\n{line}\n"));
+    let ok = client()
+        .post(format!("{}/v1/uploads:create?key={key}", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let other = client()
+        .post(format!("{}/v1/uploads:create?key={key}x", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 403);
+}

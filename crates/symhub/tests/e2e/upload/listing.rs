@@ -1,0 +1,64 @@
+//! `symhub upload` of a directory of symbols (and again, skipping what is there) and the
+//! `/api/symbols` listing, with prefixes and pages.
+
+use super::KEY;
+use crate::support::*;
+
+#[tokio::test]
+async fn listing_and_the_upload_subcommand() {
+    let s = Symhub::start(&format!("upstream = []\n{}", auth_config(KEY)));
+    let symbols = fixtures().join("breakpad/symbols");
+    let url = s.url.clone();
+    let run = move || {
+        std::process::Command::new(bin())
+            .args(["upload", "--url", &url, "--key", KEY])
+            .arg(&symbols)
+            .output()
+            .unwrap()
+    };
+    let out = tokio::task::spawn_blocking(run.clone()).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("4 uploaded, 0 skipped (already there), 0 failed"),
+        "{stdout}"
+    );
+    let out = tokio::task::spawn_blocking(run).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("0 uploaded, 4 skipped"), "{stdout}");
+
+    let list: serde_json::Value = serde_json::from_slice(
+        &s.get(&format!("/api/symbols?prefix=TEST_APP&key={KEY}"))
+            .await
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let rows = list["symbols"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0]["key"],
+        "test_app.pdb/5A9832E5287241C1838ED98914E9B7FF1/test_app.sym"
+    );
+    assert_eq!(rows[0]["size"], 818134);
+    assert!(rows[0]["sha256"].as_str().unwrap().len() == 64);
+    assert!(rows[0]["uploaded_at"].as_str().unwrap().ends_with('Z'));
+    let all: serde_json::Value = serde_json::from_slice(
+        &s.get(&format!("/api/symbols?key={KEY}&limit=3"))
+            .await
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(all["symbols"].as_array().unwrap().len(), 3);
+    assert!(
+        all["next"].is_string(),
+        "a full page says where the next one starts"
+    );
+}

@@ -1,0 +1,287 @@
+//! sym-upload-v2 sessions, byte for byte as `sym_upload` sends them on one keep-alive
+//! connection (checkStatus, create, chunked PUT, complete), behind a path prefix, for
+//! native ELF files, and refused; upload tokens and the bound on open sessions.
+
+use std::time::Duration;
+
+use super::{HELLO, HELLO_ID, KEY};
+use crate::support::*;
+
+fn host(s: &Symhub) -> String {
+    s.url.strip_prefix("http://").unwrap().to_owned()
+}
+
+fn check(s: &Symhub, conn: &mut RawConn, prefix: &str, file: &str, id: &str) -> RawResponse {
+    let req = format!(
+        "GET {prefix}/v1/symbols/{file}/{id}:checkStatus?key={KEY} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\n\r\n",
+        host(s)
+    );
+    conn.send(req.as_bytes())
+}
+
+/// create → PUT (chunked) → complete, exactly as sym_upload sends them; returns the
+/// complete response.
+fn upload_v2(
+    s: &Symhub,
+    conn: &mut RawConn,
+    prefix: &str,
+    body: &[u8],
+    complete: &str,
+) -> RawResponse {
+    let h = host(s);
+    let create = conn.send(
+        format!(
+            "POST {prefix}/v1/uploads:create?key={KEY} HTTP/1.1\r\nHost: {h}\r\nAccept: */*\r\n\
+             Content-Length: 0\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    let text = create.text();
+    // The client's own regexes, one space after the colon.
+    let url = text
+        .split("\"uploadUrl\": \"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let upload_key = text
+        .split("\"uploadKey\": \"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let path = url
+        .strip_prefix(&format!("http://{h}"))
+        .expect("the upload URL points at symhub");
+    let mut put = format!(
+        "PUT {path} HTTP/1.1\r\nHost: {h}\r\nAccept: */*\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .into_bytes();
+    put.extend(chunked(body));
+    let put = conn.send(&put);
+    assert_eq!(put.status, 200, "exactly 200: {}", put.text());
+    conn.send(
+        format!(
+            "POST {prefix}/v1/uploads/{upload_key}:complete?key={KEY} HTTP/1.1\r\nHost: {h}\r\nAccept: */*\r\n\
+             Content-Type: application/son\r\nContent-Length: {}\r\n\r\n{complete}",
+            complete.len()
+        )
+        .as_bytes(),
+    )
+}
+
+fn complete_body(file: &str, id: &str, kind: &str) -> String {
+    format!("{{ symbol_id: {{debug_file: \"{file}\", debug_id: \"{id}\" }}, symbol_upload_type: \"{kind}\" }}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sym_upload_v2_sequence_as_captured() {
+    let s = Symhub::start(&format!("upstream = []\n{}", auth_config(KEY)));
+    let conn_s = s.url.clone();
+    let s_ref = &s;
+    let done = tokio::task::block_in_place(|| {
+        // All four requests on one keep-alive connection, as libcurl sends them.
+        let mut conn = RawConn::open(&conn_s);
+        let r = check(s_ref, &mut conn, "", "hello", HELLO_ID);
+        assert_eq!(r.text(), r#"{"status": "MISSING"}"#);
+        let r = upload_v2(
+            s_ref,
+            &mut conn,
+            "",
+            HELLO.as_bytes(),
+            &complete_body("hello", HELLO_ID, "BREAKPAD"),
+        );
+        assert_eq!(r.text(), r#"{"result": "OK"}"#);
+        let r = check(s_ref, &mut conn, "", "hello", HELLO_ID);
+        assert_eq!(r.text(), r#"{"status": "FOUND"}"#);
+        // `-f`: the same bytes again.
+        let r = upload_v2(
+            s_ref,
+            &mut conn,
+            "",
+            HELLO.as_bytes(),
+            &complete_body("hello", HELLO_ID, "BREAKPAD"),
+        );
+        assert_eq!(r.text(), r#"{"result": "DUPLICATE_DATA"}"#);
+        true
+    });
+    assert!(done);
+    let r = s
+        .get(&format!(
+            "/hello/{HELLO_ID}/hello.sym?code_file=hello&code_id=x"
+        ))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-symhub-source"], "store");
+    assert_eq!(r.text().await.unwrap(), HELLO);
+    // Case variants, as for any key.
+    let r = s
+        .get(&format!("/HELLO/{}/Hello.SYM", HELLO_ID.to_lowercase()))
+        .await;
+    assert_eq!(r.status(), 200);
+    // The unprefixed protocol paths work too.
+    let r = s
+        .get(&format!("/symbols/hello/{HELLO_ID}:checkStatus?key={KEY}"))
+        .await;
+    assert_eq!(r.text().await.unwrap(), r#"{"status": "FOUND"}"#);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_behind_a_path_prefix_and_native_elf_uploads() {
+    let s = Symhub::start(&format!(
+        "upstream = []\n{}[server]\npath_prefix = \"/prefix\"\n",
+        auth_config(KEY)
+    ));
+    let id = "d8f1db379e2179d0896eb8f060cbff0576178c03";
+    let elf = data(5888, 7);
+    let url = s.url.clone();
+    let (s_ref, elf_ref) = (&s, &elf);
+    tokio::task::block_in_place(|| {
+        let mut conn = RawConn::open(&url);
+        assert_eq!(
+            check(s_ref, &mut conn, "/prefix", "hello", id).text(),
+            r#"{"status": "MISSING"}"#
+        );
+        let r = upload_v2(
+            s_ref,
+            &mut conn,
+            "/prefix",
+            elf_ref,
+            &complete_body("hello", id, "ELF"),
+        );
+        assert_eq!(r.text(), r#"{"result": "OK"}"#);
+        assert_eq!(
+            check(s_ref, &mut conn, "/prefix", "hello", id).text(),
+            r#"{"status": "FOUND"}"#
+        );
+    });
+    for key in [
+        format!("/prefix/hello/{id}/hello"),
+        format!("/prefix/hello/elf-buildid-{id}/hello"),
+        format!("/prefix/_.debug/elf-buildid-sym-{id}/_.debug"),
+    ] {
+        let r = s.get(&key).await;
+        assert_eq!(r.status(), 200, "{key}");
+        assert_eq!(r.bytes().await.unwrap(), elf, "{key}");
+    }
+    let blobs = walk(&s.data_dir.join("store/objects"));
+    assert_eq!(blobs.len(), 1, "three keys, one blob");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_mismatch_unparsable_file_and_unknown_upload_are_refused_with_nothing_stored() {
+    let s = Symhub::start(&format!("upstream = []\n{}", auth_config(KEY)));
+    let url = s.url.clone();
+    let s_ref = &s;
+    tokio::task::block_in_place(|| {
+        let mut conn = RawConn::open(&url);
+        let r = upload_v2(
+            s_ref,
+            &mut conn,
+            "",
+            HELLO.as_bytes(),
+            &complete_body("other", HELLO_ID, "BREAKPAD"),
+        );
+        assert_eq!(r.status, 422);
+        assert!(
+            r.text().contains(r#""error": "module_mismatch""#),
+            "{}",
+            r.text()
+        );
+        let r = upload_v2(
+            s_ref,
+            &mut conn,
+            "",
+            HELLO.as_bytes(),
+            &complete_body("hello", "0000", "BREAKPAD"),
+        );
+        assert_eq!(r.status, 422);
+        let r = upload_v2(
+            s_ref,
+            &mut conn,
+            "",
+            b"\x7fELF not a sym file",
+            &complete_body("hello", HELLO_ID, "BREAKPAD"),
+        );
+        assert_eq!(r.status, 422);
+        assert!(r.text().contains("not_a_symbol_file"), "{}", r.text());
+        let r = upload_v2(s_ref, &mut conn, "", HELLO.as_bytes(), "{ not even close");
+        assert_eq!(r.status, 422);
+        let h = host(s_ref);
+        let body = complete_body("hello", HELLO_ID, "BREAKPAD");
+        let r = conn.send(
+            format!(
+                "POST /v1/uploads/0123456789abcdef:complete?key={KEY} HTTP/1.1\r\nHost: {h}\r\n\
+                 Content-Type: application/son\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        assert_eq!(r.status, 404);
+        assert!(
+            r.text().contains(r#""error": "unknown_upload""#),
+            "{}",
+            r.text()
+        );
+        assert_eq!(
+            check(s_ref, &mut conn, "", "hello", HELLO_ID).text(),
+            r#"{"status": "MISSING"}"#
+        );
+    });
+    assert!(walk(&s.data_dir.join("store/objects")).is_empty());
+    // Refused completions end their session and delete its file; only the session whose
+    // complete body could not even be read stays, for a retry, until it expires.
+    assert_eq!(walk(&s.data_dir.join("store/uploads")).len(), 1);
+    assert_eq!(
+        s.get(&format!("/hello/{HELLO_ID}/hello.sym"))
+            .await
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn upload_tokens_are_single_use_and_expire() {
+    let s = Symhub::start(&format!(
+        "upstream = []\n{}[upload]\nsession_ttl = \"1s\"\n",
+        auth_config(KEY)
+    ));
+    let c = client();
+    let url = s.create_upload(KEY).await;
+    assert_eq!(c.put(&url).body(HELLO).send().await.unwrap().status(), 200);
+    let again = c.put(&url).body(HELLO).send().await.unwrap();
+    assert_eq!(again.status(), 403, "a used token is refused");
+    let forged = format!("{}0", &url[..url.len() - 1]);
+    assert_eq!(
+        c.put(&forged).body(HELLO).send().await.unwrap().status(),
+        403
+    );
+
+    let late = s.create_upload(KEY).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let r = c.put(&late).body(HELLO).send().await.unwrap();
+    assert_eq!(r.status(), 403, "an expired token is refused");
+    assert!(walk(&s.data_dir.join("store/tmp")).is_empty());
+}
+
+#[tokio::test]
+async fn open_sessions_are_bounded() {
+    let s = Symhub::start(&format!(
+        "upstream = []\n{}[upload]\nmax_sessions = 2\n",
+        auth_config(KEY)
+    ));
+    let create = || {
+        client()
+            .post(format!("{}/v1/uploads:create?key={KEY}", s.url))
+            .send()
+    };
+    assert_eq!(create().await.unwrap().status(), 200);
+    assert_eq!(create().await.unwrap().status(), 200);
+    let r = create().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.text().await.unwrap().contains("too_many_sessions"));
+}
