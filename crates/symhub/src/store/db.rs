@@ -27,6 +27,12 @@ pub enum DbError {
 
 impl DbError {
     /// The database or bucket could not be reached: the caller should retry later.
+    /// A statement failed because its pooled connection had been lost (not because the
+    /// server refused a new one): worth one retry, which reconnects.
+    pub fn is_stale_connection(&self) -> bool {
+        matches!(self, DbError::Postgres(e) if e.is_closed())
+    }
+
     pub fn is_unreachable(&self) -> bool {
         match self {
             DbError::Unreachable(_) | DbError::Bucket(_) => true,
@@ -467,16 +473,29 @@ impl Db {
         self.conns[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Runs `f` on a connection, once more if it failed because that connection had been
+    /// lost (after a PostgreSQL restart every pooled connection is stale, and each would
+    /// otherwise fail its first statement: a client would see a 503 although the database
+    /// is back). The retry runs on a fresh connection; the server that lost the first one
+    /// never ran its statement.
+    fn on_conn<T>(&self, mut f: impl FnMut(&mut Conn) -> DbResult<T>) -> DbResult<T> {
+        let mut c = self.conn();
+        match f(&mut c) {
+            Err(e) if e.is_stale_connection() => f(&mut c),
+            r => r,
+        }
+    }
+
     pub fn query(&self, sql: &'static str, params: &[P<'_>]) -> DbResult<Vec<Row>> {
-        self.conn().query(sql, params)
+        self.on_conn(|c| c.query(sql, params))
     }
 
     pub fn query_opt(&self, sql: &'static str, params: &[P<'_>]) -> DbResult<Option<Row>> {
-        self.conn().query_opt(sql, params)
+        self.on_conn(|c| c.query_opt(sql, params))
     }
 
     pub fn execute(&self, sql: &'static str, params: &[P<'_>]) -> DbResult<u64> {
-        self.conn().execute(sql, params)
+        self.on_conn(|c| c.execute(sql, params))
     }
 
     /// Runs `f` in one transaction: committed if it returns `Ok`, rolled back otherwise.
@@ -487,7 +506,13 @@ impl Db {
         } else {
             "BEGIN IMMEDIATE"
         };
-        c.batch(begin)?;
+        // A stale connection fails at BEGIN, before anything of the transaction ran.
+        if let Err(e) = c.batch(begin) {
+            if !e.is_stale_connection() {
+                return Err(e);
+            }
+            c.batch(begin)?;
+        }
         match f(&mut c) {
             Ok(r) => {
                 c.batch("COMMIT")?;
