@@ -6,13 +6,18 @@
 //! checked-in `symhub.example.toml` is parsed by a test to keep it honest.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
 use bytesize::ByteSize;
 use serde::Deserialize;
 use symhub_core::Spelling;
+
+mod storage;
+mod validate;
+
+pub use storage::{S3Config, StorageConfig};
+pub use validate::{parse_key_hash, ListenAddr, TrustedProxy};
 
 /// Microsoft's public symbol server: the one upstream of the embedded default.
 pub const MICROSOFT_SYMBOLS: &str = "https://msdl.microsoft.com/download/symbols";
@@ -107,116 +112,6 @@ pub enum LogFormat {
     #[default]
     Text,
     Json,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StorageConfig {
-    /// Everything symhub writes locally lives below this directory.
-    pub data_dir: PathBuf,
-    /// Where the permanent store (uploads, packages) keeps its files: empty for the data
-    /// directory, or `s3://bucket/prefix` for S3-compatible object storage shared by several
-    /// instances (which then need `database`).
-    pub store: String,
-    /// The store's shared metadata database when `store` is a bucket:
-    /// `postgres://user:password@host:port/dbname`. Empty: SQLite in the data directory.
-    pub database: String,
-    /// PEM file of the CA certificates that may sign the database server's certificate, for
-    /// URLs with `sslmode=require`. Unset: the public web roots.
-    pub database_ca_file: Option<PathBuf>,
-    pub s3: S3Config,
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        Self {
-            data_dir: PathBuf::from("./symhub-data"),
-            store: String::new(),
-            database: String::new(),
-            database_ca_file: None,
-            s3: S3Config::default(),
-        }
-    }
-}
-
-impl StorageConfig {
-    /// `(bucket, prefix)` of an `s3://` store.
-    pub fn bucket(&self) -> anyhow::Result<Option<(String, String)>> {
-        if self.store.is_empty() {
-            return Ok(None);
-        }
-        let Some(rest) = self.store.strip_prefix("s3://") else {
-            bail!(
-                "storage.store: `{}` is not `s3://bucket[/prefix]` (leave it empty for the data directory)",
-                self.store
-            );
-        };
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            bail!("storage.store: `{}` names no bucket", self.store);
-        }
-        Ok(Some((
-            bucket.to_owned(),
-            prefix.trim_matches('/').to_owned(),
-        )))
-    }
-}
-
-/// How to reach the bucket of an `s3://` store. Credentials come from `AWS_ACCESS_KEY_ID` /
-/// `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`), or from the files named here; the
-/// region and endpoint may also come from `AWS_REGION` / `AWS_ENDPOINT_URL`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct S3Config {
-    /// Empty for AWS; `http://127.0.0.1:3900` for Garage, MinIO, Ceph…
-    pub endpoint: String,
-    /// Empty: `AWS_REGION`, else `us-east-1`. Garage wants its own (`garage`).
-    pub region: String,
-    /// `https://endpoint/bucket/key` instead of `https://bucket.endpoint/key`. Needed by
-    /// most self-hosted services.
-    pub path_style: bool,
-    /// Files holding the access key id and the secret key (trailing newline ignored).
-    pub access_key_id_file: Option<PathBuf>,
-    pub secret_access_key_file: Option<PathBuf>,
-    /// Bound of the local disk cache of store objects read from the bucket.
-    pub local_cache_size: ByteSize,
-    /// Answer hits on store files with `302` to a presigned bucket URL, so bytes flow
-    /// straight from storage. Only for clients that follow redirects without sending their
-    /// credentials on (dotnet-symbol, symsrv); off by default.
-    pub redirect: bool,
-    /// How long a presigned URL stays valid.
-    #[serde(with = "humantime_serde")]
-    pub redirect_ttl: Duration,
-    /// A bucket that does not accept a connection within this time is down.
-    #[serde(with = "humantime_serde")]
-    pub connect_timeout: Duration,
-    /// Longest wait for the bucket: for one request with a small body (a head, a list, a
-    /// delete, one part of an upload), and for the answer to a download and then each of its
-    /// next bytes. A download as a whole may take as long as it needs.
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
-    /// Longest time one write may take: a put, one 8 MiB part of a bigger file, or the
-    /// completion of a multipart upload (which S3 may take a while to answer).
-    #[serde(with = "humantime_serde")]
-    pub write_timeout: Duration,
-}
-
-impl Default for S3Config {
-    fn default() -> Self {
-        Self {
-            endpoint: String::new(),
-            region: String::new(),
-            path_style: true,
-            access_key_id_file: None,
-            secret_access_key_file: None,
-            local_cache_size: ByteSize::gib(20),
-            redirect: false,
-            redirect_ttl: Duration::from_secs(300),
-            connect_timeout: Duration::from_secs(2),
-            timeout: Duration::from_secs(30),
-            write_timeout: Duration::from_secs(300),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -436,194 +331,6 @@ impl UpstreamConfig {
     }
 }
 
-/// Parses an `auth.api_keys` entry: `sha256:<64 hex>`.
-pub fn parse_key_hash(entry: &str) -> anyhow::Result<[u8; 32]> {
-    let hex_part = entry.strip_prefix("sha256:").with_context(|| {
-        "expected `sha256:<64 hex>` (run `symhub key new` to make a key and its line)"
-    })?;
-    let bytes = hex::decode(hex_part).context("the hash is not hexadecimal")?;
-    bytes
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("the hash must be 32 bytes (64 hex digits)"))
-}
-
-/// Where a listener binds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListenAddr {
-    Tcp(std::net::SocketAddr),
-    Unix(PathBuf),
-}
-
-impl std::str::FromStr for ListenAddr {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> anyhow::Result<Self> {
-        if let Some(path) = s.strip_prefix("unix:") {
-            if path.is_empty() {
-                bail!("`unix:` needs a socket path, as in `unix:/run/symhub.sock`");
-            }
-            return Ok(ListenAddr::Unix(PathBuf::from(path)));
-        }
-        use std::net::ToSocketAddrs;
-        let addr = s
-            .to_socket_addrs()
-            .with_context(|| format!("`{s}` is neither host:port nor unix:/path"))?
-            .next()
-            .with_context(|| format!("`{s}` resolves to no address"))?;
-        Ok(ListenAddr::Tcp(addr))
-    }
-}
-
-/// A trusted proxy entry: a network or "any UNIX socket peer".
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TrustedProxy {
-    Net(ipnet::IpNet),
-    Unix,
-}
-
-impl Config {
-    /// Reads and validates a config file. Errors name the file and the offending key.
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("config file {}", path.display()))
-    }
-
-    pub fn parse(text: &str) -> anyhow::Result<Self> {
-        let config: Config = toml::from_str(text)?;
-        config.validate()?;
-        Ok(config)
-    }
-
-    /// Checks what serde cannot: names, URLs, listen addresses, patterns.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        if self.server.listen.is_empty() {
-            bail!("server.listen: at least one address is needed");
-        }
-        for (i, l) in self.server.listen.iter().enumerate() {
-            l.parse::<ListenAddr>()
-                .with_context(|| format!("server.listen[{i}]"))?;
-        }
-        self.unix_socket_mode()?;
-        if self.storage.bucket()?.is_some() && self.storage.database.is_empty() {
-            bail!(
-                "storage.database: a store in a bucket ({}) needs a shared PostgreSQL database \
-                 (postgres://user:password@host/dbname, or --database) so that every instance \
-                 sees the same keys, packages and upload sessions",
-                self.storage.store
-            );
-        }
-        if !self.storage.database.is_empty() && self.storage.bucket()?.is_none() {
-            bail!(
-                "storage.database is set but storage.store is not a bucket: a shared database \
-                 only makes sense with a shared store (s3://bucket/prefix)"
-            );
-        }
-        if self.server.max_connections == 0 {
-            bail!("server.max_connections: must be at least 1");
-        }
-        if self.server.max_header_bytes.as_u64() < 8192 {
-            bail!("server.max_header_bytes: must be at least 8 KiB");
-        }
-        self.trusted_proxies()?;
-        let prefix = &self.server.path_prefix;
-        if !prefix.is_empty() && (!prefix.starts_with('/') || prefix.ends_with('/')) {
-            bail!("server.path_prefix: `{prefix}` must start with `/` and not end with one, as in `/symbols`");
-        }
-        for (i, k) in self.auth.api_keys.iter().enumerate() {
-            parse_key_hash(k).with_context(|| format!("auth.api_keys[{i}]"))?;
-        }
-        let v1 = &self.upload.v1_path;
-        if !v1.starts_with('/') || v1.len() < 2 || v1.ends_with('/') {
-            bail!("upload.v1_path: `{v1}` must be a path like `/symupload`");
-        }
-        if !self.upload.public_url.is_empty() {
-            let u = reqwest::Url::parse(&self.upload.public_url).with_context(|| {
-                format!(
-                    "upload.public_url: `{}` is not a URL",
-                    self.upload.public_url
-                )
-            })?;
-            if !matches!(u.scheme(), "http" | "https") {
-                bail!("upload.public_url: must be http or https");
-            }
-        }
-        for (i, pattern) in self.cache.blocklist.iter().enumerate() {
-            globset::Glob::new(&pattern.to_lowercase())
-                .with_context(|| format!("cache.blocklist[{i}]: `{pattern}` is not a glob"))?;
-        }
-        let mut names = std::collections::HashSet::new();
-        for (i, u) in self.upstreams.iter().enumerate() {
-            let at = format!("upstream[{i}] (`{}`)", u.name);
-            if u.name.is_empty()
-                || !u
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-            {
-                bail!("{at}.name: use letters, digits, `-`, `_` or `.`");
-            }
-            if !names.insert(u.name.as_str()) {
-                bail!("{at}.name: two upstreams are called `{}`", u.name);
-            }
-            let url = reqwest::Url::parse(&u.url)
-                .with_context(|| format!("{at}.url: `{}` is not a URL", u.url))?;
-            if !matches!(url.scheme(), "http" | "https") {
-                bail!("{at}.url: `{}` must be http or https", u.url);
-            }
-            for (name, value) in &u.headers {
-                http::HeaderName::try_from(name.as_str())
-                    .with_context(|| format!("{at}.headers: `{name}` is not a header name"))?;
-                http::HeaderValue::try_from(value.as_str())
-                    .with_context(|| format!("{at}.headers.{name}: not a valid header value"))?;
-            }
-            for name in &u.forward_headers {
-                http::HeaderName::try_from(name.as_str()).with_context(|| {
-                    format!("{at}.forward_headers: `{name}` is not a header name")
-                })?;
-            }
-        }
-        Ok(())
-    }
-
-    pub fn listen_addrs(&self) -> Vec<ListenAddr> {
-        self.server
-            .listen
-            .iter()
-            .map(|l| l.parse().expect("validated"))
-            .collect()
-    }
-
-    pub fn unix_socket_mode(&self) -> anyhow::Result<u32> {
-        let m = &self.server.unix_socket_mode;
-        u32::from_str_radix(m.trim_start_matches("0o"), 8)
-            .ok()
-            .filter(|m| *m <= 0o777)
-            .with_context(|| {
-                format!("server.unix_socket_mode: `{m}` is not an octal mode like \"0660\"")
-            })
-    }
-
-    pub fn trusted_proxies(&self) -> anyhow::Result<Vec<TrustedProxy>> {
-        self.server
-            .trusted_proxies
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                if p == "unix" {
-                    return Ok(TrustedProxy::Unix);
-                }
-                let net = p
-                    .parse::<ipnet::IpNet>()
-                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .with_context(|| {
-                        format!("server.trusted_proxies[{i}]: `{p}` is not an IP, a CIDR or `unix`")
-                    })?;
-                Ok(TrustedProxy::Net(net))
-            })
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -640,7 +347,7 @@ mod tests {
 
     #[test]
     fn example_config_parses_and_lists_public_upstreams() {
-        let text = include_str!("../../../symhub.example.toml");
+        let text = include_str!("../../../../symhub.example.toml");
         let c = Config::parse(text).unwrap();
         let urls: Vec<_> = c.upstreams.iter().map(|u| u.url.as_str()).collect();
         for want in [

@@ -1,0 +1,196 @@
+//! What a parsed config means and whether it holds together: listen addresses, trusted
+//! proxies, key hashes, and the checks `Config::parse` runs before anything starts.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+
+use super::*;
+
+/// Parses an `auth.api_keys` entry: `sha256:<64 hex>`.
+pub fn parse_key_hash(entry: &str) -> anyhow::Result<[u8; 32]> {
+    let hex_part = entry.strip_prefix("sha256:").with_context(|| {
+        "expected `sha256:<64 hex>` (run `symhub key new` to make a key and its line)"
+    })?;
+    let bytes = hex::decode(hex_part).context("the hash is not hexadecimal")?;
+    bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("the hash must be 32 bytes (64 hex digits)"))
+}
+
+/// Where a listener binds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(std::net::SocketAddr),
+    Unix(PathBuf),
+}
+
+impl std::str::FromStr for ListenAddr {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                bail!("`unix:` needs a socket path, as in `unix:/run/symhub.sock`");
+            }
+            return Ok(ListenAddr::Unix(PathBuf::from(path)));
+        }
+        use std::net::ToSocketAddrs;
+        let addr = s
+            .to_socket_addrs()
+            .with_context(|| format!("`{s}` is neither host:port nor unix:/path"))?
+            .next()
+            .with_context(|| format!("`{s}` resolves to no address"))?;
+        Ok(ListenAddr::Tcp(addr))
+    }
+}
+
+/// A trusted proxy entry: a network or "any UNIX socket peer".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustedProxy {
+    Net(ipnet::IpNet),
+    Unix,
+}
+
+impl Config {
+    /// Reads and validates a config file. Errors name the file and the offending key.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("config file {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let config: Config = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: names, URLs, listen addresses, patterns.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.server.listen.is_empty() {
+            bail!("server.listen: at least one address is needed");
+        }
+        for (i, l) in self.server.listen.iter().enumerate() {
+            l.parse::<ListenAddr>()
+                .with_context(|| format!("server.listen[{i}]"))?;
+        }
+        self.unix_socket_mode()?;
+        if self.storage.bucket()?.is_some() && self.storage.database.is_empty() {
+            bail!(
+                "storage.database: a store in a bucket ({}) needs a shared PostgreSQL database \
+                 (postgres://user:password@host/dbname, or --database) so that every instance \
+                 sees the same keys, packages and upload sessions",
+                self.storage.store
+            );
+        }
+        if !self.storage.database.is_empty() && self.storage.bucket()?.is_none() {
+            bail!(
+                "storage.database is set but storage.store is not a bucket: a shared database \
+                 only makes sense with a shared store (s3://bucket/prefix)"
+            );
+        }
+        if self.server.max_connections == 0 {
+            bail!("server.max_connections: must be at least 1");
+        }
+        if self.server.max_header_bytes.as_u64() < 8192 {
+            bail!("server.max_header_bytes: must be at least 8 KiB");
+        }
+        self.trusted_proxies()?;
+        let prefix = &self.server.path_prefix;
+        if !prefix.is_empty() && (!prefix.starts_with('/') || prefix.ends_with('/')) {
+            bail!("server.path_prefix: `{prefix}` must start with `/` and not end with one, as in `/symbols`");
+        }
+        for (i, k) in self.auth.api_keys.iter().enumerate() {
+            parse_key_hash(k).with_context(|| format!("auth.api_keys[{i}]"))?;
+        }
+        let v1 = &self.upload.v1_path;
+        if !v1.starts_with('/') || v1.len() < 2 || v1.ends_with('/') {
+            bail!("upload.v1_path: `{v1}` must be a path like `/symupload`");
+        }
+        if !self.upload.public_url.is_empty() {
+            let u = reqwest::Url::parse(&self.upload.public_url).with_context(|| {
+                format!(
+                    "upload.public_url: `{}` is not a URL",
+                    self.upload.public_url
+                )
+            })?;
+            if !matches!(u.scheme(), "http" | "https") {
+                bail!("upload.public_url: must be http or https");
+            }
+        }
+        for (i, pattern) in self.cache.blocklist.iter().enumerate() {
+            globset::Glob::new(&pattern.to_lowercase())
+                .with_context(|| format!("cache.blocklist[{i}]: `{pattern}` is not a glob"))?;
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, u) in self.upstreams.iter().enumerate() {
+            let at = format!("upstream[{i}] (`{}`)", u.name);
+            if u.name.is_empty()
+                || !u
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+            {
+                bail!("{at}.name: use letters, digits, `-`, `_` or `.`");
+            }
+            if !names.insert(u.name.as_str()) {
+                bail!("{at}.name: two upstreams are called `{}`", u.name);
+            }
+            let url = reqwest::Url::parse(&u.url)
+                .with_context(|| format!("{at}.url: `{}` is not a URL", u.url))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                bail!("{at}.url: `{}` must be http or https", u.url);
+            }
+            for (name, value) in &u.headers {
+                http::HeaderName::try_from(name.as_str())
+                    .with_context(|| format!("{at}.headers: `{name}` is not a header name"))?;
+                http::HeaderValue::try_from(value.as_str())
+                    .with_context(|| format!("{at}.headers.{name}: not a valid header value"))?;
+            }
+            for name in &u.forward_headers {
+                http::HeaderName::try_from(name.as_str()).with_context(|| {
+                    format!("{at}.forward_headers: `{name}` is not a header name")
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn listen_addrs(&self) -> Vec<ListenAddr> {
+        self.server
+            .listen
+            .iter()
+            .map(|l| l.parse().expect("validated"))
+            .collect()
+    }
+
+    pub fn unix_socket_mode(&self) -> anyhow::Result<u32> {
+        let m = &self.server.unix_socket_mode;
+        u32::from_str_radix(m.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .with_context(|| {
+                format!("server.unix_socket_mode: `{m}` is not an octal mode like \"0660\"")
+            })
+    }
+
+    pub fn trusted_proxies(&self) -> anyhow::Result<Vec<TrustedProxy>> {
+        self.server
+            .trusted_proxies
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                if p == "unix" {
+                    return Ok(TrustedProxy::Unix);
+                }
+                let net = p
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .with_context(|| {
+                        format!("server.trusted_proxies[{i}]: `{p}` is not an IP, a CIDR or `unix`")
+                    })?;
+                Ok(TrustedProxy::Net(net))
+            })
+            .collect()
+    }
+}
