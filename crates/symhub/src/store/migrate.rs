@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::db::p;
 use super::packages::PackageKey;
-use super::symbols::{bump, SymbolStore};
+use super::symbols::SymbolStore;
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Migrated {
@@ -90,37 +90,10 @@ pub fn migrate(
 
     let mut after = String::new();
     loop {
-        let rows = src.db.query(
-            "SELECT key, display, sha256, size, uploaded_at, kind, debug_file, debug_id, code_file, code_id
-             FROM symbols WHERE key > ?1 ORDER BY key LIMIT ?2",
-            p![&after, PAGE as i64],
-        )?;
+        let rows = src.symbol_rows(&after, PAGE)?;
         let Some(last) = rows.last() else { break };
-        after = last.text(0);
-        let inserted = dst.db.tx(|tx| {
-            let mut n = 0;
-            for r in &rows {
-                n += tx.execute(
-                    "INSERT INTO symbols
-                     (key, display, sha256, size, uploaded_at, kind, debug_file, debug_id, code_file, code_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
-                    p![
-                        &r.text(0),
-                        &r.text(1),
-                        &r.text(2),
-                        r.int(3),
-                        r.int(4),
-                        &r.text(5),
-                        &r.text(6),
-                        &r.text(7),
-                        r.opt_text(8).as_deref(),
-                        r.opt_text(9).as_deref(),
-                    ],
-                )?;
-            }
-            bump(tx)?;
-            Ok(n)
-        })?;
+        after = last.key();
+        let inserted = dst.insert_new_rows(&rows)?;
         done.symbols += inserted;
         report(&format!("symbols: {} copied (up to {after})", done.symbols));
     }
