@@ -190,6 +190,14 @@ impl ServeArgs {
         if let Some(f) = self.log_format {
             config.server.log_format = f;
         }
+        // elfutils' convention: a debuginfod server federates to the servers its environment
+        // names. Symhub itself is never one of them if it is reached at the same URL (the
+        // hop count stops loops that go through other servers).
+        if let Ok(urls) = std::env::var("DEBUGINFOD_URLS") {
+            config
+                .upstreams
+                .extend(UpstreamConfig::from_debuginfod_urls(&urls));
+        }
         config.validate().context("command-line flags")?;
         Ok(config)
     }

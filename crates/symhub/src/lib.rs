@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod debuginfod;
 pub mod http;
 pub mod metrics;
 pub mod package;

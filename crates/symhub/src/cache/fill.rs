@@ -236,7 +236,7 @@ async fn compressed(
     key: &SymbolKey,
     headers: &HeaderMap,
 ) -> Result<Option<CabSource>, ()> {
-    let fill = match cache.lookup(key, headers).await {
+    let fill = match cache.lookup(key, headers, true).await {
         Lookup::Hit(e) => return Ok(Some(CabSource::Committed(e))),
         Lookup::Negative | Lookup::LocalOnly | Lookup::Redirect(_) => return Ok(None),
         Lookup::Unavailable => return Err(()),

@@ -217,6 +217,7 @@ impl Cache {
         self: &Arc<Self>,
         key: &SymbolKey,
         client_headers: &HeaderMap,
+        federate: bool,
     ) -> Lookup {
         // Read before anything is learned, so whatever this lookup remembers is dropped if
         // the store changes meanwhile (see [`Cache::generation`]).
@@ -258,7 +259,7 @@ impl Cache {
         }
         // Only `<file>/<id>/<name>` keys exist upstream: any other shape (an SSQP package's
         // `12387532`) is never asked for, cached or remembered as missing.
-        if !key.is_triple() {
+        if !key.is_triple() || !federate {
             return Lookup::LocalOnly;
         }
         self.start_or_join_fill(key, slot, FillFrom::Upstreams(client_headers.clone()), born)
@@ -315,7 +316,12 @@ impl Cache {
 
     fn load_blocking(&self, key: &SymbolKey, slot: &str, born: u64) -> anyhow::Result<Loaded> {
         let norm = key.normalized();
-        let stored = match self.store.get(norm) {
+        let found = match crate::debuginfod::executable_build_id(key) {
+            // debuginfod's executable: by the store's build-id index.
+            Some(id) => self.store.executable_by_build_id(id),
+            None => self.store.get(norm),
+        };
+        let stored = match found {
             Ok(s) => s,
             Err(e) => {
                 // The store's database is unreachable: what this instance cached from
@@ -336,7 +342,10 @@ impl Cache {
                 // Streamed from the bucket by a fill, like an upstream download.
                 BlobLocation::Remote | BlobLocation::Url(_) => return Ok(Loaded::Cold(s)),
             };
-            let e = store_entry(s);
+            // Under the key asked for: the same as the stored key but for debuginfod's
+            // executable, found by build id.
+            let mut e = store_entry(s);
+            e.key = norm.to_owned();
             return Ok(Loaded::Entry(self.remember_at(
                 e,
                 path,

@@ -135,12 +135,23 @@ pub enum Answer {
 impl Cache {
     /// Resolves `key` to something to serve. Never fails: what goes wrong below is a miss.
     pub async fn resolve(self: &Arc<Self>, key: &SymbolKey, headers: &HeaderMap) -> Answer {
+        self.resolve_with(key, headers, true).await
+    }
+
+    /// [`Cache::resolve`], asking upstreams only with `federate` (a request that already
+    /// crossed too many servers is answered from what is here).
+    pub async fn resolve_with(
+        self: &Arc<Self>,
+        key: &SymbolKey,
+        headers: &HeaderMap,
+        federate: bool,
+    ) -> Answer {
         if self.blocklist.is_match(key.normalized()) {
             return not_found(Missing::Blocked, None);
         }
         // An entry evicted or deleted between lookup and open is looked up once more.
         for _ in 0..2 {
-            let (fill, leader) = match self.lookup(key, headers).await {
+            let (fill, leader) = match self.lookup(key, headers, federate).await {
                 Lookup::Hit(entry) => {
                     if let Some(url) = self.store_redirect(&entry).await {
                         return Answer::Redirect(Redirect::Bucket(url));

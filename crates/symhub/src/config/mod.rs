@@ -285,6 +285,10 @@ pub struct UpstreamConfig {
     /// How keys are spelled in this upstream's URLs (`symhub_core::spelling`).
     #[serde(default)]
     pub key_spelling: KeySpelling,
+    /// What the upstream speaks: `symsrv` (SymSrv/SSQP/Breakpad paths, the default) or
+    /// `debuginfod` (elfutils' `/buildid/<id>/…`; asked only for ELF keys, translated).
+    #[serde(default)]
+    pub protocol: Protocol,
     #[serde(default = "defaults::connect_timeout", with = "humantime_serde")]
     pub connect_timeout: Duration,
     /// From sending the request to receiving the response headers.
@@ -314,7 +318,31 @@ mod defaults {
     }
 }
 
+/// The protocol an upstream speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// `GET <base>/<key>`: SymSrv, SSQP and Breakpad servers.
+    #[default]
+    Symsrv,
+    /// `GET <base>/buildid/<id>/debuginfo|executable|…`: elfutils' debuginfod.
+    Debuginfod,
+}
+
 impl UpstreamConfig {
+    /// The upstreams named by `DEBUGINFOD_URLS` (space-separated base URLs, as elfutils'
+    /// clients and server read it): federation targets, after the configured upstreams.
+    pub fn from_debuginfod_urls(urls: &str) -> Vec<Self> {
+        urls.split_whitespace()
+            .enumerate()
+            .map(|(i, url)| {
+                let mut u = Self::new(&format!("debuginfod-{}", i + 1), url);
+                u.protocol = Protocol::Debuginfod;
+                u
+            })
+            .collect()
+    }
+
     pub fn new(name: &str, url: &str) -> Self {
         Self {
             name: name.into(),
@@ -323,6 +351,7 @@ impl UpstreamConfig {
             headers: BTreeMap::new(),
             forward_headers: Vec::new(),
             key_spelling: KeySpelling::default(),
+            protocol: Protocol::default(),
             connect_timeout: defaults::connect_timeout(),
             first_byte_timeout: defaults::first_byte_timeout(),
             idle_timeout: defaults::idle_timeout(),

@@ -6,6 +6,7 @@
 
 mod api;
 mod body;
+mod debuginfod;
 pub mod error;
 mod idle;
 pub mod json;
@@ -116,6 +117,7 @@ fn router(app: Arc<App>) -> Router {
         post(api::v1).layer(DefaultBodyLimit::disable()),
     )
     .route(&format!("{p}/api/symbols"), get(api::list))
+    .route(&format!("{p}/buildid/{{*rest}}"), get(debuginfod::route))
     .route(
         &format!("{p}/api/packages"),
         get(packages::list)

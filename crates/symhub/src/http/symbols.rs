@@ -54,8 +54,21 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
             return not_found("INVALID", Outcome::new("invalid"));
         }
     };
-    let head = method == Method::HEAD;
-    match app.cache.resolve(&key, headers).await {
+    let answer = app.cache.resolve(&key, headers).await;
+    respond(&app, &key, answer, headers, method == Method::HEAD).await
+}
+
+/// The response for a resolver's answer about `key`: the file (with Range and validators),
+/// the stream of a fill, a redirect, or a 404 whose `X-Cache` says why.
+pub(super) async fn respond(
+    app: &App,
+    key: &SymbolKey,
+    answer: Answer,
+    headers: &HeaderMap,
+    head: bool,
+) -> Response {
+    let key = key.clone();
+    match answer {
         Answer::File { entry, file, route } => {
             let Some(mut r) = serve_entry(&entry, file, headers, head, route.x_cache()) else {
                 // Shorter than its record: damaged behind symhub's back. Forgotten, so the
@@ -127,14 +140,14 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
     }
 }
 
-fn upstream_header(r: &mut Response, upstream: &str) {
+pub(super) fn upstream_header(r: &mut Response, upstream: &str) {
     r.headers_mut().insert(
         "x-symhub-upstream",
         HeaderValue::from_str(upstream).unwrap_or(HeaderValue::from_static("?")),
     );
 }
 
-fn not_found(cache: &'static str, outcome: Outcome) -> Response {
+pub(super) fn not_found(cache: &'static str, outcome: Outcome) -> Response {
     let mut r = (StatusCode::NOT_FOUND, "not found\n").into_response();
     r.headers_mut()
         .insert("x-cache", HeaderValue::from_static(cache));

@@ -19,6 +19,7 @@ pub(super) const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS symbols (
          code_id TEXT                   -- lowercase
      ) WITHOUT ROWID;
      CREATE INDEX IF NOT EXISTS symbols_module ON symbols(debug_file, debug_id);
+     CREATE INDEX IF NOT EXISTS symbols_build_id ON symbols(debug_id, kind);
      CREATE INDEX IF NOT EXISTS symbols_code ON symbols(code_id, code_file);
      CREATE INDEX IF NOT EXISTS symbols_blob ON symbols(sha256);
      CREATE TABLE IF NOT EXISTS packages (
@@ -77,6 +78,7 @@ pub(super) const PG_SCHEMA: &str = r#"CREATE TABLE IF NOT EXISTS symbols (
          code_id TEXT
      );
      CREATE INDEX IF NOT EXISTS symbols_module ON symbols(debug_file, debug_id);
+     CREATE INDEX IF NOT EXISTS symbols_build_id ON symbols(debug_id, kind);
      CREATE INDEX IF NOT EXISTS symbols_code ON symbols(code_id, code_file);
      CREATE INDEX IF NOT EXISTS symbols_blob ON symbols(sha256);
      CREATE TABLE IF NOT EXISTS packages (

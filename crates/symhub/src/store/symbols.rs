@@ -214,6 +214,23 @@ impl SymbolStore {
             .map(|r| r.text(0)))
     }
 
+    /// The ELF binary uploaded with build id `build_id` (lowercase hex, as the upload named
+    /// it): the build-id index debuginfod's `executable` needs, since its requests carry no
+    /// file name. Indexed (`symbols_build_id`).
+    pub fn executable_by_build_id(&self, build_id: &str) -> DbResult<Option<StoredSymbol>> {
+        let id = format!("elf-buildid-{build_id}");
+        let rows = self.db.query(
+            "SELECT key, display, sha256, size, uploaded_at FROM symbols
+             WHERE debug_id = ?1 AND kind = 'ELF'",
+            p![build_id],
+        )?;
+        // The upload's `<name>/elf-buildid-<id>/<name>` key, not its `<name>/<id>/<name>`.
+        Ok(rows
+            .iter()
+            .find(|r| r.text(0).split('/').nth(1) == Some(id.as_str()))
+            .map(|r| stored(r.text(0), r, 1)))
+    }
+
     /// Stored symbols whose key starts with `prefix` (case-insensitive), in key order.
     pub fn list(&self, prefix: &str, after: &str, limit: usize) -> DbResult<Vec<StoredSymbol>> {
         let prefix = prefix.to_lowercase();

@@ -25,7 +25,7 @@ use reqwest::Url;
 use symhub_core::{Spelling, SymbolKey};
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::config::{Config, UpstreamConfig};
+use crate::config::{Config, Protocol, UpstreamConfig};
 use crate::metrics::Metrics;
 use encoding::Encoding;
 use health::{Admission, Health};
@@ -33,6 +33,7 @@ use health::{Admission, Health};
 pub struct Upstream {
     pub name: Arc<str>,
     base: String,
+    protocol: Protocol,
     extensions: Vec<String>,
     headers: HeaderMap,
     forward: Vec<HeaderName>,
@@ -90,12 +91,17 @@ impl Upstream {
                 HeaderValue::try_from(v.as_str()).with_context(at)?,
             );
         }
-        let forward = c
+        let mut forward: Vec<HeaderName> = c
             .forward_headers
             .iter()
             .map(|h| HeaderName::try_from(h.as_str()))
             .collect::<Result<_, _>>()
             .with_context(at)?;
+        // A debuginfod server counts the hops of a request in X-Forwarded-For to stop
+        // federation loops; symhub sets it on what it forwards (`http::debuginfod`).
+        if c.protocol == Protocol::Debuginfod {
+            forward.push(HeaderName::from_static("x-forwarded-for"));
+        }
         Ok(Self {
             name: c.name.as_str().into(),
             base: c.url.trim_end_matches('/').to_owned(),
@@ -103,6 +109,7 @@ impl Upstream {
             headers,
             forward,
             spelling: c.key_spelling.into(),
+            protocol: c.protocol,
             client,
             first_byte_timeout: c.first_byte_timeout,
             idle_timeout: c.idle_timeout,
@@ -114,7 +121,10 @@ impl Upstream {
     /// Whether this upstream's extension filter lets `key` through. A CAB name matches its
     /// plain extension (`pd_` matches a `pdb` filter).
     fn serves(&self, key: &SymbolKey) -> bool {
-        if self.extensions.is_empty() {
+        if self.path_for(key).is_none() {
+            return false;
+        }
+        if self.extensions.is_empty() || self.protocol == Protocol::Debuginfod {
             return true;
         }
         let Some(ext) = key.extension() else {
@@ -128,8 +138,25 @@ impl Upstream {
         })
     }
 
+    /// The path below the base URL at which this upstream has `key`, if it can have it. A
+    /// debuginfod server is asked for ELF files only, by build id: the SSQP keys
+    /// `_.debug/elf-buildid-sym-<id>/_.debug` and `<name>/elf-buildid-<id>/<name>` are its
+    /// `buildid/<id>/debuginfo` and `buildid/<id>/executable`. A SymSrv server is never asked
+    /// for the keys only debuginfod requests make ([`crate::debuginfod::is_debuginfod_only`]).
+    fn path_for(&self, key: &SymbolKey) -> Option<String> {
+        match self.protocol {
+            Protocol::Symsrv => {
+                (!crate::debuginfod::is_debuginfod_only(key)).then(|| key.url_path(self.spelling))
+            }
+            Protocol::Debuginfod => crate::debuginfod::upstream_path(key),
+        }
+    }
+
+    /// The URL of `key` at this upstream (see [`Upstream::path_for`]); empty if it has none.
     pub fn url_for(&self, key: &SymbolKey) -> String {
-        format!("{}/{}", self.base, key.url_path(self.spelling))
+        self.path_for(key)
+            .map(|p| format!("{}/{p}", self.base))
+            .unwrap_or_default()
     }
 
     /// GET with manual redirects. Returns the final response (any status) or an error text.

@@ -4,6 +4,7 @@
 mod elf_support;
 mod support;
 
+mod debuginfod;
 mod debuginfod_rig;
 mod diskfull;
 mod hardening;

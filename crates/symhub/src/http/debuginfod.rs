@@ -1,0 +1,183 @@
+//! `GET`/`HEAD /buildid/<id>/debuginfo | executable | section/<name> | source/<path>`:
+//! elfutils' debuginfod protocol, answered by the resolver like every symbol request (see
+//! [`crate::debuginfod`] for which key answers what).
+//!
+//! Responses carry what elfutils' clients read: `Content-Length`, `X-DEBUGINFOD-SIZE` (the
+//! file's size, for progress), `X-DEBUGINFOD-FILE`, `Last-Modified`, and the ETag and Range
+//! support of every hit. `HEAD` answers like `GET` without a body (elfutils' own server
+//! answers 400). Anything that is not a valid request is 404 before any I/O: elfutils' server
+//! says 503 there, which its client takes for "cannot do sections" and falls back on.
+//!
+//! Loops: a request that already came through [`MAX_HOPS`] servers (`X-Forwarded-For`
+//! entries, elfutils' `--forwarded-ttl-limit`) is answered from what is here and not
+//! forwarded; requests this server forwards carry one hop more.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use symhub_core::debuginfod::{Artifact, DebuginfodRequest};
+use symhub_core::SymbolKey;
+
+use super::log::Outcome;
+use super::symbols::{not_found, respond};
+use super::App;
+use crate::cache::{Answer, Fill};
+use crate::debuginfod::{debuginfo, executable, section_range};
+
+/// Servers a request may have crossed before this one stops forwarding it (elfutils'
+/// default `--forwarded-ttl-limit`).
+pub const MAX_HOPS: usize = 8;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+pub async fn route(State(app): State<Arc<App>>, req: axum::extract::Request) -> Response {
+    let (parts, _body) = req.into_parts();
+    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
+    if method != Method::GET && method != Method::HEAD {
+        let mut r = StatusCode::METHOD_NOT_ALLOWED.into_response();
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    if app.keys.require_for_downloads {
+        if let Err(d) = app.keys.check(headers, uri.query()) {
+            return super::error::ApiError::from(d).into_response();
+        }
+    }
+    let path = uri
+        .path()
+        .strip_prefix(app.path_prefix.as_str())
+        .unwrap_or("");
+    let request = match DebuginfodRequest::parse_path(path) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(path, "not a debuginfod request: {e}");
+            return not_found("INVALID", Outcome::new("invalid"));
+        }
+    };
+    let head = method == Method::HEAD;
+    let hops = forwarded_hops(headers);
+    let federate = hops < MAX_HOPS;
+    // What upstreams are sent: the client's headers with one hop more, spelled the same
+    // for every client at this depth so that their requests still share one download.
+    let mut sent = headers.clone();
+    sent.insert(
+        X_FORWARDED_FOR,
+        HeaderValue::from_str(&vec!["symhub"; hops + 1].join(", ")).expect("ascii"),
+    );
+    let id = &request.build_id;
+    let (key, answer) = match &request.artifact {
+        Artifact::Debuginfo | Artifact::Executable => {
+            let key = match request.artifact {
+                Artifact::Debuginfo => debuginfo(id),
+                _ => executable(id),
+            };
+            let Some(key) = key else {
+                return not_found("INVALID", Outcome::new("invalid"));
+            };
+            let answer = app.cache.resolve_with(&key, &sent, federate).await;
+            (key, answer)
+        }
+        Artifact::Section(name) => {
+            return section(&app, &request, name.as_str(), &sent, federate, head).await
+        }
+        // Sources are not kept yet: neither uploads nor the cache hold them by build id.
+        Artifact::Source(_) => {
+            return not_found("MISS", Outcome::new("unsupported").status_note("sources"))
+        }
+    };
+    let mut r = respond(&app, &key, answer, headers, head).await;
+    debuginfod_headers(&mut r, &key);
+    r
+}
+
+/// How many servers the request came through, from its `X-Forwarded-For` entries.
+fn forwarded_hops(headers: &HeaderMap) -> usize {
+    headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter(|s| !s.trim().is_empty())
+        .count()
+}
+
+fn debuginfod_headers(r: &mut Response, key: &SymbolKey) {
+    if !r.status().is_success() {
+        return;
+    }
+    let h = r.headers_mut();
+    if let Some(len) = h.get(header::CONTENT_RANGE).and_then(total_of_range) {
+        h.insert("x-debuginfod-size", HeaderValue::from(len));
+    } else if let Some(len) = h.get(header::CONTENT_LENGTH).cloned() {
+        h.insert("x-debuginfod-size", len);
+    }
+    if let Ok(v) = HeaderValue::from_str(key.name()) {
+        h.insert("x-debuginfod-file", v);
+    }
+}
+
+fn total_of_range(v: &HeaderValue) -> Option<u64> {
+    v.to_str().ok()?.rsplit('/').next()?.parse().ok()
+}
+
+/// `section/<name>`: the section's bytes, from the debuginfo file if it has them with
+/// contents, else from the executable. A file still downloading is waited for (a section is
+/// found from the section headers, which may come last).
+async fn section(
+    app: &App,
+    request: &DebuginfodRequest,
+    name: &str,
+    sent: &HeaderMap,
+    federate: bool,
+    head: bool,
+) -> Response {
+    let id = &request.build_id;
+    for key in [debuginfo(id), executable(id)].into_iter().flatten() {
+        let file = match app.cache.resolve_with(&key, sent, federate).await {
+            Answer::File { file, entry, .. } => Some((file, entry)),
+            Answer::Streaming { fill, .. } => finished(app, &fill).await,
+            _ => None,
+        };
+        let Some((file, entry)) = file else { continue };
+        let (f, n) = (file.clone(), name.to_owned());
+        let range = tokio::task::spawn_blocking(move || section_range(&f, &n))
+            .await
+            .ok()
+            .flatten();
+        let Some((offset, len)) = range else { continue };
+        let body =
+            match super::body::file_body(file, offset, if head { offset } else { offset + len }) {
+                Ok(body) => body,
+                Err(_) => continue,
+            };
+        let mut r = Response::new(body);
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        h.insert("x-debuginfod-size", HeaderValue::from(len));
+        if let Ok(v) = HeaderValue::from_str(name) {
+            h.insert("x-debuginfod-file", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(entry.http_date()) {
+            h.insert(header::LAST_MODIFIED, v);
+        }
+        return Outcome::new("section").upstream(&entry.upstream).to(r);
+    }
+    not_found("MISS", Outcome::new("section-missing"))
+}
+
+/// The committed file of a fill, once it has ended well.
+async fn finished(
+    app: &App,
+    fill: &Arc<Fill>,
+) -> Option<(Arc<std::fs::File>, Arc<crate::cache::Entry>)> {
+    let entry = fill.finished().await.ok().flatten()?;
+    let file = app.cache.open_entry(&entry).ok()?;
+    Some((file, entry))
+}

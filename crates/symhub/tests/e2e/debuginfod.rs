@@ -1,0 +1,281 @@
+//! debuginfod through symhub with the real clients: elfutils' `debuginfod-find` and gdb
+//! against ELF files uploaded to symhub, and symhub federating to elfutils' own server.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::elf_support::*;
+use crate::support::*;
+
+const KEY: &str = "debuginfod-test-key";
+
+/// Uploads `file` through sym-upload v2 as a native file of `kind` (`ELF`, `DEBUG_ONLY`).
+async fn upload_native(s: &Symhub, file: &Path, name: &str, id: &str, kind: &str) {
+    let url = s.create_upload(KEY).await;
+    let r = client()
+        .put(&url)
+        .body(std::fs::read(file).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let upload_key = url.rsplit('/').nth(1).unwrap();
+    let body = format!(
+        r#"{{"symbol_id": {{"debug_file": "{name}", "debug_id": "{id}"}}, "symbol_upload_type": "{kind}"}}"#
+    );
+    let r = client()
+        .post(format!(
+            "{}/v1/uploads/{upload_key}:complete?key={KEY}",
+            s.url
+        ))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+/// gdb on the stripped binary alone, with debuginfod: the functions it lists by source file
+/// can only come from the debuginfo symhub served.
+fn gdb_info_functions(url: &str, exe: &Path) -> String {
+    let alone = tempfile::tempdir().unwrap();
+    let copy = alone.path().join("hello");
+    std::fs::copy(exe, &copy).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("gdb")
+        .args(["-nx", "-batch"])
+        .args(["-iex", "set debuginfod enabled on"])
+        .args(["-iex", "set debug-file-directory /nonexistent-symhub-test"])
+        .args(["-ex", "info functions greet_count"])
+        .arg(&copy)
+        .env("DEBUGINFOD_URLS", url)
+        .env("DEBUGINFOD_CACHE_PATH", cache.path())
+        .env("DEBUGINFOD_TIMEOUT", "30")
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploaded_elf_files_are_served_to_debuginfod_clients() {
+    if !elfutils_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let built = blocking({
+        let d = dir.path().to_owned();
+        move || build_c_program(&d)
+    });
+    let id = built.build_id.clone();
+    let s = Symhub::start(&format!("upstream = []\n{}", auth_config(KEY)));
+    upload_native(&s, &built.stripped, "hello", &id, "ELF").await;
+    upload_native(&s, &built.debug, "hello.debug", &id, "DEBUG_ONLY").await;
+    let debug = std::fs::read(&built.debug).unwrap();
+    let exe = std::fs::read(&built.stripped).unwrap();
+
+    let url = s.url.clone();
+    let (u, i) = (url.clone(), id.clone());
+    let found = blocking(move || {
+        [
+            debuginfod_find(&[&u], &["debuginfo", &i]),
+            debuginfod_find(&[&u], &["executable", &i]),
+            debuginfod_find(&[&u], &["section", &i, ".debug_info"]),
+        ]
+    });
+    assert!(found[0].ok(), "{}", found[0].describe());
+    assert!(found[0].bytes() == debug, "debuginfo byte-identical");
+    assert!(found[1].ok(), "{}", found[1].describe());
+    assert!(found[1].bytes() == exe, "executable byte-identical");
+    assert!(found[2].ok(), "{}", found[2].describe());
+    let parsed = symhub_core::elf::ElfFile::parse(&debug).unwrap();
+    assert!(found[2].bytes() == parsed.section(".debug_info").unwrap());
+
+    // One file, two spellings.
+    let r = s
+        .get(&format!("/_.debug/elf-buildid-sym-{id}/_.debug"))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.unwrap() == debug);
+    // HEAD answers like GET, without a body.
+    let r = client()
+        .head(format!(
+            "{}/buildid/{}/executable",
+            s.url,
+            id.to_uppercase()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-length"],
+        exe.len().to_string().as_str()
+    );
+    assert_eq!(
+        r.headers()["x-debuginfod-size"],
+        exe.len().to_string().as_str()
+    );
+    assert!(r.headers().contains_key("last-modified"));
+
+    let stripped = built.stripped.clone();
+    let gdb = blocking(move || gdb_info_functions(&url, &stripped));
+    assert!(
+        gdb.contains("greet.c") && gdb.contains("greet_count(const char *)"),
+        "gdb found the function through symhub:\n{gdb}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_debuginfod_requests_are_404_and_change_nothing() {
+    let up = FakeUpstream::start().await;
+    let s = Symhub::start(&config_with(
+        &[("d", &up.url, "protocol = \"debuginfod\"")],
+        "",
+    ));
+    let before = s.files();
+    let id = "0123456789abcdef0123456789abcdef01234567";
+    for path in [
+        "/buildid/xyz/debuginfo".to_owned(),
+        "/buildid/abc/debuginfo".to_owned(),
+        format!("/buildid/{}/debuginfo", "ab".repeat(200)),
+        format!("/buildid/{id}/nonsense"),
+        format!("/buildid/{id}/source/../etc/passwd"),
+        format!("/buildid/{id}/source/%2e%2e/%2e%2e/etc/passwd"),
+        format!("/buildid/{id}/source/usr/../../etc/passwd"),
+        format!("/buildid/{id}/section/"),
+        format!("/buildid/{id}/section/a%2fb"),
+    ] {
+        let r = s.get_now(&path).await;
+        assert_eq!(r.status(), 404, "{path}");
+    }
+    assert_eq!(up.total_hits(), 0, "nothing was asked upstream");
+    assert_eq!(s.files(), before, "nothing was written");
+    // A valid request for a section nobody has: 404, asked upstream as debuginfo and
+    // executable, never as a section.
+    let r = s.get(&format!("/buildid/{id}/section/.debug_info")).await;
+    assert_eq!(r.status(), 404);
+    let asked: Vec<String> = up.requests().into_iter().map(|(p, _)| p).collect();
+    assert_eq!(
+        asked.iter().filter(|p| p.contains("/section/")).count(),
+        0,
+        "{asked:?}"
+    );
+    assert!(
+        asked.contains(&format!("/buildid/{id}/debuginfo")),
+        "{asked:?}"
+    );
+    assert!(
+        asked.contains(&format!("/buildid/{id}/executable")),
+        "{asked:?}"
+    );
+}
+
+/// symhub in front of elfutils' own server: one download for many clients, remembered
+/// misses, a dead upstream costing a fast 404, and loops stopped by hop counting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symhub_federates_to_elfutils_debuginfod() {
+    if !elfutils_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let built = blocking({
+        let d = dir.path().to_owned();
+        move || build_c_program(&d)
+    });
+    let id = built.build_id.clone();
+    let index = built.index_dir.clone();
+    let mut elfutils = blocking(move || ElfutilsDebuginfod::start(&index));
+    blocking(|| elfutils.wait_for(&id));
+    let s = Symhub::start(&config_with(
+        &[(
+            "elfutils",
+            &elfutils.url,
+            "protocol = \"debuginfod\"\nconnect_timeout = \"1s\"\nfirst_byte_timeout = \"3s\"",
+        )],
+        "[health]\nfailure_threshold = 1\nblackout = \"30s\"",
+    ));
+    let exe = std::fs::read(&built.stripped).unwrap();
+    let debug = std::fs::read(&built.debug).unwrap();
+
+    // Eight clients at once on a cold cache: one upstream request.
+    let path = format!("/buildid/{id}/executable");
+    let gets = (0..8).map(|_| {
+        let url = format!("{}{path}", s.url);
+        async move {
+            client()
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+        }
+    });
+    for body in futures_util::future::join_all(gets).await {
+        assert!(body == exe, "every client got the executable");
+    }
+    assert_eq!(
+        s.metric("symhub_upstream_requests_total{upstream=\"elfutils\",status=\"200\"}")
+            .await,
+        1.0,
+        "one upstream download for eight clients"
+    );
+    let r = s.get(&path).await;
+    assert_eq!(r.headers()["x-cache"], "HIT");
+
+    let (u, i) = (s.url.clone(), id.clone());
+    let found = blocking(move || debuginfod_find(&[&u], &["debuginfo", &i]));
+    assert!(found.ok(), "{}", found.describe());
+    assert!(found.bytes() == debug);
+
+    // A build id nobody has: 404, then remembered.
+    let missing = format!("/buildid/{}/debuginfo", "ab".repeat(20));
+    assert_eq!(s.get(&missing).await.status(), 404);
+    assert_eq!(s.get(&missing).await.headers()["x-cache"], "NEGATIVE");
+
+    // Loops: a request that crossed eight servers is not forwarded again.
+    let other = format!("/buildid/{}/debuginfo", "cd".repeat(20));
+    let before = s
+        .metric("symhub_upstream_requests_total{upstream=\"elfutils\",status=\"404\"}")
+        .await;
+    let r = client()
+        .get(format!("{}{other}", s.url))
+        .header("x-forwarded-for", vec!["10.0.0.1"; 8].join(", "))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        s.metric("symhub_upstream_requests_total{upstream=\"elfutils\",status=\"404\"}")
+            .await,
+        before,
+        "not forwarded"
+    );
+
+    // The upstream dies: a fast 404, then a blackout with no waiting at all.
+    elfutils.kill();
+    let dead = format!("/buildid/{}/debuginfo", "ef".repeat(20));
+    let t = Instant::now();
+    assert_eq!(s.get(&dead).await.status(), 404);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let t = Instant::now();
+    let again = format!("/buildid/{}/debuginfo", "12".repeat(20));
+    assert_eq!(s.get(&again).await.status(), 404);
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "blackout: {:?}",
+        t.elapsed()
+    );
+    // What was fetched is still served.
+    let r = s.get(&path).await;
+    assert_eq!(r.status(), 200);
+}
