@@ -172,6 +172,14 @@ impl Fill {
     }
 }
 
+#[cfg(test)]
+impl Fill {
+    /// Sets the state of a fill made by hand, so tests can drive [`Fill::stream`].
+    pub(super) fn set_state(&self, state: FillState) {
+        self.state.send_replace(state);
+    }
+}
+
 /// The fill task's body, boxed so that the cycle fill → lookup → fill has a nameable type.
 pub fn run(
     cache: Arc<Cache>,

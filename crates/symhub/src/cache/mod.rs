@@ -21,6 +21,8 @@ pub mod health;
 pub mod index;
 pub mod read;
 pub mod resolve;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
