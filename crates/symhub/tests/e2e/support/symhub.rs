@@ -112,6 +112,8 @@ impl Symhub {
             .arg(&self.listen)
             .arg("--data-dir")
             .arg(&self.data_dir)
+            // The machine's own federation setting must not reach the server under test.
+            .env_remove("DEBUGINFOD_URLS")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(stderr)
