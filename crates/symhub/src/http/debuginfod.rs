@@ -15,13 +15,13 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
-use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
 use symhub_core::debuginfod::{Artifact, DebuginfodRequest};
 use symhub_core::SymbolKey;
 
 use super::log::Outcome;
-use super::symbols::{not_found, respond};
+use super::symbols::{not_found, refuse_download, respond};
 use super::App;
 use crate::cache::{Answer, Fill};
 use crate::debuginfod::{debuginfo, executable, section_range};
@@ -35,16 +35,8 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub async fn route(State(app): State<Arc<App>>, req: axum::extract::Request) -> Response {
     let (parts, _body) = req.into_parts();
     let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
-    if method != Method::GET && method != Method::HEAD {
-        let mut r = StatusCode::METHOD_NOT_ALLOWED.into_response();
-        r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    if let Some(r) = refuse_download(&app, method, uri, headers) {
         return r;
-    }
-    if app.keys.require_for_downloads {
-        if let Err(d) = app.keys.check(headers, uri.query()) {
-            return super::error::ApiError::from(d).into_response();
-        }
     }
     let path = uri
         .path()

@@ -29,17 +29,31 @@ pub async fn route(State(app): State<Arc<App>>, req: axum::extract::Request) -> 
     handle(app, &parts.method, &parts.uri, &parts.headers).await
 }
 
-pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
+/// What every download route answers before it looks at the path: 405 for a method other
+/// than `GET`/`HEAD`, and with `auth.require_for_downloads` a 401/403 without a valid key.
+pub(super) fn refuse_download(
+    app: &App,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Option<Response> {
     if method != Method::GET && method != Method::HEAD {
         let mut r = StatusCode::METHOD_NOT_ALLOWED.into_response();
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return r;
+        return Some(r);
     }
     if app.keys.require_for_downloads {
         if let Err(d) = app.keys.check(headers, uri.query()) {
-            return super::error::ApiError::from(d).into_response();
+            return Some(super::error::ApiError::from(d).into_response());
         }
+    }
+    None
+}
+
+pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
+    if let Some(r) = refuse_download(&app, method, uri, headers) {
+        return r;
     }
     let Some(path) = uri.path().strip_prefix(app.path_prefix.as_str()) else {
         return not_found("INVALID", Outcome::new("invalid"));

@@ -249,7 +249,7 @@ async fn symhub_federates_to_elfutils_debuginfod() {
         .await;
     let r = client()
         .get(format!("{}{other}", s.url))
-        .header("x-forwarded-for", vec!["10.0.0.1"; 8].join(", "))
+        .header("x-forwarded-for", ["10.0.0.1"; 8].join(", "))
         .send()
         .await
         .unwrap();

@@ -412,19 +412,6 @@ async fn range_and_conditional_requests_on_hits() {
     assert_eq!(r.status(), 200);
 }
 
-fn make_cab(name: &str, content: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut builder = cab::CabinetBuilder::new();
-    builder
-        .add_folder(cab::CompressionType::MsZip)
-        .add_file(name);
-    let mut writer = builder.build(std::io::Cursor::new(Vec::new())).unwrap();
-    while let Some(mut w) = writer.next_file().unwrap() {
-        w.write_all(content).unwrap();
-    }
-    writer.finish().unwrap().into_inner()
-}
-
 #[tokio::test]
 async fn cab_only_upstream_yields_the_plain_file() {
     let up = FakeUpstream::start().await;

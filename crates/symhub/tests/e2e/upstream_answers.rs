@@ -180,49 +180,6 @@ async fn minidump_stackwalk_through_symhub_matches_a_gzip_bucket_directly() {
     assert!(r.bytes().await.unwrap().starts_with(b"MODULE windows x86 "));
 }
 
-fn minidump_stackwalk() -> Option<String> {
-    let tool = std::env::var("MINIDUMP_STACKWALK").unwrap_or_else(|_| "minidump-stackwalk".into());
-    if std::process::Command::new(&tool)
-        .arg("--version")
-        .output()
-        .is_ok()
-    {
-        return Some(tool);
-    }
-    assert!(
-        std::env::var("SYMHUB_REQUIRE_TOOLS").is_err(),
-        "minidump-stackwalk is not installed; scripts/test installs it"
-    );
-    eprintln!("SKIPPED: minidump-stackwalk not installed (run ./scripts/test)");
-    None
-}
-
-async fn stackwalk(tool: &str, symbols_url: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let dump = fixtures().join("breakpad/minidumps/minidump2.dmp");
-    let (tool, url) = (tool.to_owned(), symbols_url.to_owned());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(tool)
-            .arg("--symbols-url")
-            .arg(&url)
-            .arg("--symbols-cache")
-            .arg(dir.path().join("cache"))
-            .arg("--symbols-tmp")
-            .arg(dir.path().join("tmp"))
-            .arg(dump)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 const NUGET_KEY: &str = "/system.threading.thread.pdb/a43b38726e6a4b3cb1691f35f0d6cc48FFFFFFFF/system.threading.thread.pdb";
 
 /// symbols.nuget.org answers 403 unless `SymbolChecksum` is forwarded; WinDbg never sends
@@ -372,19 +329,6 @@ async fn compressed_names_are_asked_only_for_windows_kinds() {
         a.hits("/xul.pdb/44E4EC8C2F41492B9369D6B9A059577C2/xul.sy_"),
         0
     );
-}
-
-fn make_cab(name: &str, content: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut builder = cab::CabinetBuilder::new();
-    builder
-        .add_folder(cab::CompressionType::MsZip)
-        .add_file(name);
-    let mut writer = builder.build(std::io::Cursor::new(Vec::new())).unwrap();
-    while let Some(mut w) = writer.next_file().unwrap() {
-        w.write_all(content).unwrap();
-    }
-    writer.finish().unwrap().into_inner()
 }
 
 /// When only `foo.pd_` exists upstream, `foo.pdb` starts as soon as the CAB header is in and

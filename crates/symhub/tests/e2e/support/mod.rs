@@ -79,3 +79,63 @@ pub fn auth_config(key: &str) -> String {
 pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
 }
+
+/// A SymSrv CAB (`foo.pd_`): one file, MSZIP-compressed.
+pub fn make_cab(name: &str, content: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut builder = cab::CabinetBuilder::new();
+    builder
+        .add_folder(cab::CompressionType::MsZip)
+        .add_file(name);
+    let mut writer = builder.build(std::io::Cursor::new(Vec::new())).unwrap();
+    while let Some(mut w) = writer.next_file().unwrap() {
+        w.write_all(content).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+/// The real Breakpad consumer, if installed (`scripts/test` installs it and sets
+/// SYMHUB_REQUIRE_TOOLS=1, so a missing tool fails instead of skipping).
+pub fn minidump_stackwalk() -> Option<String> {
+    let tool = std::env::var("MINIDUMP_STACKWALK").unwrap_or_else(|_| "minidump-stackwalk".into());
+    if std::process::Command::new(&tool)
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        return Some(tool);
+    }
+    assert!(
+        std::env::var("SYMHUB_REQUIRE_TOOLS").is_err(),
+        "minidump-stackwalk is not installed; scripts/test installs it"
+    );
+    eprintln!("SKIPPED: minidump-stackwalk not installed (run ./scripts/test)");
+    None
+}
+
+/// `minidump-stackwalk` on the fixture `minidump2.dmp` with symbols from `symbols_url`.
+pub async fn stackwalk(tool: &str, symbols_url: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = fixtures().join("breakpad/minidumps/minidump2.dmp");
+    let (tool, url) = (tool.to_owned(), symbols_url.to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(tool)
+            .arg("--symbols-url")
+            .arg(&url)
+            .arg("--symbols-cache")
+            .arg(dir.path().join("cache"))
+            .arg("--symbols-tmp")
+            .arg(dir.path().join("tmp"))
+            .arg(dump)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
