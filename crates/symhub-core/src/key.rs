@@ -293,6 +293,13 @@ fn check_segment(i: usize, s: &str) -> Result<(), KeyError> {
     Ok(())
 }
 
+impl SymbolKey {
+    /// The key as the client spelled it (decoded), segments joined by `/`.
+    pub fn as_str(&self) -> &str {
+        &self.display
+    }
+}
+
 impl fmt::Display for SymbolKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.display)

@@ -233,7 +233,7 @@ impl Cache {
             Some(Known::Redirect(to)) => return Lookup::Redirect(to),
             _ => {}
         }
-        let slot = miss_slot(norm, &self.upstreams.wire_digest(key, client_headers));
+        let slot = miss_slot(norm, self.upstreams.wire_digest(key, client_headers));
         match self.memory.get(&slot) {
             Some(Known::Negative(expires)) if expires > SystemTime::now() => {
                 return Lookup::Negative
@@ -436,7 +436,7 @@ impl Cache {
             self.memory.invalidate(k.normalized());
             self.open_files.invalidate(k.normalized());
             // The key's remembered misses, one per digest of what upstreams were sent.
-            prefixes.push(miss_slot(k.normalized(), ""));
+            prefixes.push(miss_prefix(k.normalized()));
         }
         if let Some((file, id)) = code {
             prefixes.push(format!("{}/{}/", file.to_lowercase(), id.to_lowercase()));
@@ -561,12 +561,18 @@ impl Cache {
 /// Where a miss of `norm` for requests sent upstream as `digest` is remembered, and where
 /// its download is registered. Keys never hold control characters, so the newline keeps
 /// every (key, digest) pair apart and lets all misses of a key be found by prefix.
-fn miss_slot(norm: &str, digest: &str) -> String {
-    let mut slot = String::with_capacity(norm.len() + 1 + digest.len());
+fn miss_slot(norm: &str, digest: u64) -> String {
+    use std::fmt::Write;
+    let mut slot = String::with_capacity(norm.len() + 17);
     slot.push_str(norm);
     slot.push('\n');
-    slot.push_str(digest);
+    let _ = write!(slot, "{digest:016x}");
     slot
+}
+
+/// The prefix of every [`miss_slot`] of `norm`.
+fn miss_prefix(norm: &str) -> String {
+    format!("{norm}\n")
 }
 
 #[derive(Clone)]

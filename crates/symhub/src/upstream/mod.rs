@@ -70,6 +70,10 @@ pub enum Resolution {
 
 pub struct Upstreams {
     list: Vec<Arc<Upstream>>,
+    /// Whether any upstream's URL depends on how the client spelled a key.
+    spelling_matters: bool,
+    /// Every header any upstream forwards, once.
+    forwarded: Vec<HeaderName>,
     accept_html: bool,
     metrics: Arc<Metrics>,
 }
@@ -292,13 +296,22 @@ impl Upstream {
 
 impl Upstreams {
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
-        let list = config
+        let list: Vec<Arc<Upstream>> = config
             .upstreams
             .iter()
             .map(|u| Upstream::from_config(u, config).map(Arc::new))
             .collect::<anyhow::Result<_>>()?;
+        let spelling_matters = list.iter().any(|u| u.spelling != Spelling::Lowercase);
+        let mut forwarded: Vec<HeaderName> = Vec::new();
+        for name in list.iter().flat_map(|u| &u.forward) {
+            if !forwarded.contains(name) {
+                forwarded.push(name.clone());
+            }
+        }
         Ok(Self {
             list,
+            spelling_matters,
+            forwarded,
             accept_html: config.cache.accept_html,
             metrics,
         })
@@ -308,28 +321,36 @@ impl Upstreams {
         &self.list
     }
 
-    /// What the upstreams are sent for this request, as a 16-hex-digit digest: the URL each
-    /// eligible upstream is asked (its spelling of the client's key) and the value of every
-    /// client header it forwards. Requests for one key with the same digest get the same
-    /// answers, so only they may share a remembered miss or a download that can end in one:
-    /// symbols.nuget.org answers 403 without `SymbolChecksum` and 200 with it, and a
-    /// case-sensitive store answers one client's spelling and not another's.
-    pub fn wire_digest(&self, key: &SymbolKey, headers: &HeaderMap) -> String {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        for u in self.list.iter().filter(|u| u.serves(key)) {
-            h.update(u.url_for(key).as_bytes());
-            for name in &u.forward {
-                h.update([0]);
-                if let Some(v) = headers.get(name) {
-                    h.update(name.as_str().as_bytes());
-                    h.update(b":");
-                    h.update(v.as_bytes());
-                }
-            }
-            h.update([1]);
+    /// What the upstreams are sent for this request, as a digest: the client's spelling of
+    /// the key when some upstream's URL depends on it (every spelling but `lowercase`), and
+    /// the value of every client header an upstream forwards. Requests for one key with the
+    /// same digest are sent the same way, so only they may share a remembered miss or a
+    /// download that can end in one: symbols.nuget.org answers 403 without `SymbolChecksum`
+    /// and 200 with it, and a case-sensitive store answers one client's spelling and not
+    /// another's. It over-approximates (two spellings that make the same URL are kept
+    /// apart), which costs at most a repeated question, never a wrong answer. Cheap: it runs
+    /// on every remembered miss (SipHash, no allocation).
+    pub fn wire_digest(&self, key: &SymbolKey, headers: &HeaderMap) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        if self.spelling_matters {
+            key.as_str().hash(&mut h);
         }
-        hex::encode(&h.finalize()[..8])
+        for name in &self.forwarded {
+            match headers.get(name) {
+                // Only its hop count matters to a debuginfod server; the addresses differ
+                // for every client and must not keep their requests apart.
+                Some(v) if name == "x-forwarded-for" => v
+                    .as_bytes()
+                    .iter()
+                    .filter(|b| **b == b',')
+                    .count()
+                    .hash(&mut h),
+                Some(v) => v.as_bytes().hash(&mut h),
+                None => 0u8.hash(&mut h),
+            }
+        }
+        h.finish()
     }
 
     /// Asks every eligible upstream for `key` at once and returns the highest-priority answer.
