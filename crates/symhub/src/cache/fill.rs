@@ -7,27 +7,24 @@
 //! that count, so a slow client costs a file offset, not a queue of buffered bytes, and every
 //! waiter streams from byte 0 while the download is still running.
 //!
-//! Commit order: length checked against Content-Length → fsync → rename → index row →
-//! memory → state `done`. A failure at any step deletes the temp file and reports the stream
-//! as broken to waiters (they cut their response rather than send wrong bytes); nothing is
-//! cached and no negative entry is written.
+//! This module owns how a fill streams: its state, its readers ([`Fill::stream`], with the
+//! hash gate of bucket copies), and the work of filling it (a download, a CAB unpacked, a
+//! bucket copy), each ending in an [`Ended`] that the cache settles (`cache::drive`: commit
+//! order, memory, registry). The work sees only a narrow [`Work`] context, never the cache.
 
 use std::fs::File;
-use std::future::Future;
-use std::pin::Pin;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use http::HeaderMap;
 use symhub_core::SymbolKey;
 use tokio::sync::watch;
 
-use super::index::CachedEntry;
-use super::{Cache, Entry, FillFrom, Lookup, Source};
-use crate::store::{object_id, StoredSymbol, TempObject};
+use super::Entry;
+use crate::store::{ObjectDir, StoredSymbol, SymbolStore, TempObject};
 use crate::upstream::encoding::Encoding;
-use crate::upstream::{Found, Resolution};
+use crate::upstream::Found;
 
 use super::read::CHUNK;
 
@@ -68,7 +65,7 @@ pub struct Fill {
     pub from_store: bool,
     /// The cache's generation when the fill began ([`Cache::generation`]).
     pub(super) born: u64,
-    state: watch::Sender<FillState>,
+    pub(super) state: watch::Sender<FillState>,
 }
 
 impl Fill {
@@ -180,113 +177,38 @@ impl Fill {
     }
 }
 
-/// The fill task's body, boxed so that the cycle fill → lookup → fill has a nameable type.
-pub fn run(
-    cache: Arc<Cache>,
-    fill: Arc<Fill>,
-    from: FillFrom,
-) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-    Box::pin(async move {
-        match from {
-            FillFrom::Upstreams(headers) => resolve(&cache, &fill, &headers).await,
-            FillFrom::Bucket(stored) => from_bucket(&cache, &fill, stored).await,
-        }
-        // Whatever path was taken, nobody may wait forever.
-        if matches!(*fill.state.borrow(), FillState::Resolving) {
-            fail(&cache, &fill);
-        }
-        cache.end_fill(&fill);
-    })
+/// What a fill's work needs of the cache, and nothing more.
+pub(super) struct Work<'a> {
+    /// Where cached files are written and committed.
+    pub objects: &'a ObjectDir,
+    /// For copies of stored files from the bucket.
+    pub store: &'a Arc<SymbolStore>,
+    /// `cache.max_unpacked_size`: bounds CAB members and content-decoded bodies.
+    pub max_unpacked_size: u64,
 }
 
-async fn resolve(cache: &Arc<Cache>, fill: &Arc<Fill>, headers: &HeaderMap) {
-    let norm = fill.key.normalized().to_owned();
-    // A fill for this key may have committed between our lookup and our registration.
-    let index = cache.index.clone();
-    let key = norm.clone();
-    if let Ok(Ok(Some(e))) = tokio::task::spawn_blocking(move || index.get(&key)).await {
-        let entry = cache.remember(e, fill.born);
-        conclude(cache, fill, |s| *s = FillState::Ready(entry));
-        return;
-    }
-    let definitive = match cache.upstreams.find(&fill.key, headers).await {
-        Resolution::Found(found) => return download(cache, fill, found).await,
-        Resolution::NotFound { definitive } => definitive,
-    };
-    if let Some(cab_key) = fill
-        .key
-        .compressed_variant()
-        .filter(|_| cache.decompress_cab)
-    {
-        match compressed(cache, &cab_key, headers).await {
-            Ok(Some(cab)) => return unpack(cache, fill, cab).await,
-            Ok(None) => {}
-            Err(()) => return not_found(cache, fill, false).await,
-        }
-    }
-    not_found(cache, fill, definitive).await
-}
-
-async fn not_found(cache: &Arc<Cache>, fill: &Arc<Fill>, definitive: bool) {
-    if definitive {
-        cache.put_negative(&fill.slot, fill.born).await;
-        conclude(cache, fill, |s| *s = FillState::NotFound);
-    } else {
-        fail(cache, fill);
-    }
-}
-
-/// The CAB for a compressed key, going through the cache like any request (so a concurrent
-/// `foo.pd_` request shares the download, and the CAB stays cached): committed, or still
-/// arriving. `Ok(None)`: definitively absent; `Err`: unknown.
-async fn compressed(
-    cache: &Arc<Cache>,
-    key: &SymbolKey,
-    headers: &HeaderMap,
-) -> Result<Option<CabSource>, ()> {
-    let fill = match cache.lookup(key, headers, true).await {
-        Lookup::Hit(e) => return Ok(Some(CabSource::Committed(e))),
-        Lookup::Negative | Lookup::LocalOnly | Lookup::Redirect(_) => return Ok(None),
-        Lookup::Unavailable => return Err(()),
-        Lookup::Fill { fill, .. } => fill,
-    };
-    match fill.headers().await {
-        FillState::Streaming(p) => Ok(Some(CabSource::Arriving(fill, p))),
-        FillState::Ready(e) => Ok(Some(CabSource::Committed(e))),
-        FillState::NotFound => Ok(None),
-        FillState::Resolving | FillState::Failed | FillState::Unavailable => Err(()),
-    }
+/// How a fill's work ended. The cache settles it (commit, memory, registry, final state).
+pub(super) enum Ended {
+    /// Whole and checked in a temp file: to be committed under the fill's key.
+    Written {
+        temp: TempObject,
+        upstream: Arc<str>,
+        last_modified: SystemTime,
+    },
+    /// A bucket blob, whole and checked, kept among the local copies at `path`.
+    Copied { stored: StoredSymbol, path: PathBuf },
+    /// Broken off or refused (the reason is logged): nothing to keep.
+    Failed,
+    /// A stored file whose bucket cannot be read now.
+    Unavailable,
 }
 
 /// Where the bytes of a CAB are read from while its single member is unpacked.
-enum CabSource {
-    Committed(Arc<Entry>),
+pub(super) enum CabSource {
+    /// Committed, with its open file.
+    Committed(Arc<Entry>, Arc<File>),
     /// Its download is in progress: the member is unpacked as the CAB arrives.
     Arriving(Arc<Fill>, Progress),
-}
-
-/// fsync + rename + index: after this the entry is served to everyone.
-async fn commit(
-    sink: TempObject,
-    cache: &Arc<Cache>,
-    fill: &Arc<Fill>,
-    upstream: &str,
-    last_modified: SystemTime,
-) -> anyhow::Result<Arc<Entry>> {
-    let (cache, fill) = (cache.clone(), fill.clone());
-    let done = sink.finish();
-    let entry = CachedEntry {
-        key: fill.key.normalized().to_owned(),
-        size: done.size,
-        sha256: done.sha256.clone(),
-        last_modified,
-        upstream: upstream.to_owned(),
-    };
-    tokio::task::spawn_blocking(move || {
-        done.commit(&cache.objects, &object_id(&entry.key))?;
-        cache.publish(&fill, entry)
-    })
-    .await?
 }
 
 fn publish_progress(fill: &Arc<Fill>, f: impl FnOnce(&mut Progress)) {
@@ -305,7 +227,8 @@ fn publish_written(fill: &Arc<Fill>, written: u64) {
     publish_progress(fill, |p| p.written = written);
 }
 
-async fn download(cache: &Arc<Cache>, fill: &Arc<Fill>, found: Found) {
+/// Downloads an upstream's answer into a temp file, publishing the bytes as they land.
+pub(super) async fn download(work: &Work<'_>, fill: &Arc<Fill>, found: Found) -> Ended {
     use futures_util::StreamExt;
     let Found { upstream, response } = found;
     // The length as sent: of the encoded body when there is a Content-Encoding.
@@ -317,12 +240,11 @@ async fn download(cache: &Arc<Cache>, fill: &Arc<Fill>, found: Found) {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| httpdate::parse_http_date(v).ok())
         .unwrap_or_else(SystemTime::now);
-    let mut sink = match cache.objects.writer() {
+    let mut sink = match work.objects.writer() {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(key = %fill.key, "cannot create a temp file in the cache: {e}");
-            fail(cache, fill);
-            return;
+            return Ended::Failed;
         }
     };
     let progress = Progress {
@@ -367,18 +289,17 @@ async fn download(cache: &Arc<Cache>, fill: &Arc<Fill>, found: Found) {
             break Some("more bytes than its Content-Length".into());
         }
         let arrived: u64 = chunks.iter().map(|c| c.len() as u64).sum();
-        if !encoding.is_identity() && sink.written() + arrived > cache.max_unpacked_size {
+        if !encoding.is_identity() && sink.written() + arrived > work.max_unpacked_size {
             break Some(format!(
                 "decoded body over cache.max_unpacked_size ({} bytes)",
-                cache.max_unpacked_size
+                work.max_unpacked_size
             ));
         }
         sink = match sink.write_async(chunks).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(key = %fill.key, "cannot write to the cache: {e}");
-                fail(cache, fill);
-                return;
+                return Ended::Failed;
             }
         };
         if !announced && sink.written() > 0 {
@@ -400,67 +321,34 @@ async fn download(cache: &Arc<Cache>, fill: &Arc<Fill>, found: Found) {
         // Not the upstream's health: it answered; that one object is unusable.
         tracing::warn!(upstream = %upstream.name, key = %fill.key,
             "upstream sent an empty body; an empty file is never a symbol file, nothing cached");
-        fail(cache, fill);
-        return;
+        return Ended::Failed;
     }
     if let Some(reason) = failure {
         tracing::warn!(upstream = %upstream.name, key = %fill.key, "download failed, nothing cached: {reason}");
         upstream.failure();
-        fail(cache, fill);
-        return;
+        return Ended::Failed;
     }
-    let result = commit(sink, cache, fill, &upstream.name, last_modified).await;
-    finish(cache, fill, result);
-}
-
-fn finish(cache: &Cache, fill: &Arc<Fill>, result: anyhow::Result<Arc<Entry>>) {
-    let done = match result {
-        Ok(entry) => Ok(entry),
-        Err(e) => {
-            tracing::error!(key = %fill.key, "cannot commit to the cache: {e:#}");
-            Err(())
-        }
-    };
-    conclude(cache, fill, |s| {
-        if let FillState::Streaming(p) = s {
-            if let Ok(entry) = &done {
-                p.written = entry.size;
-            }
-            p.done = Some(done);
-        }
-    });
-}
-
-/// Ends the fill: it leaves the registry first, then its final state is published. So a
-/// request that arrives after the end never joins a finished fill: it finds the committed
-/// entry or the negative entry, or (after a failure) starts afresh.
-fn conclude(cache: &Cache, fill: &Arc<Fill>, f: impl FnOnce(&mut FillState)) {
-    cache.end_fill(fill);
-    fill.state.send_modify(f);
-}
-
-fn fail(cache: &Cache, fill: &Arc<Fill>) {
-    conclude(cache, fill, |s| match s {
-        FillState::Streaming(p) => p.done = Some(Err(())),
-        s => *s = FillState::Failed,
-    });
+    Ended::Written {
+        temp: sink,
+        upstream: upstream.name.clone(),
+        last_modified,
+    }
 }
 
 /// Serves `foo.pdb` from `foo.pd_`: the single member is unpacked into the fill's temp file,
 /// published chunk by chunk like a download. The CAB header gives the member's size, so
 /// clients get their status and Content-Length as soon as the header is in, and the MSZIP or
 /// LZX blocks decode in order while the CAB still arrives (memory: one block).
-async fn unpack(cache: &Arc<Cache>, fill: &Arc<Fill>, cab: CabSource) {
-    let sink = match cache.objects.writer() {
+pub(super) async fn unpack(work: &Work<'_>, fill: &Arc<Fill>, cab: CabSource) -> Ended {
+    let sink = match work.objects.writer() {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(key = %fill.key, "cannot create a temp file in the cache: {e}");
-            fail(cache, fill);
-            return;
+            return Ended::Failed;
         }
     };
     let (cab_key, upstream, last_modified) = match &cab {
-        CabSource::Committed(e) => (e.key.clone(), e.upstream.as_str().into(), e.last_modified),
+        CabSource::Committed(e, _) => (e.key.clone(), e.upstream.as_str().into(), e.last_modified),
         CabSource::Arriving(f, p) => (
             f.key.normalized().to_owned(),
             p.upstream.clone(),
@@ -468,17 +356,11 @@ async fn unpack(cache: &Arc<Cache>, fill: &Arc<Fill>, cab: CabSource) {
         ),
     };
     let reader = match &cab {
-        CabSource::Committed(e) => match cache.open_entry(e) {
-            Ok(file) => super::cab::CabReader::committed(file),
-            Err(err) => {
-                tracing::warn!(key = %fill.key, cab = %cab_key, "cannot open the cached CAB: {err}");
-                return fail(cache, fill);
-            }
-        },
+        CabSource::Committed(_, file) => super::cab::CabReader::committed(file.clone()),
         CabSource::Arriving(f, p) => super::cab::CabReader::arriving(p.file.clone(), f.subscribe()),
     };
     let file = sink.file().clone();
-    let max = cache.max_unpacked_size;
+    let max = work.max_unpacked_size;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<super::cab::Event>(16);
     let job = tokio::task::spawn_blocking(move || super::cab::extract(reader, sink, max, tx));
     // Progress events come from the blocking extractor; the async side publishes them.
@@ -506,33 +388,39 @@ async fn unpack(cache: &Arc<Cache>, fill: &Arc<Fill>, cab: CabSource) {
                 Ok(Ok(_)) => unreachable!(),
             };
             tracing::warn!(key = %fill.key, cab = %cab_key, "cannot unpack the CAB: {e}");
-            fail(cache, fill);
-            return;
+            return Ended::Failed;
         }
     };
-    let result = commit(sink, cache, fill, &upstream, last_modified).await;
-    finish(cache, fill, result);
+    Ended::Written {
+        temp: sink,
+        upstream,
+        last_modified,
+    }
 }
 
 /// Streams a stored blob from the bucket into this instance's local copies, serving it
 /// while it arrives. The last byte is published only once length and SHA-256 match the
 /// store's record, so no client ever receives a whole body of wrong bytes: a mismatch cuts
 /// every response one byte short.
-async fn from_bucket(cache: &Arc<Cache>, fill: &Arc<Fill>, stored: StoredSymbol) {
+pub(super) async fn copy_from_bucket(
+    work: &Work<'_>,
+    fill: &Arc<Fill>,
+    stored: StoredSymbol,
+) -> Ended {
     use futures_util::StreamExt;
-    let body = match cache.store.read_remote(&stored.sha256).await {
+    let body = match work.store.read_remote(&stored.sha256).await {
         Ok(body) => body,
         Err(e) => {
             // The key is ours: never ask upstreams for it, never remember a miss.
             tracing::error!(key = %fill.key, "store file unavailable: {e}");
-            return conclude(cache, fill, |s| *s = FillState::Unavailable);
+            return Ended::Unavailable;
         }
     };
-    let mut sink = match cache.store.writer() {
+    let mut sink = match work.store.writer() {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(key = %fill.key, "cannot create a temp file for the bucket's local copies: {e}");
-            return fail(cache, fill);
+            return Ended::Failed;
         }
     };
     let size = stored.size;
@@ -559,7 +447,7 @@ async fn from_bucket(cache: &Arc<Cache>, fill: &Arc<Fill>, stored: StoredSymbol)
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(key = %fill.key, "cannot write a local copy of a bucket blob: {e}");
-                return fail(cache, fill);
+                return Ended::Failed;
             }
         };
         publish_written(fill, sink.written());
@@ -575,15 +463,21 @@ async fn from_bucket(cache: &Arc<Cache>, fill: &Arc<Fill>, stored: StoredSymbol)
         (sha != stored.sha256).then(|| format!("bytes hash to {sha}, not to the name"))
     });
     if let Some(reason) = failure {
-        tracing::error!(key = %fill.key, blob = %stored.sha256, store = cache.store.describe(), "bucket blob not served: {reason}");
-        return fail(cache, fill);
+        tracing::error!(key = %fill.key, blob = %stored.sha256, store = work.store.describe(), "bucket blob not served: {reason}");
+        return Ended::Failed;
     }
-    let (c, f) = (cache.clone(), fill.clone());
-    let result = tokio::task::spawn_blocking(move || {
-        let path = c.store.adopt_copy(sink.finish(), &stored.sha256)?;
-        Ok(c.remember_at(super::store_entry(stored), path, Source::Store, f.born))
-    })
-    .await
-    .unwrap_or_else(|e| Err(anyhow::anyhow!(e)));
-    finish(cache, fill, result);
+    let store = work.store.clone();
+    let sha = stored.sha256.clone();
+    match tokio::task::spawn_blocking(move || store.adopt_copy(sink.finish(), &sha)).await {
+        Ok(Ok(path)) => Ended::Copied { stored, path },
+        failed => {
+            let e = match failed {
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+                Ok(Ok(_)) => unreachable!(),
+            };
+            tracing::error!(key = %fill.key, "cannot keep a local copy of a bucket blob: {e}");
+            Ended::Failed
+        }
+    }
 }

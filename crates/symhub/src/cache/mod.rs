@@ -15,6 +15,7 @@
 //! to the index in batches, so a hit costs no disk write.
 
 pub mod cab;
+mod drive;
 pub mod evict;
 pub mod fill;
 pub mod health;
@@ -484,7 +485,7 @@ impl Cache {
         fills.insert(slot, fill.clone());
         drop(fills);
         self.metrics.fills_in_flight.inc();
-        tokio::spawn(fill::run(self.clone(), fill.clone(), from));
+        tokio::spawn(self.clone().drive(fill.clone(), from));
         Lookup::Fill { fill, leader: true }
     }
 

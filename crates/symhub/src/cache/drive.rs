@@ -1,0 +1,187 @@
+//! The cache's side of a fill: the task that decides where the bytes come from, hands the
+//! work to [`super::fill`], and settles how it ended.
+//!
+//! Deciding is the cache's: a key already committed meanwhile is ready; otherwise the
+//! upstreams are asked; when none has the plain name and a CAB form can exist (`foo.pd_`),
+//! the CAB is looked up like any request (so a concurrent `foo.pd_` request shares its
+//! download) and the plain file unpacked from it, while it still arrives. The fill itself
+//! never calls back into the cache.
+//!
+//! Settling is the cache's too, in commit order: fsync → rename → index row → memory →
+//! the fill leaves the registry → its final state is published. So a request that arrives
+//! after the end never joins a finished fill: it finds the committed entry or the negative
+//! entry, or (after a failure) starts afresh. A failure at any step cuts the readers'
+//! streams; nothing is cached and no negative entry is written.
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+
+use super::fill::{self, CabSource, Ended, Fill, FillState, Work};
+use super::index::CachedEntry;
+use super::{store_entry, Cache, Entry, FillFrom, Lookup, Source};
+use crate::store::object_id;
+use crate::upstream::Resolution;
+
+/// What came of a fill, before it is settled.
+enum Outcome {
+    Ended(Ended),
+    /// Committed by an earlier fill between the lookup and this one.
+    Ready(Arc<Entry>),
+    /// No upstream has it; `definitive` when every one said so.
+    NotFound {
+        definitive: bool,
+    },
+}
+
+impl Cache {
+    fn work(&self) -> Work<'_> {
+        Work {
+            objects: &self.objects,
+            store: &self.store,
+            max_unpacked_size: self.max_unpacked_size,
+        }
+    }
+
+    /// The fill's task. Runs detached from any request, so a client that goes away never
+    /// aborts a download others may be reading.
+    pub(super) async fn drive(self: Arc<Self>, fill: Arc<Fill>, from: FillFrom) {
+        let outcome = match from {
+            FillFrom::Upstreams(headers) => self.from_upstreams(&fill, &headers).await,
+            FillFrom::Bucket(stored) => {
+                Outcome::Ended(fill::copy_from_bucket(&self.work(), &fill, stored).await)
+            }
+        };
+        self.settle(&fill, outcome).await;
+        // Whatever path was taken, nobody may wait forever.
+        if matches!(*fill.state.borrow(), FillState::Resolving) {
+            self.fail(&fill);
+        }
+        self.end_fill(&fill);
+    }
+
+    async fn from_upstreams(self: &Arc<Self>, fill: &Arc<Fill>, headers: &HeaderMap) -> Outcome {
+        let index = self.index.clone();
+        let key = fill.key.normalized().to_owned();
+        if let Ok(Ok(Some(e))) = tokio::task::spawn_blocking(move || index.get(&key)).await {
+            return Outcome::Ready(self.remember(e, fill.born));
+        }
+        let definitive = match self.upstreams.find(&fill.key, headers).await {
+            Resolution::Found(found) => {
+                return Outcome::Ended(fill::download(&self.work(), fill, found).await)
+            }
+            Resolution::NotFound { definitive } => definitive,
+        };
+        let Some(cab_key) = fill
+            .key
+            .compressed_variant()
+            .filter(|_| self.decompress_cab)
+        else {
+            return Outcome::NotFound { definitive };
+        };
+        match self.cab(&cab_key, headers).await {
+            Ok(Some(cab)) => Outcome::Ended(fill::unpack(&self.work(), fill, cab).await),
+            Ok(None) => Outcome::NotFound { definitive },
+            Err(()) => Outcome::NotFound { definitive: false },
+        }
+    }
+
+    /// The CAB for a compressed key, through the cache like any request: committed, or
+    /// still arriving. `Ok(None)`: definitively absent; `Err`: unknown.
+    async fn cab(
+        self: &Arc<Self>,
+        key: &symhub_core::SymbolKey,
+        headers: &HeaderMap,
+    ) -> Result<Option<CabSource>, ()> {
+        let committed = |e: Arc<Entry>| match self.open_entry(&e) {
+            Ok(file) => Ok(Some(CabSource::Committed(e, file))),
+            Err(_) => Err(()),
+        };
+        let cab_fill = match self.lookup(key, headers, true).await {
+            Lookup::Hit(e) => return committed(e),
+            Lookup::Negative | Lookup::LocalOnly | Lookup::Redirect(_) => return Ok(None),
+            Lookup::Unavailable => return Err(()),
+            Lookup::Fill { fill, .. } => fill,
+        };
+        match cab_fill.headers().await {
+            FillState::Streaming(p) => Ok(Some(CabSource::Arriving(cab_fill, p))),
+            FillState::Ready(e) => committed(e),
+            FillState::NotFound => Ok(None),
+            FillState::Resolving | FillState::Failed | FillState::Unavailable => Err(()),
+        }
+    }
+
+    async fn settle(self: &Arc<Self>, fill: &Arc<Fill>, outcome: Outcome) {
+        match outcome {
+            Outcome::Ready(entry) => self.conclude(fill, |s| *s = FillState::Ready(entry)),
+            Outcome::NotFound { definitive: true } => {
+                self.put_negative(&fill.slot, fill.born).await;
+                self.conclude(fill, |s| *s = FillState::NotFound);
+            }
+            Outcome::NotFound { definitive: false } | Outcome::Ended(Ended::Failed) => {
+                self.fail(fill)
+            }
+            Outcome::Ended(Ended::Unavailable) => {
+                self.conclude(fill, |s| *s = FillState::Unavailable)
+            }
+            Outcome::Ended(Ended::Written {
+                temp,
+                upstream,
+                last_modified,
+            }) => {
+                let done = temp.finish();
+                let entry = CachedEntry {
+                    key: fill.key.normalized().to_owned(),
+                    size: done.size,
+                    sha256: done.sha256.clone(),
+                    last_modified,
+                    upstream: upstream.to_string(),
+                };
+                let (this, f) = (self.clone(), fill.clone());
+                let result = tokio::task::spawn_blocking(move || {
+                    done.commit(&this.objects, &object_id(&entry.key))?;
+                    this.publish(&f, entry)
+                })
+                .await
+                .unwrap_or_else(|e| Err(anyhow::anyhow!(e)));
+                self.finish(fill, result);
+            }
+            Outcome::Ended(Ended::Copied { stored, path }) => {
+                let entry = self.remember_at(store_entry(stored), path, Source::Store, fill.born);
+                self.finish(fill, Ok(entry));
+            }
+        }
+    }
+
+    /// Publishes the end of a streaming fill: its entry, or the failure of its commit.
+    fn finish(&self, fill: &Arc<Fill>, result: anyhow::Result<Arc<Entry>>) {
+        let done = match result {
+            Ok(entry) => Ok(entry),
+            Err(e) => {
+                tracing::error!(key = %fill.key, "cannot commit to the cache: {e:#}");
+                Err(())
+            }
+        };
+        self.conclude(fill, |s| {
+            if let FillState::Streaming(p) = s {
+                if let Ok(entry) = &done {
+                    p.written = entry.size;
+                }
+                p.done = Some(done);
+            }
+        });
+    }
+
+    /// Ends the fill: it leaves the registry first, then its final state is published.
+    fn conclude(&self, fill: &Arc<Fill>, f: impl FnOnce(&mut FillState)) {
+        self.end_fill(fill);
+        fill.state.send_modify(f);
+    }
+
+    fn fail(&self, fill: &Arc<Fill>) {
+        self.conclude(fill, |s| match s {
+            FillState::Streaming(p) => p.done = Some(Err(())),
+            s => *s = FillState::Failed,
+        });
+    }
+}
