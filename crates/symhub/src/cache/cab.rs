@@ -5,19 +5,15 @@
 //! first, and the bytes actually produced must match it exactly (a lying header is an error,
 //! not a short or long file).
 //!
-//! The CAB may still be arriving: [`CabReader`] reads the temp file of its download and waits
-//! for the bytes it needs, so the plain file streams out while the CAB streams in. The `cab`
-//! crate reads the directory at the front and then its data blocks in order, so the wait is
-//! only ever for the next block.
+//! The CAB may still be arriving: the reader given to [`extract`] may be a fill's
+//! (`fill::FillReader`), which waits for the bytes it needs, so the plain file streams out
+//! while the CAB streams in. The `cab` crate reads the directory at the front and then its
+//! data blocks in order, so the wait is only ever for the next block.
 
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
-use std::sync::Arc;
+use std::io::{self, Read, Seek};
 
-use tokio::sync::{mpsc::Sender, watch};
+use tokio::sync::mpsc::Sender;
 
-use super::fill::FillState;
 use super::read::CHUNK;
 use crate::store::TempObject;
 
@@ -111,8 +107,8 @@ fn first_member_offset<R: Read + Seek>(reader: &mut R) -> io::Result<u32> {
     Ok(u32::from_le_bytes(offset))
 }
 
-pub(super) fn extract(
-    reader: CabReader,
+pub(super) fn extract<R: Read + Seek>(
+    reader: R,
     mut sink: TempObject,
     max: u64,
     events: Sender<Event>,
@@ -130,94 +126,4 @@ pub(super) fn extract(
         },
     )?;
     Ok(sink)
-}
-
-/// Reads a CAB that is committed, or still being downloaded by a fill. For use on a
-/// blocking thread only: a read past what has arrived waits for the fill to write more.
-pub(super) struct CabReader {
-    file: Arc<File>,
-    pos: u64,
-    /// The fill writing the file, or `None` when it is complete.
-    arriving: Option<(watch::Receiver<FillState>, tokio::runtime::Handle)>,
-}
-
-impl CabReader {
-    pub(super) fn committed(file: Arc<File>) -> Self {
-        Self {
-            file,
-            pos: 0,
-            arriving: None,
-        }
-    }
-
-    /// Must be called on the runtime (it keeps a handle to wait on the fill from the
-    /// blocking thread).
-    pub(super) fn arriving(file: Arc<File>, fill: watch::Receiver<FillState>) -> Self {
-        Self {
-            file,
-            pos: 0,
-            arriving: Some((fill, tokio::runtime::Handle::current())),
-        }
-    }
-
-    /// Waits until the byte at `pos` has arrived or the download has ended; returns how
-    /// many bytes can be read now (0: the file ends before `pos`).
-    fn available(&mut self, pos: u64) -> io::Result<u64> {
-        let Some((rx, handle)) = &mut self.arriving else {
-            return Ok(self.file.metadata()?.len().saturating_sub(pos));
-        };
-        loop {
-            let (written, done) = match &*rx.borrow_and_update() {
-                FillState::Streaming(p) => (p.written, p.done.clone()),
-                _ => return Err(io::Error::other("the CAB download ended without its bytes")),
-            };
-            if pos < written {
-                return Ok(written - pos);
-            }
-            match done {
-                Some(Ok(_)) => return Ok(0),
-                Some(Err(())) => return Err(io::Error::other("the CAB download broke off")),
-                None => {
-                    if handle.block_on(rx.changed()).is_err() {
-                        return Err(io::Error::other("the CAB download ended without its bytes"));
-                    }
-                }
-            }
-        }
-    }
-
-    /// The CAB's whole length (waits for the end of its download).
-    fn len(&mut self) -> io::Result<u64> {
-        let mut at = self.pos;
-        loop {
-            match self.available(at)? {
-                0 => return Ok(at),
-                n => at += n,
-            }
-        }
-    }
-}
-
-impl Read for CabReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = (self.available(self.pos)?).min(buf.len() as u64) as usize;
-        if n == 0 {
-            return Ok(0);
-        }
-        let n = self.file.read_at(&mut buf[..n], self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl Seek for CabReader {
-    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let target = match to {
-            SeekFrom::Start(n) => Some(n),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-            SeekFrom::End(d) => self.len()?.checked_add_signed(d),
-        };
-        self.pos = target.ok_or_else(|| invalid("seek before the start of the CAB".into()))?;
-        Ok(self.pos)
-    }
 }

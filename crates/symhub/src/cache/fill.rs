@@ -13,6 +13,8 @@
 //! order, memory, registry). The work sees only a narrow [`Work`] context, never the cache.
 
 use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -356,8 +358,8 @@ pub(super) async fn unpack(work: &Work<'_>, fill: &Arc<Fill>, cab: CabSource) ->
         ),
     };
     let reader = match &cab {
-        CabSource::Committed(_, file) => super::cab::CabReader::committed(file.clone()),
-        CabSource::Arriving(f, p) => super::cab::CabReader::arriving(p.file.clone(), f.subscribe()),
+        CabSource::Committed(_, file) => FillReader::committed(file.clone()),
+        CabSource::Arriving(f, p) => FillReader::arriving(p.file.clone(), f.subscribe()),
     };
     let file = sink.file().clone();
     let max = work.max_unpacked_size;
@@ -479,5 +481,101 @@ pub(super) async fn copy_from_bucket(
             tracing::error!(key = %fill.key, "cannot keep a local copy of a bucket blob: {e}");
             Ended::Failed
         }
+    }
+}
+
+/// Reads a file that is committed, or still being written by a fill (a CAB unpacked while it
+/// arrives). For use on a
+/// blocking thread only: a read past what has arrived waits for the fill to write more.
+pub(super) struct FillReader {
+    file: Arc<File>,
+    pos: u64,
+    /// The fill writing the file, or `None` when it is complete.
+    arriving: Option<(watch::Receiver<FillState>, tokio::runtime::Handle)>,
+}
+
+impl FillReader {
+    pub(super) fn committed(file: Arc<File>) -> Self {
+        Self {
+            file,
+            pos: 0,
+            arriving: None,
+        }
+    }
+
+    /// Must be called on the runtime (it keeps a handle to wait on the fill from the
+    /// blocking thread).
+    pub(super) fn arriving(file: Arc<File>, fill: watch::Receiver<FillState>) -> Self {
+        Self {
+            file,
+            pos: 0,
+            arriving: Some((fill, tokio::runtime::Handle::current())),
+        }
+    }
+
+    /// Waits until the byte at `pos` has arrived or the download has ended; returns how
+    /// many bytes can be read now (0: the file ends before `pos`).
+    fn available(&mut self, pos: u64) -> io::Result<u64> {
+        let Some((rx, handle)) = &mut self.arriving else {
+            return Ok(self.file.metadata()?.len().saturating_sub(pos));
+        };
+        loop {
+            let (written, done) = match &*rx.borrow_and_update() {
+                FillState::Streaming(p) => (p.written, p.done.clone()),
+                _ => return Err(io::Error::other("the download ended without its bytes")),
+            };
+            if pos < written {
+                return Ok(written - pos);
+            }
+            match done {
+                Some(Ok(_)) => return Ok(0),
+                Some(Err(())) => return Err(io::Error::other("the download broke off")),
+                None => {
+                    if handle.block_on(rx.changed()).is_err() {
+                        return Err(io::Error::other("the download ended without its bytes"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The whole length (waits for the end of the download).
+    fn len(&mut self) -> io::Result<u64> {
+        let mut at = self.pos;
+        loop {
+            match self.available(at)? {
+                0 => return Ok(at),
+                n => at += n,
+            }
+        }
+    }
+}
+
+impl Read for FillReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (self.available(self.pos)?).min(buf.len() as u64) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..n], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for FillReader {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+            SeekFrom::End(d) => self.len()?.checked_add_signed(d),
+        };
+        self.pos = target.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before the start of the file",
+            )
+        })?;
+        Ok(self.pos)
     }
 }
