@@ -10,6 +10,8 @@
 //! key (SSQP names binaries by file name, which a debuginfod request lacks): it is
 //! `_.executable/elf-buildid-<id>/_.executable`, answered by the store's build-id index,
 //! the cache and debuginfod upstreams, and never asked of a SymSrv upstream.
+//! `buildid/<id>/source/<path>` is asked of debuginfod upstreams only and cached under a key
+//! that names the path by hash ([`source`]); uploads hold no sources yet.
 //! `buildid/<id>/section/<name>` is read from the debuginfo file, else from the executable
 //! (whichever has the section with contents, as elfutils does), as a byte range of the
 //! cached or stored file: nothing is extracted or copied.
@@ -17,11 +19,14 @@
 use std::fs::File;
 
 use symhub_core::debuginfod::ssqp::{debuginfo_key, SsqpElfKey};
-use symhub_core::debuginfod::BuildId;
+use symhub_core::debuginfod::{BuildId, SourcePath};
 use symhub_core::SymbolKey;
 
 /// The file name of the debuginfod-only executable keys.
 pub const EXECUTABLE_NAME: &str = "_.executable";
+
+/// The file name of the debuginfod-only source keys.
+pub const SOURCE_NAME: &str = "_.source";
 
 /// The key of `buildid/<id>/debuginfo`.
 pub fn debuginfo(id: &BuildId) -> Option<SymbolKey> {
@@ -38,6 +43,21 @@ pub fn executable(id: &BuildId) -> Option<SymbolKey> {
     .ok()
 }
 
+/// The key of `buildid/<id>/source/<path>`: `_.source/elf-buildid-src-<id>/<sha256 of the
+/// canonical path>`. A path is case-sensitive and may be long, a key is neither, so the key
+/// names it by hash and the path itself travels with the request to debuginfod upstreams
+/// (`Cache::resolve_with`'s target).
+pub fn source(id: &BuildId, path: &SourcePath) -> Option<SymbolKey> {
+    use sha2::{Digest, Sha256};
+    let hash = hex::encode(Sha256::digest(path.as_str().as_bytes()));
+    SymbolKey::from_segments(
+        SOURCE_NAME,
+        format!("elf-buildid-src-{}", id.as_str()),
+        hash,
+    )
+    .ok()
+}
+
 /// The build id of a debuginfod-only executable key.
 pub fn executable_build_id(key: &SymbolKey) -> Option<&str> {
     if !is_debuginfod_only(key) {
@@ -48,7 +68,9 @@ pub fn executable_build_id(key: &SymbolKey) -> Option<&str> {
 
 /// Keys only debuginfod requests make: a SymSrv upstream cannot have them.
 pub fn is_debuginfod_only(key: &SymbolKey) -> bool {
-    key.is_triple() && key.file().eq_ignore_ascii_case(EXECUTABLE_NAME)
+    key.is_triple()
+        && (key.file().eq_ignore_ascii_case(EXECUTABLE_NAME)
+            || key.file().eq_ignore_ascii_case(SOURCE_NAME))
 }
 
 /// Where a debuginfod upstream has `key`: `buildid/<id>/debuginfo` or `…/executable` for

@@ -47,7 +47,7 @@ impl Cache {
     /// aborts a download others may be reading.
     pub(super) async fn drive(self: Arc<Self>, fill: Arc<Fill>, from: FillFrom) {
         let outcome = match from {
-            FillFrom::Upstreams(headers) => self.from_upstreams(&fill, &headers).await,
+            FillFrom::Upstreams(headers, _) => self.from_upstreams(&fill, &headers).await,
             FillFrom::Bucket(stored) => {
                 Outcome::Ended(fill::copy_from_bucket(&self.work(), &fill, stored).await)
             }
@@ -66,7 +66,11 @@ impl Cache {
         if let Ok(Ok(Some(e))) = tokio::task::spawn_blocking(move || index.get(&key)).await {
             return Outcome::Ready(self.remember(e, fill.born));
         }
-        let definitive = match self.upstreams.find(&fill.key, headers).await {
+        let definitive = match self
+            .upstreams
+            .find(&fill.key, fill.target.as_ref(), headers)
+            .await
+        {
             Resolution::Found(found) => {
                 return Outcome::Ended(fill::download(&self.work(), fill, found).await)
             }
@@ -97,7 +101,7 @@ impl Cache {
             Ok(file) => Ok(Some(CabSource::Committed(e, file))),
             Err(_) => Err(()),
         };
-        let cab_fill = match self.lookup(key, headers, true).await {
+        let cab_fill = match self.lookup(key, headers, true, None).await {
             Lookup::Hit(e) => return committed(e),
             Lookup::Negative | Lookup::LocalOnly | Lookup::Redirect(_) => return Ok(None),
             Lookup::Unavailable => return Err(()),

@@ -63,6 +63,8 @@ pub struct Fill {
     /// Where the fill is registered: the key and the digest of what upstreams are sent
     /// (see [`Cache::lookup`]), or the bare key for a copy from the bucket.
     pub(super) slot: String,
+    /// What debuginfod upstreams are asked, when the key cannot spell it (a source path).
+    pub(super) target: Option<Arc<str>>,
     /// Bytes of a stored key, from the bucket (not an upstream).
     pub from_store: bool,
     /// The cache's generation when the fill began ([`Cache::generation`]).
@@ -75,10 +77,17 @@ impl Fill {
         Self {
             key,
             slot,
+            target: None,
             from_store,
             born,
             state: watch::Sender::new(FillState::Resolving),
         }
+    }
+
+    /// Asks debuginfod upstreams for `target` instead of the key's translation.
+    pub(super) fn with_target(mut self, target: Option<Arc<str>>) -> Self {
+        self.target = target;
+        self
     }
 
     pub fn subscribe(&self) -> watch::Receiver<FillState> {

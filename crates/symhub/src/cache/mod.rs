@@ -221,6 +221,7 @@ impl Cache {
         key: &SymbolKey,
         client_headers: &HeaderMap,
         federate: bool,
+        target: Option<&Arc<str>>,
     ) -> Lookup {
         // Read before anything is learned, so whatever this lookup remembers is dropped if
         // the store changes meanwhile (see [`Cache::generation`]).
@@ -265,7 +266,12 @@ impl Cache {
         if !key.is_triple() || !federate {
             return Lookup::LocalOnly;
         }
-        self.start_or_join_fill(key, slot, FillFrom::Upstreams(client_headers.clone()), born)
+        self.start_or_join_fill(
+            key,
+            slot,
+            FillFrom::Upstreams(client_headers.clone(), target.cloned()),
+            born,
+        )
     }
 
     /// The entry's file, open. An error means it is gone (evicted or removed by hand).
@@ -481,7 +487,12 @@ impl Cache {
             };
         }
         let from_store = matches!(from, FillFrom::Bucket(_));
-        let fill = Arc::new(Fill::new(key.clone(), slot.clone(), from_store, born));
+        let target = match &from {
+            FillFrom::Upstreams(_, target) => target.clone(),
+            FillFrom::Bucket(_) => None,
+        };
+        let fill =
+            Arc::new(Fill::new(key.clone(), slot.clone(), from_store, born).with_target(target));
         fills.insert(slot, fill.clone());
         drop(fills);
         self.metrics.fills_in_flight.inc();
@@ -587,7 +598,8 @@ enum Known {
 /// Where a fill gets its bytes.
 pub enum FillFrom {
     /// Upstream symbol servers, asked with the client's headers.
-    Upstreams(HeaderMap),
+    /// `Some`: the debuginfod path to ask, when the key cannot spell it.
+    Upstreams(HeaderMap, Option<Arc<str>>),
     /// The store's bucket: a stored key of which this instance has no local copy.
     Bucket(StoredSymbol),
 }

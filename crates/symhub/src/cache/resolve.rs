@@ -135,23 +135,25 @@ pub enum Answer {
 impl Cache {
     /// Resolves `key` to something to serve. Never fails: what goes wrong below is a miss.
     pub async fn resolve(self: &Arc<Self>, key: &SymbolKey, headers: &HeaderMap) -> Answer {
-        self.resolve_with(key, headers, true).await
+        self.resolve_with(key, headers, true, None).await
     }
 
     /// [`Cache::resolve`], asking upstreams only with `federate` (a request that already
-    /// crossed too many servers is answered from what is here).
+    /// crossed too many servers is answered from what is here), and debuginfod upstreams for
+    /// `target` when the key cannot spell what to ask (a source file).
     pub async fn resolve_with(
         self: &Arc<Self>,
         key: &SymbolKey,
         headers: &HeaderMap,
         federate: bool,
+        target: Option<&Arc<str>>,
     ) -> Answer {
         if self.blocklist.is_match(key.normalized()) {
             return not_found(Missing::Blocked, None);
         }
         // An entry evicted or deleted between lookup and open is looked up once more.
         for _ in 0..2 {
-            let (fill, leader) = match self.lookup(key, headers, federate).await {
+            let (fill, leader) = match self.lookup(key, headers, federate, target).await {
                 Lookup::Hit(entry) => {
                     if let Some(url) = self.store_redirect(&entry).await {
                         return Answer::Redirect(Redirect::Bucket(url));

@@ -18,13 +18,12 @@ use axum::extract::State;
 use axum::response::Response;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
 use symhub_core::debuginfod::{Artifact, DebuginfodRequest};
-use symhub_core::SymbolKey;
 
 use super::log::Outcome;
 use super::symbols::{not_found, refuse_download, respond};
 use super::App;
 use crate::cache::{Answer, Fill};
-use crate::debuginfod::{debuginfo, executable, section_range};
+use crate::debuginfod::{debuginfo, executable, section_range, source};
 
 /// Servers a request may have crossed before this one stops forwarding it (elfutils'
 /// default `--forwarded-ttl-limit`).
@@ -69,19 +68,28 @@ pub async fn route(State(app): State<Arc<App>>, req: axum::extract::Request) -> 
             let Some(key) = key else {
                 return not_found("INVALID", Outcome::new("invalid"));
             };
-            let answer = app.cache.resolve_with(&key, &sent, federate).await;
+            let answer = app.cache.resolve_with(&key, &sent, federate, None).await;
             (key, answer)
+        }
+        Artifact::Source(path) => {
+            let Some(key) = source(id, path) else {
+                return not_found("INVALID", Outcome::new("invalid"));
+            };
+            let target: Arc<str> = request.url_path().into();
+            let answer = app
+                .cache
+                .resolve_with(&key, &sent, federate, Some(&target))
+                .await;
+            let mut r = respond(&app, &key, answer, headers, head).await;
+            debuginfod_headers(&mut r, path.file_name());
+            return r;
         }
         Artifact::Section(name) => {
             return section(&app, &request, name.as_str(), &sent, federate, head).await
         }
-        // Sources are not kept yet: neither uploads nor the cache hold them by build id.
-        Artifact::Source(_) => {
-            return not_found("MISS", Outcome::new("unsupported").status_note("sources"))
-        }
     };
     let mut r = respond(&app, &key, answer, headers, head).await;
-    debuginfod_headers(&mut r, &key);
+    debuginfod_headers(&mut r, key.name());
     r
 }
 
@@ -96,7 +104,7 @@ fn forwarded_hops(headers: &HeaderMap) -> usize {
         .count()
 }
 
-fn debuginfod_headers(r: &mut Response, key: &SymbolKey) {
+fn debuginfod_headers(r: &mut Response, file: &str) {
     if !r.status().is_success() {
         return;
     }
@@ -106,7 +114,7 @@ fn debuginfod_headers(r: &mut Response, key: &SymbolKey) {
     } else if let Some(len) = h.get(header::CONTENT_LENGTH).cloned() {
         h.insert("x-debuginfod-size", len);
     }
-    if let Ok(v) = HeaderValue::from_str(key.name()) {
+    if let Ok(v) = HeaderValue::from_str(file) {
         h.insert("x-debuginfod-file", v);
     }
 }
@@ -128,7 +136,7 @@ async fn section(
 ) -> Response {
     let id = &request.build_id;
     for key in [debuginfo(id), executable(id)].into_iter().flatten() {
-        let file = match app.cache.resolve_with(&key, sent, federate).await {
+        let file = match app.cache.resolve_with(&key, sent, federate, None).await {
             Answer::File { file, entry, .. } => Some((file, entry)),
             Answer::Streaming { fill, .. } => finished(app, &fill).await,
             _ => None,

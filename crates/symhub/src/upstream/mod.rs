@@ -124,8 +124,8 @@ impl Upstream {
 
     /// Whether this upstream's extension filter lets `key` through. A CAB name matches its
     /// plain extension (`pd_` matches a `pdb` filter).
-    fn serves(&self, key: &SymbolKey) -> bool {
-        if self.path_for(key).is_none() {
+    fn serves(&self, key: &SymbolKey, target: Option<&str>) -> bool {
+        if self.path_for(key, target).is_none() {
             return false;
         }
         if self.extensions.is_empty() || self.protocol == Protocol::Debuginfod {
@@ -147,18 +147,22 @@ impl Upstream {
     /// `_.debug/elf-buildid-sym-<id>/_.debug` and `<name>/elf-buildid-<id>/<name>` are its
     /// `buildid/<id>/debuginfo` and `buildid/<id>/executable`. A SymSrv server is never asked
     /// for the keys only debuginfod requests make ([`crate::debuginfod::is_debuginfod_only`]).
-    fn path_for(&self, key: &SymbolKey) -> Option<String> {
-        match self.protocol {
-            Protocol::Symsrv => {
+    ///
+    /// `target`: the debuginfod path of a request whose key cannot spell it (a source file's
+    /// path is case-sensitive and long; its key names it by hash).
+    fn path_for(&self, key: &SymbolKey, target: Option<&str>) -> Option<String> {
+        match (self.protocol, target) {
+            (Protocol::Debuginfod, Some(target)) => Some(target.to_owned()),
+            (Protocol::Debuginfod, None) => crate::debuginfod::upstream_path(key),
+            (Protocol::Symsrv, _) => {
                 (!crate::debuginfod::is_debuginfod_only(key)).then(|| key.url_path(self.spelling))
             }
-            Protocol::Debuginfod => crate::debuginfod::upstream_path(key),
         }
     }
 
     /// The URL of `key` at this upstream (see [`Upstream::path_for`]); empty if it has none.
-    pub fn url_for(&self, key: &SymbolKey) -> String {
-        self.path_for(key)
+    pub fn url_for(&self, key: &SymbolKey, target: Option<&str>) -> String {
+        self.path_for(key, target)
             .map(|p| format!("{}/{p}", self.base))
             .unwrap_or_default()
     }
@@ -167,10 +171,11 @@ impl Upstream {
     async fn get(
         &self,
         key: &SymbolKey,
+        target: Option<&str>,
         client_headers: &HeaderMap,
     ) -> Result<reqwest::Response, String> {
         let origin = Url::parse(&self.base).map_err(|e| e.to_string())?;
-        let mut url = Url::parse(&self.url_for(key)).map_err(|e| e.to_string())?;
+        let mut url = Url::parse(&self.url_for(key, target)).map_err(|e| e.to_string())?;
         for _hop in 0..=self.max_redirects {
             let same_origin = url.origin() == origin.origin();
             let mut req = self.client.get(url.clone());
@@ -207,6 +212,7 @@ impl Upstream {
     async fn ask(
         &self,
         key: &SymbolKey,
+        target: Option<&str>,
         client_headers: &HeaderMap,
         accept_html: bool,
         metrics: &Metrics,
@@ -227,7 +233,7 @@ impl Upstream {
         }
         let _guard = ProbeGuard(&self.health, admission == Admission::Probe);
         let started = Instant::now();
-        let result = self.get(key, client_headers).await;
+        let result = self.get(key, target, client_headers).await;
         metrics.upstream_latency(&self.name, started.elapsed());
         match result {
             Err(reason) => {
@@ -354,29 +360,35 @@ impl Upstreams {
     }
 
     /// Asks every eligible upstream for `key` at once and returns the highest-priority answer.
-    pub async fn find(&self, key: &SymbolKey, client_headers: &HeaderMap) -> Resolution {
-        let tasks: Vec<AbortOnDropHandle<Answer>> = self
+    /// `target`: see [`Upstream::path_for`].
+    pub async fn find(
+        &self,
+        key: &SymbolKey,
+        target: Option<&Arc<str>>,
+        client_headers: &HeaderMap,
+    ) -> Resolution {
+        let eligible: Vec<_> = self
             .list
             .iter()
-            .filter(|u| u.serves(key))
+            .filter(|u| u.serves(key, target.map(|t| &**t)))
+            .cloned()
+            .collect();
+        let tasks: Vec<AbortOnDropHandle<Answer>> = eligible
+            .iter()
             .map(|u| {
-                let (u, key, headers, metrics) = (
+                let (u, key, target, headers, metrics) = (
                     u.clone(),
                     key.clone(),
+                    target.cloned(),
                     client_headers.clone(),
                     self.metrics.clone(),
                 );
                 let accept_html = self.accept_html;
                 AbortOnDropHandle::new(tokio::spawn(async move {
-                    u.ask(&key, &headers, accept_html, &metrics).await
+                    u.ask(&key, target.as_deref(), &headers, accept_html, &metrics)
+                        .await
                 }))
             })
-            .collect();
-        let eligible: Vec<_> = self
-            .list
-            .iter()
-            .filter(|u| u.serves(key))
-            .cloned()
             .collect();
         let mut definitive = true;
         // Awaiting in priority order is what makes the answer deterministic; the tasks all
@@ -404,23 +416,29 @@ mod tests {
         Upstream::from_config(&c, &Config::default()).unwrap()
     }
 
+    impl Upstream {
+        fn serves_key(&self, key: &SymbolKey) -> bool {
+            self.serves(key, None)
+        }
+    }
+
     #[test]
     fn extension_filter_matches_cab_names() {
         let u = upstream(&["pdb", "DLL"]);
         let k = |p: &str| SymbolKey::parse_path(p).unwrap();
-        assert!(u.serves(&k("a.pdb/1/a.pdb")));
-        assert!(u.serves(&k("a.pdb/1/a.pd_")));
-        assert!(u.serves(&k("a.dll/1/a.DLL")));
-        assert!(!u.serves(&k("a.exe/1/a.exe")));
-        assert!(!u.serves(&k("a.exe/1/a.ex_")));
-        assert!(!u.serves(&k("a/1/a")));
-        assert!(upstream(&[]).serves(&k("a/1/a")));
+        assert!(u.serves_key(&k("a.pdb/1/a.pdb")));
+        assert!(u.serves_key(&k("a.pdb/1/a.pd_")));
+        assert!(u.serves_key(&k("a.dll/1/a.DLL")));
+        assert!(!u.serves_key(&k("a.exe/1/a.exe")));
+        assert!(!u.serves_key(&k("a.exe/1/a.ex_")));
+        assert!(!u.serves_key(&k("a/1/a")));
+        assert!(upstream(&[]).serves_key(&k("a/1/a")));
     }
 
     #[test]
     fn urls_keep_the_base_path() {
         let u = upstream(&[]);
         let k = SymbolKey::parse_path("A.pdb/1/A.pdb").unwrap();
-        assert_eq!(u.url_for(&k), "http://127.0.0.1:1/base/A.pdb/1/A.pdb");
+        assert_eq!(u.url_for(&k, None), "http://127.0.0.1:1/base/A.pdb/1/A.pdb");
     }
 }

@@ -237,6 +237,34 @@ async fn symhub_federates_to_elfutils_debuginfod() {
     assert!(found.ok(), "{}", found.describe());
     assert!(found.bytes() == debug);
 
+    // Sources by their DWARF path, federated: byte-identical, and gdb lists a function of
+    // the second file with its source fetched through symhub.
+    for src in built.sources.clone() {
+        let (u, i) = (s.url.clone(), id.clone());
+        let path = src.to_str().unwrap().to_owned();
+        let found = blocking(move || debuginfod_find(&[&u], &["source", &i, &path]));
+        assert!(found.ok(), "{}", found.describe());
+        assert_eq!(found.bytes(), std::fs::read(&src).unwrap());
+    }
+    let greet_c = built.sources[1].to_str().unwrap().to_owned();
+    let u = s.url.clone();
+    let gdb = blocking(|| {
+        gdb_list_with_debuginfod(&[&u], &built.stripped, "greet_count", &built.src_dir)
+    });
+    assert!(
+        gdb.contains("int greet_count(const char *name)")
+            && gdb.contains(&format!("source file {greet_c}")),
+        "gdb listed the function's source through symhub:\n{gdb}"
+    );
+    let r = s
+        .get(&format!(
+            "/buildid/{id}/source{}",
+            built.sources[0].display()
+        ))
+        .await;
+    assert_eq!(r.headers()["x-cache"], "HIT", "sources are cached too");
+    assert_eq!(r.headers()["x-debuginfod-file"], "main.c");
+
     // A build id nobody has: 404, then remembered.
     let missing = format!("/buildid/{}/debuginfo", "ab".repeat(20));
     assert_eq!(s.get(&missing).await.status(), 404);
