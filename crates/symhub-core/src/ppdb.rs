@@ -91,9 +91,9 @@ mod tests {
     fn the_fixture_pdb_has_the_documented_key() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/fixtures/dotnet/System.Threading.Thread.pdb"
+            "/../../tests/fixtures/dotnet/System.Threading.Thread.pdb"
         );
-        let data = std::fs::read(path).expect("shared/fixtures lies beside the repository");
+        let data = std::fs::read(path).expect("the fixture is in the repository (tests/fixtures)");
         let key = portable_pdb_key("System.Threading.Thread.pdb", &data).unwrap();
         assert_eq!(
             key.normalized(),

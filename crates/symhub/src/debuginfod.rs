@@ -60,7 +60,7 @@ pub fn source(id: &BuildId, path: &SourcePath) -> Option<SymbolKey> {
 
 /// The build id of a debuginfod-only executable key.
 pub fn executable_build_id(key: &SymbolKey) -> Option<&str> {
-    if !is_debuginfod_only(key) {
+    if !(key.is_triple() && key.file().eq_ignore_ascii_case(EXECUTABLE_NAME)) {
         return None;
     }
     key.id().strip_prefix("elf-buildid-")
@@ -126,6 +126,20 @@ mod tests {
         );
         let e = executable(&id).unwrap();
         assert!(is_debuginfod_only(&e));
+        assert_eq!(executable_build_id(&e), Some(id.as_str()));
+        let path = SourcePath::parse("/src/Main.c").unwrap();
+        let src = source(&id, &path).unwrap();
+        assert!(is_debuginfod_only(&src));
+        assert_eq!(
+            executable_build_id(&src),
+            None,
+            "a source is not an executable"
+        );
+        assert_eq!(
+            upstream_path(&src),
+            None,
+            "a source key cannot spell its path"
+        );
         assert_eq!(
             upstream_path(&e).unwrap(),
             format!("buildid/{id}/executable")

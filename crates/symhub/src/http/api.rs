@@ -249,3 +249,54 @@ pub async fn list(
         .collect();
     Ok(json::reply(StatusCode::OK, &json!({ "symbols": symbols, "next": next })).noted("list"))
 }
+
+/// `PUT /api/sources/<build id>/<absolute path>`: a source file of an uploaded ELF module,
+/// served to debuginfod clients at `/buildid/<build id>/source/<absolute path>`. The path is
+/// validated and canonicalized exactly as a debuginfod request's (no `..` above `/`).
+pub async fn put_source(
+    _: RequireKey,
+    State(app): State<Arc<App>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    let rest = uri
+        .path()
+        .strip_prefix(app.path_prefix.as_str())
+        .and_then(|p| p.strip_prefix("/api/sources/"))
+        .unwrap_or_default();
+    let (id, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let bad = |e: String| ApiError::BadRequest("bad_source", e);
+    let request = symhub_core::debuginfod::DebuginfodRequest::parse_path(&format!(
+        "buildid/{id}/source/{path}"
+    ))
+    .map_err(|e| {
+        bad(format!(
+            "expected /api/sources/<build id>/<absolute path>: {e}"
+        ))
+    })?;
+    let symhub_core::debuginfod::Artifact::Source(source) = &request.artifact else {
+        return Err(bad(
+            "expected /api/sources/<build id>/<absolute path>".into()
+        ));
+    };
+    let key = crate::debuginfod::source(&request.build_id, source)
+        .ok_or_else(|| bad("not a storable source path".into()))?;
+    let received = app
+        .uploads
+        .receive(body.into_data_stream(), declared_length(&headers))
+        .await?;
+    let committed = app
+        .uploads
+        .store_source(received, key, request.build_id.as_str(), source.as_str())
+        .await?;
+    Ok(json::reply(
+        StatusCode::OK,
+        &json!({
+            "result": result_name(committed),
+            "build_id": request.build_id.as_str(),
+            "path": source.as_str(),
+        }),
+    )
+    .noted("source-stored"))
+}

@@ -119,6 +119,10 @@ fn router(app: Arc<App>) -> Router {
     .route(&format!("{p}/api/symbols"), get(api::list))
     .route(&format!("{p}/buildid/{{*rest}}"), get(debuginfod::route))
     .route(
+        &format!("{p}/api/sources/{{*rest}}"),
+        put(api::put_source).layer(DefaultBodyLimit::disable()),
+    )
+    .route(
         &format!("{p}/api/packages"),
         get(packages::list)
             .post(packages::add)

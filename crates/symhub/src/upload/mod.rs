@@ -163,6 +163,30 @@ impl Uploads {
         Ok(committed)
     }
 
+    /// Stores a source file of the ELF module with build id `build_id`, under the key its
+    /// debuginfod request resolves to (`crate::debuginfod::source`). Unlike a symbol file,
+    /// a source file may really be empty, so an empty body is kept.
+    pub async fn store_source(
+        &self,
+        received: Received,
+        key: SymbolKey,
+        build_id: &str,
+        path: &str,
+    ) -> Result<Committed, UploadError> {
+        let store = self.store.clone();
+        let module = ModuleId {
+            kind: "SOURCE".into(),
+            debug_file: path.to_owned(),
+            debug_id: build_id.to_owned(),
+            code_file: None,
+            code_id: None,
+        };
+        let keys = vec![key];
+        let committed = blocking(move || Ok(store.commit(received, &keys, &module)?)).await?;
+        tracing::info!(build_id, path, result = ?committed, "source stored");
+        Ok(committed)
+    }
+
     pub async fn check_status(
         &self,
         debug_file: &str,

@@ -1,5 +1,6 @@
 //! debuginfod through symhub with the real clients: elfutils' `debuginfod-find` and gdb
-//! against ELF files uploaded to symhub, and symhub federating to elfutils' own server.
+//! against ELF files and sources uploaded to symhub, and symhub federating to elfutils' own
+//! server.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -10,8 +11,20 @@ use crate::support::*;
 const KEY: &str = "debuginfod-test-key";
 
 /// Uploads `file` through sym-upload v2 as a native file of `kind` (`ELF`, `DEBUG_ONLY`).
-async fn upload_native(s: &Symhub, file: &Path, name: &str, id: &str, kind: &str) {
-    let url = s.create_upload(KEY).await;
+pub(crate) async fn upload_native(s: &Symhub, file: &Path, name: &str, id: &str, kind: &str) {
+    upload_native_with(s, KEY, file, name, id, kind).await
+}
+
+/// [`upload_native`] with the API key `key`.
+pub(crate) async fn upload_native_with(
+    s: &Symhub,
+    key: &str,
+    file: &Path,
+    name: &str,
+    id: &str,
+    kind: &str,
+) {
+    let url = s.create_upload(key).await;
     let r = client()
         .put(&url)
         .body(std::fs::read(file).unwrap())
@@ -25,7 +38,7 @@ async fn upload_native(s: &Symhub, file: &Path, name: &str, id: &str, kind: &str
     );
     let r = client()
         .post(format!(
-            "{}/v1/uploads/{upload_key}:complete?key={KEY}",
+            "{}/v1/uploads/{upload_key}:complete?key={key}",
             s.url
         ))
         .body(body)
@@ -37,31 +50,6 @@ async fn upload_native(s: &Symhub, file: &Path, name: &str, id: &str, kind: &str
 
 fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
-}
-
-/// gdb on the stripped binary alone, with debuginfod: the functions it lists by source file
-/// can only come from the debuginfo symhub served.
-fn gdb_info_functions(url: &str, exe: &Path) -> String {
-    let alone = tempfile::tempdir().unwrap();
-    let copy = alone.path().join("hello");
-    std::fs::copy(exe, &copy).unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("gdb")
-        .args(["-nx", "-batch"])
-        .args(["-iex", "set debuginfod enabled on"])
-        .args(["-iex", "set debug-file-directory /nonexistent-symhub-test"])
-        .args(["-ex", "info functions greet_count"])
-        .arg(&copy)
-        .env("DEBUGINFOD_URLS", url)
-        .env("DEBUGINFOD_CACHE_PATH", cache.path())
-        .env("DEBUGINFOD_TIMEOUT", "30")
-        .output()
-        .unwrap();
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,6 +66,30 @@ async fn uploaded_elf_files_are_served_to_debuginfod_clients() {
     let s = Symhub::start(&format!("upstream = []\n{}", auth_config(KEY)));
     upload_native(&s, &built.stripped, "hello", &id, "ELF").await;
     upload_native(&s, &built.debug, "hello.debug", &id, "DEBUG_ONLY").await;
+    for src in &built.sources {
+        let r = client()
+            .put(format!(
+                "{}/api/sources/{id}{}?key={KEY}",
+                s.url,
+                src.display()
+            ))
+            .body(std::fs::read(src).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+    // A source path that would climb out of the root is refused, and nothing stored.
+    let r = client()
+        .put(format!(
+            "{}/api/sources/{id}/a/%2e%2e/%2e%2e/etc/passwd?key={KEY}",
+            s.url
+        ))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
     let debug = std::fs::read(&built.debug).unwrap();
     let exe = std::fs::read(&built.stripped).unwrap();
 
@@ -125,11 +137,23 @@ async fn uploaded_elf_files_are_served_to_debuginfod_clients() {
     );
     assert!(r.headers().contains_key("last-modified"));
 
-    let stripped = built.stripped.clone();
-    let gdb = blocking(move || gdb_info_functions(&url, &stripped));
+    // Sources by their DWARF paths, and gdb listing a function with debug info and source
+    // that it can only have had from symhub.
+    for src in built.sources.clone() {
+        let (u, i) = (url.clone(), id.clone());
+        let path = src.to_str().unwrap().to_owned();
+        let found = blocking(move || debuginfod_find(&[&u], &["source", &i, &path]));
+        assert!(found.ok(), "{}\n{}", found.describe(), s.stderr());
+        assert_eq!(found.bytes(), std::fs::read(&src).unwrap());
+    }
+    let gdb = blocking(|| {
+        gdb_list_with_debuginfod(&[&url], &built.stripped, "greet_count", &built.src_dir)
+    });
     assert!(
-        gdb.contains("greet.c") && gdb.contains("greet_count(const char *)"),
-        "gdb found the function through symhub:\n{gdb}"
+        gdb.contains("Downloading separate debug info for")
+            && gdb.contains("int greet_count(const char *name)")
+            && gdb.contains("printf(\"hello, %s\\n\", name);"),
+        "gdb listed the function's source through symhub:\n{gdb}"
     );
 }
 

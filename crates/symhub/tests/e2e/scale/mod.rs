@@ -14,6 +14,7 @@ mod cold_reads;
 mod consistency;
 mod crashes;
 mod database_tls;
+mod debuginfod;
 mod migrate;
 mod outages;
 
