@@ -331,3 +331,48 @@ async fn symhub_federates_to_elfutils_debuginfod() {
     let r = s.get(&path).await;
     assert_eq!(r.status(), 200);
 }
+
+/// One file, two spellings, across upstream kinds: a debuginfod request is answered by a
+/// SymSrv/SSQP upstream that has the file under its `elf-buildid-sym` key, an SSQP request by
+/// a debuginfod upstream; `DEBUGINFOD_URLS` in symhub's environment names debuginfod
+/// upstreams (elfutils' convention).
+#[tokio::test]
+async fn ssqp_and_debuginfod_upstreams_answer_each_others_requests() {
+    let id = "0123456789abcdef0123456789abcdef01234567";
+    let debug = data(4000, 21);
+    let ssqp = FakeUpstream::start().await;
+    ssqp.serve(
+        &format!("/_.debug/elf-buildid-sym-{id}/_.debug"),
+        debug.clone(),
+    );
+    let s = Symhub::start(&config_with(&[("ssqp", &ssqp.url, "")], ""));
+    let r = s.get(&format!("/buildid/{id}/debuginfo")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-symhub-upstream"], "ssqp");
+    assert_eq!(r.bytes().await.unwrap(), debug);
+    // The executable has no SSQP key without its file name: never asked of SSQP upstreams.
+    let before = ssqp.total_hits();
+    assert_eq!(
+        s.get(&format!("/buildid/{id}/executable")).await.status(),
+        404
+    );
+    assert_eq!(ssqp.total_hits(), before);
+
+    let d = FakeUpstream::start().await;
+    d.serve(&format!("/buildid/{id}/debuginfo"), debug.clone());
+    let s = Symhub::start_env(
+        "upstream = []",
+        &[("DEBUGINFOD_URLS", &format!("{}/", d.url))],
+    );
+    let r = s
+        .get(&format!("/_.debug/elf-buildid-sym-{id}/_.debug"))
+        .await;
+    assert_eq!(r.status(), 200, "{}", s.stderr());
+    assert_eq!(r.headers()["x-symhub-upstream"], "debuginfod-1");
+    assert_eq!(r.bytes().await.unwrap(), debug);
+    // A PDB is never asked of a debuginfod server.
+    let before = d.total_hits();
+    let pdb = "/a.pdb/0123456789ABCDEF0123456789ABCDEF1/a.pdb";
+    assert_eq!(s.get(pdb).await.status(), 404);
+    assert_eq!(d.total_hits(), before);
+}
