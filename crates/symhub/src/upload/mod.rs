@@ -328,12 +328,40 @@ where
     })
 }
 
+/// Corrects the keys a client's claim gives an ELF file by what the file is, so that a
+/// stripped binary and its split debug file, uploaded in either order, never replace each
+/// other: `_.debug/elf-buildid-sym-<id>/_.debug` (debuginfod's `debuginfo`) only for a file
+/// that carries DWARF, and a `DEBUG_ONLY` upload under that key alone, not also under
+/// `<file>/<id>/<file>` where the binary lives. A file that is not ELF keeps the claimed
+/// keys. Blocking (reads the ELF headers).
+fn elf_keys_by_content(
+    kind: &str,
+    path: &std::path::Path,
+    keys: &mut Vec<SymbolKey>,
+) -> std::io::Result<()> {
+    let is_debug_key = |k: &SymbolKey| {
+        k.is_triple() && k.id().to_ascii_lowercase().starts_with("elf-buildid-sym-")
+    };
+    match kind {
+        "ELF" => {
+            let file = std::fs::File::open(path)?;
+            if crate::debuginfod::has_debug_info(&file) == Some(false) {
+                keys.retain(|k| !is_debug_key(k));
+            }
+        }
+        "DEBUG_ONLY" if keys.iter().any(is_debug_key) => keys.retain(is_debug_key),
+        _ => {}
+    }
+    Ok(())
+}
+
 /// The keys and module identity of a received file. Blocking (reads the file's head).
 fn identify(received: &Received, claim: &Claim) -> Result<(Vec<SymbolKey>, ModuleId), UploadError> {
     let kind = claim.upload_type.to_ascii_uppercase();
     if kind != "BREAKPAD" {
-        let keys = native_keys(&kind, &claim.debug_file, &claim.debug_id)
+        let mut keys = native_keys(&kind, &claim.debug_file, &claim.debug_id)
             .map_err(|e| UploadError::BadRequest(e.to_string()))?;
+        elf_keys_by_content(&kind, &received.path, &mut keys)?;
         let module = ModuleId {
             kind,
             debug_file: claim.debug_file.clone(),

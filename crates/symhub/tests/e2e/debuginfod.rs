@@ -64,8 +64,11 @@ async fn uploaded_elf_files_are_served_to_debuginfod_clients() {
     });
     let id = built.build_id.clone();
     let s = Symhub::start(&format!("upstream = []\n{}", auth_config(KEY)));
+    // The debug file first, under the binary's name (as a build script would): neither
+    // upload may replace the other (the stripped binary has no DWARF, so it is not the
+    // debuginfo; the debug file is not the binary).
+    upload_native(&s, &built.debug, "hello", &id, "DEBUG_ONLY").await;
     upload_native(&s, &built.stripped, "hello", &id, "ELF").await;
-    upload_native(&s, &built.debug, "hello.debug", &id, "DEBUG_ONLY").await;
     for src in &built.sources {
         let r = client()
             .put(format!(
@@ -110,6 +113,12 @@ async fn uploaded_elf_files_are_served_to_debuginfod_clients() {
     let parsed = symhub_core::elf::ElfFile::parse(&debug).unwrap();
     assert!(found[2].bytes() == parsed.section(".debug_info").unwrap());
 
+    // The binary under its SymSrv key is still the binary.
+    let r = s.get(&format!("/hello/{id}/hello")).await;
+    assert!(
+        r.bytes().await.unwrap() == exe,
+        "the debug file did not replace the binary"
+    );
     // One file, two spellings.
     let r = s
         .get(&format!("/_.debug/elf-buildid-sym-{id}/_.debug"))
