@@ -16,11 +16,14 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::Response;
-use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use symhub_core::debuginfod::{Artifact, DebuginfodRequest};
 
 use super::log::Outcome;
-use super::symbols::{not_found, refuse_download, respond};
+use super::symbols::{
+    base_headers, etag_matches, not_found, range_not_satisfiable, refuse_download, respond,
+    set_length, wanted, Wanted,
+};
 use super::App;
 use crate::cache::{Answer, Fill};
 use crate::debuginfod::{debuginfo, executable, section_range, source};
@@ -85,7 +88,16 @@ pub async fn route(State(app): State<Arc<App>>, req: axum::extract::Request) -> 
             return r;
         }
         Artifact::Section(name) => {
-            return section(&app, &request, name.as_str(), &sent, federate, head).await
+            return section(
+                &app,
+                &request,
+                name.as_str(),
+                headers,
+                &sent,
+                federate,
+                head,
+            )
+            .await
         }
     };
     let mut r = respond(&app, &key, answer, headers, head).await;
@@ -124,48 +136,64 @@ fn total_of_range(v: &HeaderValue) -> Option<u64> {
 }
 
 /// `section/<name>`: the section's bytes, from the debuginfo file if it has them with
-/// contents, else from the executable. A file still downloading is waited for (a section is
-/// found from the section headers, which may come last).
+/// contents, else from the executable, with Range and validators like every hit (the ETag
+/// is the file's, qualified by the section). A file still downloading is waited for (a
+/// section is found from the section headers, which may come last).
 async fn section(
     app: &App,
     request: &DebuginfodRequest,
     name: &str,
+    headers: &HeaderMap,
     sent: &HeaderMap,
     federate: bool,
     head: bool,
 ) -> Response {
     let id = &request.build_id;
     for key in [debuginfo(id), executable(id)].into_iter().flatten() {
-        let file = match app.cache.resolve_with(&key, sent, federate, None).await {
-            Answer::File { file, entry, .. } => Some((file, entry)),
-            Answer::Streaming { fill, .. } => finished(app, &fill).await,
-            _ => None,
+        let (file, entry, route) = match app.cache.resolve_with(&key, sent, federate, None).await {
+            Answer::File { file, entry, route } => (file, entry, route),
+            Answer::Streaming { fill, route, .. } => match finished(app, &fill).await {
+                Some((file, entry)) => (file, entry, route),
+                None => continue,
+            },
+            _ => continue,
         };
-        let Some((file, entry)) = file else { continue };
         let (f, n) = (file.clone(), name.to_owned());
         let range = tokio::task::spawn_blocking(move || section_range(&f, &n))
             .await
             .ok()
             .flatten();
         let Some((offset, len)) = range else { continue };
-        let body =
-            match super::body::file_body(file, offset, if head { offset } else { offset + len }) {
-                Ok(body) => body,
-                Err(_) => continue,
-            };
+        let etag = format!("\"{}.{name}\"", entry.etag().trim_matches('"'));
+        let (status, start, end) = match wanted(headers, len, Some(&etag)) {
+            _ if headers
+                .get(header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|inm| etag_matches(inm, &etag)) =>
+            {
+                (StatusCode::NOT_MODIFIED, 0, 0)
+            }
+            Wanted::All => (StatusCode::OK, 0, len),
+            Wanted::Part(s, e) => (StatusCode::PARTIAL_CONTENT, s, e + 1),
+            Wanted::Unsatisfiable => return range_not_satisfiable(len),
+        };
+        let body_end = if head { start } else { end };
+        let Ok(body) = super::body::file_body(file, offset + start, offset + body_end) else {
+            continue;
+        };
         let mut r = Response::new(body);
+        *r.status_mut() = status;
+        if status != StatusCode::NOT_MODIFIED {
+            set_length(&mut r, status, start, end, len);
+        }
+        base_headers(&mut r, route.x_cache(), entry.http_date());
         let h = r.headers_mut();
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            h.insert(header::ETAG, v);
+        }
         h.insert("x-debuginfod-size", HeaderValue::from(len));
         if let Ok(v) = HeaderValue::from_str(name) {
             h.insert("x-debuginfod-file", v);
-        }
-        if let Ok(v) = HeaderValue::from_str(entry.http_date()) {
-            h.insert(header::LAST_MODIFIED, v);
         }
         return Outcome::new("section").upstream(&entry.upstream).to(r);
     }

@@ -168,7 +168,7 @@ pub(super) fn not_found(cache: &'static str, outcome: Outcome) -> Response {
     outcome.to(r)
 }
 
-fn base_headers(r: &mut Response, cache: &'static str, last_modified: &str) {
+pub(super) fn base_headers(r: &mut Response, cache: &'static str, last_modified: &str) {
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -182,13 +182,13 @@ fn base_headers(r: &mut Response, cache: &'static str, last_modified: &str) {
 }
 
 /// What a `Range` header asks of a body of `len` bytes.
-enum Wanted {
+pub(super) enum Wanted {
     All,
     Part(u64, u64),
     Unsatisfiable,
 }
 
-fn wanted(headers: &HeaderMap, len: u64, etag: Option<&str>) -> Wanted {
+pub(super) fn wanted(headers: &HeaderMap, len: u64, etag: Option<&str>) -> Wanted {
     let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
         return Wanted::All;
     };
@@ -208,7 +208,7 @@ fn wanted(headers: &HeaderMap, len: u64, etag: Option<&str>) -> Wanted {
     }
 }
 
-fn range_not_satisfiable(len: u64) -> Response {
+pub(super) fn range_not_satisfiable(len: u64) -> Response {
     let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
     r.headers_mut().insert(
         header::CONTENT_RANGE,
@@ -218,7 +218,7 @@ fn range_not_satisfiable(len: u64) -> Response {
 }
 
 /// Content-Length, and Content-Range for a 206, of the bytes `start..end` of `len`.
-fn set_length(r: &mut Response, status: StatusCode, start: u64, end: u64, len: u64) {
+pub(super) fn set_length(r: &mut Response, status: StatusCode, start: u64, end: u64, len: u64) {
     let h = r.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
     if status == StatusCode::PARTIAL_CONTENT {
@@ -229,7 +229,7 @@ fn set_length(r: &mut Response, status: StatusCode, start: u64, end: u64, len: u
     }
 }
 
-fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+pub(super) fn etag_matches(if_none_match: &str, etag: &str) -> bool {
     if_none_match
         .split(',')
         .map(|t| t.trim().trim_start_matches("W/"))

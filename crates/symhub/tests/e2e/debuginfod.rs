@@ -113,6 +113,34 @@ async fn uploaded_elf_files_are_served_to_debuginfod_clients() {
     let parsed = symhub_core::elf::ElfFile::parse(&debug).unwrap();
     assert!(found[2].bytes() == parsed.section(".debug_info").unwrap());
 
+    // Sections answer like every hit: Range, ETag, X-Cache, conditional requests.
+    let section = parsed.section(".debug_info").unwrap().to_vec();
+    let section_url = format!("{}/buildid/{id}/section/.debug_info", s.url);
+    let r = client()
+        .get(&section_url)
+        .header("range", "bytes=2-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(
+        r.headers()["content-range"],
+        format!("bytes 2-9/{}", section.len()).as_str()
+    );
+    assert_eq!(r.headers()["x-cache"], "HIT");
+    assert_eq!(
+        r.headers()["x-debuginfod-size"],
+        section.len().to_string().as_str()
+    );
+    let etag = r.headers()["etag"].clone();
+    assert_eq!(&r.bytes().await.unwrap()[..], &section[2..10]);
+    let r = client()
+        .get(&section_url)
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
     // The binary under its SymSrv key is still the binary.
     let r = s.get(&format!("/hello/{id}/hello")).await;
     assert!(
