@@ -93,8 +93,11 @@ pub enum Missing {
     Unavailable,
     /// Not stored, and not a key upstreams are asked for (not `<file>/<id>/<name>`).
     LocalOnly,
-    /// No upstream has it (or some failed: then the miss is not remembered).
+    /// Every upstream said it has no such file (remembered as a negative entry).
     NotUpstream,
+    /// No upstream that could have it answered usably: some failed, were in blackout, or
+    /// sent something that is not a file. Nothing is remembered; the next request asks again.
+    NotAnswered,
     /// The download began but broke off before the file was complete.
     DownloadFailed,
 }
@@ -194,8 +197,9 @@ impl Cache {
         };
         match fill.headers().await {
             FillState::Unavailable => not_found(Missing::Unavailable, None),
-            FillState::Resolving | FillState::NotFound | FillState::Failed => {
-                not_found(Missing::NotUpstream, Some(route))
+            FillState::NotFound => not_found(Missing::NotUpstream, Some(route)),
+            FillState::Resolving | FillState::Failed => {
+                not_found(Missing::NotAnswered, Some(route))
             }
             FillState::Ready(entry) => committed(entry),
             FillState::Streaming(progress) => match &progress.done {

@@ -355,7 +355,7 @@ async fn a_500_is_not_remembered() {
             matches!(
                 answer,
                 Answer::NotFound {
-                    why: Missing::NotUpstream,
+                    why: Missing::NotAnswered,
                     ..
                 }
             ),

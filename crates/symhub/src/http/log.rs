@@ -170,15 +170,19 @@ impl RequestLog {
             .headers()
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse().ok());
-        let line = LogLine {
-            request: self,
-            expected,
-            outcome,
-            status,
-            bytes: 0,
-            complete: false,
-        };
-        response.map(|inner| LoggedBody { inner, line })
+        response.map(|inner| {
+            // An empty body (a HEAD, a bare 200) is never polled: it is whole from the start.
+            let complete = inner.is_end_stream();
+            let line = LogLine {
+                request: self,
+                expected,
+                outcome,
+                status,
+                bytes: 0,
+                complete,
+            };
+            LoggedBody { inner, line }
+        })
     }
 
     fn client(&self) -> String {

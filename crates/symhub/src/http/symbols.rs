@@ -145,6 +145,10 @@ pub(super) async fn respond(
                 (Missing::LocalOnly, _) => Outcome::new("local-only"),
                 (Missing::NotUpstream, r) => Outcome::new(r.map_or("miss", |r| r.outcome()))
                     .status_note("not found upstream"),
+                (Missing::NotAnswered, r) => Outcome::new(r.map_or("miss", |r| r.outcome()))
+                    .status_note(
+                        "no upstream answered usably (failed, down or not a file); not remembered",
+                    ),
                 (Missing::DownloadFailed, r) => {
                     Outcome::new(r.map_or("miss", |r| r.outcome())).status_note("download failed")
                 }
