@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helper import MIB, cpu_us_per_req, other  # noqa: E402  (bench/helper.py)
+from helper import MIB, cpu_us_per_req, load_records, other  # noqa: E402  (bench/helper.py)
 
 
 # ---------------------------------------------------------------- elfutils' first scan
@@ -99,16 +99,7 @@ def cmd_upload(url, key, path, name, build_id):
 # ---------------------------------------------------------------- summary table
 
 def cmd_summary(path):
-    recs = [json.loads(l) for l in open(path) if l.strip()]
-    meta = {}
-    for r in recs:
-        if r["kind"] == "meta":
-            meta.update(r)
-    wrk = {r["name"]: r for r in recs if r["kind"] == "wrk"}
-    curls = {}
-    for r in recs:
-        if r["kind"] == "curl":
-            curls.setdefault(r["name"], []).append(r)
+    meta, wrk, curls = load_records(path)
 
     lines = []
     add = lines.append

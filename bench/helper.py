@@ -222,7 +222,9 @@ def verdict(r, target=0.9):
     return "ok" if r >= target else f"BELOW {target:.1f}x"
 
 
-def cmd_summary(path):
+def load_records(path):
+    """The measurements of one run (results.jsonl): run metadata, wrk runs by name, and the
+    curl runs of each name."""
     recs = [json.loads(l) for l in open(path) if l.strip()]
     meta = {}
     for r in recs:
@@ -233,6 +235,11 @@ def cmd_summary(path):
     for r in recs:
         if r["kind"] == "curl":
             curls.setdefault(r["name"], []).append(r)
+    return meta, wrk, curls
+
+
+def cmd_summary(path):
+    meta, wrk, curls = load_records(path)
 
     lines = []
     add = lines.append
