@@ -212,7 +212,8 @@ impl Drop for LogLine {
         if !tracing::enabled!(tracing::Level::INFO) {
             return;
         }
-        let took_ms = r.started.elapsed().as_secs_f64() * 1000.0;
+        // Hundredths of a millisecond: `took_ms=5.7`, never `5.7001029999999995`.
+        let took_ms = (r.started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0;
         let client = r.client();
         let Some(o) = &self.outcome else {
             tracing::info!(client = %client, method = %r.method, path = r.uri.path(),
