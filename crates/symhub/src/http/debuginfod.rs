@@ -59,7 +59,7 @@ pub async fn route(State(app): State<Arc<App>>, req: axum::extract::Request) -> 
     let mut sent = headers.clone();
     sent.insert(
         X_FORWARDED_FOR,
-        HeaderValue::from_str(&vec!["symhub"; hops + 1].join(", ")).expect("ascii"),
+        HeaderValue::from_str(&vec!["symhub"; hops.min(MAX_HOPS) + 1].join(", ")).expect("ascii"),
     );
     let id = &request.build_id;
     let (key, answer) = match &request.artifact {
