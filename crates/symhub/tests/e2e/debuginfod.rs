@@ -52,16 +52,22 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn uploaded_elf_files_are_served_to_debuginfod_clients() {
+/// The C program of the rig, built and split in a temp dir (kept alive with it); `None`
+/// (the test skips) when elfutils' tools are missing and not required.
+fn program() -> Option<(tempfile::TempDir, Built)> {
     if !elfutils_tools() {
-        return;
+        return None;
     }
     let dir = tempfile::tempdir().unwrap();
-    let built = blocking({
-        let d = dir.path().to_owned();
-        move || build_c_program(&d)
-    });
+    let built = blocking(|| build_c_program(dir.path()));
+    Some((dir, built))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploaded_elf_files_are_served_to_debuginfod_clients() {
+    let Some((_dir, built)) = program() else {
+        return;
+    };
     let id = built.build_id.clone();
     let s = Symhub::start(&format!("upstream = []\n{}", auth_config(KEY)));
     // The debug file first, under the binary's name (as a build script would): neither
@@ -243,14 +249,9 @@ async fn bad_debuginfod_requests_are_404_and_change_nothing() {
 /// misses, a dead upstream costing a fast 404, and loops stopped by hop counting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn symhub_federates_to_elfutils_debuginfod() {
-    if !elfutils_tools() {
+    let Some((_dir, built)) = program() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let built = blocking({
-        let d = dir.path().to_owned();
-        move || build_c_program(&d)
-    });
+    };
     let id = built.build_id.clone();
     let index = built.index_dir.clone();
     let mut elfutils = blocking(move || ElfutilsDebuginfod::start(&index));
