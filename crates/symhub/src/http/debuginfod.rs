@@ -16,14 +16,11 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::Response;
-use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
 use symhub_core::debuginfod::{Artifact, DebuginfodRequest};
 
 use super::log::Outcome;
-use super::symbols::{
-    base_headers, etag_matches, not_found, range_not_satisfiable, refuse_download, respond,
-    set_length, wanted, Wanted,
-};
+use super::symbols::{not_found, refuse_download, respond, serve_part, FilePart};
 use super::App;
 use crate::cache::{Answer, Fill};
 use crate::debuginfod::{debuginfo, executable, section_range, source};
@@ -165,32 +162,16 @@ async fn section(
             .flatten();
         let Some((offset, len)) = range else { continue };
         let etag = format!("\"{}.{name}\"", entry.etag().trim_matches('"'));
-        let (status, start, end) = match wanted(headers, len, Some(&etag)) {
-            _ if headers
-                .get(header::IF_NONE_MATCH)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|inm| etag_matches(inm, &etag)) =>
-            {
-                (StatusCode::NOT_MODIFIED, 0, 0)
-            }
-            Wanted::All => (StatusCode::OK, 0, len),
-            Wanted::Part(s, e) => (StatusCode::PARTIAL_CONTENT, s, e + 1),
-            Wanted::Unsatisfiable => return range_not_satisfiable(len),
+        let part = FilePart {
+            file,
+            offset,
+            len,
+            etag: &etag,
         };
-        let body_end = if head { start } else { end };
-        let Ok(body) = super::body::file_body(file, offset + start, offset + body_end) else {
+        let Some(mut r) = serve_part(part, &entry, headers, head, route.x_cache()) else {
             continue;
         };
-        let mut r = Response::new(body);
-        *r.status_mut() = status;
-        if status != StatusCode::NOT_MODIFIED {
-            set_length(&mut r, status, start, end, len);
-        }
-        base_headers(&mut r, route.x_cache(), entry.http_date());
         let h = r.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&etag) {
-            h.insert(header::ETAG, v);
-        }
         h.insert("x-debuginfod-size", HeaderValue::from(len));
         if let Ok(v) = HeaderValue::from_str(name) {
             h.insert("x-debuginfod-file", v);

@@ -172,7 +172,7 @@ pub(super) fn not_found(cache: &'static str, outcome: Outcome) -> Response {
     outcome.to(r)
 }
 
-pub(super) fn base_headers(r: &mut Response, cache: &'static str, last_modified: &str) {
+fn base_headers(r: &mut Response, cache: &'static str, last_modified: &str) {
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -186,13 +186,13 @@ pub(super) fn base_headers(r: &mut Response, cache: &'static str, last_modified:
 }
 
 /// What a `Range` header asks of a body of `len` bytes.
-pub(super) enum Wanted {
+enum Wanted {
     All,
     Part(u64, u64),
     Unsatisfiable,
 }
 
-pub(super) fn wanted(headers: &HeaderMap, len: u64, etag: Option<&str>) -> Wanted {
+fn wanted(headers: &HeaderMap, len: u64, etag: Option<&str>) -> Wanted {
     let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
         return Wanted::All;
     };
@@ -212,7 +212,7 @@ pub(super) fn wanted(headers: &HeaderMap, len: u64, etag: Option<&str>) -> Wante
     }
 }
 
-pub(super) fn range_not_satisfiable(len: u64) -> Response {
+fn range_not_satisfiable(len: u64) -> Response {
     let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
     r.headers_mut().insert(
         header::CONTENT_RANGE,
@@ -222,7 +222,7 @@ pub(super) fn range_not_satisfiable(len: u64) -> Response {
 }
 
 /// Content-Length, and Content-Range for a 206, of the bytes `start..end` of `len`.
-pub(super) fn set_length(r: &mut Response, status: StatusCode, start: u64, end: u64, len: u64) {
+fn set_length(r: &mut Response, status: StatusCode, start: u64, end: u64, len: u64) {
     let h = r.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
     if status == StatusCode::PARTIAL_CONTENT {
@@ -233,7 +233,7 @@ pub(super) fn set_length(r: &mut Response, status: StatusCode, start: u64, end: 
     }
 }
 
-pub(super) fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+fn etag_matches(if_none_match: &str, etag: &str) -> bool {
     if_none_match
         .split(',')
         .map(|t| t.trim().trim_start_matches("W/"))
@@ -249,7 +249,39 @@ fn serve_entry(
     head: bool,
     label: &'static str,
 ) -> Option<Response> {
-    let etag = entry.etag();
+    let part = FilePart {
+        file,
+        offset: 0,
+        len: entry.size,
+        etag: entry.etag(),
+    };
+    let r = serve_part(part, entry, headers, head, label);
+    if r.is_none() {
+        tracing::error!(key = %entry.key, path = %entry.path.display(), "a stored or cached file is shorter than its record");
+    }
+    r
+}
+
+/// `len` bytes at `offset` of a committed entry's open file, served as a whole file with its
+/// own validator: the entry itself, or one ELF section of it (debuginfod).
+pub(super) struct FilePart<'a> {
+    pub file: Arc<File>,
+    pub offset: u64,
+    pub len: u64,
+    /// A strong validator of these bytes, quoted.
+    pub etag: &'a str,
+}
+
+/// A part of a committed file with Range (206/416), If-None-Match / If-Modified-Since (304),
+/// ETag and Last-Modified. `None` when the file is shorter than the part.
+pub(super) fn serve_part(
+    part: FilePart<'_>,
+    entry: &Entry,
+    headers: &HeaderMap,
+    head: bool,
+    label: &'static str,
+) -> Option<Response> {
+    let etag = part.etag;
     let not_modified = match headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -263,28 +295,24 @@ fn serve_entry(
                 entry.http_date() == httpdate::fmt_http_date(since) || entry.last_modified < since
             }),
     };
-    let len = entry.size;
+    let len = part.len;
     let (status, start, end) = match wanted(headers, len, Some(etag)) {
         _ if not_modified => (StatusCode::NOT_MODIFIED, 0, 0),
         Wanted::All => (StatusCode::OK, 0, len),
         Wanted::Part(s, e) => (StatusCode::PARTIAL_CONTENT, s, e + 1),
         Wanted::Unsatisfiable => return Some(range_not_satisfiable(len)),
     };
-    let body = match file_body(file, start, if head { start } else { end }) {
-        Ok(body) => body,
-        Err(e) => {
-            tracing::error!(key = %entry.key, path = %entry.path.display(), "cannot read a stored or cached file: {e}");
-            return None;
-        }
-    };
+    let at = part.offset;
+    let body = file_body(part.file, at + start, at + if head { start } else { end }).ok()?;
     let mut r = Response::new(body);
     *r.status_mut() = status;
     if status != StatusCode::NOT_MODIFIED {
         set_length(&mut r, status, start, end, len);
     }
     base_headers(&mut r, label, entry.http_date());
-    r.headers_mut()
-        .insert(header::ETAG, HeaderValue::from_str(etag).expect("hex"));
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
     Some(r)
 }
 

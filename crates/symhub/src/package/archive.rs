@@ -280,7 +280,7 @@ pub fn extract<'s>(
     let mut entry = zip
         .by_index(i)
         .map_err(|e| PackageError::Read(name.clone(), e.to_string()))?;
-    let mut out = store.writer()?.limit(declared);
+    let mut out = store.writer()?;
     let mut prefix = Vec::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {

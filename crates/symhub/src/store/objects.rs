@@ -89,7 +89,6 @@ impl ObjectDir {
             temp,
             hasher: Sha256::new(),
             written: 0,
-            max: u64::MAX,
         })
     }
 
@@ -103,7 +102,7 @@ impl ObjectDir {
 
 /// The one way symhub writes a file it may later serve: bytes appended to a temp file in an
 /// [`ObjectDir`]'s `tmp/` by positional writes (so readers may follow it through their own
-/// offsets while it grows), counted, bounded and hashed as they go; then made visible
+/// offsets while it grows), counted and hashed as they go; then made visible
 /// atomically by [`TempObject::commit`], or deleted when dropped. Used by proxy downloads,
 /// bucket copies, uploads and package extraction.
 pub struct TempObject {
@@ -111,31 +110,14 @@ pub struct TempObject {
     temp: TempPath,
     hasher: Sha256,
     written: u64,
-    max: u64,
 }
 
-/// A write past [`TempObject::limit`]: nothing past it was written.
-#[derive(Debug, thiserror::Error)]
-#[error("more than {0} bytes")]
-pub struct OverLimit(pub u64);
-
 impl TempObject {
-    /// Refuses writes that would make the file longer than `max` bytes.
-    pub fn limit(mut self, max: u64) -> Self {
-        self.max = max;
-        self
-    }
-
-    /// Appends `chunk`. Blocking (a local write). An error of kind `InvalidData` wrapping
-    /// [`OverLimit`] when the limit would be passed.
+    /// Appends `chunk`. Blocking (a local write). Callers bound the length themselves
+    /// against [`TempObject::written`] before writing, each with its own limit and error
+    /// (`upload.max_size`, a zip entry's declared size, a Content-Length).
     pub fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
         let end = self.written + chunk.len() as u64;
-        if end > self.max {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                OverLimit(self.max),
-            ));
-        }
         self.file.write_all_at(chunk, self.written)?;
         self.hasher.update(chunk);
         self.written = end;

@@ -303,7 +303,7 @@ where
     if declared.is_some_and(|n| n > max) {
         return Err(UploadError::TooLarge(max));
     }
-    let mut out = store.writer()?.limit(max);
+    let mut out = store.writer()?;
     let mut body = std::pin::pin!(body);
     // A body that stops arriving is cut (and its partial file deleted) after `idle`, so a
     // slow or stalled client cannot hold a temp file and a task forever.
