@@ -23,6 +23,7 @@ use crate::config::UploadConfig;
 use crate::store::sessions::Session;
 use crate::store::symbols::{Committed, ModuleId, Received};
 use crate::store::SymbolStore;
+use crate::store::TempObject;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
@@ -303,23 +304,45 @@ where
     if declared.is_some_and(|n| n > max) {
         return Err(UploadError::TooLarge(max));
     }
-    let mut out = store.writer()?;
-    let mut body = std::pin::pin!(body);
-    // A body that stops arriving is cut (and its partial file deleted) after `idle`, so a
-    // slow or stalled client cannot hold a temp file and a task forever.
+    // Whatever has arrived is written in one hand-off to the blocking pool, and the next
+    // batch is read from the network while the previous one is written (writes stay in
+    // order: a batch waits for the one before it). A body that stops arriving is cut (and
+    // its partial file deleted) after `idle`, so a stalled client cannot hold a temp file.
+    let mut body = std::pin::pin!(body.ready_chunks(64));
+    let mut idle_writer = Some(store.writer()?);
+    let mut writing: Option<tokio::task::JoinHandle<std::io::Result<TempObject>>> = None;
+    let mut size = 0u64;
     loop {
-        let chunk = match tokio::time::timeout(idle, body.next()).await {
+        let batch = match tokio::time::timeout(idle, body.next()).await {
             Err(_) => return Err(UploadError::Body(format!("no data for {idle:?}"))),
             Ok(None) => break,
-            Ok(Some(chunk)) => chunk,
+            Ok(Some(batch)) => batch,
         };
-        let chunk = chunk.map_err(|e| UploadError::Body(e.to_string()))?;
-        if out.written() + chunk.len() as u64 > max {
-            // The temp file is dropped here, and the partial file with it.
-            return Err(UploadError::TooLarge(max));
+        let mut chunks = Vec::with_capacity(batch.len());
+        for chunk in batch {
+            let chunk = chunk.map_err(|e| UploadError::Body(e.to_string()))?;
+            size += chunk.len() as u64;
+            if size > max {
+                // The temp file is dropped with its writer, and the partial file with it.
+                return Err(UploadError::TooLarge(max));
+            }
+            chunks.push(chunk);
         }
-        out = out.write_async(vec![chunk]).await?;
+        let mut out = match writing.take() {
+            Some(w) => w.await.map_err(std::io::Error::other)??,
+            None => idle_writer.take().expect("a writer when none is busy"),
+        };
+        writing = Some(tokio::task::spawn_blocking(move || {
+            for chunk in chunks {
+                out.write(&chunk)?;
+            }
+            Ok(out)
+        }));
     }
+    let out = match writing {
+        Some(w) => w.await.map_err(std::io::Error::other)??,
+        None => idle_writer.take().expect("a writer when none is busy"),
+    };
     let done = out.finish();
     Ok(Received {
         path: done.temp,
