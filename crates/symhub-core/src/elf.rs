@@ -2,9 +2,10 @@
 //! or runnable code, its `DT_SONAME`, and one section's stored bytes — what a symbol server
 //! needs to key a file (SSQP, debuginfod) and to answer debuginfod's `section/<name>`.
 //!
-//! Pure and bounded: the caller hands over the whole file as a byte slice (mmapped or read
-//! with a size limit); every operation here is linear in the file's size, allocates nothing,
-//! and never panics on hostile input (section names are compared in place, never scanned to
+//! Pure and bounded: the caller hands over the whole file as a byte slice, or any `object`
+//! `ReadRef` (a `ReadCache` over an open file reads only the headers, notes and tables asked
+//! for, never a section's contents unless [`ElfFile::section`] is called); every operation
+//! here is linear in the file's size and never panics on hostile input (section names are compared in place, never scanned to
 //! a NUL, so many sections cannot make a lookup quadratic). Parsing is done with the `object`
 //! crate's raw ELF structures.
 //!
@@ -16,7 +17,7 @@ use object::elf::{
     FileHeader32, FileHeader64, DT_SONAME, ET_DYN, ET_EXEC, NT_GNU_BUILD_ID, SHT_NOBITS, SHT_NOTE,
 };
 use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader};
-use object::Endianness;
+use object::{Endianness, ReadRef};
 
 use crate::debuginfod::BuildId;
 
@@ -35,8 +36,8 @@ pub enum ElfError {
 
 /// What an ELF file says about itself. Borrowed from the caller's bytes.
 #[derive(Debug, Clone)]
-pub struct ElfFile<'data> {
-    data: &'data [u8],
+pub struct ElfFile<'data, R: ReadRef<'data> = &'data [u8]> {
+    data: R,
     class: Class,
     build_id: Option<&'data [u8]>,
     has_debug_info: bool,
@@ -55,12 +56,21 @@ impl<'data> ElfFile<'data> {
     /// for data that is not ELF, or whose header or section header table is unreadable;
     /// damage elsewhere (a bad note, a `.dynamic` out of bounds) only hides what it holds.
     pub fn parse(data: &'data [u8]) -> Result<Self, ElfError> {
-        if data.get(..4) != Some(&b"\x7fELF"[..]) {
+        Self::read(data)
+    }
+}
+
+impl<'data, R: ReadRef<'data>> ElfFile<'data, R> {
+    /// [`ElfFile::parse`] over any `ReadRef`, such as `&ReadCache<File>`: only the parts of
+    /// the file the accessors need are read.
+    pub fn read(data: R) -> Result<Self, ElfError> {
+        let ident = data.read_bytes_at(0, 5).map_err(|_| ElfError::NotElf)?;
+        if ident[..4] != b"\x7fELF"[..] {
             return Err(ElfError::NotElf);
         }
-        let class = match data.get(4) {
-            Some(1) => Class::Elf32,
-            Some(2) => Class::Elf64,
+        let class = match ident[4] {
+            1 => Class::Elf32,
+            2 => Class::Elf64,
             _ => return Err(ElfError::Unsupported),
         };
         match class {
@@ -70,10 +80,10 @@ impl<'data> ElfFile<'data> {
     }
 
     fn parse_as<Elf: FileHeader<Endian = Endianness>>(
-        data: &'data [u8],
+        data: R,
         class: Class,
     ) -> Result<Self, ElfError> {
-        let v = View::<Elf>::new(data)?;
+        let v = View::<Elf, R>::new(data)?;
         let e_type = v.header.e_type(v.endian);
         Ok(Self {
             data,
@@ -81,11 +91,18 @@ impl<'data> ElfFile<'data> {
             build_id: v.build_id(),
             has_debug_info: [&b".debug_info"[..], b".zdebug_info"]
                 .iter()
-                .any(|n| v.contents(n).is_some()),
-            is_executable: (e_type == ET_EXEC || e_type == ET_DYN)
-                && v.contents(b".text").is_some(),
+                .any(|n| v.has_contents(n)),
+            is_executable: (e_type == ET_EXEC || e_type == ET_DYN) && v.has_contents(b".text"),
             soname: v.soname(),
         })
+    }
+
+    /// The ELF class as Breakpad and debuggers name the architecture's word size: 32 or 64.
+    pub fn bits(&self) -> u8 {
+        match self.class {
+            Class::Elf32 => 32,
+            Class::Elf64 => 64,
+        }
     }
 
     /// The descriptor of the first `NT_GNU_BUILD_ID` note owned by `GNU`, as raw bytes.
@@ -140,10 +157,10 @@ impl<'data> ElfFile<'data> {
             return None;
         }
         let found = match self.class {
-            Class::Elf32 => View::<FileHeader32<Endianness>>::new(self.data)
+            Class::Elf32 => View::<FileHeader32<Endianness>, R>::new(self.data)
                 .ok()
                 .and_then(|v| v.contents(name.as_bytes())),
-            Class::Elf64 => View::<FileHeader64<Endianness>>::new(self.data)
+            Class::Elf64 => View::<FileHeader64<Endianness>, R>::new(self.data)
                 .ok()
                 .and_then(|v| v.contents(name.as_bytes())),
         };
@@ -152,8 +169,8 @@ impl<'data> ElfFile<'data> {
 }
 
 /// The parts of a file every question starts from.
-struct View<'data, Elf: FileHeader> {
-    data: &'data [u8],
+struct View<'data, Elf: FileHeader, R: ReadRef<'data>> {
+    data: R,
     endian: Endianness,
     header: &'data Elf,
     sections: &'data [Elf::SectionHeader],
@@ -165,8 +182,8 @@ fn malformed(e: object::read::Error) -> ElfError {
     ElfError::Malformed(e.to_string())
 }
 
-impl<'data, Elf: FileHeader<Endian = Endianness>> View<'data, Elf> {
-    fn new(data: &'data [u8]) -> Result<Self, ElfError> {
+impl<'data, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'data>> View<'data, Elf, R> {
+    fn new(data: R) -> Result<Self, ElfError> {
         let header = Elf::parse(data).map_err(|_| ElfError::Unsupported)?;
         let endian = header.endian().map_err(|_| ElfError::Unsupported)?;
         let sections = header.section_headers(endian, data).map_err(malformed)?;
@@ -194,6 +211,17 @@ impl<'data, Elf: FileHeader<Endian = Endianness>> View<'data, Elf> {
             end.and_then(|end| self.names.get(at..=end))
                 .is_some_and(|n| n[..name.len()] == *name && n[name.len()] == 0)
         })
+    }
+
+    /// Whether a named section has contents inside the file, judged from its header alone
+    /// (a `ReadCache` would otherwise read a 500 MB `.debug_info` to answer).
+    fn has_contents(&self, name: &[u8]) -> bool {
+        let Some(s) = self.named(name) else {
+            return false;
+        };
+        let len = self.data.len().unwrap_or(0);
+        s.file_range(self.endian)
+            .is_some_and(|(at, size)| size > 0 && at.checked_add(size).is_some_and(|e| e <= len))
     }
 
     /// The stored bytes of a named section that has contents in the file.

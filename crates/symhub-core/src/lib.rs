@@ -9,6 +9,7 @@ pub mod breakpad;
 pub mod debuginfod;
 pub mod elf;
 pub mod key;
+pub mod native;
 pub mod ppdb;
 pub mod spelling;
 
