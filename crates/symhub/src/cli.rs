@@ -33,6 +33,9 @@ enum Command {
     /// SSQP zip packages: add, list, show, remove.
     #[command(subcommand)]
     Package(crate::package_client::PackageCommand),
+    /// Write the Breakpad `.sym` of a debug file (Mozilla's dump_syms, built in); the server
+    /// runs this in a child process for each upload it makes symbols for.
+    DumpSyms(symhub::upload::dump_worker::DumpArgs),
     /// Copy a single-node store (a data directory) into a shared bucket store, resumably:
     /// run it again to carry on after an interruption.
     Migrate(MigrateArgs),
@@ -240,6 +243,7 @@ pub fn main() -> ExitCode {
         Command::Upload(args) => crate::upload_client::run(args),
         Command::Package(command) => crate::package_client::run(command),
         Command::Migrate(args) => migrate(args),
+        Command::DumpSyms(args) => symhub::upload::dump_worker::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

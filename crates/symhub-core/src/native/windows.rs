@@ -111,7 +111,10 @@ where
         objects: vec![DebugObject {
             format: Format::Pe,
             arch: Some(file.arch().to_owned()),
-            breakpad_key: None,
+            // The PDB's `.sym`, which this binary completes (unwind tables, code id).
+            breakpad_key: codeview
+                .as_ref()
+                .and_then(|_| breakpad_key(&debug_file, &debug_id)),
             index_id: debug_id.to_ascii_lowercase(),
             debug_file,
             debug_id,

@@ -204,6 +204,15 @@ pub struct UploadConfig {
     /// The base URL clients reach symhub at (`https://symbols.example.com`), used to build
     /// v2 upload URLs. Empty: taken from X-Forwarded-Proto/Host of trusted proxies, else Host.
     pub public_url: String,
+    /// Make the Breakpad `.sym` of every PDB, ELF with DWARF and Mach-O with DWARF uploaded
+    /// as a raw file (`PUT /api/files/…`, `symhub upload`), when it is uploaded.
+    pub breakpad: bool,
+    /// Time one `.sym` may take to make before the attempt is given up (the upload itself
+    /// is kept).
+    #[serde(with = "humantime_serde")]
+    pub breakpad_timeout: Duration,
+    /// Memory (address space) one `.sym` maker may use: dump_syms reads a file whole.
+    pub breakpad_max_memory: ByteSize,
 }
 
 impl Default for UploadConfig {
@@ -214,6 +223,9 @@ impl Default for UploadConfig {
             session_ttl: Duration::from_secs(3600),
             v1_path: "/symupload".into(),
             public_url: String::new(),
+            breakpad: true,
+            breakpad_timeout: Duration::from_secs(600),
+            breakpad_max_memory: ByteSize::gib(8),
         }
     }
 }

@@ -106,6 +106,7 @@ fn classify(e: &ApiError) -> (StatusCode, &'static str, String) {
                 UploadError::BadToken => (S::FORBIDDEN, "bad_upload_token"),
                 UploadError::NothingReceived(_) => (S::CONFLICT, "nothing_uploaded"),
                 UploadError::NotSym(_) => (S::UNPROCESSABLE_ENTITY, "not_a_symbol_file"),
+                UploadError::NotDebugFile(_) => (S::UNPROCESSABLE_ENTITY, "not_a_debug_file"),
                 UploadError::Mismatch { .. } => (S::UNPROCESSABLE_ENTITY, "module_mismatch"),
                 UploadError::BadRequest(_) => (S::UNPROCESSABLE_ENTITY, "bad_request"),
                 UploadError::Body(_) => (S::BAD_REQUEST, "broken_body"),

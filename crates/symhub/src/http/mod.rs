@@ -8,6 +8,7 @@ mod api;
 mod body;
 mod debuginfod;
 pub mod error;
+mod files;
 mod idle;
 pub mod json;
 pub mod log;
@@ -117,6 +118,11 @@ fn router(app: Arc<App>) -> Router {
         post(api::v1).layer(DefaultBodyLimit::disable()),
     )
     .route(&format!("{p}/api/symbols"), get(api::list))
+    .route(
+        &format!("{p}/api/files/{{name}}"),
+        put(files::put).layer(DefaultBodyLimit::disable()),
+    )
+    .route(&format!("{p}/api/files/missing"), post(files::missing))
     .route(&format!("{p}/buildid/{{*rest}}"), get(debuginfod::route))
     .route(
         &format!("{p}/api/sources/{{*rest}}"),

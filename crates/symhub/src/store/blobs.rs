@@ -246,6 +246,11 @@ impl Bucket {
         self.path(&format!("blobs/{sha256}"))
     }
 
+    /// Where blob `sha256` is in the bucket.
+    pub fn blob_path(&self, sha256: &str) -> Path {
+        self.blob(sha256)
+    }
+
     pub fn upload_path(&self, upload_key: &str) -> Path {
         self.path(&format!("uploads/{upload_key}"))
     }

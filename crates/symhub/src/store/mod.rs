@@ -11,6 +11,7 @@ mod claims;
 pub mod db;
 mod locate;
 pub mod migrate;
+pub mod modules;
 pub mod objects;
 pub mod packages;
 mod schema;

@@ -10,6 +10,11 @@
 //! arrives (never whole in memory) and is hashed on the way. A Breakpad file must name, in
 //! its MODULE line, the module the uploader claims; otherwise nothing is stored.
 
+pub mod dump_worker;
+pub mod files;
+mod symgen;
+mod unpack;
+
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -41,6 +46,8 @@ pub enum UploadError {
     NothingReceived(String),
     #[error("not a Breakpad symbol file: {0}")]
     NotSym(String),
+    #[error("{0}")]
+    NotDebugFile(String),
     #[error("the file's MODULE line names `{found_file}` `{found_id}`, not `{file}` `{id}`")]
     Mismatch {
         file: String,
@@ -88,7 +95,7 @@ pub struct Uploads {
     pub body_idle_timeout: std::time::Duration,
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, UploadError> + Send + 'static,
 ) -> Result<T, UploadError> {
     tokio::task::spawn_blocking(f)
@@ -411,15 +418,20 @@ fn identify(received: &Received, claim: &Claim) -> Result<(Vec<SymbolKey>, Modul
     let key = header
         .key()
         .map_err(|e| UploadError::NotSym(e.to_string()))?;
-    let module = ModuleId {
-        kind,
+    Ok((vec![key], sym_module(&header)))
+}
+
+/// The module identity a Breakpad file's header gives, as recorded with its key (for
+/// `checkStatus` and code-id lookups).
+fn sym_module(header: &symhub_core::breakpad::SymHeader) -> ModuleId {
+    ModuleId {
+        kind: "BREAKPAD".into(),
         code_file: header
             .code_file
             .clone()
             .or(header.code_id.as_ref().map(|_| header.debug_file.clone())),
         code_id: header.code_id.clone(),
-        debug_file: header.debug_file,
-        debug_id: header.debug_id,
-    };
-    Ok((vec![key], module))
+        debug_file: header.debug_file.clone(),
+        debug_id: header.debug_id.clone(),
+    }
 }

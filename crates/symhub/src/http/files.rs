@@ -1,0 +1,72 @@
+//! Raw build output over HTTP (what `symhub upload` speaks; any script can too):
+//! - `PUT /api/files/<name>[?transaction=<id>]`: the file as the body. The server identifies
+//!   it from its bytes and answers the keys it was stored under (JSON, see
+//!   [`crate::upload::files::FileReport`]); 422 `not_a_debug_file` with the reason for a
+//!   file it cannot key. `<name>` is the file's name (only the last segment counts).
+//! - `POST /api/files/missing[?transaction=<id>]` with `{"files": [{"sha256", "keys",
+//!   "derived"}]}`: which of these files the server does not hold under every key with
+//!   these bytes (`{"missing": [indices]}`), so a client uploads only those. Files it holds
+//!   are recorded in the transaction as if uploaded again, with their `derived` keys (a
+//!   `.sym` made from them), so deleting an older transaction cannot take them away.
+//!
+//! Both need an API key.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use axum::Json;
+use http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::api::declared_length;
+use super::error::{ApiError, RequireKey};
+use super::log::Noted;
+use super::{json, App};
+
+#[derive(Deserialize)]
+pub struct FileQuery {
+    transaction: Option<i64>,
+}
+
+pub async fn put(
+    _: RequireKey,
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    Query(q): Query<FileQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let received = app
+        .uploads
+        .receive(body.into_data_stream(), declared_length(&headers))
+        .await?;
+    let report = app
+        .uploads
+        .ingest_file(received, &name, q.transaction)
+        .await?;
+    Ok(json::reply(StatusCode::OK, &report).noted("file-stored"))
+}
+
+#[derive(Deserialize)]
+pub struct MissingRequest {
+    files: Vec<crate::upload::files::Held>,
+}
+
+pub async fn missing(
+    _: RequireKey,
+    State(app): State<Arc<App>>,
+    Query(q): Query<FileQuery>,
+    Json(body): Json<MissingRequest>,
+) -> Result<Response, ApiError> {
+    if body.files.len() > 10_000 {
+        return Err(ApiError::BadRequest(
+            "too_many_files",
+            "ask about at most 10000 files at a time".into(),
+        ));
+    }
+    let missing = app.uploads.missing(body.files, q.transaction).await?;
+    Ok(json::reply(StatusCode::OK, &json!({ "missing": missing })).noted("files-checked"))
+}

@@ -1,0 +1,218 @@
+//! Breakpad symbols for free: when a file with debug info (a PDB, an ELF with DWARF, a Mach-O
+//! with DWARF) or the binary it belongs to is uploaded, the module's `.sym` is made from
+//! both as far as they are stored (dump_syms merges them: the PDB or DWARF gives functions
+//! and lines, the binary its unwind tables and code id) and stored under its Breakpad key,
+//! so minidump processors symbolicate the build with nothing run on the build machine but
+//! the upload. Made at upload time, not on first request: a crash pipeline then never waits
+//! for it, and the upload's answer says whether it worked. Uploading the second file of a
+//! pair makes the `.sym` again, now complete, whichever came first.
+
+use std::path::{Path, PathBuf};
+
+use symhub_core::breakpad::{parse_sym_header, HEADER_LIMIT};
+use symhub_core::native::{DebugObject, Format};
+
+use super::dump_worker::{dump, DumpLimits};
+use super::files::{result_name, SymReport};
+use super::{blocking, UploadError, Uploads};
+use crate::store::modules::{LocalBlob, ModuleFile};
+use crate::store::symbols::Committed;
+use crate::store::SymbolStore;
+
+/// A stored file that carries what a `.sym` is made from.
+fn is_debug_info(f: &ModuleFile) -> bool {
+    let first = f.key.split('/').next().unwrap_or("");
+    match f.kind.as_str() {
+        "PDB" => true,
+        "ELF" => first.eq_ignore_ascii_case("_.debug"),
+        "MACHO" => first.eq_ignore_ascii_case("_.dwarf"),
+        _ => false,
+    }
+}
+
+/// A stored binary of the module (where unwind tables and the code id come from).
+fn is_code(f: &ModuleFile) -> bool {
+    let first = f.key.split('/').next().unwrap_or("");
+    match f.kind.as_str() {
+        "PE" => true,
+        "ELF" => !first.eq_ignore_ascii_case("_.debug"),
+        "MACHO" => !first.eq_ignore_ascii_case("_.dwarf"),
+        _ => false,
+    }
+}
+
+fn file_name(f: &ModuleFile) -> &str {
+    f.key.split('/').next().unwrap_or("")
+}
+
+/// The inputs of one `.sym`, linked into a private directory under the store's `tmp/`, named
+/// as dump_syms needs: a PE beside its PDB with the PDB's stem (how dump_syms finds it), an
+/// ELF or Mach-O pair under the module's name in two directories.
+struct Inputs {
+    _dir: tempfile::TempDir,
+    _copies: Vec<LocalBlob>,
+    files: Vec<PathBuf>,
+    out: PathBuf,
+}
+
+fn place(
+    store: &SymbolStore,
+    f: &ModuleFile,
+    to: &Path,
+    copies: &mut Vec<LocalBlob>,
+) -> std::io::Result<()> {
+    let blob = store.local_blob(&f.sha256, f.size)?;
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    // Same file system (the store's objects and tmp/): a link, not a copy.
+    if std::fs::hard_link(blob.path(), to).is_err() {
+        std::fs::copy(blob.path(), to)?;
+    }
+    copies.push(blob);
+    Ok(())
+}
+
+fn gather(store: &SymbolStore, object: &DebugObject) -> Result<Option<Inputs>, UploadError> {
+    let files = store.module_files(&object.index_id)?;
+    let Some(debug) = files.iter().find(|f| is_debug_info(f)) else {
+        return Ok(None);
+    };
+    let code = files.iter().find(|f| is_code(f));
+    let dir = tempfile::Builder::new()
+        .prefix("symgen")
+        .tempdir_in(store.tmp_dir())?;
+    let mut copies = Vec::new();
+    let mut inputs = Vec::new();
+    if object.format == Format::Pe || debug.kind == "PDB" {
+        let pdb = dir.path().join(file_name(debug));
+        place(store, debug, &pdb, &mut copies)?;
+        inputs.push(pdb.clone());
+        if let Some(code) = code {
+            let ext = Path::new(file_name(code))
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or("exe")
+                .to_ascii_lowercase();
+            let ext = if ext == "dll" { "dll" } else { "exe" };
+            place(store, code, &pdb.with_extension(ext), &mut copies)?;
+        }
+    } else {
+        // Breakpad names the module after the binary: its upload's name when there is one.
+        let module = code.map_or(object.debug_file.as_str(), file_name);
+        let at = dir.path().join("debug").join(module);
+        place(store, debug, &at, &mut copies)?;
+        inputs.push(at);
+        if let Some(code) = code {
+            let at = dir.path().join("code").join(module);
+            place(store, code, &at, &mut copies)?;
+            inputs.push(at);
+        }
+    }
+    Ok(Some(Inputs {
+        out: dir.path().join("out.sym"),
+        _dir: dir,
+        _copies: copies,
+        files: inputs,
+    }))
+}
+
+impl Uploads {
+    fn dump_limits(&self) -> DumpLimits {
+        DumpLimits {
+            max_memory: self.config.breakpad_max_memory.as_u64(),
+            timeout: self.config.breakpad_timeout,
+        }
+    }
+
+    /// Makes and stores the `.sym` of `object`'s module, if the store holds its debug info.
+    /// `None` when there is nothing to make (a binary whose debug file was not uploaded, a
+    /// portable PDB) or it is already there for bytes seen before.
+    pub(super) async fn breakpad_for(
+        &self,
+        object: &DebugObject,
+        committed: Committed,
+        transaction: Option<i64>,
+    ) -> Option<SymReport> {
+        if !self.config.breakpad {
+            return None;
+        }
+        let key = object.breakpad_key.clone()?;
+        let store = self.store.clone();
+        if committed == Committed::Duplicate {
+            let k = key.normalized().to_owned();
+            let have = blocking(move || Ok(store.get(&k)?.is_some())).await;
+            if have.unwrap_or(false) {
+                return None;
+            }
+        }
+        let started = std::time::Instant::now();
+        let result = self.make_sym(object, transaction).await;
+        let ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(None) => None,
+            Ok(Some((key, committed))) => {
+                tracing::info!(key = %key, result = result_name(committed), took_ms = ms, "breakpad symbols made");
+                Some(SymReport {
+                    key,
+                    result: result_name(committed),
+                    error: None,
+                })
+            }
+            Err(e) => {
+                tracing::warn!(key = %key, took_ms = ms, "breakpad symbols not made: {e}");
+                Some(SymReport {
+                    key: key.to_string(),
+                    result: "failed",
+                    error: Some(e),
+                })
+            }
+        }
+    }
+
+    async fn make_sym(
+        &self,
+        object: &DebugObject,
+        transaction: Option<i64>,
+    ) -> Result<Option<(String, Committed)>, String> {
+        let store = self.store.clone();
+        let o = object.clone();
+        let inputs = blocking(move || gather(&store, &o))
+            .await
+            .map_err(|e| format!("cannot read the module's files: {e}"))?;
+        let Some(inputs) = inputs else {
+            return Ok(None);
+        };
+        dump(&inputs.files, &inputs.out, self.dump_limits()).await?;
+        let store = self.store.clone();
+        let expected = object.debug_id.clone();
+        let out = inputs.out.clone();
+        let stored = blocking(move || {
+            let received =
+                super::unpack::copy_bounded(&store, &mut std::fs::File::open(&out)?, u64::MAX)?;
+            let mut head = Vec::new();
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(std::fs::File::open(&received.path)?, HEADER_LIMIT as u64),
+                &mut head,
+            )?;
+            let header = parse_sym_header(&head).map_err(|e| UploadError::NotSym(e.to_string()))?;
+            if !header.debug_id.eq_ignore_ascii_case(&expected) {
+                return Err(UploadError::NotSym(format!(
+                    "dump_syms wrote module id {}, the file's is {expected}",
+                    header.debug_id
+                )));
+            }
+            let key = header
+                .key()
+                .map_err(|e| UploadError::NotSym(e.to_string()))?;
+            let module = super::sym_module(&header);
+            let committed =
+                store.commit_in(received, std::slice::from_ref(&key), &module, transaction)?;
+            Ok((key.to_string(), committed))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        drop(inputs);
+        Ok(Some(stored))
+    }
+}
