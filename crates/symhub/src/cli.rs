@@ -33,6 +33,12 @@ enum Command {
     /// SSQP zip packages: add, list, show, remove.
     #[command(subcommand)]
     Package(crate::package_client::PackageCommand),
+    /// Upload transactions (product, version, comment, uploader, keys): list them.
+    Transactions(crate::transactions_client::ListArgs),
+    /// Delete an upload transaction, or every live one of a product (and version). A key
+    /// goes only if it still has the transaction's bytes and no other live transaction
+    /// recorded them; bytes nothing else uses go with it.
+    Delete(crate::transactions_client::DeleteArgs),
     /// Copy a single-node store (a data directory) into a shared bucket store, resumably:
     /// run it again to carry on after an interruption.
     Migrate(MigrateArgs),
@@ -239,6 +245,8 @@ pub fn main() -> ExitCode {
         }
         Command::Upload(args) => crate::upload_client::run(args),
         Command::Package(command) => crate::package_client::run(command),
+        Command::Transactions(args) => crate::transactions_client::list(args),
+        Command::Delete(args) => crate::transactions_client::delete(args),
         Command::Migrate(args) => migrate(args),
     };
     match result {
