@@ -256,7 +256,9 @@ impl SymbolStore {
             .query(
                 concat!(
                     info_select!(),
-                    "WHERE (?1 IS NULL OR t.product = ?1) AND (?2 IS NULL OR t.version = ?2)
+                    // Cast: PostgreSQL cannot type a parameter only tested for NULL.
+                    "WHERE (CAST(?1 AS TEXT) IS NULL OR t.product = ?1)
+                     AND (CAST(?2 AS TEXT) IS NULL OR t.version = ?2)
                      ORDER BY t.id"
                 ),
                 p![product.map(str::trim), version.map(str::trim)],
