@@ -27,11 +27,11 @@ pub struct Target {
 }
 
 pub enum Opened {
-    /// The store itself, and the config it was opened with. A bucket store needs the Tokio
-    /// runtime entered by the caller.
+    /// The store itself, and the config it was opened with (boxed: it is large). A bucket
+    /// store needs the Tokio runtime entered by the caller.
     Local {
         store: Arc<SymbolStore>,
-        config: Config,
+        config: Box<Config>,
     },
     Remote(Remote),
 }
@@ -71,7 +71,10 @@ impl Target {
         }
         config.validate()?;
         let store = Arc::new(SymbolStore::open_with(&config.storage)?);
-        Ok(Opened::Local { store, config })
+        Ok(Opened::Local {
+            store,
+            config: Box::new(config),
+        })
     }
 }
 
