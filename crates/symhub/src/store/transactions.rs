@@ -159,16 +159,20 @@ fn lock_ledger(conn: &mut Conn, exclusive: bool) -> DbResult<()> {
     Ok(())
 }
 
-/// Whether transaction `id` exists and is live.
-fn state(conn: &mut Conn, id: i64) -> DbResult<Result<(), TransactionError>> {
-    let state = conn
-        .query_opt("SELECT state FROM transactions WHERE id = ?1", p![id])?
-        .map(|r| r.text(0));
-    Ok(match state.as_deref() {
+const STATE: &str = "SELECT state FROM transactions WHERE id = ?1";
+
+/// Whether transaction `id`, whose `state` row is `row`, exists and is live.
+fn judge(id: i64, row: Option<Row>) -> Result<(), TransactionError> {
+    match row.map(|r| r.text(0)).as_deref() {
         None => Err(TransactionError::Unknown(id)),
         Some("active") => Ok(()),
         Some(_) => Err(TransactionError::Deleted(id)),
-    })
+    }
+}
+
+/// Whether transaction `id` exists and is live, in `conn`'s SQL transaction.
+fn state(conn: &mut Conn, id: i64) -> DbResult<Result<(), TransactionError>> {
+    Ok(judge(id, conn.query_opt(STATE, p![id])?))
 }
 
 /// First thing in a commit's SQL transaction: takes the ledger lock (shared) and checks that
@@ -295,8 +299,7 @@ impl SymbolStore {
     /// Refuses early, before any byte is stored, a commit into a transaction that does not
     /// take keys. The commit checks again under the lock.
     pub(super) fn check_transaction(&self, id: i64) -> anyhow::Result<()> {
-        let mut conn = self.db.conn();
-        Ok(state(&mut conn, id)??)
+        Ok(judge(id, self.db.query_opt(STATE, p![id])?)?)
     }
 
     /// A commit into transaction `id` found its bytes already under every key: records the
