@@ -95,6 +95,15 @@ impl ApiKeys {
     }
 }
 
+/// Names the key a request presented without revealing it: `key sha256:` and the first 12
+/// hex digits of its hash, which begin its `auth.api_keys` line, so an operator can tell
+/// whose it is. For records such as a transaction's uploader.
+pub fn key_fingerprint(headers: &http::HeaderMap, query: Option<&str>) -> Option<String> {
+    let key = presented_key(headers, query)?;
+    let hash = hex::encode(Sha256::digest(key.as_bytes()));
+    Some(format!("key sha256:{}", &hash[..12]))
+}
+
 fn presented_key(headers: &http::HeaderMap, query: Option<&str>) -> Option<String> {
     if let Some(q) = query {
         for pair in q.split('&') {
@@ -133,7 +142,7 @@ mod tests {
     fn keys_from_query_bearer_or_auth_token() {
         let (key, line) = new_key();
         let mut config = Config::default();
-        config.auth.api_keys = vec![line];
+        config.auth.api_keys = vec![line.clone()];
         let keys = ApiKeys::new(&config, &["plain-key".into()]).unwrap();
         let none = http::HeaderMap::new();
         assert_eq!(keys.check(&none, Some(&format!("a=1&key={key}"))), Ok(()));
@@ -146,6 +155,12 @@ mod tests {
         let mut h = http::HeaderMap::new();
         h.insert("auth-token", key.parse().unwrap());
         assert_eq!(keys.check(&h, None), Ok(()));
+        let fingerprint = key_fingerprint(&h, None).unwrap();
+        assert!(
+            line.starts_with(&fingerprint["key ".len()..]),
+            "{fingerprint}"
+        );
+        assert!(!fingerprint.contains(&key));
         let off = ApiKeys::new(&Config::default(), &[]).unwrap();
         assert_eq!(off.check(&h, None), Err(Denied::Disabled));
     }

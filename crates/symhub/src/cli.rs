@@ -36,6 +36,12 @@ enum Command {
     /// Write the Breakpad `.sym` of a debug file (Mozilla's dump_syms, built in); the server
     /// runs this in a child process for each upload it makes symbols for.
     DumpSyms(symhub::upload::dump_worker::DumpArgs),
+    /// Upload transactions (product, version, comment, uploader, keys): list them.
+    Transactions(crate::transactions_client::ListArgs),
+    /// Delete an upload transaction, or every live one of a product (and version). A key
+    /// goes only if it still has the transaction's bytes and no other live transaction
+    /// recorded them; bytes nothing else uses go with it.
+    Delete(crate::transactions_client::DeleteArgs),
     /// Copy a single-node store (a data directory) into a shared bucket store, resumably:
     /// run it again to carry on after an interruption.
     Migrate(MigrateArgs),
@@ -242,6 +248,8 @@ pub fn main() -> ExitCode {
         }
         Command::Upload(args) => crate::upload_client::run(args),
         Command::Package(command) => crate::package_client::run(command),
+        Command::Transactions(args) => crate::transactions_client::list(args),
+        Command::Delete(args) => crate::transactions_client::delete(args),
         Command::Migrate(args) => migrate(args),
         Command::DumpSyms(args) => symhub::upload::dump_worker::run(args),
     };

@@ -2,6 +2,8 @@
 
 mod cli;
 mod package_client;
+mod target;
+mod transactions_client;
 mod upload_client;
 
 fn main() -> std::process::ExitCode {

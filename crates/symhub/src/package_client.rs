@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use symhub::config::Config;
+use reqwest::Method;
 use symhub::package::{Packages, Progress};
-use symhub::store::SymbolStore;
+
+use crate::target::{call, Opened, Remote, Target};
 
 #[derive(Subcommand)]
 pub enum PackageCommand {
@@ -45,54 +46,16 @@ pub enum PackageCommand {
     },
 }
 
-/// Where the packages are: a data directory, or a server.
-#[derive(clap::Args)]
-pub struct Target {
-    /// Work on this data directory (default: storage.data_dir of --config, or ./symhub-data).
-    #[arg(long, conflicts_with = "url")]
-    data_dir: Option<PathBuf>,
-    /// Config file whose storage and package limits apply (local mode).
-    #[arg(long, conflicts_with = "url")]
-    config: Option<PathBuf>,
-    /// Work through this server's API instead (e.g. http://symhub:8080).
-    #[arg(long)]
-    url: Option<String>,
-    /// API key for --url (or set SYMHUB_API_KEY).
-    #[arg(long, env = "SYMHUB_API_KEY", hide_env_values = true)]
-    key: Option<String>,
-}
-
 enum Mode {
     Local(Packages),
-    Remote {
-        base: String,
-        key: String,
-        http: reqwest::Client,
-    },
+    Remote(Remote),
 }
 
-impl Target {
-    fn open(self) -> anyhow::Result<Mode> {
-        if let Some(url) = self.url {
-            let key = self.key.context("--url needs --key (or SYMHUB_API_KEY)")?;
-            return Ok(Mode::Remote {
-                base: url.trim_end_matches('/').to_owned(),
-                key,
-                http: reqwest::Client::builder().build()?,
-            });
-        }
-        let mut config = match &self.config {
-            Some(p) => Config::load(p)?,
-            None => Config::default(),
-        };
-        if let Some(d) = self.data_dir {
-            config.storage.data_dir = d;
-        }
-        config.validate()?;
-        let store = Arc::new(SymbolStore::open_with(&config.storage)?);
-        let packages = Packages::new(store, config.packages.clone());
-        Ok(Mode::Local(packages))
-    }
+fn open(target: Target) -> anyhow::Result<Mode> {
+    Ok(match target.open()? {
+        Opened::Local { store, config } => Mode::Local(Packages::new(store, config.packages)),
+        Opened::Remote(r) => Mode::Remote(r),
+    })
 }
 
 fn default_name(file: &Path) -> anyhow::Result<String> {
@@ -121,18 +84,6 @@ fn progress_printer(label: String) -> impl Fn(Progress) {
     }
 }
 
-async fn call(req: reqwest::RequestBuilder) -> anyhow::Result<serde_json::Value> {
-    let resp = req.send().await?;
-    let status = resp.status();
-    let body = resp.bytes().await?;
-    let v: serde_json::Value = serde_json::from_slice(&body)
-        .with_context(|| format!("{status}: {}", String::from_utf8_lossy(&body)))?;
-    if !status.is_success() {
-        bail!("{status}: {}", v["message"].as_str().unwrap_or_default());
-    }
-    Ok(v)
-}
-
 pub fn run(command: PackageCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     // A bucket store sends its requests through this runtime.
@@ -146,7 +97,7 @@ pub fn run(command: PackageCommand) -> anyhow::Result<()> {
             if name.is_some() && files.len() > 1 {
                 bail!("--name names one package; give one file");
             }
-            let mode = target.open()?;
+            let mode = open(target)?;
             for file in &files {
                 let name = match &name {
                     Some(n) => n.clone(),
@@ -159,7 +110,7 @@ pub fn run(command: PackageCommand) -> anyhow::Result<()> {
                         eprintln!();
                         serde_json::to_value(done.with_context(|| format!("{}", file.display()))?)?
                     }
-                    Mode::Remote { base, key, http } => runtime.block_on(async {
+                    Mode::Remote(r) => runtime.block_on(async {
                         let size = std::fs::metadata(file)?.len();
                         let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
                         let counter = sent.clone();
@@ -182,8 +133,7 @@ pub fn run(command: PackageCommand) -> anyhow::Result<()> {
                             },
                         );
                         let v = call(
-                            http.put(format!("{base}/api/packages/{name}"))
-                                .bearer_auth(key)
+                            r.request(Method::PUT, &format!("/api/packages/{name}"))
                                 .header("content-length", size)
                                 .body(reqwest::Body::wrap_stream(stream)),
                         )
@@ -205,11 +155,10 @@ pub fn run(command: PackageCommand) -> anyhow::Result<()> {
             Ok(())
         }
         PackageCommand::List { target } => {
-            let list = match target.open()? {
+            let list = match open(target)? {
                 Mode::Local(p) => serde_json::to_value(p.list()?)?,
-                Mode::Remote { base, key, http } => runtime.block_on(call(
-                    http.get(format!("{base}/api/packages")).bearer_auth(key),
-                ))?["packages"]
+                Mode::Remote(r) => runtime
+                    .block_on(call(r.request(Method::GET, "/api/packages")))?["packages"]
                     .clone(),
             };
             println!("{:<40} {:>12} {:>10}  added", "name", "size", "keys");
@@ -225,7 +174,7 @@ pub fn run(command: PackageCommand) -> anyhow::Result<()> {
             Ok(())
         }
         PackageCommand::Show { name, target } => {
-            let mode = target.open()?;
+            let mode = open(target)?;
             let mut after = String::new();
             loop {
                 let page = match &mode {
@@ -240,11 +189,10 @@ pub fn run(command: PackageCommand) -> anyhow::Result<()> {
                             .map(|k| (k.key, k.display, k.size))
                             .collect::<Vec<_>>()
                     }
-                    Mode::Remote { base, key, http } => {
+                    Mode::Remote(r) => {
                         let v = runtime.block_on(call(
-                            http.get(format!("{base}/api/packages/{name}"))
-                                .query(&[("after", after.as_str())])
-                                .bearer_auth(key),
+                            r.request(Method::GET, &format!("/api/packages/{name}"))
+                                .query(&[("after", after.as_str())]),
                         ))?;
                         if after.is_empty() {
                             println!("{}", serde_json::to_string_pretty(&v["package"])?);
@@ -271,16 +219,15 @@ pub fn run(command: PackageCommand) -> anyhow::Result<()> {
             Ok(())
         }
         PackageCommand::Remove { name, target } => {
-            match target.open()? {
+            match open(target)? {
                 Mode::Local(p) => {
                     if !p.remove(&name)? {
                         bail!("no package `{name}`");
                     }
                 }
-                Mode::Remote { base, key, http } => {
+                Mode::Remote(r) => {
                     runtime.block_on(call(
-                        http.delete(format!("{base}/api/packages/{name}"))
-                            .bearer_auth(key),
+                        r.request(Method::DELETE, &format!("/api/packages/{name}")),
                     ))?;
                 }
             }

@@ -8,6 +8,9 @@
 //! - `PUT  /_upload/<upload key>/<token>` (the upload URL; the token is the credential)
 //! - `POST [/v1]/uploads/<upload key>:complete`
 //! - `POST <upload.v1_path>` (multipart, sym-upload-v1)
+//!
+//! `:complete` and v1 take `?transaction=<id>`: the upload joins that upload transaction
+//! ([`super::transactions`]).
 //! - `GET  /api/symbols?prefix=…&after=…&limit=…`
 
 use std::collections::HashMap;
@@ -129,6 +132,7 @@ pub async fn complete(
     _: RequireKey,
     State(app): State<Arc<App>>,
     Path(key_action): Path<String>,
+    RawQuery(query): RawQuery,
     body: String,
 ) -> Answer {
     let Some(upload_key) = key_action.strip_suffix(":complete") else {
@@ -144,7 +148,11 @@ pub async fn complete(
         debug_file: request.debug_file,
         debug_id: request.debug_id,
     };
-    let c = app.uploads.complete(upload_key, claim).await?;
+    let transaction = super::transactions::transaction_param(query.as_deref())?;
+    let c = app
+        .uploads
+        .complete_in(upload_key, claim, transaction)
+        .await?;
     Ok(json::reply(StatusCode::OK, &json!({ "result": result_name(c) })).noted("complete"))
 }
 
@@ -163,8 +171,10 @@ const MAX_FIELD: usize = 4096;
 pub async fn v1(
     _: RequireKey,
     State(app): State<Arc<App>>,
+    RawQuery(query): RawQuery,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Answer {
+    let transaction = super::transactions::transaction_param(query.as_deref())?;
     let mut multipart =
         multipart.map_err(|e| UploadError::BadRequest(format!("not a multipart upload: {e}")))?;
     let mut fields: HashMap<String, String> = HashMap::new();
@@ -206,7 +216,7 @@ pub async fn v1(
         debug_file,
         debug_id,
     };
-    app.uploads.finish(received, claim).await?;
+    app.uploads.finish_in(received, claim, transaction).await?;
     Ok((StatusCode::OK, "OK").into_response().noted("upload-v1"))
 }
 

@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | no API key / a wrong one / none configured | 401 / 403 / 403 | `unauthorized` / `forbidden` / `uploads_disabled` |
 //! | a request that cannot be served as sent | 400, 404, 409, 413, 422, 429, 507 | from the service's error |
+//! | an upload transaction unknown / deleted / badly described | 404 / 409 / 400 | `unknown_transaction` / `transaction_deleted` / `bad_transaction` |
 //! | the shared store's bucket or database unreachable | 503 | `storage_unavailable` |
 //! | anything else on the server's side | 500 | `internal` (details only in the log) |
 //!
@@ -24,6 +25,7 @@ use super::log::Noted;
 use super::App;
 use crate::auth::Denied;
 use crate::package::PackageError;
+use crate::store::transactions::TransactionError;
 use crate::upload::UploadError;
 
 /// Everything an API handler can answer instead of its result.
@@ -32,6 +34,9 @@ pub enum ApiError {
     Denied(Denied),
     Upload(UploadError),
     Package(PackageError),
+    /// An upload transaction refused (unknown, deleted, bad fields), also when an upload
+    /// into it carried the refusal up as its storage error.
+    Transaction(TransactionError),
     /// The request is malformed: `code` names what (`bad_query`, `bad_name`).
     BadRequest(&'static str, String),
     /// A named thing that does not exist (`unknown_package`).
@@ -58,6 +63,16 @@ impl From<PackageError> for ApiError {
     }
 }
 
+impl From<TransactionError> for ApiError {
+    fn from(e: TransactionError) -> Self {
+        match e {
+            // Kept whole in an anyhow chain, so an unreachable database still answers 503.
+            TransactionError::Db(e) => ApiError::Internal(e.into()),
+            e => ApiError::Transaction(e),
+        }
+    }
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
         ApiError::Internal(e)
@@ -70,9 +85,35 @@ impl From<tokio::task::JoinError> for ApiError {
     }
 }
 
+/// A transaction's refusal inside a storage error (a commit into a deleted transaction).
+fn refused_transaction(e: &anyhow::Error) -> Option<&TransactionError> {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<TransactionError>())
+        .filter(|t| !matches!(t, TransactionError::Db(_)))
+}
+
 /// What the client is told: status, code, message. The one exhaustive mapping.
 fn classify(e: &ApiError) -> (StatusCode, &'static str, String) {
     use StatusCode as S;
+    let transaction = |t: &TransactionError| {
+        let (status, code) = match t {
+            TransactionError::Invalid(_) => (S::BAD_REQUEST, "bad_transaction"),
+            TransactionError::Unknown(_) | TransactionError::NoMatch(_) => {
+                (S::NOT_FOUND, "unknown_transaction")
+            }
+            TransactionError::Deleted(_) => (S::CONFLICT, "transaction_deleted"),
+            TransactionError::Db(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        (status, code, t.to_string())
+    };
+    if let Some(t) = match e {
+        ApiError::Upload(UploadError::Internal(e)) | ApiError::Internal(e) => {
+            refused_transaction(e)
+        }
+        _ => None,
+    } {
+        return transaction(t);
+    }
     let server_side = |e: &anyhow::Error, what: &str| {
         if crate::store::is_unavailable(e) {
             (
@@ -129,6 +170,7 @@ fn classify(e: &ApiError) -> (StatusCode, &'static str, String) {
             };
             (S::UNPROCESSABLE_ENTITY, code, p.to_string())
         }
+        ApiError::Transaction(t) => transaction(t),
         ApiError::BadRequest(code, m) => (S::BAD_REQUEST, code, m.clone()),
         ApiError::NotFound(code, m) => (S::NOT_FOUND, code, m.clone()),
         ApiError::Internal(e) => server_side(e, "read or change its store"),
@@ -200,5 +242,21 @@ mod tests {
             (StatusCode::INTERNAL_SERVER_ERROR, "internal")
         );
         assert!(!message.contains("disk"), "details stay in the log");
+    }
+
+    #[test]
+    fn an_upload_into_a_deleted_transaction_is_a_conflict_not_a_server_error() {
+        let refused = anyhow::Error::new(TransactionError::Deleted(7)).context("commit");
+        let (status, code, message) = classify(&ApiError::Upload(UploadError::Internal(refused)));
+        assert_eq!(
+            (status, code),
+            (StatusCode::CONFLICT, "transaction_deleted")
+        );
+        assert!(message.contains('7'), "{message}");
+        let (status, _, _) = classify(&ApiError::from(TransactionError::Unknown(8)));
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let down = TransactionError::Db(crate::store::db::DbError::Unreachable("down".into()));
+        let (status, _, _) = classify(&ApiError::from(down));
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     }
 }

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use axum::Json;
 use http::{HeaderMap, StatusCode};
@@ -26,26 +26,26 @@ use super::error::{ApiError, RequireKey};
 use super::log::Noted;
 use super::{json, App};
 
-#[derive(Deserialize)]
-pub struct FileQuery {
-    transaction: Option<i64>,
-}
-
 pub async fn put(
     _: RequireKey,
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
-    Query(q): Query<FileQuery>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let transaction = super::transactions::transaction_param(query.as_deref())?;
+    // Refused before the body is read, not after.
+    if let Some(id) = transaction {
+        app.uploads.check_transaction(id).await?;
+    }
     let received = app
         .uploads
         .receive(body.into_data_stream(), declared_length(&headers))
         .await?;
     let report = app
         .uploads
-        .ingest_file(received, &name, q.transaction)
+        .ingest_file(received, &name, transaction)
         .await?;
     Ok(json::reply(StatusCode::OK, &report).noted("file-stored"))
 }
@@ -58,15 +58,16 @@ pub struct MissingRequest {
 pub async fn missing(
     _: RequireKey,
     State(app): State<Arc<App>>,
-    Query(q): Query<FileQuery>,
+    RawQuery(query): RawQuery,
     Json(body): Json<MissingRequest>,
 ) -> Result<Response, ApiError> {
+    let transaction = super::transactions::transaction_param(query.as_deref())?;
     if body.files.len() > 10_000 {
         return Err(ApiError::BadRequest(
             "too_many_files",
             "ask about at most 10000 files at a time".into(),
         ));
     }
-    let missing = app.uploads.missing(body.files, q.transaction).await?;
+    let missing = app.uploads.missing(body.files, transaction).await?;
     Ok(json::reply(StatusCode::OK, &json!({ "missing": missing })).noted("files-checked"))
 }

@@ -15,6 +15,7 @@ pub mod log;
 mod ops;
 mod packages;
 mod symbols;
+mod transactions;
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -140,6 +141,16 @@ fn router(app: Arc<App>) -> Router {
             .put(packages::put)
             .delete(packages::remove)
             .layer(DefaultBodyLimit::disable()),
+    )
+    .route(
+        &format!("{p}/api/transactions"),
+        get(transactions::list)
+            .post(transactions::create)
+            .delete(transactions::delete_matching),
+    )
+    .route(
+        &format!("{p}/api/transactions/{{id}}"),
+        get(transactions::show).delete(transactions::delete),
     )
     .fallback(symbols::route)
     .with_state(app)

@@ -2,8 +2,9 @@
 //! used by the proxy cache, whose index lives with it in [`crate::cache`]), and the permanent
 //! symbol store ([`symbols`]):
 //! content-addressed blobs ([`blobs`]: local, or in an S3-compatible bucket) plus the key
-//! table, v2 upload sessions and SSQP packages ([`packages`]) in its database ([`db`]:
-//! SQLite, or a PostgreSQL shared by several instances).
+//! table, v2 upload sessions, SSQP packages ([`packages`]) and upload transactions
+//! ([`transactions`]) in its database ([`db`]: SQLite, or a PostgreSQL shared by several
+//! instances).
 
 pub mod blobs;
 pub mod changes;
@@ -17,6 +18,7 @@ pub mod packages;
 mod schema;
 pub mod sessions;
 pub mod symbols;
+pub mod transactions;
 
 pub use changes::StoreChange;
 pub use claims::BlobClaim;

@@ -82,29 +82,3 @@ impl SymbolStore {
         }
     }
 }
-
-// TEMPORARY until the transactions branch lands: same signature as its `commit_in`.
-impl SymbolStore {
-    pub fn commit_in(
-        &self,
-        received: super::symbols::Received,
-        keys: &[symhub_core::SymbolKey],
-        module: &super::symbols::ModuleId,
-        _transaction: Option<i64>,
-    ) -> anyhow::Result<super::symbols::Committed> {
-        self.commit(received, keys, module)
-    }
-}
-
-// TEMPORARY until the transactions branch lands.
-impl SymbolStore {
-    pub fn record_held(
-        &self,
-        _transaction: i64,
-        _keys: &[symhub_core::SymbolKey],
-        _sha256: &str,
-        _size: u64,
-    ) -> super::db::DbResult<()> {
-        Ok(())
-    }
-}

@@ -1,6 +1,7 @@
 //! The store's tables, written twice (SQLite for a data dir, PostgreSQL for a shared store)
 //! because the two dialects differ in types and indexes, and the one-time migration of
-//! SQLite stores made before a column existed.
+//! SQLite stores made before a column existed. New tables need no migration: both schemas
+//! are applied with `CREATE … IF NOT EXISTS` every time a store opens.
 
 use std::path::Path;
 
@@ -61,7 +62,30 @@ pub(super) const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS symbols (
      -- keeps its claims in memory).
      CREATE TABLE IF NOT EXISTS blob_claims (sha256 TEXT NOT NULL, id TEXT NOT NULL, until INTEGER NOT NULL);
      CREATE TABLE IF NOT EXISTS changes (id INTEGER PRIMARY KEY, n INTEGER NOT NULL);
-     INSERT INTO changes (id, n) VALUES (1, 0) ON CONFLICT DO NOTHING;";
+     INSERT INTO changes (id, n) VALUES (1, 0) ON CONFLICT DO NOTHING;
+     -- Upload transactions (store/transactions.rs). AUTOINCREMENT: an id is never reused,
+     -- so one named in a script or a log always means the same run.
+     CREATE TABLE IF NOT EXISTS transactions (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         product TEXT NOT NULL,
+         version TEXT NOT NULL,
+         comment TEXT NOT NULL,
+         uploader TEXT NOT NULL,
+         created_at INTEGER NOT NULL,   -- unix ms
+         state TEXT NOT NULL,           -- active | deleted
+         deleted_at INTEGER             -- unix ms
+     );
+     CREATE INDEX IF NOT EXISTS transactions_product ON transactions(product, version);
+     CREATE TABLE IF NOT EXISTS transaction_keys (
+         id INTEGER NOT NULL,
+         key TEXT NOT NULL,             -- normalized
+         display TEXT NOT NULL,
+         sha256 TEXT NOT NULL,
+         size INTEGER NOT NULL,
+         PRIMARY KEY (id, key)
+     ) WITHOUT ROWID;
+     -- For: did another transaction record these bytes under this key?
+     CREATE INDEX IF NOT EXISTS transaction_keys_key ON transaction_keys(key, sha256);";
 
 /// The same tables for PostgreSQL: `COLLATE "C"` keeps key order bytewise, as in SQLite, so
 /// listings page identically.
@@ -116,7 +140,27 @@ pub(super) const PG_SCHEMA: &str = r#"CREATE TABLE IF NOT EXISTS symbols (
      CREATE TABLE IF NOT EXISTS blob_claims (sha256 TEXT NOT NULL, id TEXT NOT NULL, until BIGINT NOT NULL);
      CREATE INDEX IF NOT EXISTS blob_claims_sha ON blob_claims(sha256);
      CREATE TABLE IF NOT EXISTS changes (id INT PRIMARY KEY, n BIGINT NOT NULL);
-     INSERT INTO changes (id, n) VALUES (1, 0) ON CONFLICT DO NOTHING"#;
+     INSERT INTO changes (id, n) VALUES (1, 0) ON CONFLICT DO NOTHING;
+     CREATE TABLE IF NOT EXISTS transactions (
+         id BIGSERIAL PRIMARY KEY,
+         product TEXT NOT NULL,
+         version TEXT NOT NULL,
+         comment TEXT NOT NULL,
+         uploader TEXT NOT NULL,
+         created_at BIGINT NOT NULL,
+         state TEXT NOT NULL,
+         deleted_at BIGINT
+     );
+     CREATE INDEX IF NOT EXISTS transactions_product ON transactions(product, version);
+     CREATE TABLE IF NOT EXISTS transaction_keys (
+         id BIGINT NOT NULL,
+         key TEXT COLLATE "C" NOT NULL,
+         display TEXT NOT NULL,
+         sha256 TEXT NOT NULL,
+         size BIGINT NOT NULL,
+         PRIMARY KEY (id, key)
+     );
+     CREATE INDEX IF NOT EXISTS transaction_keys_key ON transaction_keys(key, sha256)"#;
 
 /// Brings a store database written by an older symhub up to the current columns.
 pub(super) fn migrate_sqlite(path: &Path) -> anyhow::Result<()> {

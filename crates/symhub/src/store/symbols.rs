@@ -252,11 +252,32 @@ impl SymbolStore {
         keys: &[SymbolKey],
         module: &ModuleId,
     ) -> anyhow::Result<Committed> {
+        self.commit_in(received, keys, module, None)
+    }
+
+    /// [`Self::commit`] as part of upload transaction `transaction`
+    /// ([`super::transactions`]), which records the keys in the same SQL transaction as
+    /// their rows (also when the bytes were already there). An unknown or deleted
+    /// transaction fails the commit with a [`super::transactions::TransactionError`].
+    pub fn commit_in(
+        &self,
+        received: Received,
+        keys: &[SymbolKey],
+        module: &ModuleId,
+        transaction: Option<i64>,
+    ) -> anyhow::Result<Committed> {
+        if let Some(id) = transaction {
+            self.check_transaction(id)?;
+        }
         let _claim = self.claim(&received.sha256)?;
         let duplicate = keys.iter().all(
             |k| matches!(self.get(k.normalized()), Ok(Some(s)) if s.sha256 == received.sha256),
         );
-        if duplicate {
+        if duplicate
+            && transaction.map_or(Ok(true), |id| {
+                self.record_held(id, keys, &received.sha256, received.size)
+            })?
+        {
             let _ = std::fs::remove_file(&received.path);
             return Ok(Committed::Duplicate);
         }
@@ -279,6 +300,11 @@ impl SymbolStore {
         let code_file = module.code_file.as_deref().map(str::to_lowercase);
         let code_id = module.code_id.as_deref().map(str::to_lowercase);
         let replaced = self.db.tx(|tx| {
+            if let Some(id) = transaction {
+                if let Err(refused) = super::transactions::open_for_commit(tx, id)? {
+                    return Ok(Err(refused));
+                }
+            }
             let mut replaced = Vec::new();
             for key in keys {
                 let display = key.to_string();
@@ -312,6 +338,15 @@ impl SymbolStore {
                     ],
                 )?;
             }
+            if let Some(id) = transaction {
+                super::transactions::record_transaction_keys(
+                    tx,
+                    id,
+                    keys,
+                    &received.sha256,
+                    received.size,
+                )?;
+            }
             if created {
                 tx.execute(
                     "DELETE FROM upload_new_blobs WHERE sha256 = ?1",
@@ -319,8 +354,19 @@ impl SymbolStore {
                 )?;
             }
             bump(tx)?;
-            Ok(replaced)
+            Ok(Ok(replaced))
         })?;
+        // The transaction was deleted between the early check and the rows.
+        let replaced = match replaced {
+            Ok(r) => r,
+            Err(refused) => {
+                drop(_claim);
+                if created {
+                    self.abandon_new_blob(&received.sha256);
+                }
+                return Err(refused.into());
+            }
+        };
         self.changes.publish(&super::StoreChange::Keys {
             keys,
             code: code_file.as_deref().zip(code_id.as_deref()),

@@ -329,6 +329,12 @@ pub struct Held {
 }
 
 impl Uploads {
+    /// Whether transaction `id` is open for uploads (refused: unknown, deleted).
+    pub async fn check_transaction(&self, id: i64) -> Result<(), UploadError> {
+        let store = self.store.clone();
+        blocking(move || Ok(store.check_transaction(id)?)).await
+    }
+
     /// Indices of `files` the store does not hold under every key with those bytes. Held
     /// ones are recorded in `transaction`, with their derived keys' current bytes.
     pub async fn missing(
@@ -357,7 +363,11 @@ impl Uploads {
                     continue;
                 }
                 if let Some(id) = transaction {
-                    store.record_held(id, &keys, &stored[0].sha256, stored[0].size)?;
+                    // Changed since it was read (a deletion won): the client sends it again.
+                    if !store.record_held(id, &keys, &stored[0].sha256, stored[0].size)? {
+                        missing.push(i);
+                        continue;
+                    }
                     for d in held
                         .derived
                         .iter()

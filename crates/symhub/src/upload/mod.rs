@@ -158,10 +158,21 @@ impl Uploads {
 
     /// Validates a received file against its claim and commits it under its keys.
     pub async fn finish(&self, received: Received, claim: Claim) -> Result<Committed, UploadError> {
+        self.finish_in(received, claim, None).await
+    }
+
+    /// [`Self::finish`], recording the keys in upload transaction `transaction` when given
+    /// (`crate::store::transactions`).
+    pub async fn finish_in(
+        &self,
+        received: Received,
+        claim: Claim,
+        transaction: Option<i64>,
+    ) -> Result<Committed, UploadError> {
         let store = self.store.clone();
         let (committed, keys) = blocking(move || {
             let (keys, module) = identify(&received, &claim)?;
-            let committed = store.commit(received, &keys, &module)?;
+            let committed = store.commit_in(received, &keys, &module, transaction)?;
             Ok((committed, keys))
         })
         .await?;
@@ -272,13 +283,23 @@ impl Uploads {
     /// The v2 `:complete`: validates and commits the session's file, then ends the session
     /// whatever the outcome (its token was single-use anyway).
     pub async fn complete(&self, upload_key: &str, claim: Claim) -> Result<Committed, UploadError> {
+        self.complete_in(upload_key, claim, None).await
+    }
+
+    /// [`Self::complete`] into upload transaction `transaction` when given.
+    pub async fn complete_in(
+        &self,
+        upload_key: &str,
+        claim: Claim,
+        transaction: Option<i64>,
+    ) -> Result<Committed, UploadError> {
         let session = self.live_session(upload_key).await?;
         let Some((size, sha256)) = session.received else {
             return Err(UploadError::NothingReceived(upload_key.to_owned()));
         };
         let (store, key) = (self.store.clone(), upload_key.to_owned());
         let received = blocking(move || Ok(store.take_received(&key, size, &sha256)?)).await?;
-        let result = self.finish(received, claim).await;
+        let result = self.finish_in(received, claim, transaction).await;
         let (store, key) = (self.store.clone(), upload_key.to_owned());
         blocking(move || Ok(store.end_session(&key)?)).await?;
         result

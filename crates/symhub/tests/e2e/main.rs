@@ -15,5 +15,6 @@ mod scale;
 mod security;
 mod server;
 mod spelling;
+mod transactions;
 mod upload;
 mod upstream_answers;

@@ -17,6 +17,7 @@ mod database_tls;
 mod debuginfod;
 mod migrate;
 mod outages;
+mod transactions;
 
 use std::time::{Duration, Instant};
 

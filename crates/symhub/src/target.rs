@@ -1,0 +1,93 @@
+//! Where a management command works: directly on a data directory (a running server on it
+//! notices the change within a second) or through a server's API with a key. Shared by
+//! `symhub package …`, `symhub transactions` and `symhub delete`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use symhub::config::Config;
+use symhub::store::SymbolStore;
+
+/// Where the store is: a data directory, or a server.
+#[derive(clap::Args)]
+pub struct Target {
+    /// Work on this data directory (default: storage.data_dir of --config, or ./symhub-data).
+    #[arg(long, conflicts_with = "url")]
+    data_dir: Option<PathBuf>,
+    /// Config file whose storage and package limits apply (local mode).
+    #[arg(long, conflicts_with = "url")]
+    config: Option<PathBuf>,
+    /// Work through this server's API instead (e.g. http://symhub:8080).
+    #[arg(long)]
+    url: Option<String>,
+    /// API key for --url (or set SYMHUB_API_KEY).
+    #[arg(long, env = "SYMHUB_API_KEY", hide_env_values = true)]
+    key: Option<String>,
+}
+
+pub enum Opened {
+    /// The store itself, and the config it was opened with (boxed: it is large). A bucket
+    /// store needs the Tokio runtime entered by the caller.
+    Local {
+        store: Arc<SymbolStore>,
+        config: Box<Config>,
+    },
+    Remote(Remote),
+}
+
+/// A server's API, reached with a key.
+pub struct Remote {
+    base: String,
+    key: String,
+    http: reqwest::Client,
+}
+
+impl Remote {
+    /// A request to `path` (from `/api/…`) with the key.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+    }
+}
+
+impl Target {
+    pub fn open(self) -> anyhow::Result<Opened> {
+        if let Some(url) = self.url {
+            let key = self.key.context("--url needs --key (or SYMHUB_API_KEY)")?;
+            return Ok(Opened::Remote(Remote {
+                base: url.trim_end_matches('/').to_owned(),
+                key,
+                http: reqwest::Client::builder().build()?,
+            }));
+        }
+        let mut config = match &self.config {
+            Some(p) => Config::load(p)?,
+            None => Config::default(),
+        };
+        if let Some(d) = self.data_dir {
+            config.storage.data_dir = d;
+        }
+        config.validate()?;
+        let store = Arc::new(SymbolStore::open_with(&config.storage)?);
+        Ok(Opened::Local {
+            store,
+            config: Box::new(config),
+        })
+    }
+}
+
+/// Sends an API request and returns its JSON answer; an error status becomes an error with
+/// the server's message.
+pub async fn call(req: reqwest::RequestBuilder) -> anyhow::Result<serde_json::Value> {
+    let resp = req.send().await?;
+    let status = resp.status();
+    let body = resp.bytes().await?;
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .with_context(|| format!("{status}: {}", String::from_utf8_lossy(&body)))?;
+    if !status.is_success() {
+        bail!("{status}: {}", v["message"].as_str().unwrap_or_default());
+    }
+    Ok(v)
+}
