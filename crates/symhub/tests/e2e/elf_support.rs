@@ -199,7 +199,7 @@ pub fn readelf_build_id(file: &Path) -> String {
 
 /// Runs a command to completion within [`CLIENT_TIMEOUT`]; panics with its output unless it
 /// succeeds. Returns stdout.
-fn run(cmd: &mut Command) -> String {
+pub fn run(cmd: &mut Command) -> String {
     let (status, stdout, stderr) = run_bounded(cmd);
     assert!(
         status.success(),
@@ -210,7 +210,7 @@ fn run(cmd: &mut Command) -> String {
 
 /// Runs a command with stdout and stderr captured to files (no pipe can fill up), killing it
 /// after [`CLIENT_TIMEOUT`].
-fn run_bounded(cmd: &mut Command) -> (ExitStatus, String, String) {
+pub fn run_bounded(cmd: &mut Command) -> (ExitStatus, String, String) {
     let tmp = tempfile::tempdir().unwrap();
     let (out, err) = (tmp.path().join("stdout"), tmp.path().join("stderr"));
     let mut child = cmd

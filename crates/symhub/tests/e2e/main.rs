@@ -2,12 +2,14 @@
 //! servers, driven over real HTTP on loopback (and a UNIX socket).
 
 mod elf_support;
+mod native_support;
 mod support;
 
 mod debuginfod;
 mod debuginfod_rig;
 mod diskfull;
 mod hardening;
+mod native_tools;
 mod packages;
 mod proxy;
 mod resilience;
