@@ -44,6 +44,18 @@ pub struct Remote {
 }
 
 impl Remote {
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// A request to `path` (from `/api/…`) with the key.
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http

@@ -62,6 +62,14 @@ impl SymbolStore {
             .collect())
     }
 
+    /// The kind recorded with `key`'s uploaded file (`BREAKPAD`, `BREAKPAD_MADE`, `PE`…).
+    pub fn kind_of(&self, key: &str) -> DbResult<Option<String>> {
+        Ok(self
+            .db
+            .query_opt("SELECT kind FROM symbols WHERE key = ?1", p![key])?
+            .map(|r| r.text(0)))
+    }
+
     /// The directory for this process's temp files inside the data directory (nothing is
     /// ever written outside it).
     pub fn tmp_dir(&self) -> PathBuf {

@@ -208,7 +208,8 @@ impl SymbolStore {
             .db
             .query_opt(
                 "SELECT display FROM symbols
-                 WHERE code_id = ?1 AND code_file = ?2 AND kind = 'BREAKPAD' LIMIT 1",
+                 WHERE code_id = ?1 AND code_file = ?2 AND kind IN ('BREAKPAD', 'BREAKPAD_MADE')
+                 ORDER BY kind LIMIT 1",
                 p![&code_id.to_lowercase(), &code_file.to_lowercase()],
             )?
             .map(|r| r.text(0)))

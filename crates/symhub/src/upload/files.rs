@@ -60,7 +60,8 @@ pub struct ObjectReport {
 #[derive(Debug, Serialize)]
 pub struct SymReport {
     pub key: String,
-    /// `stored`, `duplicate`, or `failed` (see `error`).
+    /// `stored`, `duplicate`, `kept` (a `.sym` uploaded as such has the key and wins), or
+    /// `failed` (see `error`).
     pub result: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -6,6 +6,9 @@
 //! the upload. Made at upload time, not on first request: a crash pipeline then never waits
 //! for it, and the upload's answer says whether it worked. Uploading the second file of a
 //! pair makes the `.sym` again, now complete, whichever came first.
+//!
+//! A `.sym` uploaded as such (kind `BREAKPAD`) is the uploader's choice and is never
+//! replaced by one made here (kind `BREAKPAD_MADE`); uploading a `.sym` replaces a made one.
 
 use std::path::{Path, PathBuf};
 
@@ -152,10 +155,12 @@ impl Uploads {
         match result {
             Ok(None) => None,
             Ok(Some((key, committed))) => {
-                tracing::info!(key = %key, result = result_name(committed), took_ms = ms, "breakpad symbols made");
+                // None: a `.sym` uploaded as such has this key, and is kept.
+                let result = committed.map_or("kept", result_name);
+                tracing::info!(key = %key, result, took_ms = ms, "breakpad symbols made");
                 Some(SymReport {
                     key,
-                    result: result_name(committed),
+                    result,
                     error: None,
                 })
             }
@@ -174,7 +179,7 @@ impl Uploads {
         &self,
         object: &DebugObject,
         transaction: Option<i64>,
-    ) -> Result<Option<(String, Committed)>, String> {
+    ) -> Result<Option<(String, Option<Committed>)>, String> {
         let store = self.store.clone();
         let o = object.clone();
         let inputs = blocking(move || gather(&store, &o))
@@ -205,10 +210,14 @@ impl Uploads {
             let key = header
                 .key()
                 .map_err(|e| UploadError::NotSym(e.to_string()))?;
-            let module = super::sym_module(&header);
+            if store.kind_of(key.normalized())?.as_deref() == Some("BREAKPAD") {
+                return Ok((key.to_string(), None));
+            }
+            let mut module = super::sym_module(&header);
+            module.kind = "BREAKPAD_MADE".into();
             let committed =
                 store.commit_in(received, std::slice::from_ref(&key), &module, transaction)?;
-            Ok((key.to_string(), committed))
+            Ok((key.to_string(), Some(committed)))
         })
         .await
         .map_err(|e| e.to_string())?;

@@ -1,49 +1,12 @@
-//! `symhub upload`: a sym-upload-v2 client for symhub (or any server of that protocol, such
-//! as Google's). Finds `.sym` files, asks `checkStatus` first and skips what is there,
-//! streams each file with `PUT`, and prints one line per file and a summary.
+//! `symhub upload --sym-upload-v2`: Breakpad `.sym` files sent with Google's sym-upload-v2
+//! protocol, for servers that speak only that: `checkStatus` first (skipping what is
+//! there), `uploads:create`, the file streamed with `PUT`, `:complete`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use symhub_core::breakpad::{parse_sym_header, SymHeader, HEADER_LIMIT};
-
-#[derive(clap::Args)]
-pub struct UploadArgs {
-    /// The server's base URL, as given to `sym_upload` (e.g. http://symhub:8080).
-    #[arg(long)]
-    url: String,
-    /// API key (or set SYMHUB_API_KEY).
-    #[arg(long, env = "SYMHUB_API_KEY", hide_env_values = true)]
-    key: String,
-    /// Upload even when the server says it has the module.
-    #[arg(long)]
-    force: bool,
-    /// `.sym` files, or directories searched recursively for them.
-    #[arg(required = true)]
-    paths: Vec<PathBuf>,
-}
-
-fn find_sym_files(path: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if meta.is_dir() {
-        let mut entries: Vec<_> = std::fs::read_dir(path)
-            .with_context(|| format!("cannot list {}", path.display()))?
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        entries.sort();
-        for e in entries {
-            if e.is_dir() || e.extension().is_some_and(|x| x.eq_ignore_ascii_case("sym")) {
-                find_sym_files(&e, out)?;
-            }
-        }
-    } else {
-        out.push(path.to_path_buf());
-    }
-    Ok(())
-}
 
 fn read_header(path: &Path) -> anyhow::Result<SymHeader> {
     use std::io::Read;
@@ -68,16 +31,16 @@ fn field(body: &[u8], name: &str) -> anyhow::Result<String> {
         .with_context(|| format!("the server's answer has no `{name}`: {v}"))
 }
 
-enum Done {
+pub enum Done {
     Uploaded,
     Duplicate,
     Skipped,
 }
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
-    key: String,
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub key: String,
 }
 
 impl Client {
@@ -100,7 +63,7 @@ impl Client {
         Ok(body)
     }
 
-    async fn upload(&self, path: &Path, force: bool) -> anyhow::Result<Done> {
+    pub async fn upload(&self, path: &Path, force: bool) -> anyhow::Result<Done> {
         let header = read_header(path)?;
         let file = utf8_percent_encode(&header.debug_file, NON_ALPHANUMERIC).to_string();
         if !force {
@@ -145,50 +108,4 @@ impl Client {
             _ => Done::Uploaded,
         })
     }
-}
-
-pub fn run(args: UploadArgs) -> anyhow::Result<()> {
-    let mut files = Vec::new();
-    for p in &args.paths {
-        find_sym_files(p, &mut files)?;
-    }
-    if files.is_empty() {
-        bail!("no .sym files found in {:?}", args.paths);
-    }
-    let client = Client {
-        http: reqwest::Client::builder()
-            .user_agent(concat!("symhub-upload/", env!("CARGO_PKG_VERSION")))
-            .build()?,
-        base: args.url.trim_end_matches('/').to_owned(),
-        key: args.key,
-    };
-    let runtime = tokio::runtime::Runtime::new()?;
-    let (mut uploaded, mut skipped, mut failed) = (0, 0, 0);
-    let total = files.len();
-    for (i, path) in files.iter().enumerate() {
-        let n = i + 1;
-        match runtime.block_on(client.upload(path, args.force)) {
-            Ok(Done::Uploaded) => {
-                uploaded += 1;
-                println!("[{n}/{total}] uploaded  {}", path.display());
-            }
-            Ok(Done::Duplicate) => {
-                skipped += 1;
-                println!("[{n}/{total}] identical {}", path.display());
-            }
-            Ok(Done::Skipped) => {
-                skipped += 1;
-                println!("[{n}/{total}] present   {}", path.display());
-            }
-            Err(e) => {
-                failed += 1;
-                println!("[{n}/{total}] FAILED    {}: {e:#}", path.display());
-            }
-        }
-    }
-    println!("{uploaded} uploaded, {skipped} skipped (already there), {failed} failed");
-    if failed > 0 {
-        bail!("{failed} of {total} uploads failed");
-    }
-    Ok(())
 }
