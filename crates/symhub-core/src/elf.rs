@@ -43,6 +43,7 @@ pub struct ElfFile<'data, R: ReadRef<'data> = &'data [u8]> {
     has_debug_info: bool,
     is_executable: bool,
     soname: Option<&'data [u8]>,
+    truncated_at: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -94,7 +95,14 @@ impl<'data, R: ReadRef<'data>> ElfFile<'data, R> {
                 .any(|n| v.has_contents(n)),
             is_executable: (e_type == ET_EXEC || e_type == ET_DYN) && v.has_contents(b".text"),
             soname: v.soname(),
+            truncated_at: v.truncated_at(),
         })
+    }
+
+    /// Where the file ends too early: the end of a section with contents that lies past
+    /// the file's length (a truncated copy), or `None` for a whole file.
+    pub fn truncated_at(&self) -> Option<u64> {
+        self.truncated_at
     }
 
     /// The ELF class as Breakpad and debuggers name the architecture's word size: 32 or 64.
@@ -222,6 +230,18 @@ impl<'data, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'data>> View<'data,
         let len = self.data.len().unwrap_or(0);
         s.file_range(self.endian)
             .is_some_and(|(at, size)| size > 0 && at.checked_add(size).is_some_and(|e| e <= len))
+    }
+
+    /// Sections only: a split debug file (eu-strip's, objcopy's) keeps its binary's program
+    /// headers, whose file ranges then lie past its end although nothing is missing.
+    fn truncated_at(&self) -> Option<u64> {
+        let len = self.data.len().ok()?;
+        self.sections
+            .iter()
+            .filter_map(|s| s.file_range(self.endian))
+            .map(|(at, size)| at.checked_add(size).unwrap_or(u64::MAX))
+            .filter(|&end| end > len)
+            .max()
     }
 
     /// The stored bytes of a named section that has contents in the file.

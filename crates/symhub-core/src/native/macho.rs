@@ -74,6 +74,7 @@ fn thin_as<'data, Mach: MachHeader<Endian = Endianness>, R: ReadRef<'data>>(
     let endian = header.endian().map_err(bad)?;
     let mut uuid = None;
     let mut has_dwarf = false;
+    let mut end = 0u64;
     let mut commands = header.load_commands(endian, data, offset).map_err(bad)?;
     while let Ok(Some(command)) = commands.next() {
         let cmd = command.cmd();
@@ -82,10 +83,18 @@ fn thin_as<'data, Mach: MachHeader<Endian = Endianness>, R: ReadRef<'data>>(
         } else if cmd == LC_SEGMENT_64 {
             if let Ok(Some((segment, section_data))) = command.segment_64() {
                 has_dwarf |= dwarf_segment(segment, endian, section_data);
+                end = end.max(
+                    segment
+                        .fileoff(endian)
+                        .saturating_add(segment.filesize(endian)),
+                );
             }
         } else if cmd == LC_SEGMENT {
             if let Ok(Some((segment, section_data))) = command.segment_32() {
                 has_dwarf |= dwarf_segment(segment, endian, section_data);
+                let seg_end =
+                    u64::from(segment.fileoff(endian)) + u64::from(segment.filesize(endian));
+                end = end.max(seg_end);
             }
         }
     }

@@ -213,6 +213,18 @@ pub fn elf_breakpad_id(build_id: &[u8]) -> String {
     format!("{}0", guid_upper(&g))
 }
 
+/// A file whose own tables reach past its end: a cut copy, never stored (it would be served
+/// broken to every debugger that asks).
+fn truncated<'data, R: ReadRef<'data>>(format: Format, end: u64, data: R) -> IdentifyError {
+    IdentifyError::Malformed(
+        format,
+        format!(
+            "truncated: its contents run to byte {end}, the file has {}",
+            data.len().unwrap_or(0)
+        ),
+    )
+}
+
 fn key(file: &str, id: &str, name: &str) -> Option<SymbolKey> {
     SymbolKey::from_segments(file, id, name).ok()
 }

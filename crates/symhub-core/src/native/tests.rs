@@ -163,8 +163,22 @@ fn truncated_files_are_errors_not_panics() {
         "elf/hello.debug",
     ] {
         let bytes = fixture(path);
-        for cut in [0, 1, 4, 63, 64, 200, 1024, 4096, bytes.len() / 2] {
-            let _ = identify(&bytes[..cut.min(bytes.len())], "x");
+        for cut in [
+            0,
+            1,
+            4,
+            63,
+            64,
+            200,
+            1024,
+            4096,
+            bytes.len() / 2,
+            bytes.len() - 1,
+        ] {
+            let found = identify(&bytes[..cut.min(bytes.len())], "x");
+            // A cut copy is refused, never keyed: it would be served broken.
+            assert!(found.is_err(), "{path} cut at {cut}: {found:?}");
         }
+        assert!(identify(&bytes[..], "x").is_ok());
     }
 }

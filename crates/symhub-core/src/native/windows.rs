@@ -60,6 +60,15 @@ where
     F: PeView<'data, R>,
 {
     let file = parse(data).map_err(|e| IdentifyError::Malformed(Format::Pe, e.to_string()))?;
+    let len = data.len().unwrap_or(0);
+    if let Some(end) = file
+        .section_ends()
+        .into_iter()
+        .filter(|&end| end > len)
+        .max()
+    {
+        return Err(super::truncated(Format::Pe, end, data));
+    }
     let (timestamp, size_of_image) = file.image_id();
     let code_id = format!("{timestamp:08X}{size_of_image:x}");
     let keys: Vec<_> = key(file_name, &code_id, file_name).into_iter().collect();
@@ -135,6 +144,9 @@ trait PeView<'data, R: ReadRef<'data>> {
     fn codeview(&self) -> Option<([u8; 16], u32, String)>;
     fn debug_entries(&self) -> Vec<ImageDebugDirectory>;
     fn arch(&self) -> &'static str;
+    /// Where each part the headers place in the file ends: sections, the signature, debug
+    /// data.
+    fn section_ends(&self) -> Vec<u64>;
 }
 
 impl<'data, Pe: ImageNtHeaders, R: ReadRef<'data>> PeView<'data, R>
@@ -192,6 +204,28 @@ impl<'data, Pe: ImageNtHeaders, R: ReadRef<'data>> PeView<'data, R>
             .read_slice_at::<ImageDebugDirectory>(u64::from(offset), count)
             .map(|s| s.to_vec())
             .unwrap_or_default()
+    }
+
+    fn section_ends(&self) -> Vec<u64> {
+        let end = |at: u32, size: u32| u64::from(at) + u64::from(size);
+        let mut ends: Vec<u64> = self
+            .section_table()
+            .iter()
+            .filter(|s| s.size_of_raw_data.get(LE) > 0)
+            .map(|s| end(s.pointer_to_raw_data.get(LE), s.size_of_raw_data.get(LE)))
+            .collect();
+        // The Authenticode signature follows the sections; its directory holds a file
+        // offset, not an address.
+        if let Some(d) = self.data_directory(object::pe::IMAGE_DIRECTORY_ENTRY_SECURITY) {
+            ends.push(end(d.virtual_address.get(LE), d.size.get(LE)));
+        }
+        ends.extend(
+            self.debug_entries()
+                .iter()
+                .filter(|e| e.pointer_to_raw_data.get(LE) > 0)
+                .map(|e| end(e.pointer_to_raw_data.get(LE), e.size_of_data.get(LE))),
+        );
+        ends
     }
 
     fn arch(&self) -> &'static str {
@@ -259,6 +293,20 @@ pub(super) fn pdb<'data, R: ReadRef<'data> + 'data>(
     file_name: &str,
 ) -> Result<DebugObject, IdentifyError> {
     let bad = |e: pdb::Error| IdentifyError::Malformed(Format::Pdb, e.to_string());
+    // MSF 7.0 superblock: block size at 32, block count at 40 (LLVM's MSF docs). A file
+    // shorter than its blocks is a cut copy.
+    let header = data
+        .read_bytes_at(0, 44)
+        .map_err(|()| IdentifyError::Malformed(Format::Pdb, "truncated superblock".into()))?;
+    let word = |at: usize| {
+        u64::from(u32::from_le_bytes(
+            header[at..at + 4].try_into().expect("4 bytes"),
+        ))
+    };
+    let end = word(32) * word(40);
+    if end > data.len().unwrap_or(0) {
+        return Err(super::truncated(Format::Pdb, end, data));
+    }
     let mut pdb = pdb::PDB::open(ReadRefSource::new(data)).map_err(bad)?;
     let info = pdb.pdb_information().map_err(bad)?;
     let dbi = pdb.debug_information().ok();
