@@ -65,13 +65,13 @@ impl<'data, R: ReadRef<'data>> ElfFile<'data, R> {
     /// [`ElfFile::parse`] over any `ReadRef`, such as `&ReadCache<File>`: only the parts of
     /// the file the accessors need are read.
     pub fn read(data: R) -> Result<Self, ElfError> {
-        let ident = data.read_bytes_at(0, 5).map_err(|_| ElfError::NotElf)?;
-        if ident[..4] != b"\x7fELF"[..] {
+        let magic = data.read_bytes_at(0, 4).map_err(|_| ElfError::NotElf)?;
+        if magic != b"\x7fELF" {
             return Err(ElfError::NotElf);
         }
-        let class = match ident[4] {
-            1 => Class::Elf32,
-            2 => Class::Elf64,
+        let class = match data.read_bytes_at(4, 1) {
+            Ok([1]) => Class::Elf32,
+            Ok([2]) => Class::Elf64,
             _ => return Err(ElfError::Unsupported),
         };
         match class {
@@ -239,7 +239,7 @@ impl<'data, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'data>> View<'data,
         self.sections
             .iter()
             .filter_map(|s| s.file_range(self.endian))
-            .map(|(at, size)| at.checked_add(size).unwrap_or(u64::MAX))
+            .map(|(at, size)| at.saturating_add(size))
             .filter(|&end| end > len)
             .max()
     }
