@@ -9,6 +9,7 @@ mod debuginfod;
 mod debuginfod_rig;
 mod diskfull;
 mod hardening;
+mod native;
 mod native_tools;
 mod packages;
 mod proxy;
