@@ -56,6 +56,32 @@ struct Inputs {
     _copies: Vec<LocalBlob>,
     files: Vec<PathBuf>,
     out: PathBuf,
+    /// The blobs used, to tell whether the module's files changed meanwhile.
+    used: Vec<String>,
+}
+
+/// The debug file and the binary a `.sym` is made from (the binary only when it is another
+/// file: an unstripped binary is both).
+fn pick(files: &[ModuleFile]) -> Option<(&ModuleFile, Option<&ModuleFile>)> {
+    let debug = files.iter().find(|f| is_debug_info(f))?;
+    let code = files
+        .iter()
+        .find(|f| is_code(f))
+        .filter(|c| c.sha256 != debug.sha256);
+    Some((debug, code))
+}
+
+fn used(debug: &ModuleFile, code: Option<&ModuleFile>) -> Vec<String> {
+    std::iter::once(debug)
+        .chain(code)
+        .map(|f| f.sha256.clone())
+        .collect()
+}
+
+/// What the module's `.sym` would be made from now.
+fn current(store: &SymbolStore, object: &DebugObject) -> Result<Vec<String>, UploadError> {
+    let files = store.module_files(&object.index_id)?;
+    Ok(pick(&files).map_or_else(Vec::new, |(d, c)| used(d, c)))
 }
 
 fn place(
@@ -78,10 +104,9 @@ fn place(
 
 fn gather(store: &SymbolStore, object: &DebugObject) -> Result<Option<Inputs>, UploadError> {
     let files = store.module_files(&object.index_id)?;
-    let Some(debug) = files.iter().find(|f| is_debug_info(f)) else {
+    let Some((debug, code)) = pick(&files) else {
         return Ok(None);
     };
-    let code = files.iter().find(|f| is_code(f));
     let dir = tempfile::Builder::new()
         .prefix("symgen")
         .tempdir_in(store.tmp_dir())?;
@@ -113,6 +138,7 @@ fn gather(store: &SymbolStore, object: &DebugObject) -> Result<Option<Inputs>, U
         }
     }
     Ok(Some(Inputs {
+        used: used(debug, code),
         out: dir.path().join("out.sym"),
         _dir: dir,
         _copies: copies,
@@ -175,53 +201,73 @@ impl Uploads {
         }
     }
 
+    /// Makes the `.sym` from the module's files as stored now, and again if they changed
+    /// while it was made (the other file of the pair arrived, here or at another instance),
+    /// so the last `.sym` stored is made from everything.
     async fn make_sym(
         &self,
         object: &DebugObject,
         transaction: Option<i64>,
     ) -> Result<Option<(String, Option<Committed>)>, String> {
-        let store = self.store.clone();
-        let o = object.clone();
-        let inputs = blocking(move || gather(&store, &o))
+        const ATTEMPTS: usize = 3;
+        for attempt in 1..=ATTEMPTS {
+            let store = self.store.clone();
+            let o = object.clone();
+            let inputs = blocking(move || gather(&store, &o))
+                .await
+                .map_err(|e| format!("cannot read the module's files: {e}"))?;
+            let Some(inputs) = inputs else {
+                return Ok(None);
+            };
+            dump(&inputs.files, &inputs.out, self.dump_limits()).await?;
+            let store = self.store.clone();
+            let (o, out, used) = (object.clone(), inputs.out.clone(), inputs.used.clone());
+            let last = attempt == ATTEMPTS;
+            let stored = blocking(move || {
+                if !last && current(&store, &o)? != used {
+                    return Ok(None);
+                }
+                commit_sym(&store, &out, &o.debug_id, transaction).map(Some)
+            })
             .await
-            .map_err(|e| format!("cannot read the module's files: {e}"))?;
-        let Some(inputs) = inputs else {
-            return Ok(None);
-        };
-        dump(&inputs.files, &inputs.out, self.dump_limits()).await?;
-        let store = self.store.clone();
-        let expected = object.debug_id.clone();
-        let out = inputs.out.clone();
-        let stored = blocking(move || {
-            let received =
-                super::unpack::copy_bounded(&store, &mut std::fs::File::open(&out)?, u64::MAX)?;
-            let mut head = Vec::new();
-            std::io::Read::read_to_end(
-                &mut std::io::Read::take(std::fs::File::open(&received.path)?, HEADER_LIMIT as u64),
-                &mut head,
-            )?;
-            let header = parse_sym_header(&head).map_err(|e| UploadError::NotSym(e.to_string()))?;
-            if !header.debug_id.eq_ignore_ascii_case(&expected) {
-                return Err(UploadError::NotSym(format!(
-                    "dump_syms wrote module id {}, the file's is {expected}",
-                    header.debug_id
-                )));
+            .map_err(|e| e.to_string())?;
+            if let Some(stored) = stored {
+                return Ok(Some(stored));
             }
-            let key = header
-                .key()
-                .map_err(|e| UploadError::NotSym(e.to_string()))?;
-            if store.kind_of(key.normalized())?.as_deref() == Some("BREAKPAD") {
-                return Ok((key.to_string(), None));
-            }
-            let mut module = super::sym_module(&header);
-            module.kind = "BREAKPAD_MADE".into();
-            let committed =
-                store.commit_in(received, std::slice::from_ref(&key), &module, transaction)?;
-            Ok((key.to_string(), Some(committed)))
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        drop(inputs);
-        Ok(Some(stored))
+        }
+        unreachable!("the last attempt commits")
     }
+}
+
+/// Stores a made `.sym` under the key its MODULE line gives, after checking it is the
+/// module's. `None` instead of a commit when a `.sym` uploaded as such holds the key.
+fn commit_sym(
+    store: &SymbolStore,
+    out: &Path,
+    expected: &str,
+    transaction: Option<i64>,
+) -> Result<(String, Option<Committed>), UploadError> {
+    let received = super::unpack::copy_bounded(store, &mut std::fs::File::open(out)?, u64::MAX)?;
+    let mut head = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(&received.path)?, HEADER_LIMIT as u64),
+        &mut head,
+    )?;
+    let header = parse_sym_header(&head).map_err(|e| UploadError::NotSym(e.to_string()))?;
+    if !header.debug_id.eq_ignore_ascii_case(expected) {
+        return Err(UploadError::NotSym(format!(
+            "dump_syms wrote module id {}, the file's is {expected}",
+            header.debug_id
+        )));
+    }
+    let key = header
+        .key()
+        .map_err(|e| UploadError::NotSym(e.to_string()))?;
+    if store.kind_of(key.normalized())?.as_deref() == Some("BREAKPAD") {
+        return Ok((key.to_string(), None));
+    }
+    let mut module = super::sym_module(&header);
+    module.kind = "BREAKPAD_MADE".into();
+    let committed = store.commit_in(received, std::slice::from_ref(&key), &module, transaction)?;
+    Ok((key.to_string(), Some(committed)))
 }

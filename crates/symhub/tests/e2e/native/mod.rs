@@ -6,6 +6,8 @@
 //! share: running `symhub upload` and reading a key back.
 
 mod linux;
+mod macho;
+mod packages;
 mod refusals;
 mod windows;
 
