@@ -44,6 +44,7 @@ pub struct ElfFile<'data, R: ReadRef<'data> = &'data [u8]> {
     is_executable: bool,
     soname: Option<&'data [u8]>,
     truncated_at: Option<u64>,
+    arch: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -96,6 +97,16 @@ impl<'data, R: ReadRef<'data>> ElfFile<'data, R> {
             is_executable: (e_type == ET_EXEC || e_type == ET_DYN) && v.has_contents(b".text"),
             soname: v.soname(),
             truncated_at: v.truncated_at(),
+            arch: match v.header.e_machine(v.endian) {
+                object::elf::EM_X86_64 => Some("x86_64"),
+                object::elf::EM_386 => Some("x86"),
+                object::elf::EM_AARCH64 => Some("arm64"),
+                object::elf::EM_ARM => Some("arm"),
+                object::elf::EM_RISCV => Some("riscv"),
+                object::elf::EM_PPC64 => Some("ppc64"),
+                object::elf::EM_S390 => Some("s390x"),
+                _ => None,
+            },
         })
     }
 
@@ -103,6 +114,12 @@ impl<'data, R: ReadRef<'data>> ElfFile<'data, R> {
     /// the file's length (a truncated copy), or `None` for a whole file.
     pub fn truncated_at(&self) -> Option<u64> {
         self.truncated_at
+    }
+
+    /// The architecture as Breakpad's MODULE line names it (`x86_64`, `arm64`…), for the
+    /// common machines.
+    pub fn arch(&self) -> Option<&'static str> {
+        self.arch
     }
 
     /// The ELF class as Breakpad and debuggers name the architecture's word size: 32 or 64.

@@ -269,7 +269,7 @@ fn elf_object<'data, R: ReadRef<'data>>(
     let debug_id = elf_breakpad_id(raw);
     Ok(DebugObject {
         format: Format::Elf,
-        arch: None,
+        arch: elf.arch().map(str::to_owned),
         debug_file: module.to_owned(),
         breakpad_key: breakpad_key(module, &debug_id),
         debug_id,

@@ -102,6 +102,7 @@ fn elf_binary_and_split_debug_file() {
     assert_eq!(keys(o), [format!("hello/elf-buildid-{id}/hello")]);
     assert!(!o.has_debug_info);
     assert_eq!(o.code_id.as_deref(), Some(id.as_str()));
+    assert_eq!(o.arch.as_deref(), Some("x86_64"));
     let debug = fixture("elf/hello.debug");
     let found = identify(&debug[..], "hello.debug").unwrap();
     let d = &found.objects[0];
