@@ -20,6 +20,7 @@
 //! multi-gigabyte PDB or `.debug_info` — and hostile input gives an error, never a panic.
 
 mod macho;
+mod msf;
 mod windows;
 
 use object::ReadRef;
@@ -30,7 +31,7 @@ use crate::debuginfod::BuildId;
 use crate::elf::ElfFile;
 use crate::key::SymbolKey;
 
-pub use windows::{ReadRefSource, MSF_MAGIC};
+pub use windows::MSF_MAGIC;
 
 /// What a file is, from its first bytes (never its name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,11 +3,9 @@
 //!
 //! The PE key is the COFF header's `TimeDateStamp` as `%08X` and the optional header's
 //! `SizeOfImage` as `%x` (symstore, SymSrv). A PDB is keyed by the GUID of its PDB info
-//! stream and the age of its DBI stream, which is the age the linker writes into the PE's
+//! stream and the age of its DBI stream (both read by [`super::msf`]), which is the age the linker writes into the PE's
 //! CodeView record (the info stream's own age can be higher after incremental writes;
 //! symbolic and Mozilla's dump_syms make the same choice).
-
-use std::io::{Read, Seek, SeekFrom};
 
 use object::pe::{ImageDebugDirectory, IMAGE_DIRECTORY_ENTRY_DEBUG};
 use object::read::pe::{ImageNtHeaders, ImageOptionalHeader, PeFile32, PeFile64};
@@ -239,94 +237,38 @@ impl<'data, Pe: ImageNtHeaders, R: ReadRef<'data>> PeView<'data, R>
     }
 }
 
-/// Reads an `object` `ReadRef` as `Read + Seek`, which the `pdb` crate's `Source` needs:
-/// the PDB's pages are read as the streams asked for are, never the whole file.
-pub struct ReadRefSource<R> {
-    data: R,
-    len: u64,
-    at: u64,
-}
-
-impl<'data, R: ReadRef<'data>> ReadRefSource<R> {
-    pub fn new(data: R) -> Self {
-        let len = data.len().unwrap_or(0);
-        Self { data, len, at: 0 }
-    }
-}
-
-impl<R> std::fmt::Debug for ReadRefSource<R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ReadRefSource({} bytes at {})", self.len, self.at)
-    }
-}
-
-impl<'data, R: ReadRef<'data>> Read for ReadRefSource<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = (buf.len() as u64).min(self.len.saturating_sub(self.at));
-        if n == 0 {
-            return Ok(0);
-        }
-        let bytes = self
-            .data
-            .read_bytes_at(self.at, n)
-            .map_err(|()| std::io::Error::other("read outside the file"))?;
-        buf[..bytes.len()].copy_from_slice(bytes);
-        self.at += bytes.len() as u64;
-        Ok(bytes.len())
-    }
-}
-
-impl<'data, R: ReadRef<'data>> Seek for ReadRefSource<R> {
-    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
-        let to = match pos {
-            SeekFrom::Start(n) => Some(n),
-            SeekFrom::End(d) => self.len.checked_add_signed(d),
-            SeekFrom::Current(d) => self.at.checked_add_signed(d),
-        };
-        self.at = to.ok_or_else(|| std::io::Error::other("seek before the start"))?;
-        Ok(self.at)
-    }
-}
-
-pub(super) fn pdb<'data, R: ReadRef<'data> + 'data>(
+pub(super) fn pdb<'data, R: ReadRef<'data>>(
     data: R,
     file_name: &str,
 ) -> Result<DebugObject, IdentifyError> {
-    let bad = |e: pdb::Error| IdentifyError::Malformed(Format::Pdb, e.to_string());
-    // MSF 7.0 superblock: block size at 32, block count at 40 (LLVM's MSF docs). A file
-    // shorter than its blocks is a cut copy.
-    let header = data
-        .read_bytes_at(0, 44)
-        .map_err(|()| IdentifyError::Malformed(Format::Pdb, "truncated superblock".into()))?;
-    let word = |at: usize| {
-        u64::from(u32::from_le_bytes(
-            header[at..at + 4].try_into().expect("4 bytes"),
-        ))
-    };
-    let end = word(32) * word(40);
-    if end > data.len().unwrap_or(0) {
-        return Err(super::truncated(Format::Pdb, end, data));
+    let bad = |e: String| IdentifyError::Malformed(Format::Pdb, e);
+    let msf = super::msf::Msf::open(data).map_err(bad)?;
+    if msf.end() > data.len().unwrap_or(0) {
+        return Err(super::truncated(Format::Pdb, msf.end(), data));
     }
-    let mut pdb = pdb::PDB::open(ReadRefSource::new(data)).map_err(bad)?;
-    let info = pdb.pdb_information().map_err(bad)?;
-    let dbi = pdb.debug_information().ok();
-    let age = dbi.as_ref().and_then(|d| d.age()).unwrap_or(info.age);
-    let arch = dbi
-        .as_ref()
-        .and_then(|d| d.machine_type().ok())
-        .map(|m| match m {
-            pdb::MachineType::Amd64 => "x86_64",
-            pdb::MachineType::X86 => "x86",
-            pdb::MachineType::Arm64 => "arm64",
-            pdb::MachineType::Arm | pdb::MachineType::ArmNT => "arm",
-            _ => "unknown",
-        });
-    let (d1, d2, d3, d4) = info.guid.as_fields();
+    // PDB info stream (1): version, signature, age, GUID.
+    let info = msf
+        .stream_head(1, 28)
+        .ok_or_else(|| bad("no PDB info stream".into()))?;
     let mut guid = [0u8; 16];
-    guid[..4].copy_from_slice(&d1.to_le_bytes());
-    guid[4..6].copy_from_slice(&d2.to_le_bytes());
-    guid[6..8].copy_from_slice(&d3.to_le_bytes());
-    guid[8..].copy_from_slice(d4);
+    guid.copy_from_slice(&info[12..28]);
+    let info_age = u32::from_le_bytes(info[8..12].try_into().expect("4 bytes"));
+    // DBI stream (3) header: signature -1, version, age at 8; the machine at 58.
+    let dbi = msf
+        .stream_head(3, 64)
+        .filter(|h| h[..4] == [0xff, 0xff, 0xff, 0xff]);
+    let age = dbi.map_or(info_age, |h| {
+        u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"))
+    });
+    let arch = dbi.map(
+        |h| match object::pe::Machine(u16::from_le_bytes([h[58], h[59]])) {
+            object::pe::IMAGE_FILE_MACHINE_AMD64 => "x86_64",
+            object::pe::IMAGE_FILE_MACHINE_I386 => "x86",
+            object::pe::IMAGE_FILE_MACHINE_ARM64 => "arm64",
+            object::pe::IMAGE_FILE_MACHINE_ARMNT | object::pe::IMAGE_FILE_MACHINE_ARM => "arm",
+            _ => "unknown",
+        },
+    );
     let symsrv_id = format!("{}{age:x}", guid_upper(&guid));
     let debug_id = breakpad_id_from_guid(&guid, age);
     let keys: Vec<_> = key(file_name, &symsrv_id, file_name).into_iter().collect();
