@@ -32,6 +32,13 @@ pub struct DumpArgs {
 }
 
 /// The body of `symhub dump-syms`.
+#[cfg(not(feature = "dump-syms"))]
+pub fn run(_: DumpArgs) -> anyhow::Result<()> {
+    anyhow::bail!("this symhub was built without the `dump-syms` feature")
+}
+
+/// The body of `symhub dump-syms`.
+#[cfg(feature = "dump-syms")]
 pub fn run(args: DumpArgs) -> anyhow::Result<()> {
     if args.max_memory > 0 {
         rlimit::setrlimit(rlimit::Resource::AS, args.max_memory, args.max_memory)?;
