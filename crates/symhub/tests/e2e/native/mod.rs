@@ -77,6 +77,21 @@ async fn put_file(s: &Symhub, name: &str, body: Vec<u8>) -> (u16, serde_json::Va
     (status, json)
 }
 
+/// The rig's Windows build in a new temp dir (kept alive by the caller), or `None` when the
+/// tools are missing and the test is skipped.
+async fn windows_build() -> Option<(tempfile::TempDir, crate::native_support::WindowsBuild)> {
+    if !crate::native_support::native_tools() {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let win =
+        tokio::task::spawn_blocking(move || crate::native_support::build_windows_program(&root))
+            .await
+            .unwrap();
+    Some((dir, win))
+}
+
 fn file_name(p: &Path) -> String {
     p.file_name().unwrap().to_str().unwrap().to_owned()
 }

@@ -65,14 +65,9 @@ async fn cut_and_hostile_files_are_refused_and_change_nothing() {
 /// image's claim, and no Breakpad file pretending they belong together.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pe_whose_pdb_reference_lies_pairs_with_nothing() {
-    if !native_tools() {
+    let Some((dir, win)) = windows_build().await else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_path_buf();
-    let win = tokio::task::spawn_blocking(move || build_windows_program(&root))
-        .await
-        .unwrap();
+    };
     let lying = dir.path().join("lying");
     std::fs::create_dir_all(&lying).unwrap();
     std::fs::copy(&win.exe, lying.join("crash.exe")).unwrap();

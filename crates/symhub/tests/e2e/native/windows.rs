@@ -7,14 +7,9 @@ use crate::native_support::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn windows_build_is_keyed_as_the_llvm_tools_read_it_and_made_into_breakpad() {
-    if !native_tools() {
+    let Some((_dir, win)) = windows_build().await else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_path_buf();
-    let win = tokio::task::spawn_blocking(move || build_windows_program(&root))
-        .await
-        .unwrap();
+    };
     let s = server();
 
     // What each file must be stored as, from the independent tools only.
