@@ -11,8 +11,9 @@
 
 use object::ReadRef;
 
-/// Block sizes MSF 7.0 writers use.
-const BLOCK_SIZES: [u64; 4] = [512, 1024, 2048, 4096];
+/// Block sizes MSF 7.0 writers use (LLVM's list; Visual Studio 2022 writes 8192 and up for
+/// PDBs over 4 GiB).
+const BLOCK_SIZES: [u64; 7] = [512, 1024, 2048, 4096, 8192, 16384, 32768];
 
 pub(super) struct Msf<R> {
     data: R,
