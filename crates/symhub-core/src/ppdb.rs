@@ -44,6 +44,28 @@ pub fn portable_pdb_guid(data: &[u8]) -> Option<[u8; 16]> {
     None
 }
 
+/// Where a portable PDB's metadata streams end (the furthest `offset + size` of its stream
+/// headers), read from the first bytes of the file; past the file's length, it is a cut copy.
+pub fn portable_pdb_extent(data: &[u8]) -> Option<u64> {
+    if data.get(0..4)? != b"BSJB" {
+        return None;
+    }
+    let version_len = u32_at(data, 12)? as usize;
+    let mut at = 16usize.checked_add(version_len)?.checked_add(2)?;
+    let streams = u16_at(data, at)? as usize;
+    at += 2;
+    let mut end = 0u64;
+    for _ in 0..streams.min(64) {
+        let offset = u64::from(u32_at(data, at)?);
+        let size = u64::from(u32_at(data, at + 4)?);
+        at += 8;
+        let name_len = data.get(at..)?.iter().take(32).position(|&b| b == 0)?;
+        at += (name_len + 4) & !3;
+        end = end.max(offset + size);
+    }
+    Some(end)
+}
+
 /// The GUID as SSQP spells it: the .NET `Guid` byte order, lowercase hex.
 pub fn guid_hex(g: &[u8; 16]) -> String {
     format!(

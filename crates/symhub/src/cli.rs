@@ -27,8 +27,9 @@ enum Command {
     /// API keys.
     #[command(subcommand)]
     Key(KeyCommand),
-    /// Upload Breakpad `.sym` files (found recursively in directories) with sym-upload-v2,
-    /// skipping those the server already has.
+    /// Upload build output: PE, PDB, ELF, Mach-O, portable PDB, .nupkg and Breakpad .sym
+    /// files (directories searched recursively), keyed from their bytes, in one transaction,
+    /// skipping what the server already has. --dry-run prints the keys.
     Upload(crate::upload_client::UploadArgs),
     /// SSQP zip packages: add, list, show, remove.
     #[command(subcommand)]

@@ -76,6 +76,20 @@ impl Format {
         })
     }
 
+    /// The format as messages name it, with its article.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Pe => "a PE",
+            Format::Pdb => "a Windows PDB",
+            Format::PortablePdb => "a portable PDB",
+            Format::Elf => "an ELF",
+            Format::MachO => "a Mach-O",
+            Format::MachOFat => "a universal Mach-O",
+            Format::Breakpad => "a Breakpad",
+            Format::Zip => "a zip",
+        }
+    }
+
     /// The name of the format as `sym_upload`'s `symbol_upload_type` and the store's
     /// `kind` column spell it.
     pub fn kind(self) -> &'static str {
@@ -96,9 +110,9 @@ impl Format {
 pub enum IdentifyError {
     #[error("not a debug file symhub knows (PE, PDB, portable PDB, ELF, Mach-O, Breakpad .sym, or a zip of them)")]
     Unknown,
-    #[error("a {0:?} file whose headers cannot be read: {1}")]
+    #[error("{format} file whose headers cannot be read: {reason}", format = .0.name(), reason = .1)]
     Malformed(Format, String),
-    #[error("a {0:?} file with nothing to key it by: {1}")]
+    #[error("{format} file with nothing to key it by: {reason}", format = .0.name(), reason = .1)]
     NoId(Format, &'static str),
 }
 
@@ -246,10 +260,17 @@ fn elf_object<'data, R: ReadRef<'data>>(
     ))?;
     let id = BuildId::from_bytes(raw)
         .map_err(|_| IdentifyError::NoId(Format::Elf, "a build id longer than 64 bytes"))?;
+    if !elf.is_executable() && !elf.has_debug_info() {
+        // objcopy --only-keep-debug of a build without -g: it would pass for the binary.
+        return Err(IdentifyError::NoId(
+            Format::Elf,
+            "neither runnable code nor DWARF (a split debug file of a build without -g?)",
+        ));
+    }
     let mut keys = Vec::new();
     // A split debug file (`objcopy --only-keep-debug`) has no runnable code: it is only
     // debuginfo, never the binary a debugger or profiler loads.
-    if elf.is_executable() || !elf.has_debug_info() {
+    if elf.is_executable() {
         keys.extend(executable_key(&id, file_name).ok());
     }
     if elf.has_debug_info() {

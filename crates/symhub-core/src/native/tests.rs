@@ -160,6 +160,7 @@ fn truncated_files_are_errors_not_panics() {
         "windows/dump_syms_regtest64.exe",
         "windows/dump_syms_regtest64.pdb",
         "dotnet/System.Threading.Thread.dll",
+        "dotnet/System.Threading.Thread.pdb",
         "elf/hello",
         "elf/hello.debug",
     ] {

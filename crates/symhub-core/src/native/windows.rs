@@ -304,6 +304,18 @@ pub(super) fn portable_pdb<'data, R: ReadRef<'data>>(
     let head = data
         .read_bytes_at(0, len)
         .map_err(|()| IdentifyError::Malformed(Format::PortablePdb, "unreadable".into()))?;
+    match crate::ppdb::portable_pdb_extent(head) {
+        Some(end) if end > data.len().unwrap_or(0) => {
+            return Err(super::truncated(Format::PortablePdb, end, data))
+        }
+        None => {
+            return Err(IdentifyError::Malformed(
+                Format::PortablePdb,
+                "truncated metadata stream headers".into(),
+            ))
+        }
+        Some(_) => {}
+    }
     let guid = portable_pdb_guid(head).ok_or(IdentifyError::NoId(
         Format::PortablePdb,
         "no #Pdb stream in the first MiB",

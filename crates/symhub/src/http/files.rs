@@ -16,7 +16,6 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use axum::Json;
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
@@ -36,6 +35,7 @@ pub async fn put(
 ) -> Result<Response, ApiError> {
     let transaction = super::transactions::transaction_param(query.as_deref())?;
     // Refused before the body is read, not after.
+    crate::upload::files::file_name(&name)?;
     if let Some(id) = transaction {
         app.uploads.check_transaction(id).await?;
     }
@@ -59,9 +59,16 @@ pub async fn missing(
     _: RequireKey,
     State(app): State<Arc<App>>,
     RawQuery(query): RawQuery,
-    Json(body): Json<MissingRequest>,
+    body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let transaction = super::transactions::transaction_param(query.as_deref())?;
+    // Parsed here, not by axum's extractor, so a bad body gets this API's JSON error.
+    let body: MissingRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(
+            "bad_body",
+            format!("expected {{\"files\": [{{\"sha256\", \"keys\", \"derived\"}}]}}: {e}"),
+        )
+    })?;
     if body.files.len() > 10_000 {
         return Err(ApiError::BadRequest(
             "too_many_files",

@@ -220,6 +220,8 @@ impl SymbolStore {
     /// file name. Indexed (`symbols_build_id`).
     pub fn executable_by_build_id(&self, build_id: &str) -> DbResult<Option<StoredSymbol>> {
         let id = format!("elf-buildid-{build_id}");
+        // SSQP keys pad shorter ids (lld's 8 bytes, md5's 16) with zeros to 20 bytes.
+        let padded = format!("elf-buildid-{build_id:0<40}");
         let rows = self.db.query(
             "SELECT key, display, sha256, size, uploaded_at FROM symbols
              WHERE debug_id = ?1 AND kind = 'ELF'",
@@ -228,7 +230,10 @@ impl SymbolStore {
         // The upload's `<name>/elf-buildid-<id>/<name>` key, not its `<name>/<id>/<name>`.
         Ok(rows
             .iter()
-            .find(|r| r.text(0).split('/').nth(1) == Some(id.as_str()))
+            .find(|r| {
+                let segment = r.text(0).split('/').nth(1).map(str::to_owned);
+                segment.as_deref() == Some(id.as_str()) || segment.as_deref() == Some(&padded)
+            })
             .map(|r| stored(r.text(0), r, 1)))
     }
 

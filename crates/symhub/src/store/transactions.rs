@@ -302,6 +302,20 @@ impl SymbolStore {
         Ok(judge(id, self.db.query_opt(STATE, p![id])?)?)
     }
 
+    /// Live transactions that recorded `sha256` under `key` (normalized).
+    pub fn transactions_holding(&self, key: &str, sha256: &str) -> DbResult<Vec<i64>> {
+        Ok(self
+            .db
+            .query(
+                "SELECT tk.id FROM transaction_keys tk JOIN transactions t ON t.id = tk.id
+                 WHERE tk.key = ?1 AND tk.sha256 = ?2 AND t.state = 'active'",
+                p![key, sha256],
+            )?
+            .iter()
+            .map(|r| r.int(0))
+            .collect())
+    }
+
     /// Bytes `sha256` already under every key (a commit found them there, or a client asked
     /// whether the server holds its file): records the keys in transaction `id` — the run
     /// did add them, as far as its user is concerned. False if a key does not hold those

@@ -123,6 +123,26 @@ fn module_of(o: &DebugObject) -> ModuleId {
     }
 }
 
+/// The base name of an uploaded file, checked: 1 to 255 bytes, no control characters, no
+/// leading or trailing space (a key made of it would be unreachable or misleading).
+pub fn file_name(name: &str) -> Result<String, UploadError> {
+    let name = native::base_name(name);
+    let bad = name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.len() > 255
+        || name.trim() != name
+        || name.chars().any(char::is_control);
+    if bad {
+        return Err(UploadError::BadRequest(format!(
+            "`{}` is not a file name (1 to 255 bytes, no control characters, no leading or \
+             trailing space)",
+            name.chars().take(64).collect::<String>().escape_debug()
+        )));
+    }
+    Ok(name.to_owned())
+}
+
 impl Uploads {
     /// Identifies a received file uploaded as `name` and stores everything in it, recording
     /// the keys in `transaction` when given. Errors when nothing in it could be stored.
@@ -132,12 +152,7 @@ impl Uploads {
         name: &str,
         transaction: Option<i64>,
     ) -> Result<FileReport, UploadError> {
-        let name = native::base_name(name).to_owned();
-        if name.is_empty() || name == "." || name == ".." {
-            return Err(UploadError::BadRequest(format!(
-                "`{name}` is not a file name"
-            )));
-        }
+        let name = file_name(name)?;
         let report = self.ingest(received, name, transaction, 0).await?;
         if report.key_count() == 0 {
             let why = report.notes.first().cloned().unwrap_or_default();

@@ -93,6 +93,9 @@ pub struct Uploads {
     store: Arc<SymbolStore>,
     config: UploadConfig,
     pub body_idle_timeout: std::time::Duration,
+    /// `.sym` makers that may run at once: each reads its file whole, so as many as there
+    /// are cores, not as many as there are uploads.
+    symgen_slots: tokio::sync::Semaphore,
 }
 
 pub(crate) async fn blocking<T: Send + 'static>(
@@ -109,10 +112,12 @@ impl Uploads {
         config: UploadConfig,
         body_idle_timeout: std::time::Duration,
     ) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             store,
             config,
             body_idle_timeout,
+            symgen_slots: tokio::sync::Semaphore::new(cores),
         }
     }
 

@@ -58,6 +58,10 @@ struct Inputs {
     out: PathBuf,
     /// The blobs used, to tell whether the module's files changed meanwhile.
     used: Vec<String>,
+    /// The inputs' keys (normalized) and bytes: transactions that hold them hold the `.sym`.
+    sources: Vec<(String, String)>,
+    /// The binary's own name, when dump_syms is shown it under the PDB's stem.
+    code_name: Option<String>,
 }
 
 /// The debug file and the binary a `.sym` is made from (the binary only when it is another
@@ -76,6 +80,13 @@ fn used(debug: &ModuleFile, code: Option<&ModuleFile>) -> Vec<String> {
         .chain(code)
         .map(|f| f.sha256.clone())
         .collect()
+}
+
+/// Whether a name can be a module's: not a build id (`.build-id/ab/cdef….debug` in
+/// distributions' debug packages, which names files by id only).
+fn meaningful_module_name(name: &str) -> bool {
+    let stem = name.strip_suffix(".debug").unwrap_or(name);
+    !(stem.len() >= 16 && stem.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// What the module's `.sym` would be made from now.
@@ -107,11 +118,17 @@ fn gather(store: &SymbolStore, object: &DebugObject) -> Result<Option<Inputs>, U
     let Some((debug, code)) = pick(&files) else {
         return Ok(None);
     };
+    if code.is_none() && !meaningful_module_name(&object.debug_file) {
+        // `.build-id/ab/cdef….debug`: a `.sym` under that name is never asked for; the
+        // binary, when it comes, names the module.
+        return Ok(None);
+    }
     let dir = tempfile::Builder::new()
         .prefix("symgen")
         .tempdir_in(store.tmp_dir())?;
     let mut copies = Vec::new();
     let mut inputs = Vec::new();
+    let mut code_name = None;
     if object.format == Format::Pe || debug.kind == "PDB" {
         let pdb = dir.path().join(file_name(debug));
         place(store, debug, &pdb, &mut copies)?;
@@ -123,7 +140,13 @@ fn gather(store: &SymbolStore, object: &DebugObject) -> Result<Option<Inputs>, U
                 .unwrap_or("exe")
                 .to_ascii_lowercase();
             let ext = if ext == "dll" { "dll" } else { "exe" };
-            place(store, code, &pdb.with_extension(ext), &mut copies)?;
+            let shown = pdb.with_extension(ext);
+            place(store, code, &shown, &mut copies)?;
+            // dump_syms finds a PDB's image only under the PDB's stem (`my_app.pdb` beside
+            // `my_app.exe`); cargo names them `my-app.exe` and `my_app.pdb`.
+            if shown.file_name().and_then(|n| n.to_str()) != Some(file_name(code)) {
+                code_name = Some(file_name(code).to_owned());
+            }
         }
     } else {
         // Breakpad names the module after the binary: its upload's name when there is one.
@@ -139,6 +162,11 @@ fn gather(store: &SymbolStore, object: &DebugObject) -> Result<Option<Inputs>, U
     }
     Ok(Some(Inputs {
         used: used(debug, code),
+        sources: std::iter::once(debug)
+            .chain(code)
+            .map(|f| (f.key.to_lowercase(), f.sha256.clone()))
+            .collect(),
+        code_name,
         out: dir.path().join("out.sym"),
         _dir: dir,
         _copies: copies,
@@ -219,15 +247,29 @@ impl Uploads {
             let Some(inputs) = inputs else {
                 return Ok(None);
             };
-            dump(&inputs.files, &inputs.out, self.dump_limits()).await?;
+            {
+                let _slot = self
+                    .symgen_slots
+                    .acquire()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                dump(&inputs.files, &inputs.out, self.dump_limits()).await?;
+            }
             let store = self.store.clone();
-            let (o, out, used) = (object.clone(), inputs.out.clone(), inputs.used.clone());
+            let o = object.clone();
+            let (out, used) = (inputs.out.clone(), inputs.used.clone());
+            let (sources, code_name) = (inputs.sources.clone(), inputs.code_name.clone());
             let last = attempt == ATTEMPTS;
             let stored = blocking(move || {
                 if !last && current(&store, &o)? != used {
                     return Ok(None);
                 }
-                commit_sym(&store, &out, &o.debug_id, transaction).map(Some)
+                if let Some(name) = &code_name {
+                    name_code_file(&out, name)?;
+                }
+                let made = commit_sym(&store, &out, &o.debug_id, transaction)?;
+                share_with_transactions(&store, &made, &sources, transaction)?;
+                Ok(Some((made.0, made.1)))
             })
             .await
             .map_err(|e| e.to_string())?;
@@ -237,6 +279,62 @@ impl Uploads {
         }
         unreachable!("the last attempt commits")
     }
+}
+
+/// Rewrites a `.sym`'s `INFO CODE_ID <id> <file>` line with the binary's real name.
+fn name_code_file(out: &Path, name: &str) -> Result<(), UploadError> {
+    use std::io::{BufRead, Write};
+    let mut from = std::io::BufReader::new(std::fs::File::open(out)?);
+    let fixed = out.with_extension("named");
+    let mut to = std::io::BufWriter::new(std::fs::File::create(&fixed)?);
+    let mut line = String::new();
+    for _ in 0..2 {
+        line.clear();
+        from.read_line(&mut line)?;
+        match line.strip_prefix("INFO CODE_ID ") {
+            Some(rest) => {
+                let id = rest.split_whitespace().next().unwrap_or("");
+                writeln!(to, "INFO CODE_ID {id} {name}")?;
+            }
+            None => to.write_all(line.as_bytes())?,
+        }
+    }
+    std::io::copy(&mut from, &mut to)?;
+    to.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    std::fs::rename(&fixed, out)?;
+    Ok(())
+}
+
+/// A made `.sym` belongs to every live transaction that holds a file it was made from, so
+/// deleting the run that happened to make it last leaves the others' symbols in place.
+fn share_with_transactions(
+    store: &SymbolStore,
+    (key, committed): &(String, Option<Committed>),
+    sources: &[(String, String)],
+    transaction: Option<i64>,
+) -> Result<(), UploadError> {
+    if committed.is_none() {
+        return Ok(());
+    }
+    let Ok(sym) = symhub_core::SymbolKey::parse_path(key) else {
+        return Ok(());
+    };
+    let Some(stored) = store.get(sym.normalized())? else {
+        return Ok(());
+    };
+    let mut ids = std::collections::BTreeSet::new();
+    for (k, sha) in sources {
+        ids.extend(store.transactions_holding(k, sha)?);
+    }
+    for id in ids.into_iter().filter(|&id| Some(id) != transaction) {
+        // One deleted meanwhile no longer takes keys; the others still do.
+        if let Err(e) =
+            store.record_held(id, std::slice::from_ref(&sym), &stored.sha256, stored.size)
+        {
+            tracing::debug!(transaction = id, key = %sym, "made .sym not recorded: {e:#}");
+        }
+    }
+    Ok(())
 }
 
 /// Stores a made `.sym` under the key its MODULE line gives, after checking it is the

@@ -106,7 +106,10 @@ impl Uploads {
                     Err(UploadError::TooLarge(_)) => {
                         out.push(Err(format!("{name}: unpacks to more than upload.max_size")))
                     }
-                    Err(e) => return Err(e),
+                    Err(UploadError::NoSpace) => return Err(UploadError::NoSpace),
+                    // The member's bytes are bad (a CRC or deflate error, a size that lies,
+                    // a compression method this build does not read): that member only.
+                    Err(e) => out.push(Err(format!("{name}: unreadable in the zip: {e}"))),
                 }
             }
             Ok(out)

@@ -81,6 +81,13 @@ pub fn run(args: UploadArgs) -> anyhow::Result<()> {
     for path in &files {
         match plan::plan(path) {
             Ok(p) if p.is_upload() => planned.push(p),
+            Ok(Planned {
+                what: plan::What::Refused(why),
+                ..
+            }) => {
+                totals.refused += 1;
+                println!("REFUSED   {}: {why}", path.display());
+            }
             Ok(p) => {
                 totals.not_debug += 1;
                 if args.dry_run {
@@ -101,13 +108,23 @@ pub fn run(args: UploadArgs) -> anyhow::Result<()> {
             }
         }
         println!(
-            "{} debug files, {} other files (dry run: nothing uploaded)",
+            "{} debug files, {} other files, {} refused, {} failed (dry run: nothing uploaded)",
             planned.len(),
-            totals.not_debug
+            totals.not_debug,
+            totals.refused,
+            totals.failed
         );
+        if totals.refused + totals.failed > 0 {
+            bail!(
+                "{} files cannot be uploaded",
+                totals.refused + totals.failed
+            );
+        }
         return Ok(());
     }
-    if planned.is_empty() && totals.failed == 0 {
+    // Binaries first: a debug file's `.sym` is then made once, from both.
+    planned.sort_by_key(Planned::has_debug_info);
+    if planned.is_empty() && totals.failed + totals.refused == 0 {
         bail!(
             "no debug files found in {:?} ({} other files)",
             args.paths,

@@ -26,13 +26,22 @@ pub enum What {
     Breakpad(SymHeader),
     /// A `.nupkg`/`.snupkg` or other zip: the server unpacks and identifies its members.
     Zip,
-    /// Not a debug file (or one that cannot be keyed): left alone, with the reason.
+    /// Not a debug file: left alone.
     Other(String),
+    /// A debug file by its first bytes that cannot be read or keyed (cut short, damaged):
+    /// an error of the run, with the reason.
+    Refused(String),
 }
 
 impl Planned {
     pub fn is_upload(&self) -> bool {
-        !matches!(self.what, What::Other(_))
+        !matches!(self.what, What::Other(_) | What::Refused(_))
+    }
+
+    /// Whether the server makes a `.sym` from it: sent after the binaries, so the `.sym` is
+    /// made once, from both, rather than again when the binary arrives.
+    pub fn has_debug_info(&self) -> bool {
+        matches!(&self.what, What::Native(found) if found.objects.iter().any(|o| o.has_debug_info))
     }
 
     /// The keys the whole file is stored under, when they are known here (not for a zip or
@@ -94,6 +103,7 @@ impl Planned {
             }
             What::Zip => out.push("ZIP: its PDBs and binaries are keyed by the server".into()),
             What::Other(why) => out.push(format!("skipped: {why}")),
+            What::Refused(why) => out.push(format!("REFUSED: {why}")),
         }
         out
     }
@@ -148,13 +158,13 @@ pub fn plan(path: &Path) -> anyhow::Result<Planned> {
         Some(Format::Zip) => What::Zip,
         Some(Format::Breakpad) => match parse_sym_header(&head) {
             Ok(h) => What::Breakpad(h),
-            Err(e) => What::Other(format!("not a Breakpad file: {e}")),
+            Err(e) => What::Refused(format!("not a valid Breakpad file: {e}")),
         },
         Some(_) => {
             let cache = object::read::ReadCache::new(file);
             match native::identify(&cache, &name) {
                 Ok(found) => What::Native(found),
-                Err(e) => What::Other(e.to_string()),
+                Err(e) => What::Refused(e.to_string()),
             }
         }
     };

@@ -14,6 +14,10 @@ use super::plan::{sha256_file, Planned, What};
 use super::sym_upload_v2;
 use crate::target::{Opened, Remote, Target};
 
+/// Bytes read from a file at a time: tokio's default of 4 KiB made the client spend more CPU
+/// than the server (bench/upload).
+const CHUNK: usize = 256 * 1024;
+
 pub enum Sink {
     Remote(Remote),
     Local(Arc<Uploads>),
@@ -237,7 +241,7 @@ impl Sink {
             }
             Sink::Local(uploads) => {
                 let file = tokio::fs::File::open(&p.path).await?;
-                let stream = tokio_util::io::ReaderStream::new(file);
+                let stream = tokio_util::io::ReaderStream::with_capacity(file, CHUNK);
                 let received = uploads.receive(stream, Some(p.size)).await?;
                 match uploads.ingest_file(received, &p.name, transaction).await {
                     Ok(report) => Ok(outcome_of(&serde_json::to_value(&report)?)),
@@ -253,7 +257,9 @@ impl Sink {
                 let name = utf8_percent_encode(&p.name, NON_ALPHANUMERIC);
                 let q = transaction.map_or(String::new(), |t| format!("?transaction={t}"));
                 let file = tokio::fs::File::open(&p.path).await?;
-                let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+                let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+                    file, CHUNK,
+                ));
                 let resp = remote
                     .request(reqwest::Method::PUT, &format!("/api/files/{name}{q}"))
                     .header(reqwest::header::CONTENT_LENGTH, p.size)

@@ -111,10 +111,11 @@ async fn ten_thousand_tiny_files_are_walked_and_left_alone() {
         let sub = tree.join(format!("d{d:02}"));
         std::fs::create_dir_all(&sub).unwrap();
         for f in 0..100 {
-            // Some start like debug files and stop at once.
+            // Too short to claim any format (a file that does claim one and is cut short is
+            // refused: see below).
             let body: &[u8] = match f % 4 {
                 0 => b"MZ",
-                1 => b"\x7fELF",
+                1 => b"\x7fEL",
                 2 => b"MODULE",
                 _ => b"",
             };
@@ -140,4 +141,31 @@ async fn ten_thousand_tiny_files_are_walked_and_left_alone() {
         2,
         "the .debug file and its made .sym"
     );
+}
+
+/// A build directory with a cut PDB and a cut PE beside a good file: the good one is stored,
+/// the others are named as refused, and the run fails (a CI job must not pass while
+/// shipping a broken PDB).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_client_names_cut_debug_files_and_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let windows = fixtures().join("windows");
+    let pdb = std::fs::read(windows.join("dump_syms_regtest64.pdb")).unwrap();
+    let exe = std::fs::read(windows.join("dump_syms_regtest64.exe")).unwrap();
+    std::fs::write(dir.path().join("App.pdb"), &pdb[..pdb.len() * 9 / 10]).unwrap();
+    std::fs::write(dir.path().join("App.exe"), &exe[..exe.len() / 2]).unwrap();
+    std::fs::copy(fixtures().join("elf/hello"), dir.path().join("hello")).unwrap();
+    let s = server();
+    let (ok, out) = upload(&s, &[], &[dir.path()]).await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("REFUSED") && out.contains("App.pdb") && out.contains("App.exe"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 uploaded") && out.contains("2 refused"),
+        "{out}"
+    );
+    let (ok, dry) = upload(&s, &["--dry-run"], &[dir.path()]).await;
+    assert!(!ok && dry.contains("2 refused"), "{dry}");
 }
