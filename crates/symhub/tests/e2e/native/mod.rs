@@ -5,6 +5,7 @@
 //! what is refused. `native_support` builds the programs; this module holds what the tests
 //! share: running `symhub upload` and reading a key back.
 
+mod lifecycle;
 mod linux;
 mod macho;
 mod packages;
