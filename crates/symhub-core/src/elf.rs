@@ -64,13 +64,14 @@ impl<'data, R: ReadRef<'data>> ElfFile<'data, R> {
     /// [`ElfFile::parse`] over any `ReadRef`, such as `&ReadCache<File>`: only the parts of
     /// the file the accessors need are read.
     pub fn read(data: R) -> Result<Self, ElfError> {
-        let ident = data.read_bytes_at(0, 5).map_err(|_| ElfError::NotElf)?;
-        if ident[..4] != b"\x7fELF"[..] {
+        let magic = data.read_bytes_at(0, 4).map_err(|_| ElfError::NotElf)?;
+        if magic != b"\x7fELF" {
             return Err(ElfError::NotElf);
         }
-        let class = match ident[4] {
-            1 => Class::Elf32,
-            2 => Class::Elf64,
+        // Read apart from the magic: the magic alone is an ELF file of no known class.
+        let class = match data.read_bytes_at(4, 1) {
+            Ok([1]) => Class::Elf32,
+            Ok([2]) => Class::Elf64,
             _ => return Err(ElfError::Unsupported),
         };
         match class {
