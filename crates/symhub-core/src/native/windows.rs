@@ -7,8 +7,6 @@
 //! CodeView record (the info stream's own age can be higher after incremental writes;
 //! symbolic and Mozilla's dump_syms make the same choice).
 
-use std::io::{Read, Seek, SeekFrom};
-
 use object::pe::{ImageDebugDirectory, IMAGE_DIRECTORY_ENTRY_DEBUG};
 use object::read::pe::{ImageNtHeaders, ImageOptionalHeader, PeFile32, PeFile64};
 use object::read::Object;
@@ -205,52 +203,63 @@ impl<'data, Pe: ImageNtHeaders, R: ReadRef<'data>> PeView<'data, R>
     }
 }
 
-/// Reads an `object` `ReadRef` as `Read + Seek`, which the `pdb` crate's `Source` needs:
-/// the PDB's pages are read as the streams asked for are, never the whole file.
+/// An `object` `ReadRef` as the `pdb` crate's `Source`: the PDB's pages are read as the
+/// streams asked for are, never the whole file.
+///
+/// A view (the stream directory, a stream) larger than the file is refused before anything
+/// is allocated: the crate allocates and zero-fills a view before reading it, checks page
+/// numbers only against the count the header claims, and lets pages repeat, so a PDB of a
+/// few KiB could otherwise make it fill 4 GiB with one page over and over. No well-formed
+/// MSF file has such a view: each page belongs to one stream.
 pub struct ReadRefSource<R> {
     data: R,
     len: u64,
-    at: u64,
 }
 
 impl<'data, R: ReadRef<'data>> ReadRefSource<R> {
     pub fn new(data: R) -> Self {
         let len = data.len().unwrap_or(0);
-        Self { data, len, at: 0 }
+        Self { data, len }
     }
 }
 
 impl<R> std::fmt::Debug for ReadRefSource<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ReadRefSource({} bytes at {})", self.len, self.at)
+        write!(f, "ReadRefSource({} bytes)", self.len)
     }
 }
 
-impl<'data, R: ReadRef<'data>> Read for ReadRefSource<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = (buf.len() as u64).min(self.len.saturating_sub(self.at));
-        if n == 0 {
-            return Ok(0);
+#[derive(Debug)]
+struct View(Vec<u8>);
+
+impl pdb::SourceView<'_> for View {
+    fn as_slice(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl<'s, 'data, R: ReadRef<'data> + 's> pdb::Source<'s> for ReadRefSource<R> {
+    fn view(
+        &mut self,
+        slices: &[pdb::SourceSlice],
+    ) -> std::io::Result<Box<dyn pdb::SourceView<'s>>> {
+        // `UnexpectedEof`, as a read past the end gives: the crate reports a file too short
+        // for its header page as "not a PDB" by that kind.
+        let outside = |what| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, what);
+        let total = slices
+            .iter()
+            .try_fold(0u64, |n, s| n.checked_add(s.size as u64))
+            .filter(|&n| n <= self.len)
+            .ok_or_else(|| outside("a PDB stream larger than the file"))?;
+        let mut bytes = Vec::with_capacity(total as usize);
+        for s in slices {
+            let page = self
+                .data
+                .read_bytes_at(s.offset, s.size as u64)
+                .map_err(|()| outside("a PDB page outside the file"))?;
+            bytes.extend_from_slice(page);
         }
-        let bytes = self
-            .data
-            .read_bytes_at(self.at, n)
-            .map_err(|()| std::io::Error::other("read outside the file"))?;
-        buf[..bytes.len()].copy_from_slice(bytes);
-        self.at += bytes.len() as u64;
-        Ok(bytes.len())
-    }
-}
-
-impl<'data, R: ReadRef<'data>> Seek for ReadRefSource<R> {
-    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
-        let to = match pos {
-            SeekFrom::Start(n) => Some(n),
-            SeekFrom::End(d) => self.len.checked_add_signed(d),
-            SeekFrom::Current(d) => self.at.checked_add_signed(d),
-        };
-        self.at = to.ok_or_else(|| std::io::Error::other("seek before the start"))?;
-        Ok(self.at)
+        Ok(Box::new(View(bytes)))
     }
 }
 
