@@ -184,3 +184,46 @@ fn truncated_files_are_errors_not_panics() {
         assert!(identify(&bytes[..], "x").is_ok());
     }
 }
+
+/// A 12 KiB MSF file whose stream directory claims 256 MiB, made of its third page listed
+/// 65536 times (the `pdb` crate allocated and zero-filled such a view before reading it;
+/// symhub's own reader never reads a stream whole).
+fn pdb_with_a_repeated_page_directory() -> Vec<u8> {
+    const PAGE: usize = 4096;
+    let directory_size: u32 = 256 << 20;
+    let directory_pages = directory_size as usize / PAGE;
+    let list_pages = directory_pages * 4 / PAGE;
+    let mut file = vec![0u8; 3 * PAGE];
+    file[..32].copy_from_slice(MSF_MAGIC);
+    for (i, v) in [PAGE as u32, 1, 3, directory_size, 0]
+        .into_iter()
+        .enumerate()
+    {
+        file[32 + 4 * i..36 + 4 * i].copy_from_slice(&v.to_le_bytes());
+    }
+    // The header lists the pages of the directory's page list: page 1, every time.
+    for i in 0..list_pages {
+        file[52 + 4 * i..56 + 4 * i].copy_from_slice(&1u32.to_le_bytes());
+    }
+    // Page 1, the directory's page list: page 2, every time.
+    for i in 0..PAGE / 4 {
+        file[PAGE + 4 * i..PAGE + 4 * i + 4].copy_from_slice(&2u32.to_le_bytes());
+    }
+    // Page 2: a directory of 4 empty streams.
+    file[2 * PAGE..2 * PAGE + 4].copy_from_slice(&4u32.to_le_bytes());
+    file
+}
+
+#[test]
+fn a_pdb_view_larger_than_the_file_is_refused_before_it_is_allocated() {
+    let bytes = pdb_with_a_repeated_page_directory();
+    let cache = object::read::ReadCache::new(std::io::Cursor::new(&bytes[..]));
+    for found in [identify(&bytes[..], "x.pdb"), identify(&cache, "x.pdb")] {
+        match found {
+            Err(IdentifyError::Malformed(Format::Pdb, e)) => {
+                assert!(e.contains("stream directory"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
