@@ -86,13 +86,14 @@ fn print_table(list: &[Value]) {
         }
         println!(
             "{:>6}  {:<7}  {:<20}  {:<20}  {:<12}  {:>7}  {:>12}  {:<22}  {comment}",
-            t["id"],
+            // A `Value`'s Display ignores widths: numbers go through strings.
+            t["id"].to_string(),
             text(&t["state"]),
             text(&t["created_at"]),
             text(&t["product"]),
             text(&t["version"]),
-            t["key_count"],
-            t["bytes"],
+            t["key_count"].to_string(),
+            t["bytes"].to_string(),
             text(&t["uploader"]),
         );
     }
