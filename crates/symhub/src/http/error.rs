@@ -41,6 +41,8 @@ pub enum ApiError {
     BadRequest(&'static str, String),
     /// A named thing that does not exist (`unknown_package`).
     NotFound(&'static str, String),
+    /// A route asked with a method it does not take.
+    MethodNotAllowed(String),
     /// A failure of the server's own: storage, database, a task.
     Internal(anyhow::Error),
 }
@@ -173,6 +175,7 @@ fn classify(e: &ApiError) -> (StatusCode, &'static str, String) {
         ApiError::Transaction(t) => transaction(t),
         ApiError::BadRequest(code, m) => (S::BAD_REQUEST, code, m.clone()),
         ApiError::NotFound(code, m) => (S::NOT_FOUND, code, m.clone()),
+        ApiError::MethodNotAllowed(m) => (S::METHOD_NOT_ALLOWED, "method_not_allowed", m.clone()),
         ApiError::Internal(e) => server_side(e, "read or change its store"),
     }
 }

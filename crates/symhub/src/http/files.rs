@@ -28,11 +28,12 @@ use super::{json, App};
 pub async fn put(
     _: RequireKey,
     State(app): State<Arc<App>>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, axum::extract::rejection::PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let Path(name) = name.map_err(|e| ApiError::BadRequest("bad_name", e.body_text()))?;
     let transaction = super::transactions::transaction_param(query.as_deref())?;
     // Refused before the body is read, not after.
     crate::upload::files::file_name(&name)?;

@@ -4,6 +4,8 @@
 //! map its answer to a response. Routes: `/healthz`, `/metrics`, and every other path is a
 //! symbol path (under `server.path_prefix` when one is configured).
 
+use axum::response::IntoResponse;
+
 mod api;
 mod body;
 mod debuginfod;
@@ -153,7 +155,15 @@ fn router(app: Arc<App>) -> Router {
         get(transactions::show).delete(transactions::delete),
     )
     .fallback(symbols::route)
+    .method_not_allowed_fallback(method_not_allowed)
     .with_state(app)
+}
+
+/// A route that exists, asked with a method it does not take: the API's JSON error, not
+/// an empty body.
+async fn method_not_allowed(method: http::Method, uri: http::Uri) -> axum::response::Response {
+    error::ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
+        .into_response()
 }
 
 pub enum Bound {

@@ -55,6 +55,26 @@ async fn cut_and_hostile_files_are_refused_and_change_nothing() {
         assert_eq!(json["error"], "not_a_debug_file", "{name}: {json}");
         assert!(!json["message"].as_str().unwrap_or("").is_empty(), "{json}");
     }
+    // Names that are no file names, and a method the route does not take: JSON errors too.
+    for (name, code) in [
+        ("%ff", "bad_name"),
+        ("x%00.pdb", "bad_request"),
+        ("%20x.pdb", "bad_request"),
+    ] {
+        let (status, json) = put_file(&s, name, b"MODULE Linux x86_64 0 x\n".to_vec()).await;
+        assert!(
+            (400..500).contains(&status) && json["error"] == code,
+            "{name}: {status} {json}"
+        );
+    }
+    let resp = client()
+        .get(format!("{}/api/files/x.pdb", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    let json: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(json["error"], "method_not_allowed", "{json}");
     assert_eq!(stored_keys(&s).await, 0);
     // No temp file is left behind either.
     assert!(s.objects().is_empty(), "{:?}", s.objects());
