@@ -328,27 +328,42 @@ impl SymbolStore {
         sha256: &str,
         size: u64,
     ) -> anyhow::Result<bool> {
+        Ok(self.record_held_many(id, &[(keys, sha256, size)])?[0])
+    }
+
+    /// [`Self::record_held`] of many files in one database transaction (a re-run of a build
+    /// directory holds thousands): for each, whether it was recorded.
+    pub fn record_held_many(
+        &self,
+        id: i64,
+        files: &[(&[SymbolKey], &str, u64)],
+    ) -> anyhow::Result<Vec<bool>> {
         let recorded = self.db.tx(|tx| {
             if let Err(e) = open_for_commit(tx, id)? {
                 return Ok(Err(e));
             }
-            for k in keys {
-                // What `get` would answer: the key's row, else a package's mapping.
-                let still = tx.query_opt(
-                    "SELECT 1 FROM symbols WHERE key = ?1 AND sha256 = ?2
-                     UNION ALL
-                     SELECT 1 FROM package_keys pk JOIN packages p ON p.seq = pk.seq
-                     WHERE pk.key = ?1 AND pk.sha256 = ?2 AND p.state = 'active'
-                     AND NOT EXISTS (SELECT 1 FROM symbols s WHERE s.key = ?1)
-                     LIMIT 1",
-                    p![k.normalized(), sha256],
-                )?;
-                if still.is_none() {
-                    return Ok(Ok(false));
+            let mut done = Vec::with_capacity(files.len());
+            'files: for &(keys, sha256, size) in files {
+                for k in keys {
+                    // What `get` would answer: the key's row, else a package's mapping.
+                    let still = tx.query_opt(
+                        "SELECT 1 FROM symbols WHERE key = ?1 AND sha256 = ?2
+                         UNION ALL
+                         SELECT 1 FROM package_keys pk JOIN packages p ON p.seq = pk.seq
+                         WHERE pk.key = ?1 AND pk.sha256 = ?2 AND p.state = 'active'
+                         AND NOT EXISTS (SELECT 1 FROM symbols s WHERE s.key = ?1)
+                         LIMIT 1",
+                        p![k.normalized(), sha256],
+                    )?;
+                    if still.is_none() {
+                        done.push(false);
+                        continue 'files;
+                    }
                 }
+                record_transaction_keys(tx, id, keys, sha256, size)?;
+                done.push(true);
             }
-            record_transaction_keys(tx, id, keys, sha256, size)?;
-            Ok(Ok(true))
+            Ok(Ok(done))
         })?;
         Ok(recorded?)
     }

@@ -360,13 +360,13 @@ impl Uploads {
     ) -> Result<Vec<usize>, UploadError> {
         let store = self.store.clone();
         blocking(move || {
+            let parse = |k: &String| symhub_core::SymbolKey::parse_path(k).ok();
             let mut missing = Vec::new();
+            // Files held, then their derived files: recorded in one database transaction each.
+            let mut held_files: Vec<(usize, Vec<symhub_core::SymbolKey>, String, u64)> = Vec::new();
+            let mut derived = Vec::new();
             for (i, held) in files.iter().enumerate() {
-                let keys: Vec<_> = held
-                    .keys
-                    .iter()
-                    .filter_map(|k| symhub_core::SymbolKey::parse_path(k).ok())
-                    .collect();
+                let keys: Vec<_> = held.keys.iter().filter_map(parse).collect();
                 let mut stored = Vec::new();
                 for k in &keys {
                     match store.get(k.normalized())? {
@@ -378,22 +378,33 @@ impl Uploads {
                     missing.push(i);
                     continue;
                 }
-                if let Some(id) = transaction {
-                    // Changed since it was read (a deletion won): the client sends it again.
-                    if !store.record_held(id, &keys, &stored[0].sha256, stored[0].size)? {
-                        missing.push(i);
-                        continue;
-                    }
-                    for d in held
-                        .derived
-                        .iter()
-                        .filter_map(|k| symhub_core::SymbolKey::parse_path(k).ok())
-                    {
+                if transaction.is_some() {
+                    held_files.push((i, keys, stored[0].sha256.clone(), stored[0].size));
+                    for d in held.derived.iter().filter_map(parse) {
                         if let Some(s) = store.get(d.normalized())? {
-                            store.record_held(id, std::slice::from_ref(&d), &s.sha256, s.size)?;
+                            derived.push((vec![d], s.sha256, s.size));
                         }
                     }
                 }
+            }
+            if let Some(id) = transaction {
+                let batch: Vec<_> = held_files
+                    .iter()
+                    .map(|(_, k, sha, size)| (k.as_slice(), sha.as_str(), *size))
+                    .collect();
+                let recorded = store.record_held_many(id, &batch)?;
+                // Changed since it was read (a deletion won): the client sends it again.
+                for ((i, ..), ok) in held_files.iter().zip(recorded) {
+                    if !ok {
+                        missing.push(*i);
+                    }
+                }
+                let batch: Vec<_> = derived
+                    .iter()
+                    .map(|(k, sha, size)| (k.as_slice(), sha.as_str(), *size))
+                    .collect();
+                store.record_held_many(id, &batch)?;
+                missing.sort_unstable();
             }
             Ok(missing)
         })
