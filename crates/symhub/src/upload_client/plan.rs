@@ -101,7 +101,18 @@ impl Planned {
                     out.push(format!("  {k}"));
                 }
             }
-            What::Zip => out.push("ZIP: its PDBs and binaries are keyed by the server".into()),
+            What::Zip => {
+                out.push("ZIP: each debug file inside is keyed (as the server will):".into());
+                match zip_members(&self.path) {
+                    Ok(members) => {
+                        for (name, member) in members {
+                            out.push(format!("  {name}"));
+                            out.extend(member.describe().into_iter().map(|l| format!("  {l}")));
+                        }
+                    }
+                    Err(e) => out.push(format!("  unreadable zip: {e:#}")),
+                }
+            }
             What::Other(why) => out.push(format!("skipped: {why}")),
             What::Refused(why) => out.push(format!("REFUSED: {why}")),
         }
@@ -174,6 +185,40 @@ pub fn plan(path: &Path) -> anyhow::Result<Planned> {
         size,
         what,
     })
+}
+
+/// The members of a zip that are debug files, each identified from a temp copy (a zip
+/// member cannot be read at offsets). For `--dry-run`: at most 10,000 members, each at most
+/// 2 GiB, like the server's limits.
+fn zip_members(path: &Path) -> anyhow::Result<Vec<(String, Planned)>> {
+    const MAX_MEMBERS: usize = 10_000;
+    const MAX_SIZE: u64 = 2 << 30;
+    let mut archive = zip::ZipArchive::new(File::open(path)?)?;
+    anyhow::ensure!(archive.len() <= MAX_MEMBERS, "{} members", archive.len());
+    let dir = tempfile::tempdir()?;
+    let mut out = Vec::new();
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i)?;
+        let name = entry.name()?.into_owned();
+        if !entry.is_file() || entry.size() > MAX_SIZE {
+            continue;
+        }
+        let base = symhub_core::native::base_name(&name).to_owned();
+        if base.is_empty() {
+            continue;
+        }
+        // One directory per member, so the copy has the member's own name (keys use it).
+        let at = dir.path().join(i.to_string());
+        std::fs::create_dir(&at)?;
+        let copy = at.join(&base);
+        let mut to = File::create(&copy)?;
+        std::io::copy(&mut (&mut entry).take(MAX_SIZE), &mut to)?;
+        let member = plan(&copy)?;
+        if !matches!(member.what, What::Other(_)) {
+            out.push((name, member));
+        }
+    }
+    Ok(out)
 }
 
 /// Hex SHA-256 of a file, read in chunks.
