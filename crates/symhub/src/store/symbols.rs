@@ -219,9 +219,13 @@ impl SymbolStore {
     /// it): the build-id index debuginfod's `executable` needs, since its requests carry no
     /// file name. Indexed (`symbols_build_id`).
     pub fn executable_by_build_id(&self, build_id: &str) -> DbResult<Option<StoredSymbol>> {
-        let id = format!("elf-buildid-{build_id}");
-        // SSQP keys pad shorter ids (lld's 8 bytes, md5's 16) with zeros to 20 bytes.
-        let padded = format!("elf-buildid-{build_id:0<40}");
+        // The id as uploaded, and as SSQP keys spell it (zero-padded to 20 bytes: lld's
+        // 8-byte and md5's 16-byte ids).
+        let padded = symhub_core::BuildId::parse_hex(build_id)
+            .ok()
+            .and_then(|id| symhub_core::debuginfod::ssqp::ssqp_build_id(&id).ok());
+        let ids =
+            [Some(build_id), padded.as_deref()].map(|i| i.map(|i| format!("elf-buildid-{i}")));
         let rows = self.db.query(
             "SELECT key, display, sha256, size, uploaded_at FROM symbols
              WHERE debug_id = ?1 AND kind = 'ELF'",
@@ -231,8 +235,9 @@ impl SymbolStore {
         Ok(rows
             .iter()
             .find(|r| {
-                let segment = r.text(0).split('/').nth(1).map(str::to_owned);
-                segment.as_deref() == Some(id.as_str()) || segment.as_deref() == Some(&padded)
+                let key = r.text(0);
+                let segment = key.split('/').nth(1);
+                ids.iter().flatten().any(|id| Some(id.as_str()) == segment)
             })
             .map(|r| stored(r.text(0), r, 1)))
     }

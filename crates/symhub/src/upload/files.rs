@@ -233,12 +233,14 @@ impl Uploads {
         depth: u8,
         report: &mut FileReport,
     ) -> Result<(), UploadError> {
-        // Parts are copied out before the file itself is committed (which moves it).
-        let mut parts = Vec::new();
+        // Parts are copied out before the file itself is committed (which moves it): one
+        // file per object, the whole file for the one object without a range.
+        let mut parts = Vec::with_capacity(found.objects.len());
         for object in &found.objects {
-            if let Some(range) = object.range {
-                parts.push((object.clone(), self.copy_range(&received, range).await?));
-            }
+            parts.push(match object.range {
+                Some(range) => Some(self.copy_range(&received, range).await?),
+                None => None,
+            });
         }
         let mut embedded = Vec::new();
         if depth < 2 {
@@ -250,17 +252,9 @@ impl Uploads {
             }
         }
         let mut whole = Some(received);
-        for object in &found.objects {
-            let file = match object.range {
-                Some(_) => None,
-                None => whole.take(),
-            };
-            let file = match file {
-                Some(f) => f,
-                None => match parts.iter().position(|(o, _)| o == object) {
-                    Some(i) => parts.swap_remove(i).1,
-                    None => continue,
-                },
+        for (object, part) in found.objects.iter().zip(parts) {
+            let Some(file) = part.or_else(|| whole.take()) else {
+                continue;
             };
             let committed = self.commit_object(file, object, transaction).await?;
             report.objects.push(ObjectReport {

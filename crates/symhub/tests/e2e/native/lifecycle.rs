@@ -75,6 +75,35 @@ async fn a_made_sym_outlives_the_deletion_of_either_run_that_made_it() {
     assert_eq!(fetch(&s, sym).await.0, 404, "nothing holds it any more");
 }
 
+/// Builds `src` into `out/<name>` with `compiler` and its flags, then splits it as
+/// distributions do: `objcopy --only-keep-debug` into `out/<name>.debug`, and `strip` with
+/// `strip_flag` in place. Returns the binary and the debug file.
+fn split_build(
+    out: &std::path::Path,
+    name: &str,
+    (compiler, flags): (&str, &[&str]),
+    strip_flag: &str,
+    src: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    std::fs::create_dir_all(out).unwrap();
+    let (bin, debug) = (out.join(name), out.join(format!("{name}.debug")));
+    run_tool(
+        Command::new(compiler)
+            .args(flags)
+            .arg("-o")
+            .arg(&bin)
+            .arg(src),
+    );
+    run_tool(
+        Command::new("objcopy")
+            .arg("--only-keep-debug")
+            .arg(&bin)
+            .arg(&debug),
+    );
+    run_tool(Command::new("strip").arg(strip_flag).arg(&bin));
+    (bin, debug)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn build_ids_of_every_length_and_a_split_file_without_dwarf() {
     if !crate::native_support::native_tools() {
@@ -85,29 +114,20 @@ async fn build_ids_of_every_length_and_a_split_file_without_dwarf() {
     std::fs::write(&src, "int main(void) { return 0; }\n").unwrap();
     let s = server();
     for (style, bytes) in [("sha1", 20), ("md5", 16), ("fast", 8)] {
-        let out = dir.path().join(style);
-        std::fs::create_dir_all(&out).unwrap();
-        let (bin, debug) = (out.join("p"), out.join("p.debug"));
         let linker = if style == "fast" {
             "-fuse-ld=lld"
         } else {
             "-fuse-ld=bfd"
         };
-        run_tool(
-            Command::new("clang")
-                .args(["-g", linker])
-                .arg(format!("-Wl,--build-id={style}"))
-                .arg("-o")
-                .arg(&bin)
-                .arg(&src),
+        let build_id = format!("-Wl,--build-id={style}");
+        let out = dir.path().join(style);
+        let (bin, debug) = split_build(
+            &out,
+            "p",
+            ("clang", &["-g", linker, &build_id]),
+            "--strip-debug",
+            &src,
         );
-        run_tool(
-            Command::new("objcopy")
-                .arg("--only-keep-debug")
-                .arg(&bin)
-                .arg(&debug),
-        );
-        run_tool(Command::new("strip").arg("--strip-debug").arg(&bin));
         let id = crate::elf_support::readelf_build_id(&bin);
         assert_eq!(id.len(), bytes * 2, "{style}");
         let (ok, text) = upload(&s, &[], &[&out]).await;
@@ -117,22 +137,13 @@ async fn build_ids_of_every_length_and_a_split_file_without_dwarf() {
     }
     // Built without -g: its "debug file" has neither code nor DWARF, and is not the program.
     let out = dir.path().join("nog");
-    std::fs::create_dir_all(&out).unwrap();
-    let (bin, debug) = (out.join("nog"), out.join("nog.debug"));
-    run_tool(
-        Command::new("gcc")
-            .args(["-O1", "-Wl,--build-id"])
-            .arg("-o")
-            .arg(&bin)
-            .arg(&src),
+    let (bin, debug) = split_build(
+        &out,
+        "nog",
+        ("gcc", &["-O1", "-Wl,--build-id"]),
+        "--strip-all",
+        &src,
     );
-    run_tool(
-        Command::new("objcopy")
-            .arg("--only-keep-debug")
-            .arg(&bin)
-            .arg(&debug),
-    );
-    run_tool(Command::new("strip").arg(&bin));
     let (status, answer) = put_file(&s, "nog.debug", std::fs::read(&debug).unwrap()).await;
     assert_eq!(status, 422, "{answer}");
     let (ok, text) = upload(&s, &[], &[&bin]).await;
