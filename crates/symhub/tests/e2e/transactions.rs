@@ -314,7 +314,7 @@ async fn the_cli_lists_and_deletes_offline_and_through_the_api() {
     assert_eq!(list.as_array().unwrap().len(), 2, "{out}");
 
     let t1s = t1.to_string();
-    let (ok, out) = cli(&[
+    let delete_t1 = [
         "delete",
         "--transaction",
         &t1s,
@@ -322,19 +322,13 @@ async fn the_cli_lists_and_deletes_offline_and_through_the_api() {
         &s.url,
         "--key",
         KEY,
-    ]);
+    ];
+    let (ok, out) = cli(&delete_t1);
     assert!(ok, "{out}");
     assert!(out.contains("1 keys removed"), "{out}");
     assert_eq!(s.get(&sym_path(&one)).await.status(), 404);
-    let (ok, out) = cli(&[
-        "delete",
-        "--transaction",
-        &t1s,
-        "--url",
-        &s.url,
-        "--key",
-        KEY,
-    ]);
+    // Again: it is gone.
+    let (ok, out) = cli(&delete_t1);
     assert!(!ok && out.contains("was deleted"), "{out}");
 
     // Offline: the server notices within its change poll.
