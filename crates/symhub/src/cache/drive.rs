@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use http::HeaderMap;
 
+use super::derive::is_stale;
 use super::fill::{self, CabSource, Ended, Fill, FillState, Work};
 use super::index::CachedEntry;
 use super::{store_entry, Cache, Entry, FillFrom, Lookup, Source};
@@ -24,7 +25,7 @@ use crate::store::object_id;
 use crate::upstream::Resolution;
 
 /// What came of a fill, before it is settled.
-enum Outcome {
+pub(super) enum Outcome {
     Ended(Ended),
     /// Committed by an earlier fill between the lookup and this one.
     Ready(Arc<Entry>),
@@ -47,7 +48,12 @@ impl Cache {
     /// aborts a download others may be reading.
     pub(super) async fn drive(self: Arc<Self>, fill: Arc<Fill>, from: FillFrom) {
         let outcome = match from {
-            FillFrom::Upstreams(headers, _) => self.from_upstreams(&fill, &headers).await,
+            FillFrom::Upstreams(headers, _) => match self.from_upstreams(&fill, &headers).await {
+                Outcome::NotFound { definitive } if self.derivable(&fill) => {
+                    self.derive(&fill, definitive).await
+                }
+                outcome => outcome,
+            },
             FillFrom::Bucket(stored) => {
                 Outcome::Ended(fill::copy_from_bucket(&self.work(), &fill, stored).await)
             }
@@ -63,7 +69,8 @@ impl Cache {
     async fn from_upstreams(self: &Arc<Self>, fill: &Arc<Fill>, headers: &HeaderMap) -> Outcome {
         let index = self.index.clone();
         let key = fill.key.normalized().to_owned();
-        if let Ok(Ok(Some(e))) = tokio::task::spawn_blocking(move || index.get(&key)).await {
+        let found = tokio::task::spawn_blocking(move || index.get(&key)).await;
+        if let Ok(Ok(Some(e))) = found.map(|r| r.map(|e| e.filter(|e| !is_stale(&e.upstream)))) {
             return Outcome::Ready(self.remember(e, fill.born));
         }
         let definitive = match self

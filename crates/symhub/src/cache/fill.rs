@@ -496,7 +496,7 @@ pub(super) async fn copy_from_bucket(
 /// Reads a file that is committed, or still being written by a fill (a CAB unpacked while it
 /// arrives). For use on a
 /// blocking thread only: a read past what has arrived waits for the fill to write more.
-pub(super) struct FillReader {
+pub struct FillReader {
     file: Arc<File>,
     pos: u64,
     /// The fill writing the file, or `None` when it is complete.
@@ -504,7 +504,7 @@ pub(super) struct FillReader {
 }
 
 impl FillReader {
-    pub(super) fn committed(file: Arc<File>) -> Self {
+    pub fn committed(file: Arc<File>) -> Self {
         Self {
             file,
             pos: 0,

@@ -15,11 +15,13 @@
 //! to the index in batches, so a hit costs no disk write.
 
 pub mod cab;
+pub mod derive;
 mod drive;
 pub mod evict;
 pub mod fill;
 pub mod health;
 pub mod index;
+pub mod local;
 pub mod read;
 pub mod resolve;
 #[cfg(test)]
@@ -44,6 +46,7 @@ use crate::store::{
 };
 use crate::upstream::Upstreams;
 pub use fill::{Fill, FillState};
+pub use local::{LocalFile, NoFile};
 use index::{CachedEntry, Index};
 pub use resolve::{Answer, Missing, Redirect, Route};
 
@@ -129,6 +132,8 @@ pub struct Cache {
     generation: AtomicU64,
     /// `cache.blocklist`, over the normalized key.
     blocklist: globset::GlobSet,
+    /// Breakpad `.sym` files made on demand ([`derive`]).
+    converter: derive::Converter,
 }
 
 impl Cache {
@@ -175,6 +180,7 @@ impl Cache {
             store,
             generation: AtomicU64::new(0),
             blocklist: blocklist.build()?,
+            converter: derive::Converter::new(config),
         });
         // The store tells the cache what its memory must forget; weakly, since the cache
         // holds the store.
@@ -376,7 +382,8 @@ impl Cache {
                 return Ok(Loaded::Redirect(to));
             }
         }
-        if let Some(e) = self.index.get(norm)? {
+        // A `.sym` made by another converter version is made again (and replaced).
+        if let Some(e) = self.index.get(norm)?.filter(|e| !derive::is_stale(&e.upstream)) {
             return Ok(Loaded::Entry(self.remember(e, born)));
         }
         if let Some(expires) = self.index.get_negative(slot)? {

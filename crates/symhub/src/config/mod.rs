@@ -14,9 +14,11 @@ use serde::Deserialize;
 use symhub_core::Spelling;
 
 mod storage;
+mod symbolication;
 mod validate;
 
 pub use storage::{S3Config, StorageConfig};
+pub use symbolication::SymbolicationConfig;
 pub use validate::{parse_key_hash, ListenAddr, TrustedProxy};
 
 /// Microsoft's public symbol server: the one upstream of the embedded default.
@@ -32,6 +34,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub upload: UploadConfig,
     pub packages: PackageConfig,
+    pub symbolication: SymbolicationConfig,
     /// Upstream symbol servers, asked in this order of priority.
     #[serde(rename = "upstream")]
     pub upstreams: Vec<UpstreamConfig>,
@@ -47,6 +50,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             upload: UploadConfig::default(),
             packages: PackageConfig::default(),
+            symbolication: SymbolicationConfig::default(),
             upstreams: vec![UpstreamConfig::new("microsoft", MICROSOFT_SYMBOLS)],
         }
     }

@@ -13,6 +13,8 @@ pub struct DumpLimits {
     pub max_memory: u64,
     /// Wall-clock time before the child is killed.
     pub timeout: Duration,
+    /// The settings behind `timeout` and `max_memory`, named in the errors.
+    pub settings: (&'static str, &'static str),
 }
 
 /// `symhub dump-syms`: writes the Breakpad `.sym` of `files` (one debug file, optionally with
@@ -88,7 +90,8 @@ pub async fn dump(files: &[PathBuf], out: &Path, limits: DumpLimits) -> Result<(
         Ok(Err(e)) => return Err(format!("dump-syms failed: {e}")),
         Err(_) => {
             return Err(format!(
-                "dump-syms took longer than upload.breakpad_timeout ({})",
+                "dump-syms took longer than {} ({})",
+                limits.settings.0,
                 humantime::format_duration(limits.timeout)
             ))
         }
@@ -106,8 +109,8 @@ pub async fn dump(files: &[PathBuf], out: &Path, limits: DumpLimits) -> Result<(
     Err(match (output.status.code(), last) {
         (Some(0), _) => "dump_syms found nothing to write".to_owned(),
         (None, _) => format!(
-            "dump-syms was killed ({}): the file may need more than upload.breakpad_max_memory",
-            output.status
+            "dump-syms was killed ({}): the file may need more than {}",
+            output.status, limits.settings.1
         ),
         (_, "") => format!("dump-syms failed ({})", output.status),
         (_, line) => format!("dump-syms: {line}"),

@@ -179,6 +179,7 @@ impl Uploads {
         DumpLimits {
             max_memory: self.config.breakpad_max_memory.as_u64(),
             timeout: self.config.breakpad_timeout,
+            settings: ("upload.breakpad_timeout", "upload.breakpad_max_memory"),
         }
     }
 

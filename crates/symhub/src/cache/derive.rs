@@ -1,0 +1,373 @@
+//! Breakpad `.sym` files made on demand: when no store, package, cache entry or upstream has
+//! `<file>/<id>/<name>.sym`, the fill of that key finds the debug file it can be made from
+//! (through [`Cache::local_file`], so the store, the cache and upstreams such as Microsoft's
+//! all count), converts it with dump_syms in a bounded child process
+//! (`upload::dump_worker`), and commits the result as a cache entry of that key. It is a fill
+//! like a download, so concurrent requests share one conversion and a failure is a negative
+//! entry (the reason goes to the log).
+//!
+//! A derived entry records the converter that made it ([`derived_tag`]) as its upstream; an
+//! entry made by another converter version is ignored by lookups and made again.
+//!
+//! Which debug file a `.sym` key comes from (Breakpad's naming, Tecken's code-id form):
+//! - `foo.pdb/<GUID+age>/foo.sym` → the PDB `foo.pdb/<GUID+age>/foo.pdb` (or its `.pd_`);
+//! - `<name>/<breakpad id>/<name>.sym` → the ELF debug file whose build id begins with the
+//!   id's 16 bytes (exact for 16- and 8-byte build ids; a 20-byte one cannot be spelled from
+//!   a Breakpad id), then the Mach-O dSYM of that UUID;
+//! - `<name>/<build id>/<name>.sym` (Tecken's code-id form, any length but a Breakpad id's
+//!   33 digits) → the ELF debug file and the binary of that build id, merged.
+
+use std::io::{BufRead, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use symhub_core::debuginfod::ssqp::{debuginfo_key, executable_key};
+use symhub_core::{BuildId, SymbolKey};
+
+use super::drive::Outcome;
+use super::fill::{Ended, Fill, FillState, Progress};
+use super::local::{place, NoFile};
+use super::Cache;
+use crate::config::Config;
+use crate::upload::dump_worker::{dump, DumpLimits};
+
+/// The converter and the revision of how symhub drives it. Changing either makes every
+/// derived `.sym` again (old ones are evicted as they go cold). Kept equal to the dump_syms
+/// version in Cargo.lock by a test.
+pub const CONVERTER: &str = "dump_syms-2.3.9+symhub.1";
+
+/// Every derived entry's `upstream`.
+pub fn derived_tag() -> String {
+    format!("{DERIVED_PREFIX}{CONVERTER}")
+}
+
+/// The `upstream` prefix of every derived entry, whatever converter made it.
+pub(super) const DERIVED_PREFIX: &str = "derived:";
+
+/// Whether a cache entry's `upstream` says it was made by an older (or newer) converter.
+pub(super) fn is_stale(upstream: &str) -> bool {
+    upstream
+        .strip_prefix(DERIVED_PREFIX)
+        .is_some_and(|c| c != CONVERTER)
+}
+
+pub(super) struct Converter {
+    enabled: bool,
+    limits: DumpLimits,
+    slots: tokio::sync::Semaphore,
+}
+
+impl Converter {
+    pub(super) fn new(config: &Config) -> Self {
+        let c = &config.symbolication;
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            enabled: c.on_demand,
+            limits: DumpLimits {
+                max_memory: c.convert_max_memory.as_u64(),
+                timeout: c.convert_timeout,
+                settings: (
+                    "symbolication.convert_timeout",
+                    "symbolication.convert_max_memory",
+                ),
+            },
+            slots: tokio::sync::Semaphore::new(match c.max_conversions {
+                0 => cores,
+                n => n,
+            }),
+        }
+    }
+}
+
+/// One way to make a `.sym`: the debug file and, optionally, the binary it belongs to
+/// (merged by dump_syms for CFI and the code id). `expect` is the MODULE id the result must
+/// carry.
+#[derive(Debug, PartialEq, Eq)]
+struct Recipe {
+    debug: SymbolKey,
+    binary: Option<SymbolKey>,
+    /// The name the debug file is given for the converter (dump_syms names the module after
+    /// it).
+    name: String,
+    expect: String,
+}
+
+/// The recipes for `key`, most likely first; none when `key` is not a `.sym` key.
+fn recipes(key: &SymbolKey) -> Vec<Recipe> {
+    let (file, id, name) = (key.file(), key.id(), key.name());
+    if !key.is_triple() || !name.to_ascii_lowercase().ends_with(".sym") || file.contains('/') {
+        return Vec::new();
+    }
+    let breakpad_id = id.len() == 33 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut out = Vec::new();
+    let k = |f: &str, i: &str, n: &str| SymbolKey::from_segments(f, i, n).ok();
+    if file.to_ascii_lowercase().ends_with(".pdb") {
+        if let (true, Some(debug)) = (breakpad_id, k(file, id, file)) {
+            out.push(Recipe {
+                debug,
+                binary: None,
+                name: file.to_owned(),
+                expect: id.to_ascii_uppercase(),
+            });
+        }
+        return out;
+    }
+    if breakpad_id {
+        if id.ends_with('0') {
+            let guid = &id[..32];
+            if let Some(build_id) = elf_build_id_of(guid) {
+                if let Ok(debug) = debuginfo_key(&build_id) {
+                    out.push(Recipe {
+                        debug,
+                        binary: None,
+                        name: file.to_owned(),
+                        expect: id.to_ascii_uppercase(),
+                    });
+                }
+            }
+            let uuid = guid.to_ascii_lowercase();
+            if let Some(debug) = k("_.dwarf", &format!("mach-uuid-sym-{uuid}"), "_.dwarf") {
+                out.push(Recipe {
+                    debug,
+                    binary: k(file, &format!("mach-uuid-{uuid}"), file),
+                    name: file.to_owned(),
+                    expect: id.to_ascii_uppercase(),
+                });
+            }
+        }
+        return out;
+    }
+    if let Ok(build_id) = BuildId::parse_hex(id) {
+        let bytes = hex::decode(build_id.as_str()).unwrap_or_default();
+        if let (Ok(debug), Ok(binary)) = (debuginfo_key(&build_id), executable_key(&build_id, file))
+        {
+            out.push(Recipe {
+                debug,
+                binary: Some(binary),
+                name: file.to_owned(),
+                expect: symhub_core::native::elf_breakpad_id(&bytes),
+            });
+        }
+    }
+    out
+}
+
+/// The build id a Breakpad id of an ELF file was made from (`elf_breakpad_id` backwards):
+/// its first 16 bytes, or 8 when the rest is the zero padding of an 8-byte id.
+fn elf_build_id_of(guid: &str) -> Option<BuildId> {
+    let mut b = hex::decode(guid).ok()?;
+    if b.len() != 16 {
+        return None;
+    }
+    b[0..4].reverse();
+    b[4..6].reverse();
+    b[6..8].reverse();
+    let len = if b[8..].iter().all(|&x| x == 0) { 8 } else { 16 };
+    BuildId::parse_hex(&hex::encode(&b[..len])).ok()
+}
+
+impl Cache {
+    /// Whether a fill of `key` that found nothing upstream may make the file instead.
+    pub(super) fn derivable(&self, fill: &Fill) -> bool {
+        self.converter.enabled && !fill.from_store && !recipes(&fill.key).is_empty()
+    }
+
+    /// Makes the `.sym` of `fill`'s key from its debug file. `definitive` says whether the
+    /// upstreams' "not found" was; a miss of this conversion is definitive only if every
+    /// debug file it could be made from is definitively missing too.
+    pub(super) async fn derive(self: &Arc<Self>, fill: &Arc<Fill>, definitive: bool) -> Outcome {
+        let mut unknown = !definitive;
+        for recipe in recipes(&fill.key) {
+            let debug = match self.local_file(&recipe.debug).await {
+                Ok(f) => f,
+                Err(NoFile::Missing) => continue,
+                Err(NoFile::Unknown) => {
+                    unknown = true;
+                    continue;
+                }
+            };
+            let binary = match &recipe.binary {
+                Some(b) => self.local_file(b).await.ok(),
+                None => None,
+            };
+            let _slot = self.converter.slots.acquire().await;
+            let made = self.convert(&recipe, &debug, binary.as_ref()).await;
+            return match made {
+                Ok(sym) => self.derived(fill, sym).await,
+                Err(reason) => {
+                    tracing::warn!(key = %fill.key, from = %recipe.debug,
+                        "cannot make this .sym on demand (remembered as missing): {reason}");
+                    Outcome::NotFound { definitive: true }
+                }
+            };
+        }
+        Outcome::NotFound {
+            definitive: !unknown,
+        }
+    }
+
+    /// Runs the converter; the made `.sym`, checked to be of the module asked for.
+    async fn convert(
+        &self,
+        recipe: &Recipe,
+        input: &super::LocalFile,
+        binary: Option<&super::LocalFile>,
+    ) -> Result<MadeSym, String> {
+        let dir = tempfile::tempdir_in(self.store.tmp_dir())
+            .map_err(|e| format!("cannot create a temp dir for the conversion: {e}"))?;
+        let mut inputs =
+            vec![place(input, dir.path(), &recipe.name).map_err(|e| format!("{e}"))?];
+        if let Some(b) = binary {
+            // The binary's own name would collide with the debug file's (an ELF pair shares
+            // it); dump_syms pairs them by id, not by name.
+            inputs.push(place(b, dir.path(), "binary").map_err(|e| format!("{e}"))?);
+        }
+        let out = dir.path().join("out.sym");
+        let started = std::time::Instant::now();
+        dump(&inputs, &out, self.converter.limits).await?;
+        let module = read_module_line(&out).map_err(|e| format!("unreadable result: {e}"))?;
+        let header = symhub_core::breakpad::parse_sym_header(module.as_bytes())
+            .map_err(|e| format!("dump_syms wrote no valid MODULE line: {e}"))?;
+        if !header.debug_id.eq_ignore_ascii_case(&recipe.expect) {
+            return Err(format!(
+                "the debug file is of module {}, not {} (a mislabelled upstream file)",
+                header.debug_id, recipe.expect
+            ));
+        }
+        tracing::info!(from = %recipe.debug, input_bytes = input.entry.size,
+            took_ms = started.elapsed().as_millis() as u64, converter = CONVERTER, "made a .sym on demand");
+        Ok(MadeSym { _dir: dir, out })
+    }
+
+    /// Hands a made `.sym` to the fill: copied into a cache temp object (hashed as it is
+    /// written), announced to the waiting requests, then committed by the caller.
+    async fn derived(self: &Arc<Self>, fill: &Arc<Fill>, sym: MadeSym) -> Outcome {
+        let objects = self.objects.clone();
+        let temp = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            let mut temp = objects.writer()?;
+            let mut from = std::fs::File::open(&sym.out)?;
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = from.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                temp.write(&buf[..n])?;
+            }
+            Ok(temp)
+        })
+        .await;
+        let temp = match temp {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
+                tracing::error!(key = %fill.key, "cannot write a made .sym to the cache: {e}");
+                return Outcome::Ended(Ended::Failed);
+            }
+            Err(_) => return Outcome::Ended(Ended::Failed),
+        };
+        let upstream: Arc<str> = derived_tag().into();
+        let now = SystemTime::now();
+        fill.state.send_replace(FillState::Streaming(Progress {
+            file: temp.file().clone(),
+            len: Some(temp.written()),
+            written: temp.written(),
+            upstream: upstream.clone(),
+            last_modified: now,
+            done: None,
+        }));
+        Outcome::Ended(Ended::Written {
+            temp,
+            upstream,
+            last_modified: now,
+        })
+    }
+}
+
+struct MadeSym {
+    _dir: tempfile::TempDir,
+    out: PathBuf,
+}
+
+fn read_module_line(path: &std::path::Path) -> std::io::Result<String> {
+    let mut line = String::new();
+    std::io::BufReader::new(std::fs::File::open(path)?)
+        .take(64 * 1024)
+        .read_line(&mut line)?;
+    Ok(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(s: &str) -> SymbolKey {
+        SymbolKey::parse_path(s).unwrap()
+    }
+
+    #[test]
+    fn a_pdb_sym_comes_from_its_pdb() {
+        let r = recipes(&key("ntdll.pdb/1EB9FACB04EA273BB24BA52C8B9F6F2D1/ntdll.sym"));
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            r[0].debug.normalized(),
+            "ntdll.pdb/1eb9facb04ea273bb24ba52c8b9f6f2d1/ntdll.pdb"
+        );
+        assert_eq!(r[0].expect, "1EB9FACB04EA273BB24BA52C8B9F6F2D1");
+    }
+
+    #[test]
+    fn an_elf_breakpad_id_spells_a_16_byte_build_id() {
+        let build_id = hex::decode("00112233445566778899aabbccddeeff").unwrap();
+        let id = symhub_core::native::elf_breakpad_id(&build_id);
+        let r = recipes(&key(&format!("libfoo.so/{id}/libfoo.so.sym")));
+        assert!(r[0]
+            .debug
+            .normalized()
+            .starts_with("_.debug/elf-buildid-sym-00112233445566778899aabbccddeeff"));
+        assert_eq!(r[0].expect, id);
+        // The same id is tried as a Mach-O UUID after.
+        assert!(r[1].debug.normalized().starts_with("_.dwarf/mach-uuid-sym-"));
+        let short = symhub_core::native::elf_breakpad_id(&build_id[..8]);
+        assert_eq!(
+            elf_build_id_of(&short[..32]).unwrap().as_str(),
+            "0011223344556677"
+        );
+    }
+
+    #[test]
+    fn a_code_id_form_names_the_build_id() {
+        let id = "0123456789abcdef0123456789abcdef01234567";
+        let r = recipes(&key(&format!("libfoo.so/{id}/libfoo.so.sym")));
+        assert_eq!(r.len(), 1);
+        assert!(r[0].debug.normalized().contains(id));
+        assert!(r[0].binary.as_ref().unwrap().normalized().contains(id));
+    }
+
+    #[test]
+    fn other_keys_have_no_recipe() {
+        for k in [
+            "ntdll.pdb/1EB9FACB04EA273BB24BA52C8B9F6F2D1/ntdll.pdb",
+            "ntdll.pdb/nothex/ntdll.sym",
+            "12387532",
+        ] {
+            assert!(recipes(&key(k)).is_empty(), "{k}");
+        }
+    }
+
+    #[test]
+    fn the_converter_tag_names_the_locked_dump_syms() {
+        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock"))
+            .unwrap();
+        let at = lock.find("name = \"dump_syms\"").expect("dump_syms in Cargo.lock");
+        let version = lock[at..].lines().nth(1).unwrap();
+        let version = version.trim_start_matches("version = ").trim_matches('"');
+        assert!(
+            CONVERTER.starts_with(&format!("dump_syms-{version}+")),
+            "bump CONVERTER to dump_syms-{version}: derived .sym files must be made again"
+        );
+        assert!(is_stale("derived:dump_syms-0.1+symhub.1"));
+        assert!(!is_stale(&derived_tag()));
+        assert!(!is_stale("microsoft"));
+    }
+}

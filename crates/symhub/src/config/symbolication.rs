@@ -1,0 +1,59 @@
+//! `[symbolication]`: Breakpad symbols made on demand, `/symbolicate/v5` and `/api/minidump`,
+//! and the bounds of each request.
+
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SymbolicationConfig {
+    /// Make a missing `.sym` from its PDB, ELF or Mach-O debug file (found in the store, the
+    /// cache or upstreams) when no store, package or upstream has the `.sym` itself.
+    pub on_demand: bool,
+    /// Time one on-demand conversion may take before it is given up (remembered as a miss).
+    #[serde(with = "humantime_serde")]
+    pub convert_timeout: Duration,
+    /// Memory (address space) of one conversion: dump_syms reads its input whole.
+    pub convert_max_memory: ByteSize,
+    /// Conversions that may run at once (0: one per core).
+    pub max_conversions: usize,
+    /// Parsed symbol files kept in memory, by the size of their `.sym` files: a hot module
+    /// is parsed once.
+    pub memory_cache: ByteSize,
+    /// Largest `/symbolicate/v5` body.
+    pub max_request_size: ByteSize,
+    /// Jobs per `/symbolicate/v5` request (Eliot's limit is 10; the Firefox Profiler sends
+    /// at most 10).
+    pub max_jobs: usize,
+    /// `memoryMap` entries per job.
+    pub max_modules: usize,
+    /// Frames per job, all stacks together (the Firefox Profiler sends at most 10,000
+    /// addresses per request).
+    pub max_frames: usize,
+    /// Largest minidump accepted by `/api/minidump`.
+    pub max_minidump_size: ByteSize,
+    /// Time one `/symbolicate/v5` or `/api/minidump` request may take, symbol fetches and
+    /// conversions included; past it the answer is 408 naming this setting.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+impl Default for SymbolicationConfig {
+    fn default() -> Self {
+        Self {
+            on_demand: true,
+            convert_timeout: Duration::from_secs(600),
+            convert_max_memory: ByteSize::gib(8),
+            max_conversions: 0,
+            memory_cache: ByteSize::mib(512),
+            max_request_size: ByteSize::mib(5),
+            max_jobs: 10,
+            max_modules: 2000,
+            max_frames: 20_000,
+            max_minidump_size: ByteSize::mib(256),
+            request_timeout: Duration::from_secs(300),
+        }
+    }
+}
