@@ -12,6 +12,7 @@ pub mod http;
 pub mod metrics;
 pub mod package;
 pub mod store;
+pub mod symbolicate;
 pub mod upload;
 pub mod upstream;
 

@@ -1,8 +1,9 @@
 //! The HTTP front: listeners (TCP and UNIX sockets), the router, graceful shutdown.
 //!
 //! Handlers are thin: they parse the request, call a service ([`crate::cache::Cache`]), and
-//! map its answer to a response. Routes: `/healthz`, `/metrics`, and every other path is a
-//! symbol path (under `server.path_prefix` when one is configured).
+//! map its answer to a response. Routes: `/healthz`, `/metrics`, the upload and `/api/…`
+//! routes, `/symbolicate/v5`, and every other path is a symbol path (under
+//! `server.path_prefix` when one is configured).
 
 use axum::response::IntoResponse;
 
@@ -16,6 +17,7 @@ pub mod json;
 pub mod log;
 mod ops;
 mod packages;
+mod symbolicate;
 mod symbols;
 mod transactions;
 
@@ -39,6 +41,7 @@ use crate::cache::Cache;
 use crate::config::{Config, ListenAddr, TrustedProxy};
 use crate::metrics::Metrics;
 use crate::package::Packages;
+use crate::symbolicate::Symbolicator;
 use crate::upload::Uploads;
 use log::Peer;
 
@@ -49,6 +52,7 @@ pub struct App {
     pub packages: Arc<Packages>,
     pub keys: ApiKeys,
     pub metrics: Arc<Metrics>,
+    pub symbolicator: Arc<Symbolicator>,
     pub path_prefix: String,
     pub public_url: String,
     pub v1_path: String,
@@ -65,6 +69,7 @@ impl App {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         Ok(Self {
+            symbolicator: Symbolicator::new(cache.clone(), &config.symbolication),
             cache,
             uploads,
             packages,
@@ -153,6 +158,14 @@ fn router(app: Arc<App>) -> Router {
     .route(
         &format!("{p}/api/transactions/{{id}}"),
         get(transactions::show).delete(transactions::delete),
+    )
+    .route(
+        &format!("{p}/symbolicate/v5"),
+        post(symbolicate::v5).options(symbolicate::preflight),
+    )
+    .route(
+        &format!("{p}/api/minidump"),
+        post(symbolicate::minidump).layer(DefaultBodyLimit::disable()),
     )
     .fallback(symbols::route)
     .method_not_allowed_fallback(method_not_allowed)

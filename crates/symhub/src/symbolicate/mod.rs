@@ -1,0 +1,179 @@
+//! Symbolication: function, file and line for an offset in a module, from the module's
+//! Breakpad `.sym` found through the resolver (store, packages, cache, upstreams, or made on
+//! demand from its debug file: `cache::derive`).
+//!
+//! Parsed symbol files are shared by every request in a memory cache bounded by the size of
+//! their `.sym` files (`symbolication.memory_cache`); concurrent requests for one module
+//! share one fetch and one parse. What uses it: `/symbolicate/v5` ([`v5`]) and minidump
+//! stackwalking ([`minidump`], through [`provider`]).
+
+pub mod frames;
+pub mod minidump;
+pub mod provider;
+pub mod v5;
+
+use std::io::{BufReader, Read};
+use std::sync::Arc;
+
+use breakpad_symbols::SymbolFile;
+use symhub_core::breakpad::{parse_sym_header, sym_name};
+use symhub_core::SymbolKey;
+
+use crate::cache::{Cache, NoFile};
+use crate::config::SymbolicationConfig;
+
+/// A module's parsed symbols.
+pub struct Symbols {
+    pub file: SymbolFile,
+    /// The key the `.sym` was found under (`xul.pdb/<id>/xul.sym`).
+    pub key: String,
+    /// The binary named by `INFO CODE_ID <id> <file>` (Windows `.sym` files): Eliot reports
+    /// `xul.dll`, not `xul.pdb`, as the module of a frame.
+    pub code_file: Option<String>,
+    /// Bytes of the `.sym`: its weight in the memory cache.
+    pub size: u64,
+}
+
+/// Why a module has no symbols.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoSymbols {
+    /// No `.sym` anywhere, and none could be made.
+    Missing,
+    /// Not known now (an upstream or the bucket failed); asked again next time.
+    Unavailable,
+    /// The `.sym` exists but is not a Breakpad symbol file of this module.
+    Corrupt(String),
+}
+
+/// The module a frame is in, as a minidump or a symbolication job names it.
+#[derive(Debug, Clone, Default)]
+pub struct ModuleRef {
+    /// The debug file's name (a full path is cut to its last component).
+    pub debug_file: String,
+    /// The Breakpad debug id (GUID + age, 33 hex digits, or any other spelling the `.sym`
+    /// path uses).
+    pub debug_id: String,
+    /// The binary and its code id, tried when the debug-id key has nothing (Tecken's
+    /// code-id lookup, and an ELF build id longer than a Breakpad id keeps).
+    pub code: Option<(String, String)>,
+}
+
+/// Last component of a Windows or POSIX path (`c:\b\xul.pdb` → `xul.pdb`).
+pub fn leaf(path: &str) -> &str {
+    path.rsplit(['/', '\\']).next().unwrap_or(path)
+}
+
+impl ModuleRef {
+    /// The `.sym` keys to look in, in order.
+    fn keys(&self) -> Vec<SymbolKey> {
+        let mut keys = Vec::new();
+        let debug_file = leaf(&self.debug_file);
+        if !debug_file.is_empty() && !self.debug_id.is_empty() {
+            keys.extend(
+                SymbolKey::from_segments(debug_file, &self.debug_id, sym_name(debug_file)).ok(),
+            );
+        }
+        if let Some((code_file, code_id)) = &self.code {
+            let code_file = leaf(code_file);
+            // rust-minidump's code-info lookup: `foo.dll` → `foo.sym`, else `.sym` appended.
+            let name = match code_file.strip_suffix(".dll") {
+                Some(stem) => format!("{stem}.sym"),
+                None => format!("{code_file}.sym"),
+            };
+            if !code_file.is_empty() && !code_id.is_empty() {
+                keys.extend(
+                    SymbolKey::from_segments(code_file, &code_id.to_ascii_uppercase(), &name)
+                        .ok(),
+                );
+            }
+        }
+        keys
+    }
+}
+
+pub struct Symbolicator {
+    cache: Arc<Cache>,
+    /// Parsed files by normalized `.sym` key, weighed in KiB of `.sym`.
+    parsed: moka::future::Cache<String, Arc<Symbols>>,
+    pub config: SymbolicationConfig,
+}
+
+impl Symbolicator {
+    pub fn new(cache: Arc<Cache>, config: &SymbolicationConfig) -> Arc<Self> {
+        let parsed = moka::future::Cache::builder()
+            .max_capacity((config.memory_cache.as_u64() / 1024).max(1))
+            .weigher(|_, s: &Arc<Symbols>| u32::try_from(s.weight_kib()).unwrap_or(u32::MAX))
+            .build();
+        Arc::new(Self {
+            cache,
+            parsed,
+            config: config.clone(),
+        })
+    }
+
+    /// The symbols of `module`: from the first of its keys that has a `.sym`.
+    pub async fn module(&self, module: &ModuleRef) -> Result<Arc<Symbols>, NoSymbols> {
+        let mut why = NoSymbols::Missing;
+        for key in module.keys() {
+            match self.by_key(&key).await {
+                Ok(s) => return Ok(s),
+                Err(NoSymbols::Missing) => {}
+                Err(e) => why = e,
+            }
+        }
+        Err(why)
+    }
+
+    /// The parsed `.sym` of `key`; one fetch and parse for any number of concurrent callers.
+    pub async fn by_key(&self, key: &SymbolKey) -> Result<Arc<Symbols>, NoSymbols> {
+        let norm = key.normalized().to_owned();
+        self.parsed
+            .try_get_with(norm, self.load(key))
+            .await
+            .map_err(|e| (*e).clone())
+    }
+
+    async fn load(&self, key: &SymbolKey) -> Result<Arc<Symbols>, NoSymbols> {
+        let local = self.cache.local_file(key).await.map_err(|e| match e {
+            NoFile::Missing => NoSymbols::Missing,
+            NoFile::Unknown => NoSymbols::Unavailable,
+        })?;
+        let name = key.to_string();
+        let started = std::time::Instant::now();
+        let parsed = tokio::task::spawn_blocking(move || parse(&local, name))
+            .await
+            .map_err(|e| NoSymbols::Corrupt(format!("the parser failed: {e}")))?;
+        match &parsed {
+            Ok(s) => tracing::debug!(key = %key, kib = s.weight_kib(),
+                took_ms = started.elapsed().as_millis() as u64, "parsed a symbol file"),
+            Err(e) => tracing::warn!(key = %key, "cannot use this symbol file: {e:?}"),
+        }
+        parsed.map(Arc::new)
+    }
+}
+
+impl Symbols {
+    fn weight_kib(&self) -> u64 {
+        self.size / 1024 + 1
+    }
+}
+
+/// Parses a `.sym` (on a blocking thread): its header, then the whole file.
+fn parse(local: &crate::cache::LocalFile, key: String) -> Result<Symbols, NoSymbols> {
+    let mut head = Vec::new();
+    BufReader::new(local.reader())
+        .take(64 * 1024)
+        .read_to_end(&mut head)
+        .map_err(|e| NoSymbols::Corrupt(format!("unreadable: {e}")))?;
+    let header = parse_sym_header(&head)
+        .map_err(|e| NoSymbols::Corrupt(format!("not a Breakpad symbol file: {e}")))?;
+    let mut file = SymbolFile::parse(BufReader::new(local.reader()), |_| ())
+        .map_err(|e| NoSymbols::Corrupt(format!("{e}")))?;
+    file.url = Some(format!("/{key}"));
+    Ok(Symbols {
+        file,
+        key,
+        code_file: header.code_file,
+        size: local.entry.size,
+    })
+}
