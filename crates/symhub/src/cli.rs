@@ -37,6 +37,9 @@ enum Command {
     /// Write the Breakpad `.sym` of a debug file (Mozilla's dump_syms, built in); the server
     /// runs this in a child process for each upload it makes symbols for.
     DumpSyms(symhub::upload::dump_worker::DumpArgs),
+    /// Stackwalk a minidump with symbols from symhub (through a server, or on a data
+    /// directory) and print the JSON `minidump-stackwalk --json` prints.
+    Stackwalk(crate::stackwalk_client::StackwalkArgs),
     /// Upload transactions (product, version, comment, uploader, keys): list them.
     Transactions(crate::transactions_client::ListArgs),
     /// Delete an upload transaction, or every live one of a product (and version). A key
@@ -253,6 +256,7 @@ pub fn main() -> ExitCode {
         Command::Delete(args) => crate::transactions_client::delete(args),
         Command::Migrate(args) => migrate(args),
         Command::DumpSyms(args) => symhub::upload::dump_worker::run(args),
+        Command::Stackwalk(args) => crate::stackwalk_client::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

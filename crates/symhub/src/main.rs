@@ -2,6 +2,7 @@
 
 mod cli;
 mod package_client;
+mod stackwalk_client;
 mod target;
 mod transactions_client;
 mod upload_client;

@@ -58,16 +58,26 @@ impl Remote {
 
     /// A request to `path` (from `/api/…`) with the key.
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.key)
+        let req = self.http.request(method, format!("{}{path}", self.base));
+        match self.key.as_str() {
+            "" => req,
+            key => req.bearer_auth(key),
+        }
     }
 }
 
 impl Target {
     pub fn open(self) -> anyhow::Result<Opened> {
+        if self.url.is_some() && self.key.is_none() {
+            bail!("--url needs --key (or SYMHUB_API_KEY)");
+        }
+        self.open_for_reading()
+    }
+
+    /// [`Target::open`] for a command that only reads: a server may take it without a key.
+    pub fn open_for_reading(self) -> anyhow::Result<Opened> {
         if let Some(url) = self.url {
-            let key = self.key.context("--url needs --key (or SYMHUB_API_KEY)")?;
+            let key = self.key.unwrap_or_default();
             return Ok(Opened::Remote(Remote {
                 base: url.trim_end_matches('/').to_owned(),
                 key,
