@@ -43,9 +43,10 @@ pub fn run(args: StackwalkArgs) -> anyhow::Result<()> {
                 bail!(
                     "{}: {status}: {}",
                     dump.display(),
-                    v["message"]
-                        .as_str()
-                        .map_or_else(|| String::from_utf8_lossy(&body).into_owned(), str::to_owned)
+                    v["message"].as_str().map_or_else(
+                        || String::from_utf8_lossy(&body).into_owned(),
+                        str::to_owned
+                    )
                 );
             }
             Ok(body.to_vec())
@@ -54,8 +55,7 @@ pub fn run(args: StackwalkArgs) -> anyhow::Result<()> {
             let metrics = Arc::new(symhub::metrics::Metrics::default());
             let upstreams = Arc::new(symhub::upstream::Upstreams::new(&config, metrics.clone())?);
             let cache = symhub::cache::Cache::open(&config, store, upstreams, metrics)?;
-            let symbolicator =
-                symhub::symbolicate::Symbolicator::new(cache, &config.symbolication);
+            let symbolicator = symhub::symbolicate::Symbolicator::new(cache, &config.symbolication);
             symhub::symbolicate::minidump::stackwalk(
                 symbolicator,
                 dump.clone(),

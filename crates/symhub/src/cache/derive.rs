@@ -163,7 +163,11 @@ fn elf_build_id_of(guid: &str) -> Option<BuildId> {
     b[0..4].reverse();
     b[4..6].reverse();
     b[6..8].reverse();
-    let len = if b[8..].iter().all(|&x| x == 0) { 8 } else { 16 };
+    let len = if b[8..].iter().all(|&x| x == 0) {
+        8
+    } else {
+        16
+    };
     BuildId::parse_hex(&hex::encode(&b[..len])).ok()
 }
 
@@ -216,12 +220,14 @@ impl Cache {
     ) -> Result<MadeSym, String> {
         let dir = tempfile::tempdir_in(self.store.tmp_dir())
             .map_err(|e| format!("cannot create a temp dir for the conversion: {e}"))?;
-        let mut inputs =
-            vec![place(input, dir.path(), &recipe.name).map_err(|e| format!("{e}"))?];
-        if let Some(b) = binary {
-            // The binary's own name would collide with the debug file's (an ELF pair shares
-            // it); dump_syms pairs them by id, not by name.
-            inputs.push(place(b, dir.path(), "binary").map_err(|e| format!("{e}"))?);
+        // dump_syms names the module after its input files, and an ELF or Mach-O pair shares
+        // one name: each gets a directory of its own.
+        let mut inputs = Vec::new();
+        for (sub, file) in [("debug", Some(input)), ("binary", binary)] {
+            let Some(file) = file else { continue };
+            let at = dir.path().join(sub);
+            let placed = std::fs::create_dir(&at).and_then(|()| place(file, &at, &recipe.name));
+            inputs.push(placed.map_err(|e| format!("cannot place the input: {e}"))?);
         }
         let out = dir.path().join("out.sym");
         let started = std::time::Instant::now();
@@ -307,7 +313,9 @@ mod tests {
 
     #[test]
     fn a_pdb_sym_comes_from_its_pdb() {
-        let r = recipes(&key("ntdll.pdb/1EB9FACB04EA273BB24BA52C8B9F6F2D1/ntdll.sym"));
+        let r = recipes(&key(
+            "ntdll.pdb/1EB9FACB04EA273BB24BA52C8B9F6F2D1/ntdll.sym",
+        ));
         assert_eq!(r.len(), 1);
         assert_eq!(
             r[0].debug.normalized(),
@@ -327,7 +335,10 @@ mod tests {
             .starts_with("_.debug/elf-buildid-sym-00112233445566778899aabbccddeeff"));
         assert_eq!(r[0].expect, id);
         // The same id is tried as a Mach-O UUID after.
-        assert!(r[1].debug.normalized().starts_with("_.dwarf/mach-uuid-sym-"));
+        assert!(r[1]
+            .debug
+            .normalized()
+            .starts_with("_.dwarf/mach-uuid-sym-"));
         let short = symhub_core::native::elf_breakpad_id(&build_id[..8]);
         assert_eq!(
             elf_build_id_of(&short[..32]).unwrap().as_str(),
@@ -357,9 +368,12 @@ mod tests {
 
     #[test]
     fn the_converter_tag_names_the_locked_dump_syms() {
-        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock"))
-            .unwrap();
-        let at = lock.find("name = \"dump_syms\"").expect("dump_syms in Cargo.lock");
+        let lock =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock"))
+                .unwrap();
+        let at = lock
+            .find("name = \"dump_syms\"")
+            .expect("dump_syms in Cargo.lock");
         let version = lock[at..].lines().nth(1).unwrap();
         let version = version.trim_start_matches("version = ").trim_matches('"');
         assert!(

@@ -46,8 +46,8 @@ use crate::store::{
 };
 use crate::upstream::Upstreams;
 pub use fill::{Fill, FillState};
-pub use local::{LocalFile, NoFile};
 use index::{CachedEntry, Index};
+pub use local::{LocalFile, NoFile};
 pub use resolve::{Answer, Missing, Redirect, Route};
 
 /// How often an entry's access time is worth recording. Finer LRU order is not worth a write.
@@ -383,7 +383,11 @@ impl Cache {
             }
         }
         // A `.sym` made by another converter version is made again (and replaced).
-        if let Some(e) = self.index.get(norm)?.filter(|e| !derive::is_stale(&e.upstream)) {
+        if let Some(e) = self
+            .index
+            .get(norm)?
+            .filter(|e| !derive::is_stale(&e.upstream))
+        {
             return Ok(Loaded::Entry(self.remember(e, born)));
         }
         if let Some(expires) = self.index.get_negative(slot)? {

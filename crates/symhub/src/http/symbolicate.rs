@@ -170,7 +170,11 @@ async fn receive_dump(
     dir: &std::path::Path,
     max: u64,
 ) -> Result<tempfile::NamedTempFile, Refusal> {
-    let gzip = match req.headers().get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) {
+    let gzip = match req
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.as_bytes())
+    {
         None => false,
         Some(v) if v.eq_ignore_ascii_case(b"gzip") || v.eq_ignore_ascii_case(b"x-gzip") => true,
         Some(v) if v.eq_ignore_ascii_case(b"identity") => false,
@@ -249,7 +253,9 @@ async fn copy_bounded<E: std::fmt::Display>(
             return Err((
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
-                format!("the minidump is larger than symbolication.max_minidump_size ({max} bytes)"),
+                format!(
+                    "the minidump is larger than symbolication.max_minidump_size ({max} bytes)"
+                ),
             ));
         }
         // Small writes to a local temp file; the dump is bounded.

@@ -13,8 +13,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use minidump::Module;
 use minidump_unwind::{
-    FileError, FileKind, FillSymbolError, FrameSymbolizer, FrameWalker, SymbolProvider,
-    SymbolStats,
+    FileError, FileKind, FillSymbolError, FrameSymbolizer, FrameWalker, SymbolProvider, SymbolStats,
 };
 
 use super::{leaf, ModuleRef, NoSymbols, Symbolicator, Symbols};

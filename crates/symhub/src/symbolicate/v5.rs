@@ -86,8 +86,8 @@ fn parse_job(i: usize, job: &Value, limits: &SymbolicationConfig) -> Result<Job,
     let Some(memory_map) = job.get("memoryMap") else {
         return Err(bad(format!("job {i} is invalid: no memoryMap specified")));
     };
-    let modules = parse_modules(memory_map)
-        .map_err(|e| bad(format!("job {i} has invalid modules: {e}")))?;
+    let modules =
+        parse_modules(memory_map).map_err(|e| bad(format!("job {i} has invalid modules: {e}")))?;
     if modules.len() > limits.max_modules {
         return Err(over(
             "too_many_modules",
@@ -98,17 +98,16 @@ fn parse_job(i: usize, job: &Value, limits: &SymbolicationConfig) -> Result<Job,
             ),
         ));
     }
-    let stacks = parse_stacks(stacks, modules.len(), limits.max_frames)
-        .map_err(|e| match e {
-            StackError::Invalid(e) => bad(format!("job {i} has invalid stacks: {e}")),
-            StackError::TooMany => over(
-                "too_many_frames",
-                format!(
-                    "job {i} has more frames than symbolication.max_frames ({})",
-                    limits.max_frames
-                ),
+    let stacks = parse_stacks(stacks, modules.len(), limits.max_frames).map_err(|e| match e {
+        StackError::Invalid(e) => bad(format!("job {i} has invalid stacks: {e}")),
+        StackError::TooMany => over(
+            "too_many_frames",
+            format!(
+                "job {i} has more frames than symbolication.max_frames ({})",
+                limits.max_frames
             ),
-        })?;
+        ),
+    })?;
     Ok(Job { modules, stacks })
 }
 
@@ -360,7 +359,10 @@ mod tests {
             "please limit number of jobs in a single request to <= 10"
         );
         assert_eq!(err(r#"{"jobs": [1]}"#), "job 0 is invalid");
-        assert_eq!(err(r#"{"jobs": [{}]}"#), "job 0 is invalid: no stacks specified");
+        assert_eq!(
+            err(r#"{"jobs": [{}]}"#),
+            "job 0 is invalid: no stacks specified"
+        );
         assert_eq!(
             err(r#"{"stacks": [[]]}"#),
             "job 0 is invalid: no memoryMap specified"
@@ -425,8 +427,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(jobs[0].stacks[0], vec![(None, Some(1000)), (Some(0), None)]);
-        let big = format!(r#"{{"stacks": [[[0, {}]]], "memoryMap": [["a", "0"]]}}"#, u64::MAX);
-        assert_eq!(parse(big.as_bytes(), &limits()).unwrap()[0].stacks[0][0].1, Some(u64::MAX));
+        let big = format!(
+            r#"{{"stacks": [[[0, {}]]], "memoryMap": [["a", "0"]]}}"#,
+            u64::MAX
+        );
+        assert_eq!(
+            parse(big.as_bytes(), &limits()).unwrap()[0].stacks[0][0].1,
+            Some(u64::MAX)
+        );
     }
 
     #[test]
@@ -436,11 +444,18 @@ mod tests {
             max_frames: 2,
             ..limits()
         };
-        let e = parse(br#"{"stacks": [[]], "memoryMap": [["a", "0"], ["b", "0"]]}"#, &l).unwrap_err();
+        let e = parse(
+            br#"{"stacks": [[]], "memoryMap": [["a", "0"], ["b", "0"]]}"#,
+            &l,
+        )
+        .unwrap_err();
         assert_eq!((e.status, e.code), (413, "too_many_modules"));
         assert!(e.message.contains("symbolication.max_modules"));
-        let e = parse(br#"{"stacks": [[[0, 1], [0, 2]], [[0, 3]]], "memoryMap": [["a", "0"]]}"#, &l)
-            .unwrap_err();
+        let e = parse(
+            br#"{"stacks": [[[0, 1], [0, 2]], [[0, 3]]], "memoryMap": [["a", "0"]]}"#,
+            &l,
+        )
+        .unwrap_err();
         assert_eq!((e.status, e.code), (413, "too_many_frames"));
         assert!(e.message.contains("symbolication.max_frames"));
     }

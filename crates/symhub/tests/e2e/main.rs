@@ -18,6 +18,7 @@ mod scale;
 mod security;
 mod server;
 mod spelling;
+mod symbolication;
 mod transactions;
 mod upload;
 mod upstream_answers;

@@ -1,0 +1,266 @@
+//! `.sym` files made on demand from debug files that only upstreams have.
+
+use std::collections::BTreeMap;
+
+use super::*;
+
+/// `FUNC`/`PUBLIC` records by address: `(size, name)`; names compared by their qualified
+/// identifier, since Breakpad's Windows dump_syms and Mozilla's write return types and
+/// parameter lists differently (`static int ns::i()` / `ns::i()`), and Mozilla's keeps the
+/// x86 decoration of C names (`__SEH_prolog4` for `_SEH_prolog4`, `@_EH4_LocalUnwind@16`).
+fn records(sym: &str, kind: &str) -> BTreeMap<u64, (String, String)> {
+    let ident = |name: &str| {
+        let name = name.split('(').next().unwrap().trim();
+        let name = name.rsplit(' ').next().unwrap();
+        let name = name.trim_start_matches(['_', '@']);
+        match name.rsplit_once('@') {
+            Some((n, stack)) if stack.bytes().all(|b| b.is_ascii_digit()) => n.to_owned(),
+            _ => name.to_owned(),
+        }
+    };
+    sym.lines()
+        .filter_map(|l| l.strip_prefix(kind)?.strip_prefix(' '))
+        .map(|rest| rest.strip_prefix("m ").unwrap_or(rest))
+        .map(|rest| {
+            let f: Vec<&str> = rest.splitn(4, ' ').collect();
+            let addr = u64::from_str_radix(f[0], 16).unwrap();
+            match kind {
+                "FUNC" => (addr, (f[1].to_owned(), ident(f[3]))),
+                _ => (addr, (String::new(), ident(&f[2..].join(" ")))),
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_pdb_only_upstream_gives_the_sym_dump_syms_makes() {
+    let up = pdb_upstream().await;
+    let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
+    for (name, id) in PDBS {
+        let path = pdb_path(name, id, &format!("{name}.sym"));
+        let r = s.get(&path).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(
+            r.headers()["x-symhub-upstream"],
+            "derived:dump_syms-2.3.9+symhub.1"
+        );
+        let made = r.text().await.unwrap();
+        let want = std::fs::read_to_string(fixtures().join(format!("windows/{name}.sym"))).unwrap();
+        assert_eq!(made.lines().next(), want.lines().next(), "MODULE line");
+        let (made_funcs, want_funcs) = (records(&made, "FUNC"), records(&want, "FUNC"));
+        assert!(want_funcs.len() > 100);
+        assert_eq!(made_funcs, want_funcs, "FUNC records of {name}");
+        // Every PUBLIC is there, but those inside a FUNC, which Mozilla's dump_syms leaves
+        // out (the FUNC answers for those addresses).
+        let made_publics = records(&made, "PUBLIC");
+        let in_func = |addr: u64| {
+            made_funcs
+                .range(..=addr)
+                .next_back()
+                .is_some_and(|(start, (size, _))| {
+                    addr < start + u64::from_str_radix(size, 16).unwrap()
+                })
+        };
+        let mut kept = 0;
+        for (addr, public) in records(&want, "PUBLIC") {
+            if !in_func(addr) {
+                assert_eq!(
+                    made_publics.get(&addr),
+                    Some(&public),
+                    "PUBLIC {addr:x} of {name}"
+                );
+                kept += 1;
+            }
+        }
+        assert!(kept > 0, "{name}: no PUBLIC compared");
+        // The upstream was asked for the .sym (none), then the PDB; once each.
+        assert_eq!(up.hits(&path), 1);
+        assert_eq!(up.hits(&pdb_path(name, id, &format!("{name}.pdb"))), 1);
+        let again = s.get(&path).await;
+        assert_eq!(again.headers()["x-cache"], "HIT");
+        assert_eq!(again.text().await.unwrap(), made);
+        assert_eq!(up.hits(&path), 1);
+    }
+    let log = s.stderr();
+    assert_eq!(log.matches("made a .sym on demand").count(), 2, "{log}");
+}
+
+#[tokio::test]
+async fn concurrent_requests_share_one_conversion() {
+    let up = pdb_upstream().await;
+    let (name, id) = PDBS[1];
+    let pdb = pdb_path(name, id, &format!("{name}.pdb"));
+    // A slow upstream keeps every request waiting on the same fill.
+    let body = std::fs::read(fixtures().join(format!("windows/{name}.pdb"))).unwrap();
+    up.route(
+        &pdb,
+        Behavior::Serve(Serve::bytes(body).delay(std::time::Duration::from_millis(300))),
+    );
+    let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
+    let url = format!("{}{}", s.url, pdb_path(name, id, &format!("{name}.sym")));
+    let answers = futures_util::future::join_all((0..20).map(|_| {
+        let url = url.clone();
+        async move {
+            let r = client().get(url).send().await.unwrap();
+            (r.status().as_u16(), r.bytes().await.unwrap())
+        }
+    }))
+    .await;
+    assert!(answers
+        .iter()
+        .all(|(status, body)| *status == 200 && *body == answers[0].1));
+    assert!(answers[0]
+        .1
+        .starts_with(b"MODULE windows x86_64 72E103A85CB249078B76B2E7C06257B13"));
+    assert_eq!(up.hits(&pdb), 1);
+    assert_eq!(s.stderr().matches("made a .sym on demand").count(), 1);
+}
+
+#[tokio::test]
+async fn a_file_that_cannot_be_converted_is_a_remembered_miss() {
+    let up = FakeUpstream::start().await;
+    let id = "0123456789ABCDEF0123456789ABCDEF1";
+    // Served as a PDB, but not one.
+    up.serve(&format!("/broken.pdb/{id}/broken.pdb"), data(50_000, 7));
+    let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
+    let sym = format!("/broken.pdb/{id}/broken.sym");
+    let r = s.get(&sym).await;
+    assert_eq!(r.status(), 404);
+    let r = s.get(&sym).await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["x-cache"], "NEGATIVE");
+    assert_eq!(up.hits(&format!("/broken.pdb/{id}/broken.pdb")), 1);
+    let log = s.stderr();
+    assert!(
+        log.contains("cannot make this .sym on demand") && log.contains("broken.pdb"),
+        "{log}"
+    );
+    // Nothing to make it from: a plain miss, remembered too.
+    let none = "/absent.pdb/0123456789ABCDEF0123456789ABCDEF1/absent.sym";
+    assert_eq!(s.get(none).await.status(), 404);
+    assert_eq!(s.get(none).await.headers()["x-cache"], "NEGATIVE");
+    // Only .sym keys are made: a missing PDB stays missing.
+    let pdb = "/absent2.pdb/0123456789ABCDEF0123456789ABCDEF1/absent2.pdb";
+    assert_eq!(s.get(pdb).await.status(), 404);
+    assert_eq!(up.hits(pdb), 1);
+}
+
+#[tokio::test]
+async fn a_sym_from_another_converter_version_is_made_again() {
+    let up = pdb_upstream().await;
+    let (name, id) = PDBS[0];
+    let sym = pdb_path(name, id, &format!("{name}.sym"));
+    let mut s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
+    let first = s.get(&sym).await.bytes().await.unwrap();
+    s.settle().await;
+    s.kill();
+    // As if an older symhub had made it.
+    let index = sql_update(
+        &s.data_dir.join("cache/index.sqlite3"),
+        "UPDATE cache_entries SET upstream = 'derived:dump_syms-2.0.0+symhub.0' WHERE upstream LIKE 'derived:%'",
+    );
+    assert_eq!(index, 1);
+    s.restart();
+    let r = s.get(&sym).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["x-cache"],
+        "MISS",
+        "made again, not served stale"
+    );
+    assert_eq!(r.bytes().await.unwrap(), first);
+    // The log is appended across restarts: one conversion per run.
+    assert_eq!(s.stderr().matches("made a .sym on demand").count(), 2);
+    // The PDB itself was cached by the first run: the upstream was not asked again for it.
+    assert_eq!(up.hits(&pdb_path(name, id, &format!("{name}.pdb"))), 1);
+}
+
+/// Runs one SQL statement on a SQLite file; the number of rows changed.
+fn sql_update(db: &std::path::Path, sql: &str) -> usize {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .execute(sql, [])
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_elf_sym_is_made_from_a_debuginfod_upstream_by_build_id() {
+    let up = FakeUpstream::start().await;
+    let build_id = "fb89faed92941c861f194450d2f07cf0b1d2caec";
+    let elf = fixtures().join("elf");
+    up.serve(
+        &format!("/buildid/{build_id}/debuginfo"),
+        std::fs::read(elf.join("hello.debug")).unwrap(),
+    );
+    up.serve(
+        &format!("/buildid/{build_id}/executable"),
+        std::fs::read(elf.join("hello")).unwrap(),
+    );
+    let s = Symhub::start(&config_with(
+        &[("d", &up.url, "protocol = \"debuginfod\"")],
+        "",
+    ));
+    // Tecken's code-id form: the build id whole (a Breakpad id keeps only 16 of its 20 bytes).
+    let r = s
+        .get(&format!("/hello/{}/hello.sym", build_id.to_uppercase()))
+        .await;
+    assert_eq!(r.status(), 200);
+    let sym = r.text().await.unwrap();
+    // The Breakpad id is the build id's first 16 bytes as a little-endian GUID, age 0.
+    let b = hex::decode(build_id).unwrap();
+    let guid = format!(
+        "{:08X}{:04X}{:04X}{}",
+        u32::from_le_bytes(b[0..4].try_into().unwrap()),
+        u16::from_le_bytes(b[4..6].try_into().unwrap()),
+        u16::from_le_bytes(b[6..8].try_into().unwrap()),
+        hex::encode_upper(&b[8..16])
+    );
+    assert!(
+        sym.starts_with(&format!("MODULE Linux x86_64 {guid}0 hello")),
+        "{}",
+        sym.lines().next().unwrap()
+    );
+    assert!(
+        sym.contains(&format!("INFO CODE_ID {}", build_id.to_uppercase())),
+        "{sym:.300}"
+    );
+    assert!(
+        sym.lines()
+            .any(|l| l.starts_with("FUNC") && l.ends_with(" main")),
+        "{sym:.2000}"
+    );
+    // CFI from the executable's .eh_frame, merged with the debug file's lines.
+    assert!(sym.contains("STACK CFI"), "{sym:.300}");
+}
+
+#[tokio::test]
+async fn minidump_stackwalk_symbolicates_windows_frames_from_an_upstream_pdb() {
+    let Some(tool) = minidump_stackwalk() else {
+        return;
+    };
+    let up = pdb_upstream().await;
+    let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("regtest64.dmp");
+    // 0x1030 is inside `main` (FUNC 1010 6a), on line 59 of dump_syms_regtest.cc.
+    std::fs::write(&dump, regtest64_dump(0x1030)).unwrap();
+    let theirs = stackwalk_json(&tool, &format!("{}/", s.url), &dump).await;
+    let frame = &theirs["crashing_thread"]["frames"][0];
+    assert_eq!(frame["module"], "dump_syms_regtest64.exe", "{frame}");
+    assert_eq!(frame["function"], "main(int, char**)", "{frame}");
+    assert_eq!(frame["line"], 59, "{frame}");
+    assert!(frame["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("dump_syms_regtest.cc"));
+    // symhub's own stackwalk of the same dump says the same.
+    let r = client()
+        .post(format!("{}/api/minidump", s.url))
+        .body(std::fs::read(&dump).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let ours: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(frames(&ours), frames(&theirs));
+}
