@@ -82,7 +82,7 @@ impl ModuleRef {
             };
             if !code_file.is_empty() && !code_id.is_empty() {
                 keys.extend(
-                    SymbolKey::from_segments(code_file, &code_id.to_ascii_uppercase(), &name).ok(),
+                    SymbolKey::from_segments(code_file, code_id.to_ascii_uppercase(), &name).ok(),
                 );
             }
         }

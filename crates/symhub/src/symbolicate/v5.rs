@@ -353,7 +353,7 @@ mod tests {
     fn refuses_what_eliot_refuses_with_its_words() {
         assert_eq!(err(""), "Payload is not valid JSON");
         assert_eq!(err("{"), "Payload is not valid JSON");
-        let eleven = format!("{{\"jobs\": [{}]}}", vec!["{}"; 11].join(","));
+        let eleven = format!("{{\"jobs\": [{}]}}", ["{}"; 11].join(","));
         assert_eq!(
             err(&eleven),
             "please limit number of jobs in a single request to <= 10"

@@ -18,6 +18,7 @@ mod debuginfod;
 mod migrate;
 mod native;
 mod outages;
+mod symbolication;
 mod transactions;
 
 use std::time::{Duration, Instant};
