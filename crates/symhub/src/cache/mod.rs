@@ -21,6 +21,7 @@ pub mod evict;
 pub mod fill;
 pub mod health;
 pub mod index;
+mod load;
 pub mod local;
 pub mod read;
 pub mod resolve;
@@ -47,6 +48,7 @@ use crate::store::{
 use crate::upstream::Upstreams;
 pub use fill::{Fill, FillState};
 use index::{CachedEntry, Index};
+use load::Loaded;
 pub use local::{LocalFile, NoFile};
 pub use resolve::{Answer, Missing, Redirect, Route};
 
@@ -310,93 +312,6 @@ impl Cache {
         self.fills.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The slow path of a lookup: ask the store, then the cache index.
-    async fn load(self: &Arc<Self>, key: &SymbolKey, slot: &str, born: u64) -> Loaded {
-        let this = self.clone();
-        let (key, slot) = (key.clone(), slot.to_owned());
-        let found =
-            tokio::task::spawn_blocking(move || this.load_blocking(&key, &slot, born)).await;
-        match found {
-            Ok(Ok(loaded)) => loaded,
-            Ok(Err(e)) => {
-                tracing::error!("index lookup failed: {e}");
-                Loaded::Nothing
-            }
-            Err(e) => {
-                tracing::error!("index lookup task failed: {e}");
-                Loaded::Nothing
-            }
-        }
-    }
-
-    fn load_blocking(&self, key: &SymbolKey, slot: &str, born: u64) -> anyhow::Result<Loaded> {
-        let norm = key.normalized();
-        let found = match crate::debuginfod::executable_build_id(key) {
-            // debuginfod's executable: by the store's build-id index.
-            Some(id) => self.store.executable_by_build_id(id),
-            None => self.store.get(norm),
-        };
-        let stored = match found {
-            Ok(s) => s,
-            Err(e) => {
-                // The store's database is unreachable: what this instance cached from
-                // upstreams is still good, but nothing may be fetched or remembered as
-                // missing, since the store may well have the key.
-                tracing::error!(key = norm, "store lookup failed: {e}");
-                if let Some(e) = self.index.get(norm)? {
-                    return Ok(Loaded::Entry(self.remember(e, born)));
-                }
-                return Ok(Loaded::Unavailable);
-            }
-        };
-        if let Some(s) = stored {
-            let path = match self.store.locate(&s.sha256, false) {
-                // Served by a redirect to the bucket: no local copy needed.
-                _ if self.store_redirects => self.store.blob_path(&s.sha256),
-                BlobLocation::Local(path) => path,
-                // Streamed from the bucket by a fill, like an upstream download.
-                BlobLocation::Remote | BlobLocation::Url(_) => return Ok(Loaded::Cold(s)),
-            };
-            // Under the key asked for: the same as the stored key but for debuginfod's
-            // executable, found by build id.
-            let mut e = store_entry(s);
-            e.key = norm.to_owned();
-            return Ok(Loaded::Entry(self.remember_at(
-                e,
-                path,
-                Source::Store,
-                born,
-            )));
-        }
-        if key.is_triple() && key.name().to_ascii_lowercase().ends_with(".sym") {
-            let found = self.store.by_code_id(key.file(), key.id())?;
-            // Stored keys are valid keys, so the display form splits back into segments.
-            let target = found.as_deref().and_then(|d| {
-                let mut it = d.splitn(3, '/');
-                let k = SymbolKey::from_segments(it.next()?, it.next()?, it.next()?).ok()?;
-                Some(k.url_path(symhub_core::Spelling::AsRequested))
-            });
-            if let Some(to) = target {
-                let to: Arc<str> = to.into();
-                self.keep(born, norm, Known::Redirect(to.clone()));
-                return Ok(Loaded::Redirect(to));
-            }
-        }
-        // A `.sym` made by another converter version is made again (and replaced).
-        if let Some(e) = self
-            .index
-            .get(norm)?
-            .filter(|e| !derive::is_stale(&e.upstream))
-        {
-            return Ok(Loaded::Entry(self.remember(e, born)));
-        }
-        if let Some(expires) = self.index.get_negative(slot)? {
-            self.keep(born, slot, Known::Negative(expires));
-            return Ok(Loaded::Negative);
-        }
-        Ok(Loaded::Nothing)
-    }
-
     fn remember(&self, e: CachedEntry, born: u64) -> Arc<Entry> {
         let path = self.objects.path(&object_id(&e.key));
         self.remember_at(e, path, Source::Cache, born)
@@ -623,15 +538,4 @@ fn store_entry(s: StoredSymbol) -> CachedEntry {
         last_modified: s.uploaded_at,
         upstream: "store".into(),
     }
-}
-
-enum Loaded {
-    Entry(Arc<Entry>),
-    /// A stored key whose bytes are only in the bucket.
-    Cold(StoredSymbol),
-    Redirect(Arc<str>),
-    Negative,
-    /// A stored key whose bytes cannot be read now (the bucket is down).
-    Unavailable,
-    Nothing,
 }
