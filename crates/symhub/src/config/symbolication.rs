@@ -19,8 +19,8 @@ pub struct SymbolicationConfig {
     pub convert_max_memory: ByteSize,
     /// Conversions that may run at once (0: one per core).
     pub max_conversions: usize,
-    /// Parsed symbol files kept in memory, by the size of their `.sym` files: a hot module
-    /// is parsed once.
+    /// Memory for parsed symbol files (estimated at 2.5× their `.sym` size), least recently
+    /// used evicted first: a hot module is parsed once.
     pub memory_cache: ByteSize,
     /// Largest `/symbolicate/v5` body.
     pub max_request_size: ByteSize,
