@@ -226,8 +226,14 @@ fn upstream_name(i: usize, url: &str) -> String {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SYMHUB_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // rust-minidump warns about each oddity of a dump or a `.sym` (thousands of lines for one
+    // Windows system module): the quality of the input, not the server's health. SYMHUB_LOG
+    // replaces the whole default.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SYMHUB_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "info,breakpad_symbols=error,minidump=error,minidump_processor=error,minidump_unwind=error",
+        )
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
