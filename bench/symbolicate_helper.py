@@ -304,15 +304,7 @@ def children(pid):
     return out
 
 
-def status_kib(pid, field):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+status_kib = helper.status_kib
 
 
 def cmdline(pid):

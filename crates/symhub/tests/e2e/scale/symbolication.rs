@@ -22,21 +22,7 @@ async fn walk(s: &Symhub, dump: &[u8]) -> serde_json::Value {
 #[tokio::test]
 async fn symbols_uploaded_through_one_instance_symbolicate_on_the_other() {
     let Some(c) = Cluster::start() else { return };
-    let (url, symbols) = (c.a.url.clone(), fixtures().join("breakpad/symbols"));
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(bin())
-            .args(["upload", "--url", &url, "--key", KEY])
-            .arg(&symbols)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    upload_dir(&c.a.url, KEY, fixtures().join("breakpad/symbols")).await;
     let dump = std::fs::read(fixtures().join("breakpad/minidumps/minidump2.dmp")).unwrap();
     let (on_a, on_b) = (walk(&c.a, &dump).await, walk(&c.b, &dump).await);
     assert_eq!(frames(&on_b), frames(&on_a));

@@ -115,11 +115,19 @@ pub fn minidump_stackwalk() -> Option<String> {
 
 /// `minidump-stackwalk` on the fixture `minidump2.dmp` with symbols from `symbols_url`.
 pub async fn stackwalk(tool: &str, symbols_url: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
     let dump = fixtures().join("breakpad/minidumps/minidump2.dmp");
-    let (tool, url) = (tool.to_owned(), symbols_url.to_owned());
+    stackwalk_dump(tool, symbols_url, &dump, &[]).await
+}
+
+/// `minidump-stackwalk [args] DUMP` with symbols from `symbols_url` and a fresh symbol
+/// cache: its standard output (the test fails if it fails).
+pub async fn stackwalk_dump(tool: &str, symbols_url: &str, dump: &Path, args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let (tool, url, dump) = (tool.to_owned(), symbols_url.to_owned(), dump.to_owned());
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(tool)
+            .args(&args)
             .arg("--symbols-url")
             .arg(&url)
             .arg("--symbols-cache")
@@ -138,4 +146,23 @@ pub async fn stackwalk(tool: &str, symbols_url: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// `symhub upload --url URL --key KEY DIR`, which must succeed.
+pub async fn upload_dir(url: &str, key: &str, dir: PathBuf) {
+    let (url, key) = (url.to_owned(), key.to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(bin())
+            .args(["upload", "--url", &url, "--key", &key])
+            .arg(&dir)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -140,29 +140,7 @@ pub fn frames(doc: &serde_json::Value) -> Vec<Vec<[String; 5]>> {
 
 /// `minidump-stackwalk --json DUMP` with symbols from `symbols_url`.
 pub async fn stackwalk_json(tool: &str, symbols_url: &str, dump: &Path) -> serde_json::Value {
-    let dir = tempfile::tempdir().unwrap();
-    let (tool, url, dump) = (tool.to_owned(), symbols_url.to_owned(), dump.to_owned());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(tool)
-            .arg("--json")
-            .arg("--symbols-url")
-            .arg(&url)
-            .arg("--symbols-cache")
-            .arg(dir.path().join("cache"))
-            .arg("--symbols-tmp")
-            .arg(dir.path().join("tmp"))
-            .arg(dump)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&stackwalk_dump(tool, symbols_url, dump, &["--json"]).await).unwrap()
 }
 
 /// A Windows x86-64 minidump (made with rust-minidump's synthesizer) of a process that

@@ -13,18 +13,7 @@ async fn minidump_stackwalk_symbolicates_with_symbols_from_symhub() {
         return;
     };
     let s = Symhub::start(&format!("upstream = []\n{}", auth_config(KEY)));
-    let symbols = fixtures().join("breakpad/symbols");
-    let url = s.url.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(bin())
-            .args(["upload", "--url", &url, "--key", KEY])
-            .arg(&symbols)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(out.status.success());
+    upload_dir(&s.url, KEY, fixtures().join("breakpad/symbols")).await;
     let stdout = stackwalk(&tool, &format!("{}/", s.url)).await;
     assert!(
         stdout.contains("test_app.exe!main [test_app.cc : 65 + 0x4]"),
