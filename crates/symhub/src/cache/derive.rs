@@ -22,15 +22,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use http::HeaderMap;
 use symhub_core::debuginfod::ssqp::{debuginfo_key, executable_key};
 use symhub_core::{BuildId, SymbolKey};
 
 use super::drive::Outcome;
 use super::fill::{Ended, Fill, FillState, Progress};
-use super::local::{place, NoFile};
+use super::local::{place, LocalFile, NoFile};
 use super::Cache;
 use crate::config::Config;
-use crate::upload::dump_worker::{dump, DumpLimits};
+use crate::upload::dump_worker::{dump, name_code_file, DumpLimits};
 
 /// The converter and the revision of how symhub drives it. Changing either makes every
 /// derived `.sym` again (old ones are evicted as they go cold). Kept equal to the dump_syms
@@ -91,6 +92,42 @@ struct Recipe {
     /// it).
     name: String,
     expect: String,
+}
+
+impl Recipe {
+    fn is_pdb(&self) -> bool {
+        self.name.to_ascii_lowercase().ends_with(".pdb")
+    }
+}
+
+/// Request headers naming the binary of the module whose `.sym` is asked for, as
+/// rust-minidump's `?code_file=…&code_id=…` and a minidump's module list give it. A PDB's
+/// `.sym` made together with its PE has the PE's CFI (`.pdata`, what x64 stackwalks unwind
+/// with) and `INFO CODE_ID`. Never sent upstream (not in any `forward_headers`).
+pub const CODE_FILE_HINT: &str = "x-symhub-code-file";
+/// See [`CODE_FILE_HINT`]: the PE's code id (`%08X%x` of its timestamp and image size).
+pub const CODE_ID_HINT: &str = "x-symhub-code-id";
+
+/// Adds the binary's name and code id to `headers` as [`CODE_FILE_HINT`]/[`CODE_ID_HINT`],
+/// if they can be a PE's (a name without a path, 9 to 16 hex digits).
+pub fn hint_code(headers: &mut HeaderMap, code_file: &str, code_id: &str) {
+    let code_file = code_file.rsplit(['/', '\\']).next().unwrap_or(code_file);
+    let id_ok = (9..=16).contains(&code_id.len()) && code_id.bytes().all(|b| b.is_ascii_hexdigit());
+    if let (true, Ok(file), Ok(id)) = (
+        id_ok && !code_file.is_empty(),
+        http::HeaderValue::from_str(code_file),
+        http::HeaderValue::from_str(&code_id.to_ascii_uppercase()),
+    ) {
+        headers.insert(CODE_FILE_HINT, file);
+        headers.insert(CODE_ID_HINT, id);
+    }
+}
+
+/// The PE key the hint headers name.
+fn hinted_pe(headers: &HeaderMap) -> Option<SymbolKey> {
+    let file = headers.get(CODE_FILE_HINT)?.to_str().ok()?;
+    let id = headers.get(CODE_ID_HINT)?.to_str().ok()?;
+    SymbolKey::from_segments(file, id, file).ok()
 }
 
 /// The recipes for `key`, most likely first; none when `key` is not a `.sym` key.
@@ -180,7 +217,14 @@ impl Cache {
     /// Makes the `.sym` of `fill`'s key from its debug file. `definitive` says whether the
     /// upstreams' "not found" was; a miss of this conversion is definitive only if every
     /// debug file it could be made from is definitively missing too.
-    pub(super) async fn derive(self: &Arc<Self>, fill: &Arc<Fill>, definitive: bool) -> Outcome {
+    ///
+    /// `headers`: the request's, which may name the PDB's binary ([`CODE_FILE_HINT`]).
+    pub(super) async fn derive(
+        self: &Arc<Self>,
+        fill: &Arc<Fill>,
+        definitive: bool,
+        headers: &HeaderMap,
+    ) -> Outcome {
         let mut unknown = !definitive;
         for recipe in recipes(&fill.key) {
             let debug = match self.local_file(&recipe.debug).await {
@@ -191,12 +235,25 @@ impl Cache {
                     continue;
                 }
             };
+            // A binary keeps the debug file's name (dump_syms names the module after it), but
+            // a PE its own (INFO CODE_ID names it).
             let binary = match &recipe.binary {
-                Some(b) => self.local_file(b).await.ok(),
+                Some(b) => self
+                    .local_file(b)
+                    .await
+                    .ok()
+                    .map(|f| (f, recipe.name.clone())),
+                None if recipe.is_pdb() => self.pe_of(&recipe, headers).await,
                 None => None,
             };
             let _slot = self.converter.slots.acquire().await;
-            let made = self.convert(&recipe, &debug, binary.as_ref()).await;
+            let made = self
+                .convert(
+                    &recipe,
+                    &debug,
+                    binary.as_ref().map(|(f, n)| (f, n.as_str())),
+                )
+                .await;
             return match made {
                 Ok(sym) => self.derived(fill, sym).await,
                 Err(reason) => {
@@ -211,27 +268,79 @@ impl Cache {
         }
     }
 
+    /// The PE of a PDB's module, to make its `.sym` with: the one the request names, else
+    /// one uploaded with the same debug id; only if its CodeView record names this PDB.
+    async fn pe_of(
+        self: &Arc<Self>,
+        recipe: &Recipe,
+        headers: &HeaderMap,
+    ) -> Option<(LocalFile, String)> {
+        let key = match hinted_pe(headers) {
+            Some(k) => k,
+            None => {
+                let (store, id) = (self.store.clone(), recipe.expect.to_ascii_lowercase());
+                let files = tokio::task::spawn_blocking(move || store.module_files(&id))
+                    .await
+                    .ok()?
+                    .ok()?;
+                let pe = files.into_iter().find(|f| f.kind == "PE")?;
+                SymbolKey::parse_path(&pe.key).ok()?
+            }
+        };
+        let pe = self.local_file(&key).await.ok()?;
+        let reader = pe.reader();
+        let name = key.file().to_owned();
+        let ids = tokio::task::spawn_blocking(move || {
+            let cache = object::read::ReadCache::new(reader);
+            symhub_core::native::identify(&cache, &name).map(|found| {
+                found
+                    .objects
+                    .into_iter()
+                    .map(|o| o.debug_id)
+                    .collect::<Vec<_>>()
+            })
+        })
+        .await
+        .ok()?;
+        match ids {
+            Ok(ids) if ids.iter().any(|i| i.eq_ignore_ascii_case(&recipe.expect)) => {
+                Some((pe, key.file().to_owned()))
+            }
+            _ => {
+                tracing::info!(pe = %key, pdb = %recipe.debug,
+                    "the named binary is not of this PDB; making the .sym without it");
+                None
+            }
+        }
+    }
+
     /// Runs the converter; the made `.sym`, checked to be of the module asked for.
     async fn convert(
         &self,
         recipe: &Recipe,
-        input: &super::LocalFile,
-        binary: Option<&super::LocalFile>,
+        input: &LocalFile,
+        binary: Option<(&LocalFile, &str)>,
     ) -> Result<MadeSym, String> {
         let dir = tempfile::tempdir_in(self.store.tmp_dir())
             .map_err(|e| format!("cannot create a temp dir for the conversion: {e}"))?;
         // dump_syms names the module after its input files, and an ELF or Mach-O pair shares
         // one name: each gets a directory of its own.
         let mut inputs = Vec::new();
-        for (sub, file) in [("debug", Some(input)), ("binary", binary)] {
-            let Some(file) = file else { continue };
+        for (sub, file) in [
+            ("debug", Some((input, recipe.name.as_str()))),
+            ("binary", binary),
+        ] {
+            let Some((file, name)) = file else { continue };
             let at = dir.path().join(sub);
-            let placed = std::fs::create_dir(&at).and_then(|()| place(file, &at, &recipe.name));
+            let placed = std::fs::create_dir(&at).and_then(|()| place(file, &at, name));
             inputs.push(placed.map_err(|e| format!("cannot place the input: {e}"))?);
         }
         let out = dir.path().join("out.sym");
         let started = std::time::Instant::now();
         dump(&inputs, &out, self.converter.limits).await?;
+        if let Some((_, name)) = binary.filter(|_| recipe.is_pdb()) {
+            name_code_file(&out, name).map_err(|e| format!("cannot name the PE: {e}"))?;
+        }
         let module = read_module_line(&out).map_err(|e| format!("unreadable result: {e}"))?;
         let header = symhub_core::breakpad::parse_sym_header(module.as_bytes())
             .map_err(|e| format!("dump_syms wrote no valid MODULE line: {e}"))?;

@@ -50,7 +50,7 @@ impl Cache {
         let outcome = match from {
             FillFrom::Upstreams(headers, _) => match self.from_upstreams(&fill, &headers).await {
                 Outcome::NotFound { definitive } if self.derivable(&fill) => {
-                    self.derive(&fill, definitive).await
+                    self.derive(&fill, definitive, &headers).await
                 }
                 outcome => outcome,
             },

@@ -53,13 +53,23 @@ impl Cache {
     /// The file of `key` from wherever it is, fetching it from upstreams (and waiting for the
     /// download) when it must. Code-id `.sym` keys are followed to their debug-id key.
     pub async fn local_file(self: &Arc<Self>, key: &SymbolKey) -> Result<LocalFile, NoFile> {
+        self.local_file_with(key, &HeaderMap::new()).await
+    }
+
+    /// [`Cache::local_file`] with request headers: what a fill started by this lookup is
+    /// told (a `.sym` made on demand reads [`super::derive::CODE_FILE_HINT`]).
+    pub async fn local_file_with(
+        self: &Arc<Self>,
+        key: &SymbolKey,
+        headers: &HeaderMap,
+    ) -> Result<LocalFile, NoFile> {
         let mut key = key.clone();
         // An entry evicted between lookup and open, or one redirect, is followed once more.
         for _ in 0..3 {
             if self.blocklist.is_match(key.normalized()) {
                 return Err(NoFile::Missing);
             }
-            let entry = match self.lookup(&key, &HeaderMap::new(), true, None).await {
+            let entry = match self.lookup(&key, headers, true, None).await {
                 Lookup::Hit(entry) => entry,
                 Lookup::Redirect(to) => {
                     key = SymbolKey::parse_path(&to).map_err(|_| NoFile::Missing)?;

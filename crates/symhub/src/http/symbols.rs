@@ -68,8 +68,37 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
             return not_found("INVALID", Outcome::new("invalid"));
         }
     };
-    let answer = app.cache.resolve(&key, headers).await;
+    let hinted = code_hint(&key, uri.query(), headers);
+    let answer = app
+        .cache
+        .resolve(&key, hinted.as_ref().unwrap_or(headers))
+        .await;
     respond(&app, &key, answer, headers, method == Method::HEAD).await
+}
+
+/// rust-minidump asks for a `.sym` with `?code_file=…&code_id=…`: the binary, which a `.sym`
+/// made on demand from a PDB is made with (its CFI). The headers with that hint, if any.
+fn code_hint(key: &SymbolKey, query: Option<&str>, headers: &HeaderMap) -> Option<HeaderMap> {
+    if !key.name().to_ascii_lowercase().ends_with(".sym") {
+        return None;
+    }
+    let (mut file, mut id) = (None, None);
+    for pair in query?.split('&') {
+        let Some((name, value)) = pair.split_once('=') else {
+            continue;
+        };
+        let Ok(value) = percent_encoding::percent_decode_str(value).decode_utf8() else {
+            continue;
+        };
+        match name {
+            "code_file" => file = Some(value),
+            "code_id" => id = Some(value),
+            _ => {}
+        }
+    }
+    let mut hinted = headers.clone();
+    crate::cache::derive::hint_code(&mut hinted, &file?, &id?);
+    Some(hinted)
 }
 
 /// The response for a resolver's answer about `key`: the file (with Range and validators),

@@ -64,6 +64,15 @@ pub fn leaf(path: &str) -> &str {
 }
 
 impl ModuleRef {
+    /// What a `.sym` made on demand may use: the binary, for a PDB's module.
+    fn hints(&self) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        if let Some((file, id)) = &self.code {
+            crate::cache::derive::hint_code(&mut headers, file, id);
+        }
+        headers
+    }
+
     /// The `.sym` keys to look in, in order.
     fn keys(&self) -> Vec<SymbolKey> {
         let mut keys = Vec::new();
@@ -113,8 +122,9 @@ impl Symbolicator {
     /// The symbols of `module`: from the first of its keys that has a `.sym`.
     pub async fn module(&self, module: &ModuleRef) -> Result<Arc<Symbols>, NoSymbols> {
         let mut why = NoSymbols::Missing;
+        let hints = module.hints();
         for key in module.keys() {
-            match self.by_key(&key).await {
+            match self.by_key_with(&key, &hints).await {
                 Ok(s) => return Ok(s),
                 Err(NoSymbols::Missing) => {}
                 Err(e) => why = e,
@@ -125,18 +135,35 @@ impl Symbolicator {
 
     /// The parsed `.sym` of `key`; one fetch and parse for any number of concurrent callers.
     pub async fn by_key(&self, key: &SymbolKey) -> Result<Arc<Symbols>, NoSymbols> {
+        self.by_key_with(key, &http::HeaderMap::new()).await
+    }
+
+    /// [`Symbolicator::by_key`], telling a conversion what `hints` say of the module.
+    async fn by_key_with(
+        &self,
+        key: &SymbolKey,
+        hints: &http::HeaderMap,
+    ) -> Result<Arc<Symbols>, NoSymbols> {
         let norm = key.normalized().to_owned();
         self.parsed
-            .try_get_with(norm, self.load(key))
+            .try_get_with(norm, self.load(key, hints))
             .await
             .map_err(|e| (*e).clone())
     }
 
-    async fn load(&self, key: &SymbolKey) -> Result<Arc<Symbols>, NoSymbols> {
-        let local = self.cache.local_file(key).await.map_err(|e| match e {
-            NoFile::Missing => NoSymbols::Missing,
-            NoFile::Unknown => NoSymbols::Unavailable,
-        })?;
+    async fn load(
+        &self,
+        key: &SymbolKey,
+        hints: &http::HeaderMap,
+    ) -> Result<Arc<Symbols>, NoSymbols> {
+        let local = self
+            .cache
+            .local_file_with(key, hints)
+            .await
+            .map_err(|e| match e {
+                NoFile::Missing => NoSymbols::Missing,
+                NoFile::Unknown => NoSymbols::Unavailable,
+            })?;
         let name = key.to_string();
         let started = std::time::Instant::now();
         let parsed = tokio::task::spawn_blocking(move || parse(&local, name))

@@ -116,3 +116,28 @@ pub async fn dump(files: &[PathBuf], out: &Path, limits: DumpLimits) -> Result<(
         (_, line) => format!("dump-syms: {line}"),
     })
 }
+
+/// Rewrites a `.sym`'s `INFO CODE_ID <id> <file>` line with the binary's real name
+/// (dump_syms writes the name of the file it was given, or none).
+pub fn name_code_file(out: &Path, name: &str) -> std::io::Result<()> {
+    use std::io::{BufRead, Write};
+    let mut from = std::io::BufReader::new(std::fs::File::open(out)?);
+    let fixed = out.with_extension("named");
+    let mut to = std::io::BufWriter::new(std::fs::File::create(&fixed)?);
+    let mut line = String::new();
+    for _ in 0..2 {
+        line.clear();
+        from.read_line(&mut line)?;
+        match line.strip_prefix("INFO CODE_ID ") {
+            Some(rest) => {
+                let id = rest.split_whitespace().next().unwrap_or("");
+                writeln!(to, "INFO CODE_ID {id} {name}")?;
+            }
+            None => to.write_all(line.as_bytes())?,
+        }
+    }
+    std::io::copy(&mut from, &mut to)?;
+    to.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    std::fs::rename(&fixed, out)?;
+    Ok(())
+}

@@ -266,7 +266,7 @@ impl Uploads {
                     return Ok(None);
                 }
                 if let Some(name) = &code_name {
-                    name_code_file(&out, name)?;
+                    super::dump_worker::name_code_file(&out, name)?;
                 }
                 let made = commit_sym(&store, &out, &o.debug_id, transaction)?;
                 share_with_transactions(&store, &made, &sources, transaction)?;
@@ -280,30 +280,6 @@ impl Uploads {
         }
         unreachable!("the last attempt commits")
     }
-}
-
-/// Rewrites a `.sym`'s `INFO CODE_ID <id> <file>` line with the binary's real name.
-fn name_code_file(out: &Path, name: &str) -> Result<(), UploadError> {
-    use std::io::{BufRead, Write};
-    let mut from = std::io::BufReader::new(std::fs::File::open(out)?);
-    let fixed = out.with_extension("named");
-    let mut to = std::io::BufWriter::new(std::fs::File::create(&fixed)?);
-    let mut line = String::new();
-    for _ in 0..2 {
-        line.clear();
-        from.read_line(&mut line)?;
-        match line.strip_prefix("INFO CODE_ID ") {
-            Some(rest) => {
-                let id = rest.split_whitespace().next().unwrap_or("");
-                writeln!(to, "INFO CODE_ID {id} {name}")?;
-            }
-            None => to.write_all(line.as_bytes())?,
-        }
-    }
-    std::io::copy(&mut from, &mut to)?;
-    to.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    std::fs::rename(&fixed, out)?;
-    Ok(())
 }
 
 /// A made `.sym` belongs to every live transaction that holds a file it was made from, so

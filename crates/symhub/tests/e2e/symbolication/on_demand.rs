@@ -244,7 +244,14 @@ async fn minidump_stackwalk_symbolicates_windows_frames_from_an_upstream_pdb() {
     let dump = dir.path().join("regtest64.dmp");
     // 0x1030 is inside `main` (FUNC 1010 6a), on line 59 of dump_syms_regtest.cc.
     std::fs::write(&dump, regtest64_dump(0x1030)).unwrap();
+    let exe = "/dump_syms_regtest64.exe/589DFD111A000/dump_syms_regtest64.exe";
+    up.serve(
+        exe,
+        std::fs::read(fixtures().join("windows/dump_syms_regtest64.exe")).unwrap(),
+    );
     let theirs = stackwalk_json(&tool, &format!("{}/", s.url), &dump).await;
+    // minidump-stackwalk named the binary, so the .sym was made with its CFI.
+    assert_eq!(up.hits(exe), 1);
     let frame = &theirs["crashing_thread"]["frames"][0];
     assert_eq!(frame["module"], "dump_syms_regtest64.exe", "{frame}");
     assert_eq!(frame["function"], "main(int, char**)", "{frame}");
@@ -263,4 +270,60 @@ async fn minidump_stackwalk_symbolicates_windows_frames_from_an_upstream_pdb() {
     assert_eq!(r.status(), 200);
     let ours: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     assert_eq!(frames(&ours), frames(&theirs));
+}
+
+#[tokio::test]
+async fn a_pdb_sym_is_made_with_its_pe_when_the_client_names_it() {
+    let up = pdb_upstream().await;
+    let exe = "/dump_syms_regtest64.exe/589DFD111A000/dump_syms_regtest64.exe";
+    up.serve(
+        exe,
+        std::fs::read(fixtures().join("windows/dump_syms_regtest64.exe")).unwrap(),
+    );
+    let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
+    let (name, id) = PDBS[1];
+    // rust-minidump's query: the binary of the module.
+    let sym = pdb_path(name, id, &format!("{name}.sym"));
+    let made = s
+        .get(&format!(
+            "{sym}?code_file=dump_syms_regtest64.exe&code_id=589dfd111a000"
+        ))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let want = std::fs::read_to_string(fixtures().join(format!("windows/{name}.sym"))).unwrap();
+    // Breakpad's own INFO line, and CFI from the PE's unwind tables for the same functions.
+    assert_eq!(made.lines().nth(1), want.lines().nth(1), "{made:.300}");
+    let inits = |sym: &str| -> std::collections::BTreeSet<String> {
+        sym.lines()
+            .filter_map(|l| l.strip_prefix("STACK CFI INIT "))
+            .map(|l| l.split(' ').next().unwrap().to_owned())
+            .collect()
+    };
+    assert!(!inits(&made).is_empty());
+    assert!(
+        inits(&made).is_subset(&inits(&want)),
+        "CFI for functions Breakpad saw too"
+    );
+    assert_eq!(up.hits(exe), 1);
+
+    // A binary of another module is not paired with the PDB.
+    let up = pdb_upstream().await;
+    up.serve(
+        exe,
+        std::fs::read(fixtures().join("windows/dump_syms_regtest64.exe")).unwrap(),
+    );
+    let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
+    let (name, id) = PDBS[0];
+    let sym = pdb_path(name, id, &format!("{name}.sym"));
+    let r = s
+        .get(&format!(
+            "{sym}?code_file=dump_syms_regtest64.exe&code_id=589DFD111A000"
+        ))
+        .await;
+    assert_eq!(r.status(), 200);
+    let made = r.text().await.unwrap();
+    assert!(!made.contains("INFO CODE_ID"), "{made:.300}");
+    assert!(s.stderr().contains("the named binary is not of this PDB"));
 }
