@@ -49,7 +49,10 @@ async fn a_pdb_whose_age_is_16_or_more_is_converted_too() {
         "the PDB was not asked for"
     );
     assert_eq!(status, 200, "{body}");
-    assert!(body.starts_with(&format!("MODULE windows x86 {id} ")), "{body:.100}");
+    assert!(
+        body.starts_with(&format!("MODULE windows x86 {id} ")),
+        "{body:.100}"
+    );
 }
 
 /// `max_minidump_size` bounds the decoded dump part only: a Crashpad-style gzip body whose
@@ -67,7 +70,10 @@ async fn a_gzip_bomb_in_a_part_before_the_dump_is_bounded() {
     let w = |gz: &mut flate2::write::GzEncoder<Vec<u8>>, b: &[u8]| {
         std::io::Write::write_all(gz, b).unwrap()
     };
-    w(&mut gz, b"--XX\r\nContent-Disposition: form-data; name=\"junk\"; filename=\"j\"\r\n\r\n");
+    w(
+        &mut gz,
+        b"--XX\r\nContent-Disposition: form-data; name=\"junk\"; filename=\"j\"\r\n\r\n",
+    );
     let zeros = vec![0u8; 1 << 20];
     for _ in 0..64 {
         w(&mut gz, &zeros);
@@ -101,7 +107,11 @@ async fn other_sym_names_under_one_pdb_key_do_not_convert_again() {
     let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
     for n in [name, "a", "b", "c"] {
         let r = s.get(&pdb_path(name, id, &format!("{n}.sym"))).await;
-        assert!(r.status() == 200 || r.status() == 404, "{n}: {}", r.status());
+        assert!(
+            r.status() == 200 || r.status() == 404,
+            "{n}: {}",
+            r.status()
+        );
     }
     assert_eq!(
         s.stderr().matches("made a .sym on demand").count(),
