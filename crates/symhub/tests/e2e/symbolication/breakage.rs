@@ -119,3 +119,34 @@ async fn other_sym_names_under_one_pdb_key_do_not_convert_again() {
         "one PDB converted once per name asked"
     );
 }
+
+/// A `.sym` whose MODULE line names another debug id (a mislabelled upstream file) is used
+/// as if it were the module's: `found_modules` true and frames named from the wrong file.
+/// Eliot answers false for it (symbolic's `get_object(debug_id=...)` finds no object), and
+/// symhub's own on-demand path refuses such a result ("a mislabelled upstream file").
+#[tokio::test]
+async fn a_sym_of_another_debug_id_is_not_used() {
+    let up = FakeUpstream::start().await;
+    let sym = std::fs::read(
+        fixtures()
+            .join("breakpad/symbols/test_app.pdb/5A9832E5287241C1838ED98914E9B7FF1/test_app.sym"),
+    )
+    .unwrap();
+    let wrong = "00000000000000000000000000000000B";
+    up.serve(&format!("/test_app.pdb/{wrong}/test_app.sym"), sym);
+    let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
+    let body = format!(
+        r#"{{"jobs": [{{"memoryMap": [["test_app.pdb", "{wrong}"]], "stacks": [[[0, 17054]]]}}]}}"#
+    );
+    let (status, v, _) = post_json(&format!("{}/symbolicate/v5", s.url), &body).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        v["results"][0]["found_modules"][format!("test_app.pdb/{wrong}")],
+        false,
+        "{v}"
+    );
+    assert!(
+        v["results"][0]["stacks"][0][0].get("function").is_none(),
+        "{v}"
+    );
+}
