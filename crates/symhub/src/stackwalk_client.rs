@@ -24,7 +24,11 @@ pub fn run(args: StackwalkArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let _runtime = runtime.enter();
     let dump = args.dump;
-    std::fs::metadata(&dump).with_context(|| format!("cannot read {}", dump.display()))?;
+    let meta =
+        std::fs::metadata(&dump).with_context(|| format!("cannot read {}", dump.display()))?;
+    if !meta.is_file() {
+        bail!("{} is not a file (give the minidump)", dump.display());
+    }
     let json = match args.target.open_for_reading()? {
         Opened::Remote(r) => runtime.block_on(async {
             let body = tokio::fs::File::open(&dump).await?;

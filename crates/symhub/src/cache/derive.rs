@@ -133,14 +133,26 @@ fn hinted_pe(headers: &HeaderMap) -> Option<SymbolKey> {
 /// The recipes for `key`, most likely first; none when `key` is not a `.sym` key.
 fn recipes(key: &SymbolKey) -> Vec<Recipe> {
     let (file, id, name) = (key.file(), key.id(), key.name());
-    if !key.is_triple() || !name.to_ascii_lowercase().ends_with(".sym") || file.contains('/') {
+    // Only the name Breakpad gives the module's `.sym` (`foo.pdb` → `foo.sym`, `libfoo.so` →
+    // `libfoo.so.sym`; rust-minidump's code-info form `foo.dll` → `foo.sym`): any other name
+    // would make the same file again under a key of its own.
+    let breakpad_name = name.eq_ignore_ascii_case(&symhub_core::breakpad::sym_name(file))
+        || file
+            .get(..file.len().saturating_sub(4))
+            .filter(|_| file.to_ascii_lowercase().ends_with(".dll"))
+            .is_some_and(|stem| name.eq_ignore_ascii_case(&format!("{stem}.sym")));
+    if !key.is_triple() || !breakpad_name || file.contains('/') {
         return Vec::new();
     }
-    let breakpad_id = id.len() == 33 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    let hex = id.bytes().all(|b| b.is_ascii_hexdigit());
+    // GUID + age. A PDB's age is unpadded hex, 1 to 8 digits (16 or more for a PDB relinked
+    // incrementally that often); ELF and Mach-O ids always end in age 0.
+    let pdb_id = hex && (33..=40).contains(&id.len());
+    let breakpad_id = hex && id.len() == 33;
     let mut out = Vec::new();
     let k = |f: &str, i: &str, n: &str| SymbolKey::from_segments(f, i, n).ok();
     if file.to_ascii_lowercase().ends_with(".pdb") {
-        if let (true, Some(debug)) = (breakpad_id, k(file, id, file)) {
+        if let (true, Some(debug)) = (pdb_id, k(file, id, file)) {
             out.push(Recipe {
                 debug,
                 binary: None,
@@ -175,7 +187,15 @@ fn recipes(key: &SymbolKey) -> Vec<Recipe> {
         }
         return out;
     }
-    if let Ok(build_id) = BuildId::parse_hex(id) {
+    // Build ids of 16 bytes or more: shorter hex ids are PE code ids (`%08X%x`), and an
+    // 8-byte build id is spelled by its Breakpad id anyway.
+    if let Ok(build_id) = BuildId::parse_hex(id)
+        .map_err(|_| ())
+        .and_then(|b| match id.len() {
+            32.. => Ok(b),
+            _ => Err(()),
+        })
+    {
         let bytes = hex::decode(build_id.as_str()).unwrap_or_default();
         if let (Ok(debug), Ok(binary)) = (debuginfo_key(&build_id), executable_key(&build_id, file))
         {
@@ -228,38 +248,50 @@ impl Cache {
         let mut unknown = !definitive;
         for recipe in recipes(&fill.key) {
             let debug = match self.local_file(&recipe.debug).await {
-                Ok(f) => f,
-                Err(NoFile::Missing) => continue,
+                Ok(f) => Some(f),
+                Err(NoFile::Missing) => None,
                 Err(NoFile::Unknown) => {
                     unknown = true;
-                    continue;
+                    None
                 }
             };
             // A binary keeps the debug file's name (dump_syms names the module after it), but
             // a PE its own (INFO CODE_ID names it).
-            let binary = match &recipe.binary {
-                Some(b) => self
+            let binary = match (&recipe.binary, &debug) {
+                (Some(b), _) => self
                     .local_file(b)
                     .await
                     .ok()
                     .map(|f| (f, recipe.name.clone())),
-                None if recipe.is_pdb() => self.pe_of(&recipe, headers).await,
-                None => None,
+                (None, Some(_)) if recipe.is_pdb() => self.pe_of(&recipe, headers).await,
+                (None, _) => None,
+            };
+            // An ELF or Mach-O binary that was never split carries its own debug info (and
+            // its symbol table and CFI anyway): made alone when there is no debug file.
+            let (input, binary) = match (debug, binary) {
+                (Some(d), b) => (d, b),
+                (None, Some((b, _))) => (b, None),
+                (None, None) => continue,
             };
             let _slot = self.converter.slots.acquire().await;
             let made = self
                 .convert(
                     &recipe,
-                    &debug,
+                    &input,
                     binary.as_ref().map(|(f, n)| (f, n.as_str())),
                 )
                 .await;
             return match made {
                 Ok(sym) => self.derived(fill, sym).await,
-                Err(reason) => {
+                Err(Failure::Input(reason)) => {
                     tracing::warn!(key = %fill.key, from = %recipe.debug,
                         "cannot make this .sym on demand (remembered as missing): {reason}");
                     Outcome::NotFound { definitive: true }
+                }
+                Err(Failure::Here(reason)) => {
+                    tracing::error!(key = %fill.key, from = %recipe.debug,
+                        "cannot make this .sym on demand now (not remembered): {reason}");
+                    Outcome::NotFound { definitive: false }
                 }
             };
         }
@@ -320,9 +352,10 @@ impl Cache {
         recipe: &Recipe,
         input: &LocalFile,
         binary: Option<(&LocalFile, &str)>,
-    ) -> Result<MadeSym, String> {
+    ) -> Result<MadeSym, Failure> {
+        let here = |what: &str, e: std::io::Error| Failure::Here(format!("{what}: {e}"));
         let dir = tempfile::tempdir_in(self.store.tmp_dir())
-            .map_err(|e| format!("cannot create a temp dir for the conversion: {e}"))?;
+            .map_err(|e| here("cannot create a temp dir for the conversion", e))?;
         // dump_syms names the module after its input files, and an ELF or Mach-O pair shares
         // one name: each gets a directory of its own.
         let mut inputs = Vec::new();
@@ -333,22 +366,24 @@ impl Cache {
             let Some((file, name)) = file else { continue };
             let at = dir.path().join(sub);
             let placed = std::fs::create_dir(&at).and_then(|()| place(file, &at, name));
-            inputs.push(placed.map_err(|e| format!("cannot place the input: {e}"))?);
+            inputs.push(placed.map_err(|e| here("cannot place the input", e))?);
         }
         let out = dir.path().join("out.sym");
         let started = std::time::Instant::now();
-        dump(&inputs, &out, self.converter.limits).await?;
+        dump(&inputs, &out, self.converter.limits)
+            .await
+            .map_err(Failure::Input)?;
         if let Some((_, name)) = binary.filter(|_| recipe.is_pdb()) {
-            name_code_file(&out, name).map_err(|e| format!("cannot name the PE: {e}"))?;
+            name_code_file(&out, name).map_err(|e| here("cannot name the PE", e))?;
         }
-        let module = read_module_line(&out).map_err(|e| format!("unreadable result: {e}"))?;
+        let module = read_module_line(&out).map_err(|e| here("unreadable result", e))?;
         let header = symhub_core::breakpad::parse_sym_header(module.as_bytes())
-            .map_err(|e| format!("dump_syms wrote no valid MODULE line: {e}"))?;
+            .map_err(|e| Failure::Input(format!("dump_syms wrote no valid MODULE line: {e}")))?;
         if !header.debug_id.eq_ignore_ascii_case(&recipe.expect) {
-            return Err(format!(
+            return Err(Failure::Input(format!(
                 "the debug file is of module {}, not {} (a mislabelled upstream file)",
                 header.debug_id, recipe.expect
-            ));
+            )));
         }
         tracing::info!(from = %recipe.debug, input_bytes = input.entry.size,
             took_ms = started.elapsed().as_millis() as u64, converter = CONVERTER, "made a .sym on demand");
@@ -397,6 +432,13 @@ impl Cache {
             last_modified: now,
         })
     }
+}
+
+/// Why no `.sym` came out: the input (remembered as missing: it will not convert next time
+/// either), or this machine (not remembered: the disk, the temp dir).
+enum Failure {
+    Input(String),
+    Here(String),
 }
 
 struct MadeSym {
@@ -465,11 +507,25 @@ mod tests {
     }
 
     #[test]
+    fn a_pdb_age_of_16_or_more_is_a_longer_id() {
+        let r = recipes(&key("foo.pdb/9214611565FA4C538FE724A797B860F710/foo.sym"));
+        assert_eq!(r[0].expect, "9214611565FA4C538FE724A797B860F710");
+        // rust-minidump's code-info name of a DLL's `.sym` is made from an ELF-style id too.
+        let id = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(recipes(&key(&format!("foo.dll/{id}/foo.sym"))).len(), 1);
+    }
+
+    #[test]
     fn other_keys_have_no_recipe() {
         for k in [
             "ntdll.pdb/1EB9FACB04EA273BB24BA52C8B9F6F2D1/ntdll.pdb",
             "ntdll.pdb/nothex/ntdll.sym",
             "12387532",
+            // Not the module's Breakpad name: the same file again under another key.
+            "ntdll.pdb/1EB9FACB04EA273BB24BA52C8B9F6F2D1/other.sym",
+            "libfoo.so/0123456789abcdef0123456789abcdef01234567/libfoo.sym",
+            // A PE's code id is no build id.
+            "foo.dll/5A9832E51A000/foo.sym",
         ] {
             assert!(recipes(&key(k)).is_empty(), "{k}");
         }

@@ -34,8 +34,11 @@ pub struct SymbolicationConfig {
     pub max_frames: usize,
     /// Largest minidump accepted by `/api/minidump`.
     pub max_minidump_size: ByteSize,
-    /// Time one `/symbolicate/v5` or `/api/minidump` request may take, symbol fetches and
-    /// conversions included; past it the answer is 408 naming this setting.
+    /// `/symbolicate/v5` and `/api/minidump` requests worked on at once (0: two per core);
+    /// more wait their turn (within `request_timeout`). Bounds their memory together.
+    pub max_concurrent_requests: usize,
+    /// Time one `/symbolicate/v5` or `/api/minidump` request may take, its body, symbol
+    /// fetches and conversions included; past it the answer is 408 naming this setting.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
 }
@@ -53,6 +56,7 @@ impl Default for SymbolicationConfig {
             max_modules: 2000,
             max_frames: 20_000,
             max_minidump_size: ByteSize::mib(256),
+            max_concurrent_requests: 0,
             request_timeout: Duration::from_secs(300),
         }
     }

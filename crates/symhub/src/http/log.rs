@@ -45,6 +45,8 @@ pub struct Outcome {
     pub key: Option<String>,
     pub upstream: Option<String>,
     pub note: Option<&'static str>,
+    /// What the handler found worth a word in the log line (`jobs=1 frames=100 modules=20`).
+    pub detail: Option<String>,
 }
 
 impl Outcome {
@@ -75,6 +77,13 @@ impl Outcome {
 
     pub fn status_note(mut self, note: &'static str) -> Self {
         self.note = Some(note);
+        self
+    }
+
+    pub fn detail(mut self, detail: impl FnOnce() -> String) -> Self {
+        if tracing::enabled!(tracing::Level::INFO) {
+            self.detail = Some(detail());
+        }
         self
     }
 }
@@ -225,13 +234,15 @@ impl Drop for LogLine {
             client = %client,
             method = %r.method,
             outcome = o.what,
-            key = o.key.as_deref().unwrap_or("-"),
+            // An API route's outcome has no key: its path says what was asked.
+            key = o.key.as_deref().unwrap_or(r.uri.path()),
             upstream = o.upstream.as_deref().unwrap_or("-"),
             status = self.status,
             bytes = self.bytes,
             body,
             took_ms,
             note = o.note.unwrap_or(""),
+            detail = o.detail.as_deref().unwrap_or(""),
             "symbol"
         );
     }

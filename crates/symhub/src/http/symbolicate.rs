@@ -10,7 +10,9 @@
 //! With `auth.require_for_downloads` both need a key, like the symbol files they read.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request, State};
@@ -19,7 +21,7 @@ use futures_util::{Stream, StreamExt, TryStreamExt};
 use http::{header, HeaderValue, StatusCode};
 use serde_json::json;
 
-use super::log::Noted;
+use super::log::{Noted, Outcome};
 use super::{json, App};
 use crate::symbolicate::minidump::{stackwalk, StackwalkError};
 use crate::symbolicate::v5;
@@ -58,7 +60,10 @@ fn denied(app: &App, req: &Request) -> Option<Response> {
         return None;
     }
     let e = app.keys.check(req.headers(), req.uri().query()).err()?;
-    Some(super::error::ApiError::from(e).into_response())
+    // With CORS headers, so a browser shows the 401 rather than a CORS failure.
+    let mut r = super::error::ApiError::from(e).into_response();
+    cors(&mut r);
+    Some(r)
 }
 
 /// `OPTIONS /symbolicate/v5`: the browser's preflight.
@@ -68,11 +73,33 @@ pub async fn preflight() -> Response {
     r
 }
 
+fn timed_out(timeout: Duration) -> Response {
+    refuse(
+        StatusCode::REQUEST_TIMEOUT,
+        "timeout",
+        format!(
+            "the request took longer than symbolication.request_timeout ({})",
+            humantime::format_duration(timeout)
+        ),
+    )
+}
+
 pub async fn v5(State(app): State<Arc<App>>, req: Request) -> Response {
     if let Some(r) = denied(&app, &req) {
         return r;
     }
+    let timeout = app.symbolicator.config.request_timeout;
+    // The whole request, its body included, within the timeout and a permit.
+    tokio::time::timeout(timeout, v5_within(&app, req))
+        .await
+        .unwrap_or_else(|_| timed_out(timeout))
+}
+
+async fn v5_within(app: &App, req: Request) -> Response {
     let s = &app.symbolicator;
+    let Ok(_permit) = s.permits.acquire().await else {
+        return timed_out(s.config.request_timeout);
+    };
     let limit = s.config.max_request_size.as_u64() as usize;
     let body = match axum::body::to_bytes(req.into_body(), limit).await {
         Ok(b) => b,
@@ -91,43 +118,55 @@ pub async fn v5(State(app): State<Arc<App>>, req: Request) -> Response {
             return refuse(status, e.code, e.message);
         }
     };
-    let frames: usize = jobs.iter().flat_map(|j| &j.stacks).map(Vec::len).sum();
-    let timeout = s.config.request_timeout;
-    match tokio::time::timeout(timeout, v5::symbolicate(s, &jobs)).await {
-        Ok(answer) => {
-            let mut r = json::reply(StatusCode::OK, &answer);
-            cors(&mut r);
-            tracing::debug!(jobs = jobs.len(), frames, "symbolicated");
-            r.noted("symbolicated")
-        }
-        Err(_) => refuse(
-            StatusCode::REQUEST_TIMEOUT,
-            "timeout",
+    let answer = v5::symbolicate(s, &jobs).await;
+    let mut r = json::reply(StatusCode::OK, &answer);
+    cors(&mut r);
+    Outcome::new("symbolicated")
+        .detail(|| {
+            let frames: usize = jobs.iter().flat_map(|j| &j.stacks).map(Vec::len).sum();
+            let found = answer.results.iter().flat_map(|r| r.found_modules.values());
+            let (looked, hit) = found.fold((0, 0), |(l, h), v| match v {
+                Some(true) => (l + 1, h + 1),
+                Some(false) => (l + 1, h),
+                None => (l, h),
+            });
             format!(
-                "symbolication took longer than symbolication.request_timeout ({})",
-                humantime::format_duration(timeout)
-            ),
-        ),
-    }
+                "jobs={} frames={frames} modules_found={hit}/{looked}",
+                jobs.len()
+            )
+        })
+        .to(r)
 }
 
 pub async fn minidump(State(app): State<Arc<App>>, req: Request) -> Response {
     if let Some(r) = denied(&app, &req) {
         return r;
     }
+    let timeout = app.symbolicator.config.request_timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    tokio::time::timeout_at(deadline, minidump_within(&app, req, deadline))
+        .await
+        .unwrap_or_else(|_| timed_out(timeout))
+}
+
+async fn minidump_within(app: &App, req: Request, deadline: tokio::time::Instant) -> Response {
     let pretty = req
         .uri()
         .query()
         .is_some_and(|q| q.split('&').any(|p| p == "pretty=1" || p == "pretty=true"));
-    let s = app.symbolicator.clone();
+    let s = &app.symbolicator;
+    let Ok(_permit) = s.permits.acquire().await else {
+        return timed_out(s.config.request_timeout);
+    };
     let max = s.config.max_minidump_size.as_u64();
     let dir = app.cache.store().tmp_dir();
     let dump = match receive_dump(req, &dir, max).await {
         Ok(d) => d,
         Err((status, code, message)) => return refuse(status, code, message),
     };
-    let timeout = s.config.request_timeout;
-    match stackwalk(s, dump.path().to_owned(), pretty, timeout).await {
+    // The walk runs on a thread of its own: it is told the time left, not cancelled.
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    match stackwalk(s.clone(), dump.path().to_owned(), pretty, left).await {
         Ok(out) => {
             let mut r = (StatusCode::OK, out).into_response();
             r.headers_mut().insert(
@@ -144,7 +183,7 @@ pub async fn minidump(State(app): State<Arc<App>>, req: Request) -> Response {
                 StackwalkError::Unprocessable(_) => {
                     (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable_minidump")
                 }
-                StackwalkError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
+                StackwalkError::Timeout(_) => return timed_out(s.config.request_timeout),
                 StackwalkError::Internal(m) => {
                     tracing::error!("minidump processing failed: {m}");
                     return json::error(
@@ -206,19 +245,42 @@ async fn receive_dump(
     } else {
         body
     };
+    // The whole body, decoded, is bounded too: the other parts of a form (annotations,
+    // attachments) are read past, and a gzip bomb may hide in any of them.
+    let over = Arc::new(AtomicBool::new(false));
+    let body = bounded(body, max + FORM_ALLOWANCE, over.clone());
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the minidump is larger than symbolication.max_minidump_size ({max} bytes)"),
+        )
+    };
+    let broken = |code, text: String| match over.load(Ordering::Relaxed) {
+        true => too_large(),
+        false => (StatusCode::BAD_REQUEST, code, text),
+    };
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(internal)?;
     if !multipart {
-        copy_bounded(body.into_data_stream(), file.as_file_mut(), max).await?;
+        copy_bounded(body.into_data_stream(), file.as_file_mut(), max)
+            .await
+            .map_err(|e| {
+                if over.load(Ordering::Relaxed) {
+                    too_large()
+                } else {
+                    e
+                }
+            })?;
         return Ok(file);
     }
     let mut form = Multipart::from_request(Request::from_parts(parts, body), &())
         .await
-        .map_err(|e| (StatusCode::BAD_REQUEST, "bad_multipart", e.body_text()))?;
+        .map_err(|e| broken("bad_multipart", e.body_text()))?;
     loop {
         let field = form
             .next_field()
             .await
-            .map_err(|e| (StatusCode::BAD_REQUEST, "bad_multipart", e.body_text()))?;
+            .map_err(|e| broken("bad_multipart", e.body_text()))?;
         let Some(field) = field else {
             return Err((
                 StatusCode::BAD_REQUEST,
@@ -227,11 +289,38 @@ async fn receive_dump(
             ));
         };
         if field.name() == Some(DUMP_FIELD) {
-            copy_bounded(field, file.as_file_mut(), max).await?;
+            copy_bounded(field, file.as_file_mut(), max)
+                .await
+                .map_err(|e| {
+                    if over.load(Ordering::Relaxed) {
+                        too_large()
+                    } else {
+                        e
+                    }
+                })?;
             return Ok(file);
         }
         // Other parts (annotations, attachments) are read past.
     }
+}
+
+/// What a form may hold besides the dump (annotations, small attachments).
+const FORM_ALLOWANCE: u64 = 1 << 20;
+
+/// `body`, ending in an error after `max` bytes, with `over` set.
+fn bounded(body: Body, max: u64, over: Arc<AtomicBool>) -> Body {
+    let seen = AtomicU64::new(0);
+    Body::from_stream(body.into_data_stream().map(move |chunk| {
+        let chunk = chunk?;
+        let len = chunk.len() as u64;
+        if seen.fetch_add(len, Ordering::Relaxed) + len > max {
+            over.store(true, Ordering::Relaxed);
+            return Err(axum::Error::new(std::io::Error::other(
+                "body over its bound",
+            )));
+        }
+        Ok(chunk)
+    }))
 }
 
 async fn copy_bounded<E: std::fmt::Display>(

@@ -103,6 +103,8 @@ pub struct Symbolicator {
     cache: Arc<Cache>,
     /// Parsed files by normalized `.sym` key, weighed in KiB of estimated memory.
     parsed: moka::future::Cache<String, Arc<Symbols>>,
+    /// Requests worked on at once (`symbolication.max_concurrent_requests`).
+    pub permits: tokio::sync::Semaphore,
     pub config: SymbolicationConfig,
 }
 
@@ -112,9 +114,14 @@ impl Symbolicator {
             .max_capacity((config.memory_cache.as_u64() / 1024).max(1))
             .weigher(|_, s: &Arc<Symbols>| u32::try_from(s.weight_kib()).unwrap_or(u32::MAX))
             .build();
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Arc::new(Self {
             cache,
             parsed,
+            permits: tokio::sync::Semaphore::new(match config.max_concurrent_requests {
+                0 => 2 * cores,
+                n => n,
+            }),
             config: config.clone(),
         })
     }
@@ -200,6 +207,16 @@ fn parse(local: &crate::cache::LocalFile, key: String) -> Result<Symbols, NoSymb
         .map_err(|e| NoSymbols::Corrupt(format!("unreadable: {e}")))?;
     let header = parse_sym_header(&head)
         .map_err(|e| NoSymbols::Corrupt(format!("not a Breakpad symbol file: {e}")))?;
+    // A mislabelled file (another module's, under this key) would name every frame wrongly:
+    // the key's id must be the file's debug id, or its code id for a code-id key.
+    let id = key.rsplit('/').nth(1).unwrap_or_default();
+    let names_it = |i: Option<&str>| i.is_some_and(|i| i.eq_ignore_ascii_case(id));
+    if !names_it(Some(&header.debug_id)) && !names_it(header.code_id.as_deref()) {
+        return Err(NoSymbols::Corrupt(format!(
+            "the file is of module {}, not {id}",
+            header.debug_id
+        )));
+    }
     let mut file = SymbolFile::parse(BufReader::new(local.reader()), |_| ())
         .map_err(|e| NoSymbols::Corrupt(format!("{e}")))?;
     file.url = Some(format!("/{key}"));

@@ -10,10 +10,12 @@
 //! not symbolicated; an entry with an empty name or id, or that no frame uses, is `null`;
 //! offsets are answered as Python's `hex()` (lower-case, unpadded).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use futures_util::StreamExt;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::{ModuleRef, NoSymbols, Symbolicator, Symbols};
 use crate::config::SymbolicationConfig;
@@ -223,9 +225,54 @@ fn hex(offset: Option<u64>) -> String {
     }
 }
 
+/// The answer to a request: one result per job, in order. Typed rather than a
+/// `serde_json::Value`, so a big answer (200,000 frames) costs a few hundred bytes a frame.
+#[derive(Debug, Serialize)]
+pub struct Answer {
+    pub results: Vec<JobResult>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JobResult {
+    pub stacks: Vec<Vec<Frame>>,
+    /// `"<file>/<id>"` as sent → found (true), missing (false), not looked up (null).
+    pub found_modules: BTreeMap<String, Option<bool>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Frame {
+    pub frame: usize,
+    #[serde(serialize_with = "shared_str")]
+    pub module: Arc<str>,
+    pub module_offset: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function_offset: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inlines: Vec<InlineFrame>,
+}
+
+fn shared_str<S: serde::Serializer>(s: &Arc<str>, to: S) -> Result<S::Ok, S::Error> {
+    to.serialize_str(s)
+}
+
+#[derive(Debug, Serialize)]
+pub struct InlineFrame {
+    pub function: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+}
+
 /// Symbolicates validated jobs: each module any frame uses is looked up once for the whole
 /// request, several at a time.
-pub async fn symbolicate(symbolicator: &Symbolicator, jobs: &[Job]) -> Value {
+pub async fn symbolicate(symbolicator: &Symbolicator, jobs: &[Job]) -> Answer {
     let mut wanted: Vec<(String, String)> = Vec::new();
     for job in jobs {
         for stack in &job.stacks {
@@ -250,91 +297,93 @@ pub async fn symbolicate(symbolicator: &Symbolicator, jobs: &[Job]) -> Value {
         .buffer_unordered(8)
         .collect()
         .await;
-    let results: Vec<Value> = jobs.iter().map(|job| answer(job, &found)).collect();
-    json!({ "results": results })
+    Answer {
+        results: jobs.iter().map(|job| answer(job, &found)).collect(),
+    }
 }
 
-type Found = HashMap<(String, String), Result<std::sync::Arc<Symbols>, NoSymbols>>;
+type Found = HashMap<(String, String), Result<Arc<Symbols>, NoSymbols>>;
 
-fn answer(job: &Job, found: &Found) -> Value {
-    let mut found_modules = Map::new();
+fn answer(job: &Job, found: &Found) -> JobResult {
+    let mut found_modules = BTreeMap::new();
     for m in &job.modules {
-        let v = match found.get(m) {
-            Some(r) => Value::Bool(r.is_ok()),
-            None => Value::Null,
-        };
+        let v = found.get(m).map(|r| r.is_ok());
         // A name seen twice keeps what any lookup of it found.
         let key = format!("{}/{}", m.0, m.1);
-        if !matches!(found_modules.get(&key), Some(Value::Bool(true))) {
+        if found_modules.get(&key) != Some(&Some(true)) {
             found_modules.insert(key, v);
         }
     }
-    let stacks: Vec<Value> = job
+    // Each module's name once, shared by its frames.
+    let names: Vec<Arc<str>> = job
+        .modules
+        .iter()
+        .map(|m| {
+            let symbols = found.get(m).and_then(|r| r.as_ref().ok());
+            symbols
+                .and_then(|s| s.code_file.as_deref())
+                .unwrap_or(&m.0)
+                .into()
+        })
+        .collect();
+    let unknown: Arc<str> = "<unknown>".into();
+    let stacks = job
         .stacks
         .iter()
         .map(|stack| {
-            let frames: Vec<Value> = stack
+            stack
                 .iter()
                 .enumerate()
-                .map(|(n, &(index, offset))| frame(job, found, n, index, offset))
-                .collect();
-            Value::Array(frames)
+                .map(|(n, &(index, offset))| {
+                    let module = index.map_or(unknown.clone(), |i| names[i].clone());
+                    let symbols = index
+                        .and_then(|i| found.get(&job.modules[i]))
+                        .and_then(|r| r.as_ref().ok());
+                    frame(n, module, symbols, offset)
+                })
+                .collect()
         })
         .collect();
-    json!({ "stacks": stacks, "found_modules": found_modules })
+    JobResult {
+        stacks,
+        found_modules,
+    }
 }
 
-fn frame(job: &Job, found: &Found, n: usize, index: Option<usize>, offset: Option<u64>) -> Value {
-    let mut f = Map::new();
-    f.insert("frame".into(), json!(n));
-    let Some(module) = index.map(|i| &job.modules[i]) else {
-        f.insert("module".into(), json!("<unknown>"));
-        f.insert("module_offset".into(), json!(hex(offset)));
-        return Value::Object(f);
+fn frame(n: usize, module: Arc<str>, symbols: Option<&Arc<Symbols>>, offset: Option<u64>) -> Frame {
+    let mut f = Frame {
+        frame: n,
+        module,
+        module_offset: hex(offset),
+        function: None,
+        function_offset: None,
+        file: None,
+        line: None,
+        inlines: Vec::new(),
     };
-    let symbols = found.get(module).and_then(|r| r.as_ref().ok());
-    let name = symbols
-        .and_then(|s| s.code_file.clone())
-        .unwrap_or_else(|| module.0.clone());
-    f.insert("module".into(), json!(name));
-    f.insert("module_offset".into(), json!(hex(offset)));
     let (Some(symbols), Some(offset)) = (symbols, offset) else {
-        return Value::Object(f);
+        return f;
     };
     let s = symbols.lookup(offset);
     let Some(function) = s.function else {
-        return Value::Object(f);
+        return f;
     };
-    f.insert("function".into(), json!(function));
-    f.insert(
-        "function_offset".into(),
-        json!(hex(Some(offset.saturating_sub(s.function_base)))),
-    );
-    if let Some(file) = s.file {
-        f.insert("file".into(), json!(file));
-        if let Some(line) = s.line.filter(|&l| l != 0) {
-            f.insert("line".into(), json!(line));
-        }
+    f.function = Some(function);
+    f.function_offset = Some(hex(Some(offset.saturating_sub(s.function_base))));
+    if s.file.is_some() {
+        f.line = s.line.filter(|&l| l != 0);
+        f.file = s.file;
     }
-    if !s.inlines.is_empty() {
-        let inlines: Vec<Value> = s
-            .inlines
-            .into_iter()
-            .map(|i| {
-                let mut o = Map::new();
-                o.insert("function".into(), json!(i.function));
-                if let Some(file) = i.file {
-                    o.insert("file".into(), json!(file));
-                }
-                if let Some(line) = i.line.filter(|&l| l != 0) {
-                    o.insert("line".into(), json!(line));
-                }
-                Value::Object(o)
-            })
-            .collect();
-        f.insert("inlines".into(), Value::Array(inlines));
-    }
-    Value::Object(f)
+    f.inlines = s
+        .inlines
+        .into_iter()
+        .map(|i| InlineFrame {
+            function: i.function,
+            file: i.file,
+            line: i.line.filter(|&l| l != 0),
+        })
+        .collect();
+    f
 }
 
 #[cfg(test)]

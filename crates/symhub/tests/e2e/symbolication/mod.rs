@@ -2,7 +2,7 @@
 //! `/symbolicate/v5` against Eliot's behaviour, and `/api/minidump` against the real
 //! `minidump-stackwalk` binary on the same dumps and symbols.
 
-mod breakage;
+mod hostile;
 mod minidumps;
 mod on_demand;
 mod v5;

@@ -1,4 +1,5 @@
-//! Failing reproductions found by trying to break symbolication (branch `break-symbolicate`).
+//! Hostile and odd requests (found by a break-it pass): mislabelled `.sym` files, PDB ages
+//! of 16 or more, gzip bombs in any form part, other `.sym` names under a PDB key.
 
 use super::*;
 
@@ -32,8 +33,8 @@ fn pdb_with_age(age: u32) -> Vec<u8> {
     d
 }
 
-/// A PDB whose age is 16 or more has a 34-digit Breakpad id (`<GUID>10`); `recipes()` only
-/// takes 33-digit ids, so its `.sym` is never made: the PDB is not even asked for.
+/// A PDB whose age is 16 or more has a 34-digit Breakpad id (`<GUID>10`): its `.sym` is
+/// made like any other.
 #[tokio::test]
 async fn a_pdb_whose_age_is_16_or_more_is_converted_too() {
     let up = FakeUpstream::start().await;
@@ -55,9 +56,9 @@ async fn a_pdb_whose_age_is_16_or_more_is_converted_too() {
     );
 }
 
-/// `max_minidump_size` bounds the decoded dump part only: a Crashpad-style gzip body whose
-/// other part decodes to 64 MiB (from ~64 KiB sent) is decoded whole and accepted. A real
-/// attacker sends a few MiB that decode to many GiB: seconds to minutes of CPU per request.
+/// `max_minidump_size` bounds the whole decoded body, not the dump part only: a
+/// Crashpad-style gzip body whose first part decodes to 64 MiB (from ~64 KiB sent) is
+/// refused once the bound is passed, not decoded whole.
 #[tokio::test]
 async fn a_gzip_bomb_in_a_part_before_the_dump_is_bounded() {
     let s = Symhub::start(&config_with(
@@ -98,8 +99,8 @@ async fn a_gzip_bomb_in_a_part_before_the_dump_is_bounded() {
     );
 }
 
-/// Any `<anything>.sym` name under a PDB's key is made from the PDB, each name by a
-/// conversion and a cache entry of its own: N names, N full conversions of the same PDB.
+/// Only the module's own `.sym` name is made from a PDB: other names under its key would
+/// each cost a conversion and a cache entry of their own.
 #[tokio::test]
 async fn other_sym_names_under_one_pdb_key_do_not_convert_again() {
     let up = pdb_upstream().await;
@@ -120,10 +121,9 @@ async fn other_sym_names_under_one_pdb_key_do_not_convert_again() {
     );
 }
 
-/// A `.sym` whose MODULE line names another debug id (a mislabelled upstream file) is used
-/// as if it were the module's: `found_modules` true and frames named from the wrong file.
-/// Eliot answers false for it (symbolic's `get_object(debug_id=...)` finds no object), and
-/// symhub's own on-demand path refuses such a result ("a mislabelled upstream file").
+/// A `.sym` whose MODULE line names another debug id (a mislabelled upstream file) is not
+/// the module's: `found_modules` false and no function, as Eliot answers (symbolic's
+/// `get_object(debug_id=...)` finds no object).
 #[tokio::test]
 async fn a_sym_of_another_debug_id_is_not_used() {
     let up = FakeUpstream::start().await;
@@ -148,5 +148,89 @@ async fn a_sym_of_another_debug_id_is_not_used() {
     assert!(
         v["results"][0]["stacks"][0][0].get("function").is_none(),
         "{v}"
+    );
+}
+
+/// A body that never finishes is answered 408 within `request_timeout`, for both routes,
+/// and holds no permit meanwhile past that.
+#[tokio::test]
+async fn a_body_that_never_ends_times_out() {
+    let s = Symhub::start(&config_with(
+        &[],
+        "[symbolication]\nrequest_timeout = \"1s\"\n",
+    ));
+    for path in ["/symbolicate/v5", "/api/minidump"] {
+        let url = s.url.clone();
+        let started = std::time::Instant::now();
+        let answer = tokio::task::spawn_blocking(move || {
+            // Announces 1000 bytes, sends 10.
+            raw_request(
+                &url,
+                format!(
+                    "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{\"jobs\": ["
+                )
+                .as_bytes(),
+            )
+        })
+        .await
+        .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
+        assert!(answer.contains("symbolication.request_timeout"), "{answer}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+}
+
+/// With `auth.require_for_downloads`, the Firefox Profiler's browser sees the 401 itself,
+/// not a CORS failure.
+#[tokio::test]
+async fn a_refused_key_still_carries_cors_headers() {
+    let s = Symhub::start(&config_with(
+        &[],
+        &format!("{}require_for_downloads = true\n", auth_config("k1")),
+    ));
+    let (status, v, headers) = post_json(&format!("{}/symbolicate/v5", s.url), "{}").await;
+    assert_eq!(status, 401, "{v}");
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    let r = client()
+        .post(format!("{}/symbolicate/v5", s.url))
+        .bearer_auth("k1")
+        .body(r#"{"jobs": []}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let log = s.stderr();
+    assert!(
+        log.contains("outcome=\"symbolicated\" key=\"/symbolicate/v5\"")
+            && log.contains("jobs=0 frames=0"),
+        "{log}"
+    );
+}
+
+/// A shared library that was never split has its debug info inside: made from the binary
+/// alone when no debug file exists.
+#[tokio::test]
+async fn an_unsplit_elf_is_made_from_the_binary_alone() {
+    let up = FakeUpstream::start().await;
+    let build_id = "cdf5d61939d696aebb337a003e27f64cce761918";
+    up.serve(
+        &format!("/buildid/{build_id}/executable"),
+        std::fs::read(fixtures().join("elf/libgreet.so.1")).unwrap(),
+    );
+    let s = Symhub::start(&config_with(
+        &[("d", &up.url, "protocol = \"debuginfod\"")],
+        "",
+    ));
+    let r = s
+        .get(&format!("/libgreet.so.1/{build_id}/libgreet.so.1.sym"))
+        .await;
+    assert_eq!(r.status(), 200);
+    let sym = r.text().await.unwrap();
+    assert!(sym.starts_with("MODULE Linux x86_64 "), "{sym:.200}");
+    assert!(sym.contains(" libgreet.so.1\n"), "{sym:.200}");
+    assert!(
+        sym.lines()
+            .any(|l| l.starts_with("FUNC") && l.ends_with(" greet_twice")),
+        "{sym:.3000}"
     );
 }
