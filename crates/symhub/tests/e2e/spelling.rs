@@ -86,7 +86,8 @@ async fn store_handler(State(state): State<Arc<StoreState>>, uri: Uri) -> Respon
 /// A symhub whose one upstream is `store`. No CAB fallback, so a miss is one request.
 fn symhub_for(store: &StrictStore, spelling: &str) -> Symhub {
     let more = format!("key_spelling = \"{spelling}\"");
-    let no_cab = "[cache]\ndecompress_cab = false";
+    // One request per key: no `.pd_` form, and no PDB asked for to make a missing `.sym`.
+    let no_cab = "[cache]\ndecompress_cab = false\n[symbolication]\non_demand = false";
     Symhub::start(&config_with(&[("strict", &store.url, &more)], no_cab))
 }
 

@@ -295,11 +295,15 @@ async fn empty_bodies_are_never_symbol_files() {
 }
 
 /// SymStore compresses Windows images, PDBs and DBGs only: a Breakpad, ELF or Mach-O miss
-/// makes one request per upstream, not two.
+/// makes one request per upstream, not two. (Without `.sym` files made on demand, which
+/// would ask for the debug file next.)
 #[tokio::test]
 async fn compressed_names_are_asked_only_for_windows_kinds() {
     let (a, b) = (FakeUpstream::start().await, FakeUpstream::start().await);
-    let s = Symhub::start(&config_with(&[("a", &a.url, ""), ("b", &b.url, "")], ""));
+    let s = Symhub::start(&config_with(
+        &[("a", &a.url, ""), ("b", &b.url, "")],
+        "[symbolication]\non_demand = false",
+    ));
     let cases = [
         (SYM, 1),
         (
