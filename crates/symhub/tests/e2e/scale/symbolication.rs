@@ -1,6 +1,7 @@
 //! Symbolication on a shared store: symbols uploaded through one instance symbolicate
-//! minidumps and `/symbolicate/v5` jobs on the other, and a PDB stored (without its `.sym`)
-//! through a third is converted on demand by an instance that has it only in the bucket.
+//! minidumps and `/symbolicate/v5` jobs on the other, and a PDB and its PE stored (without
+//! their `.sym`) through a third are converted on demand, together, by an instance that has
+//! them only in the bucket.
 
 use serde_json::json;
 
@@ -64,6 +65,16 @@ async fn a_pdb_only_in_the_bucket_is_converted_on_demand() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", uploader.stderr());
+    // Its PE too: the module index in PostgreSQL pairs them for the conversion (CFI, code id).
+    let exe = std::fs::read(fixtures().join(format!("windows/{name}.exe"))).unwrap();
+    let r = client()
+        .put(format!("{}/api/files/{name}.exe", uploader.url))
+        .bearer_auth(KEY)
+        .body(exe)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", uploader.stderr());
     let sym = format!("/{name}.pdb/{id}/{name}.sym");
     // B never saw the PDB: it reads it from the bucket (after the store change reaches it).
     let start = std::time::Instant::now();
@@ -81,6 +92,12 @@ async fn a_pdb_only_in_the_bucket_is_converted_on_demand() {
     };
     let want = std::fs::read_to_string(fixtures().join(format!("windows/{name}.sym"))).unwrap();
     assert_eq!(made.lines().next(), want.lines().next());
+    assert_eq!(
+        made.lines().nth(1),
+        want.lines().nth(1),
+        "INFO CODE_ID from the stored PE"
+    );
+    assert!(made.contains("STACK CFI INIT"));
     assert!(made.lines().filter(|l| l.starts_with("FUNC")).count() > 100);
     assert!(c.b.stderr().contains("made a .sym on demand"));
 }
