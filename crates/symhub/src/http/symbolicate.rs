@@ -260,17 +260,19 @@ async fn receive_dump(
         true => too_large(),
         false => (StatusCode::BAD_REQUEST, code, text),
     };
+    // A copy that failed because the whole body passed its bound says so.
+    let over_or = |e: Refusal| {
+        if over.load(Ordering::Relaxed) {
+            too_large()
+        } else {
+            e
+        }
+    };
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(internal)?;
     if !multipart {
         copy_bounded(body.into_data_stream(), file.as_file_mut(), max)
             .await
-            .map_err(|e| {
-                if over.load(Ordering::Relaxed) {
-                    too_large()
-                } else {
-                    e
-                }
-            })?;
+            .map_err(over_or)?;
         return Ok(file);
     }
     let mut form = Multipart::from_request(Request::from_parts(parts, body), &())
@@ -291,13 +293,7 @@ async fn receive_dump(
         if field.name() == Some(DUMP_FIELD) {
             copy_bounded(field, file.as_file_mut(), max)
                 .await
-                .map_err(|e| {
-                    if over.load(Ordering::Relaxed) {
-                        too_large()
-                    } else {
-                        e
-                    }
-                })?;
+                .map_err(over_or)?;
             return Ok(file);
         }
         // Other parts (annotations, attachments) are read past.
