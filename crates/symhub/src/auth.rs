@@ -3,8 +3,10 @@
 //! `--api-key-file` and hashed at start. A presented key is hashed and compared with every
 //! configured hash in constant time; keys are never logged.
 //!
-//! A key may come as `?key=` (sym_upload v2), `Authorization: Bearer`, or `Auth-Token`
-//! (Tecken). No key → 401, a wrong key → 403, no keys configured → uploads disabled (403,
+//! A key may come as `?key=` (sym_upload v2), `Authorization: Bearer`, `Auth-Token`
+//! (Tecken), or `Authorization: Basic` with any user name and the key as the password (what
+//! Visual Studio, dotnet-symbol, PerfView and Git credential managers send; a key as the user
+//! name with an empty password is taken too, as `curl -u KEY:` sends it). No key → 401, a wrong key → 403, no keys configured → uploads disabled (403,
 //! with how to enable them). HTTP routes ask for a key by taking the
 //! [`crate::http::error::RequireKey`] extractor, so no handler repeats the check.
 
@@ -29,7 +31,7 @@ pub enum Denied {
 impl Denied {
     pub fn message(self) -> &'static str {
         match self {
-            Denied::Missing => "an API key is required: pass ?key=…, `Authorization: Bearer …` or `Auth-Token: …`",
+            Denied::Missing => "an API key is required: pass ?key=…, `Authorization: Bearer …`, `Auth-Token: …`, or Basic credentials with the key as the password",
             Denied::Wrong => "the API key is not valid",
             Denied::Disabled => "uploads are disabled because no API key is configured: run `symhub key new` and add the line it prints to [auth] in symhub.toml, or start with `symhub serve --api-key-file FILE`",
         }
@@ -129,9 +131,29 @@ fn presented_key(headers: &http::HeaderMap, query: Option<&str>) -> Option<Strin
             return Some(token.trim().to_owned());
         }
     }
+    if let Some(key) = header("authorization").and_then(basic_key) {
+        return Some(key);
+    }
     header("auth-token")
         .filter(|t| !t.is_empty())
         .map(str::to_owned)
+}
+
+/// The key in `Basic base64(user:password)` (RFC 7617): the password, or the user name when
+/// the password is empty.
+fn basic_key(authorization: &str) -> Option<String> {
+    use base64::Engine;
+    let (scheme, encoded) = authorization.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    let key = if password.is_empty() { user } else { password };
+    (!key.is_empty()).then(|| key.to_owned())
 }
 
 #[cfg(test)]
@@ -161,6 +183,18 @@ mod tests {
             "{fingerprint}"
         );
         assert!(!fingerprint.contains(&key));
+        use base64::Engine;
+        let basic = |creds: &str| {
+            let mut h = http::HeaderMap::new();
+            let b64 = base64::engine::general_purpose::STANDARD.encode(creds);
+            h.insert("authorization", format!("Basic {b64}").parse().unwrap());
+            keys.check(&h, None)
+        };
+        assert_eq!(basic(&format!("anyone:{key}")), Ok(()));
+        assert_eq!(basic(&format!(":{key}")), Ok(()));
+        assert_eq!(basic(&format!("{key}:")), Ok(()));
+        assert_eq!(basic("anyone:nope"), Err(Denied::Wrong));
+        assert_eq!(basic(":"), Err(Denied::Missing));
         let off = ApiKeys::new(&Config::default(), &[]).unwrap();
         assert_eq!(off.check(&h, None), Err(Denied::Disabled));
     }

@@ -45,7 +45,16 @@ pub(super) fn refuse_download(
     }
     if app.keys.require_for_downloads {
         if let Err(d) = app.keys.check(headers, uri.query()) {
-            return Some(super::error::ApiError::from(d).into_response());
+            let mut r = super::error::ApiError::from(d).into_response();
+            // A debugger (symsrv.dll, Visual Studio, dotnet-symbol) prompts for credentials
+            // on this challenge and sends them as Basic: the key as the password.
+            if r.status() == StatusCode::UNAUTHORIZED {
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"symhub\", charset=\"UTF-8\""),
+                );
+            }
+            return Some(r);
         }
     }
     None

@@ -160,3 +160,60 @@ async fn key_new_prints_a_key_and_the_config_line_that_accepts_it() {
         .unwrap();
     assert_eq!(other.status(), 403);
 }
+
+/// Debuggers that can send credentials send `Authorization: Basic` with a personal token as
+/// the password: the real `curl -u` with any user name, an empty one, or the key as the user
+/// name. A SymSrv client without credentials gets the Basic challenge it prompts on.
+#[tokio::test]
+async fn basic_credentials_carry_the_key_and_downloads_challenge_for_them() {
+    let up = FakeUpstream::start().await;
+    let path = "/a.pdb/0123456789ABCDEF0123456789ABCDEF1/a.pdb";
+    up.serve(path, data(1000, 42));
+    let s = Symhub::start(&config_with(
+        &[("up", &up.url, "")],
+        &format!("{}require_for_downloads = true\n", auth_config("basic-key")),
+    ));
+    let r = s.get(path).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Basic realm=\"symhub\", charset=\"UTF-8\""
+    );
+    let url = format!("{}{path}", s.url);
+    for creds in ["x:basic-key", ":basic-key", "basic-key:", "wrong:nope"] {
+        let (url, creds2) = (url.clone(), creds.to_owned());
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("curl")
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "-u",
+                    &creds2,
+                    &url,
+                ])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let code = String::from_utf8_lossy(&out.stdout).into_owned();
+        let want = if creds.starts_with("wrong") {
+            "403"
+        } else {
+            "200"
+        };
+        assert_eq!(code, want, "curl -u {creds}");
+    }
+    // Uploads take the same credentials.
+    let r = client()
+        .post(format!("{}/v1/uploads:create", s.url))
+        .basic_auth("ci", Some("basic-key"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(!s.stderr().contains("basic-key"), "keys are never logged");
+}
