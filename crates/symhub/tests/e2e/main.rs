@@ -7,6 +7,7 @@ mod support;
 
 mod debuginfod;
 mod debuginfod_rig;
+mod deploy;
 mod diskfull;
 mod hardening;
 mod native;
