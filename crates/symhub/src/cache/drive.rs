@@ -81,7 +81,15 @@ impl Cache {
             Resolution::Found(found) => {
                 return Outcome::Ended(fill::download(&self.work(), fill, found).await)
             }
-            Resolution::NotFound { definitive } => definitive,
+            Resolution::NotFound {
+                definitive,
+                failures,
+            } => {
+                if !failures.is_empty() {
+                    let _ = fill.failures.set(failures.join(", ").into());
+                }
+                definitive
+            }
         };
         let Some(cab_key) = fill
             .key

@@ -70,6 +70,8 @@ pub struct Fill {
     /// The cache's generation when the fill began ([`Cache::generation`]).
     pub(super) born: u64,
     pub(super) state: watch::Sender<FillState>,
+    /// Which upstreams failed and how (`microsoft: unreachable`), when none answered usably.
+    pub(super) failures: std::sync::OnceLock<Arc<str>>,
 }
 
 impl Fill {
@@ -81,6 +83,7 @@ impl Fill {
             from_store,
             born,
             state: watch::Sender::new(FillState::Resolving),
+            failures: std::sync::OnceLock::new(),
         }
     }
 

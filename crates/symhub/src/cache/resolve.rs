@@ -132,6 +132,8 @@ pub enum Answer {
         why: Missing,
         /// How far the request got: the fill it started or joined, if any.
         route: Option<Route>,
+        /// For [`Missing::NotAnswered`]: which upstreams failed and how.
+        failures: Option<Arc<str>>,
     },
 }
 
@@ -198,9 +200,11 @@ impl Cache {
         match fill.headers().await {
             FillState::Unavailable => not_found(Missing::Unavailable, None),
             FillState::NotFound => not_found(Missing::NotUpstream, Some(route)),
-            FillState::Resolving | FillState::Failed => {
-                not_found(Missing::NotAnswered, Some(route))
-            }
+            FillState::Resolving | FillState::Failed => Answer::NotFound {
+                why: Missing::NotAnswered,
+                route: Some(route),
+                failures: fill.failures.get().cloned(),
+            },
             FillState::Ready(entry) => committed(entry),
             FillState::Streaming(progress) => match &progress.done {
                 Some(Ok(entry)) => committed(entry.clone()),
@@ -221,5 +225,9 @@ impl Cache {
 }
 
 fn not_found(why: Missing, route: Option<Route>) -> Answer {
-    Answer::NotFound { why, route }
+    Answer::NotFound {
+        why,
+        route,
+        failures: None,
+    }
 }

@@ -321,7 +321,8 @@ async fn a_404_is_remembered_and_not_asked_again() {
             first,
             Answer::NotFound {
                 why: Missing::NotUpstream,
-                route: Some(Route::Miss)
+                route: Some(Route::Miss),
+                ..
             }
         ),
         "{}",

@@ -175,7 +175,11 @@ pub(super) async fn respond(
                 .insert("x-cache", HeaderValue::from_static("HIT"));
             Outcome::new("redirect").key(&key).to(r)
         }
-        Answer::NotFound { why, route } => {
+        Answer::NotFound {
+            why,
+            route,
+            failures,
+        } => {
             let outcome = match (why, route) {
                 (Missing::Blocked, _) => Outcome::new("blocked"),
                 (Missing::Negative, _) => Outcome::new("negative"),
@@ -186,7 +190,8 @@ pub(super) async fn respond(
                 (Missing::NotAnswered, r) => Outcome::new(r.map_or("miss", |r| r.outcome()))
                     .status_note(
                         "no upstream answered usably (failed, down or not a file); not remembered",
-                    ),
+                    )
+                    .detail(|| failures.as_deref().unwrap_or_default().to_owned()),
                 (Missing::DownloadFailed, r) => {
                     Outcome::new(r.map_or("miss", |r| r.outcome())).status_note("download failed")
                 }

@@ -49,7 +49,8 @@ pub struct Upstream {
 enum Answer {
     Found(reqwest::Response),
     Missing,
-    Failed,
+    /// What went wrong, in a word or two (`unreachable`, `timeout`, `status 503`…).
+    Failed(String),
     Skipped,
 }
 
@@ -62,9 +63,11 @@ pub struct Found {
 pub enum Resolution {
     Found(Found),
     /// No upstream has the key. `definitive` is false when some upstream failed or was
-    /// skipped, so the absence may be temporary and must not be cached.
+    /// skipped, so the absence may be temporary and must not be cached; `failures` says which
+    /// and how (`microsoft: unreachable`), for the request log.
     NotFound {
         definitive: bool,
+        failures: Vec<String>,
     },
 }
 
@@ -173,9 +176,10 @@ impl Upstream {
         key: &SymbolKey,
         target: Option<&str>,
         client_headers: &HeaderMap,
-    ) -> Result<reqwest::Response, String> {
-        let origin = Url::parse(&self.base).map_err(|e| e.to_string())?;
-        let mut url = Url::parse(&self.url_for(key, target)).map_err(|e| e.to_string())?;
+    ) -> Result<reqwest::Response, (&'static str, String)> {
+        let origin = Url::parse(&self.base).map_err(|e| ("bad url", e.to_string()))?;
+        let mut url =
+            Url::parse(&self.url_for(key, target)).map_err(|e| ("bad url", e.to_string()))?;
         for _hop in 0..=self.max_redirects {
             let same_origin = url.origin() == origin.origin();
             let mut req = self.client.get(url.clone());
@@ -189,8 +193,18 @@ impl Upstream {
             }
             let resp = tokio::time::timeout(self.first_byte_timeout, req.send())
                 .await
-                .map_err(|_| format!("no response headers within {:?}", self.first_byte_timeout))?
-                .map_err(|e| format!("{e:#}"))?;
+                .map_err(|_| {
+                    let why = format!("no response headers within {:?}", self.first_byte_timeout);
+                    ("timeout", why)
+                })?
+                .map_err(|e| {
+                    let kind = match () {
+                        _ if e.is_connect() => "unreachable",
+                        _ if e.is_timeout() => "timeout",
+                        _ => "request error",
+                    };
+                    (kind, format!("{e:#}"))
+                })?;
             if !resp.status().is_redirection() {
                 return Ok(resp);
             }
@@ -198,15 +212,27 @@ impl Upstream {
                 .headers()
                 .get(http::header::LOCATION)
                 .and_then(|l| l.to_str().ok())
-                .ok_or_else(|| format!("{} without a Location", resp.status()))?;
-            url = url
-                .join(location)
-                .map_err(|e| format!("bad redirect Location `{location}`: {e}"))?;
+                .ok_or_else(|| {
+                    (
+                        "bad redirect",
+                        format!("{} without a Location", resp.status()),
+                    )
+                })?;
+            url = url.join(location).map_err(|e| {
+                (
+                    "bad redirect",
+                    format!("bad redirect Location `{location}`: {e}"),
+                )
+            })?;
             if !matches!(url.scheme(), "http" | "https") {
-                return Err(format!("redirect to unsupported scheme `{}`", url.scheme()));
+                let why = format!("redirect to unsupported scheme `{}`", url.scheme());
+                return Err(("bad redirect", why));
             }
         }
-        Err(format!("more than {} redirects", self.max_redirects))
+        Err((
+            "bad redirect",
+            format!("more than {} redirects", self.max_redirects),
+        ))
     }
 
     async fn ask(
@@ -236,11 +262,11 @@ impl Upstream {
         let result = self.get(key, target, client_headers).await;
         metrics.upstream_latency(&self.name, started.elapsed());
         match result {
-            Err(reason) => {
+            Err((kind, reason)) => {
                 metrics.upstream_request(&self.name, "error");
-                tracing::warn!(upstream = %self.name, key = %key, "upstream request failed: {reason}");
+                tracing::warn!(upstream = %self.name, key = %key, kind, "upstream request failed: {reason}");
                 self.failure();
-                Answer::Failed
+                Answer::Failed(kind.to_owned())
             }
             Ok(resp) => {
                 let status = resp.status();
@@ -257,7 +283,7 @@ impl Upstream {
                                 "upstream answered 200 with text/html; not a symbol file \
                                  (set cache.accept_html = true if that is really wanted)");
                             self.failure();
-                            return Answer::Failed;
+                            return Answer::Failed("text/html answer".into());
                         }
                         // Debuggers and msdia have crashed on, or given up for good over,
                         // zero-byte PDBs that symbol caches wrote: never a symbol file. Not a
@@ -266,12 +292,12 @@ impl Upstream {
                             tracing::warn!(upstream = %self.name, key = %key,
                                 "upstream answered 200 with an empty body; not a symbol file, \
                                  asking the next upstream");
-                            return Answer::Failed;
+                            return Answer::Failed("empty body".into());
                         }
                         if let Err(why) = Encoding::of(resp.headers()) {
                             tracing::warn!(upstream = %self.name, key = %key,
                                 "upstream answer not usable: {why}; asking the next upstream");
-                            return Answer::Failed;
+                            return Answer::Failed("unusable Content-Encoding".into());
                         }
                         self.health.success();
                         Answer::Found(resp)
@@ -285,7 +311,7 @@ impl Upstream {
                         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
                             self.failure();
                         }
-                        Answer::Failed
+                        Answer::Failed(format!("status {}", status.as_u16()))
                     }
                 }
             }
@@ -390,19 +416,26 @@ impl Upstreams {
                 }))
             })
             .collect();
-        let mut definitive = true;
+        let mut failures = Vec::new();
         // Awaiting in priority order is what makes the answer deterministic; the tasks all
         // run concurrently meanwhile, and the ones left when we return are aborted on drop.
         for (task, upstream) in tasks.into_iter().zip(eligible) {
-            match task.await.unwrap_or(Answer::Failed) {
+            match task
+                .await
+                .unwrap_or_else(|_| Answer::Failed("task failed".into()))
+            {
                 Answer::Found(response) => {
                     return Resolution::Found(Found { upstream, response });
                 }
                 Answer::Missing => {}
-                Answer::Failed | Answer::Skipped => definitive = false,
+                Answer::Failed(kind) => failures.push(format!("{}: {kind}", upstream.name)),
+                Answer::Skipped => failures.push(format!("{}: down (blackout)", upstream.name)),
             }
         }
-        Resolution::NotFound { definitive }
+        Resolution::NotFound {
+            definitive: failures.is_empty(),
+            failures,
+        }
     }
 }
 

@@ -257,3 +257,49 @@ async fn eviction_keeps_the_cache_under_max_size_least_recently_used_first() {
     assert_eq!(s.get("/e9.pdb/1/e9.pdb").await.headers()["x-cache"], "HIT");
     assert_eq!(s.get("/e0.pdb/1/e0.pdb").await.headers()["x-cache"], "MISS");
 }
+
+/// A miss whose upstreams could not answer says which and how in its log line (not the same
+/// words as a real 404), and is not remembered.
+#[tokio::test]
+async fn a_miss_names_the_upstreams_that_failed_and_how() {
+    let (ok, broken) = (FakeUpstream::start().await, FakeUpstream::start().await);
+    let path = "/failing.pdb/0123456789ABCDEF0123456789ABCDEF1/failing.pdb";
+    broken.route(path, Behavior::Status(503));
+    // A port nothing listens on.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let s = Symhub::start(&config_with(
+        &[
+            ("ok", &ok.url, ""),
+            ("broken", &broken.url, ""),
+            ("dead", &dead, ""),
+        ],
+        "[symbolication]\non_demand = false\n",
+    ));
+    let r = s.get(path).await;
+    assert_eq!(r.status(), 404);
+    let log = s.stderr();
+    let line = log
+        .lines()
+        .find(|l| l.contains("failing.pdb") && l.contains("outcome="))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("broken: status 503") && line.contains("dead: unreachable"),
+        "{line}"
+    );
+    assert!(!line.contains("not found upstream"), "{line}");
+    // Not remembered: asked again.
+    assert_eq!(s.get(path).await.status(), 404);
+    assert_eq!(ok.hits(path), 2);
+    // A real 404 from every upstream reads differently.
+    let gone = "/gone.pdb/0123456789ABCDEF0123456789ABCDEF1/gone.pdb";
+    let s = Symhub::start(&config_with(&[("ok", &ok.url, "")], ""));
+    assert_eq!(s.get(gone).await.status(), 404);
+    let log = s.stderr();
+    assert!(
+        log.contains("not found upstream") && !log.contains("unreachable"),
+        "{log}"
+    );
+}

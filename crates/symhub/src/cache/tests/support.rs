@@ -316,7 +316,7 @@ pub fn describe(answer: &Answer) -> String {
         Answer::File { route, .. } => format!("a committed file ({route:?})"),
         Answer::Streaming { route, .. } => format!("a fill in progress ({route:?})"),
         Answer::Redirect(_) => "a redirect".into(),
-        Answer::NotFound { why, route } => format!("not found: {why:?} ({route:?})"),
+        Answer::NotFound { why, route, .. } => format!("not found: {why:?} ({route:?})"),
     }
 }
 
