@@ -103,6 +103,9 @@ pub struct Symbolicator {
     cache: Arc<Cache>,
     /// Parsed files by normalized `.sym` key, weighed in KiB of estimated memory.
     parsed: moka::future::Cache<String, Arc<Symbols>>,
+    /// `.sym` files that did not parse (or are another module's), by key, for a minute: a
+    /// broken file is not parsed again for every request that names it.
+    unusable: moka::sync::Cache<String, String>,
     /// Requests worked on at once (`symbolication.max_concurrent_requests`).
     pub permits: tokio::sync::Semaphore,
     pub config: SymbolicationConfig,
@@ -118,6 +121,10 @@ impl Symbolicator {
         Arc::new(Self {
             cache,
             parsed,
+            unusable: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(std::time::Duration::from_secs(60))
+                .build(),
             permits: tokio::sync::Semaphore::new(match config.max_concurrent_requests {
                 0 => 2 * cores,
                 n => n,
@@ -152,10 +159,18 @@ impl Symbolicator {
         hints: &http::HeaderMap,
     ) -> Result<Arc<Symbols>, NoSymbols> {
         let norm = key.normalized().to_owned();
-        self.parsed
-            .try_get_with(norm, self.load(key, hints))
+        if let Some(why) = self.unusable.get(&norm) {
+            return Err(NoSymbols::Corrupt(why));
+        }
+        let found = self
+            .parsed
+            .try_get_with(norm.clone(), self.load(key, hints))
             .await
-            .map_err(|e| (*e).clone())
+            .map_err(|e| (*e).clone());
+        if let Err(NoSymbols::Corrupt(why)) = &found {
+            self.unusable.insert(norm, why.clone());
+        }
+        found
     }
 
     async fn load(

@@ -149,6 +149,10 @@ async fn a_sym_of_another_debug_id_is_not_used() {
         v["results"][0]["stacks"][0][0].get("function").is_none(),
         "{v}"
     );
+    // Asked again: the same answer, without parsing the file again.
+    let (_, again, _) = post_json(&format!("{}/symbolicate/v5", s.url), &body).await;
+    assert_eq!(again, v);
+    assert_eq!(s.stderr().matches("cannot use this symbol file").count(), 1);
 }
 
 /// A body that never finishes is answered 408 within `request_timeout`, for both routes,
