@@ -10,6 +10,7 @@ pub mod config;
 pub mod debuginfod;
 pub mod http;
 pub mod metrics;
+pub mod missing;
 pub mod package;
 pub mod store;
 pub mod symbolicate;
@@ -110,6 +111,7 @@ pub async fn serve(
         keys,
         metrics,
     )?);
+    let ledger = tokio::spawn(app.ledger.clone().run());
     let listeners = http::bind(&config).await?;
     for l in &listeners {
         println!("symhub: listening on {}", l.describe());
@@ -123,7 +125,7 @@ pub async fn serve(
         env!("CARGO_PKG_VERSION")
     );
     http::serve(
-        http::front(app),
+        http::front(app.clone()),
         listeners,
         shutdown,
         http::ConnLimits::from_config(&config),
@@ -133,8 +135,11 @@ pub async fn serve(
     maintenance.abort();
     expiry.abort();
     watcher.abort();
+    ledger.abort();
     let c = cache.clone();
     let _ = tokio::task::spawn_blocking(move || c.flush_touches()).await;
+    let l = app.ledger.clone();
+    let _ = tokio::task::spawn_blocking(move || l.flush()).await;
     tracing::info!("symhub stopped");
     Ok(())
 }

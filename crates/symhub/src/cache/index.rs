@@ -177,6 +177,14 @@ impl Index {
             .map(|o| o.map(from_unix))
     }
 
+    /// Removes the negative entries whose key starts with `prefix`.
+    pub fn remove_negatives(&self, prefix: &str) -> rusqlite::Result<usize> {
+        self.conn().execute(
+            "DELETE FROM negatives WHERE substr(key, 1, length(?1)) = ?1",
+            [prefix],
+        )
+    }
+
     pub fn purge_expired_negatives(&self) -> rusqlite::Result<usize> {
         let now = unix_secs(SystemTime::now());
         self.conn()

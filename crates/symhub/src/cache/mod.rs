@@ -308,6 +308,18 @@ impl Cache {
         .await;
     }
 
+    /// Forgets every remembered miss of `norm` (a normalized key), so the next request asks
+    /// upstreams again ("forget this miss" of the missing-symbol ledger).
+    pub async fn forget_misses(self: &Arc<Self>, norm: &str) {
+        let prefix = miss_prefix(norm);
+        let p = prefix.clone();
+        let _ = self
+            .memory
+            .invalidate_entries_if(move |k, _| k.starts_with(&p));
+        let index = self.index.clone();
+        let _ = tokio::task::spawn_blocking(move || index.remove_negatives(&prefix)).await;
+    }
+
     fn fills(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Fill>>> {
         self.fills.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -18,7 +18,7 @@ mod symbolication;
 mod validate;
 
 pub use storage::{S3Config, StorageConfig};
-pub use symbolication::SymbolicationConfig;
+pub use symbolication::{MissingConfig, SymbolicationConfig};
 pub use validate::{parse_key_hash, ListenAddr, TrustedProxy};
 
 /// Microsoft's public symbol server: the one upstream of the embedded default.
@@ -35,6 +35,7 @@ pub struct Config {
     pub upload: UploadConfig,
     pub packages: PackageConfig,
     pub symbolication: SymbolicationConfig,
+    pub missing: MissingConfig,
     /// Upstream symbol servers, asked in this order of priority.
     #[serde(rename = "upstream")]
     pub upstreams: Vec<UpstreamConfig>,
@@ -51,6 +52,7 @@ impl Default for Config {
             upload: UploadConfig::default(),
             packages: PackageConfig::default(),
             symbolication: SymbolicationConfig::default(),
+            missing: MissingConfig::default(),
             upstreams: vec![UpstreamConfig::new("microsoft", MICROSOFT_SYMBOLS)],
         }
     }

@@ -1,5 +1,5 @@
 //! `[symbolication]`: Breakpad symbols made on demand, `/symbolicate/v5` and `/api/minidump`,
-//! and the bounds of each request.
+//! and the bounds of each request; `[missing]`: the missing-symbol ledger.
 
 use std::time::Duration;
 
@@ -58,6 +58,29 @@ impl Default for SymbolicationConfig {
             max_minidump_size: ByteSize::mib(256),
             max_concurrent_requests: 0,
             request_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// `[missing]`: the missing-symbol ledger (`GET /api/missing`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MissingConfig {
+    /// Count every symbol request that ends in a 404.
+    pub enabled: bool,
+    /// Keys kept; beyond, those asked least recently are dropped.
+    pub max_keys: u64,
+    /// How often counted misses are written to the store's database (in one transaction).
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+}
+
+impl Default for MissingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_keys: 100_000,
+            flush_interval: Duration::from_secs(5),
         }
     }
 }

@@ -15,6 +15,7 @@ mod files;
 mod idle;
 pub mod json;
 pub mod log;
+mod missing;
 mod ops;
 mod packages;
 mod symbolicate;
@@ -53,6 +54,7 @@ pub struct App {
     pub keys: ApiKeys,
     pub metrics: Arc<Metrics>,
     pub symbolicator: Arc<Symbolicator>,
+    pub ledger: Arc<crate::missing::Ledger>,
     pub path_prefix: String,
     pub public_url: String,
     pub v1_path: String,
@@ -70,6 +72,7 @@ impl App {
     ) -> anyhow::Result<Self> {
         Ok(Self {
             symbolicator: Symbolicator::new(cache.clone(), &config.symbolication),
+            ledger: crate::missing::Ledger::new(cache.store().clone(), &config.missing),
             cache,
             uploads,
             packages,
@@ -158,6 +161,11 @@ fn router(app: Arc<App>) -> Router {
     .route(
         &format!("{p}/api/transactions/{{id}}"),
         get(transactions::show).delete(transactions::delete),
+    )
+    .route(&format!("{p}/api/missing"), get(missing::list))
+    .route(
+        &format!("{p}/api/missing/{{*key}}"),
+        axum::routing::delete(missing::forget),
     )
     .route(
         &format!("{p}/symbolicate/v5"),

@@ -196,6 +196,17 @@ pub(super) async fn respond(
                     Outcome::new(r.map_or("miss", |r| r.outcome())).status_note("download failed")
                 }
             };
+            // The ledger counts what ended in a 404 once upstreams were (or had been) asked.
+            let answers = match why {
+                Missing::NotUpstream | Missing::Negative => Some("not found upstream"),
+                Missing::NotAnswered => Some(failures.as_deref().unwrap_or("no usable answer")),
+                _ => None,
+            };
+            if let Some(answers) = answers.filter(|_| key.is_triple()) {
+                let client = crate::missing::client_kind(headers);
+                app.ledger
+                    .record(key.normalized(), key.as_str(), answers, client);
+            }
             not_found(why.x_cache(route), outcome.key(&key))
         }
     }

@@ -12,6 +12,7 @@ mod claims;
 pub mod db;
 mod locate;
 pub mod migrate;
+pub mod missing;
 pub mod modules;
 pub mod objects;
 pub mod packages;

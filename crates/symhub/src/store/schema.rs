@@ -85,7 +85,19 @@ pub(super) const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS symbols (
          PRIMARY KEY (id, key)
      ) WITHOUT ROWID;
      -- For: did another transaction record these bytes under this key?
-     CREATE INDEX IF NOT EXISTS transaction_keys_key ON transaction_keys(key, sha256);";
+     CREATE INDEX IF NOT EXISTS transaction_keys_key ON transaction_keys(key, sha256);
+     -- The missing-symbol ledger (store/missing.rs): keys that ended in a 404.
+     CREATE TABLE IF NOT EXISTS missing_symbols (
+         key TEXT PRIMARY KEY,          -- normalized
+         display TEXT NOT NULL,
+         first_seen INTEGER NOT NULL,   -- unix ms
+         last_seen INTEGER NOT NULL,
+         count INTEGER NOT NULL,
+         answers TEXT NOT NULL,         -- what the upstreams answered, last time
+         clients INTEGER NOT NULL       -- bit set of client kinds (missing.rs)
+     ) WITHOUT ROWID;
+     CREATE INDEX IF NOT EXISTS missing_count ON missing_symbols(count);
+     CREATE INDEX IF NOT EXISTS missing_last_seen ON missing_symbols(last_seen);";
 
 /// The same tables for PostgreSQL: `COLLATE "C"` keeps key order bytewise, as in SQLite, so
 /// listings page identically.
@@ -160,7 +172,18 @@ pub(super) const PG_SCHEMA: &str = r#"CREATE TABLE IF NOT EXISTS symbols (
          size BIGINT NOT NULL,
          PRIMARY KEY (id, key)
      );
-     CREATE INDEX IF NOT EXISTS transaction_keys_key ON transaction_keys(key, sha256)"#;
+     CREATE INDEX IF NOT EXISTS transaction_keys_key ON transaction_keys(key, sha256);
+     CREATE TABLE IF NOT EXISTS missing_symbols (
+         key TEXT COLLATE "C" PRIMARY KEY,
+         display TEXT NOT NULL,
+         first_seen BIGINT NOT NULL,
+         last_seen BIGINT NOT NULL,
+         count BIGINT NOT NULL,
+         answers TEXT NOT NULL,
+         clients BIGINT NOT NULL
+     );
+     CREATE INDEX IF NOT EXISTS missing_count ON missing_symbols(count);
+     CREATE INDEX IF NOT EXISTS missing_last_seen ON missing_symbols(last_seen)"#;
 
 /// Brings a store database written by an older symhub up to the current columns.
 pub(super) fn migrate_sqlite(path: &Path) -> anyhow::Result<()> {

@@ -10,6 +10,7 @@ mod debuginfod_rig;
 mod deploy;
 mod diskfull;
 mod hardening;
+mod missing;
 mod native;
 mod native_tools;
 mod packages;

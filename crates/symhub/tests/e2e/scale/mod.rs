@@ -16,6 +16,7 @@ mod crashes;
 mod database_tls;
 mod debuginfod;
 mod migrate;
+mod missing;
 mod native;
 mod outages;
 mod symbolication;
