@@ -118,3 +118,51 @@ fn missed(r: &Row) -> Missed {
         clients: r.int(6),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn missed(i: usize, at: i64) -> Missed {
+        let key = format!("m{i}.pdb/0123456789abcdef0123456789abcdef1/m{i}.pdb");
+        Missed {
+            display: key.clone(),
+            key,
+            first_seen: at,
+            last_seen: at,
+            count: 1,
+            answers: "not found upstream".into(),
+            clients: 1,
+        }
+    }
+
+    /// 100,000 distinct missing keys into a ledger bounded at 10,000: it holds the 10,000
+    /// asked last, and counts add up for a key asked again.
+    #[test]
+    fn a_hundred_thousand_distinct_misses_stay_within_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SymbolStore::open(dir.path()).unwrap();
+        for batch in 0..10 {
+            let misses: Vec<_> = (batch * 10_000..(batch + 1) * 10_000)
+                .map(|i| missed(i, i as i64))
+                .collect();
+            store.record_missing(&misses, 10_000).unwrap();
+        }
+        let (page, total) = store.missing_page(MissingOrder::Recent, 1, 0).unwrap();
+        assert_eq!(total, 10_000);
+        assert_eq!(page[0].key, missed(99_999, 0).key);
+        let (oldest, _) = store.missing_page(MissingOrder::Recent, 1, 9_999).unwrap();
+        assert_eq!(oldest[0].key, missed(90_000, 0).key);
+        let again = Missed {
+            count: 4,
+            clients: 16,
+            ..missed(95_000, 200_000)
+        };
+        store.record_missing(&[again], 10_000).unwrap();
+        let (top, _) = store.missing_page(MissingOrder::Count, 1, 0).unwrap();
+        assert_eq!((top[0].count, top[0].clients), (5, 1 | 16));
+        assert_eq!(top[0].first_seen, 95_000);
+        assert!(store.forget_missing(&top[0].key).unwrap());
+        assert!(!store.forget_missing(&top[0].key).unwrap());
+    }
+}
