@@ -406,6 +406,16 @@ mod tests {
         ] {
             assert!(urls.contains(&want), "example config lacks {want}");
         }
+        // Every section is spelled out, with the defaults.
+        let d = Config::default();
+        assert_eq!(c.symbolication.max_jobs, d.symbolication.max_jobs);
+        assert_eq!(c.symbolication.memory_cache, d.symbolication.memory_cache);
+        assert_eq!(
+            c.symbolication.request_timeout,
+            d.symbolication.request_timeout
+        );
+        assert_eq!(c.missing.max_keys, d.missing.max_keys);
+        assert_eq!(c.missing.flush_interval, d.missing.flush_interval);
     }
 
     #[test]
