@@ -109,6 +109,17 @@ pub fn sym_name(debug_file: &str) -> String {
     }
 }
 
+/// The name rust-minidump asks a module's `.sym` by when it looks it up by code file and code
+/// id (`breakpad-symbols`' `code_info_breakpad_sym_lookup`): `foo.dll` → `foo.sym`,
+/// anything else gets `.sym` appended (`foo.exe` → `foo.exe.sym`).
+pub fn code_sym_name(code_file: &str) -> String {
+    let lower = code_file.to_ascii_lowercase();
+    match lower.strip_suffix(".dll") {
+        Some(_) => format!("{}.sym", &code_file[..code_file.len() - 4]),
+        None => format!("{code_file}.sym"),
+    }
+}
+
 /// The keys a non-Breakpad upload (`sym_upload -t <type> -c <code_file> -i <id>`) is
 /// stored under. The first is always `<file>/<id>/<file>` as sent (the SymSrv key for PE and
 /// PDB); the others are the SSQP forms debuggers ask for, when the id has their shape.
@@ -370,6 +381,9 @@ mod tests {
         assert_eq!(h.code_id, None);
         assert_eq!(sym_name("libc.so.6"), "libc.so.6.sym");
         assert_eq!(sym_name("Foo.PDB"), "Foo.sym");
+        assert_eq!(code_sym_name("xul.dll"), "xul.sym");
+        assert_eq!(code_sym_name("Xul.DLL"), "Xul.sym");
+        assert_eq!(code_sym_name("firefox.exe"), "firefox.exe.sym");
     }
 
     #[test]

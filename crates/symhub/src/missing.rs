@@ -86,11 +86,12 @@ impl Ledger {
     }
 
     /// Counts a miss of `key` (normalized; `display` as asked), with what the upstreams
-    /// answered and the client's kind bit.
-    pub fn record(&self, key: &str, display: &str, answers: &str, client: i64) {
+    /// answered and the request's headers (its client kind).
+    pub fn record(&self, key: &str, display: &str, answers: &str, headers: &HeaderMap) {
         if !self.config.enabled {
             return;
         }
+        let client = client_kind(headers);
         let now = unix_millis(SystemTime::now());
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(m) = p.keys.get_mut(key) {

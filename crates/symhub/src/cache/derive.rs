@@ -62,7 +62,6 @@ pub(super) struct Converter {
 impl Converter {
     pub(super) fn new(config: &Config) -> Self {
         let c = &config.symbolication;
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             enabled: c.on_demand,
             limits: DumpLimits {
@@ -73,10 +72,7 @@ impl Converter {
                     "symbolication.convert_max_memory",
                 ),
             },
-            slots: tokio::sync::Semaphore::new(match c.max_conversions {
-                0 => cores,
-                n => n,
-            }),
+            slots: tokio::sync::Semaphore::new(crate::config::or_per_core(c.max_conversions, 1)),
         }
     }
 }
@@ -111,7 +107,7 @@ pub const CODE_ID_HINT: &str = "x-symhub-code-id";
 /// Adds the binary's name and code id to `headers` as [`CODE_FILE_HINT`]/[`CODE_ID_HINT`],
 /// if they can be a PE's (a name without a path, 9 to 16 hex digits).
 pub fn hint_code(headers: &mut HeaderMap, code_file: &str, code_id: &str) {
-    let code_file = code_file.rsplit(['/', '\\']).next().unwrap_or(code_file);
+    let code_file = symhub_core::native::base_name(code_file);
     let id_ok = (9..=16).contains(&code_id.len()) && code_id.bytes().all(|b| b.is_ascii_hexdigit());
     if let (true, Ok(file), Ok(id)) = (
         id_ok && !code_file.is_empty(),
@@ -137,10 +133,7 @@ fn recipes(key: &SymbolKey) -> Vec<Recipe> {
     // `libfoo.so.sym`; rust-minidump's code-info form `foo.dll` → `foo.sym`): any other name
     // would make the same file again under a key of its own.
     let breakpad_name = name.eq_ignore_ascii_case(&symhub_core::breakpad::sym_name(file))
-        || file
-            .get(..file.len().saturating_sub(4))
-            .filter(|_| file.to_ascii_lowercase().ends_with(".dll"))
-            .is_some_and(|stem| name.eq_ignore_ascii_case(&format!("{stem}.sym")));
+        || name.eq_ignore_ascii_case(&symhub_core::breakpad::code_sym_name(file));
     if !key.is_triple() || !breakpad_name || file.contains('/') {
         return Vec::new();
     }
@@ -396,15 +389,7 @@ impl Cache {
         let objects = self.objects.clone();
         let temp = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
             let mut temp = objects.writer()?;
-            let mut from = std::fs::File::open(&sym.out)?;
-            let mut buf = vec![0u8; 256 * 1024];
-            loop {
-                let n = from.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                temp.write(&buf[..n])?;
-            }
+            temp.append_from(&mut std::fs::File::open(&sym.out)?, u64::MAX)?;
             Ok(temp)
         })
         .await;

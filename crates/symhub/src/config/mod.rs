@@ -14,6 +14,15 @@ use serde::Deserialize;
 use symhub_core::Spelling;
 
 mod storage;
+
+/// A setting where 0 means "`per_core` for each core of this machine".
+pub fn or_per_core(setting: usize, per_core: usize) -> usize {
+    match setting {
+        0 => per_core * std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    }
+}
+
 mod symbolication;
 mod validate;
 

@@ -9,7 +9,6 @@
 //!
 //! With `auth.require_for_downloads` both need a key, like the symbol files they read.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use http::{header, HeaderValue, StatusCode};
 use serde_json::json;
+use tokio::io::AsyncWriteExt;
 
 use super::log::{Noted, Outcome};
 use super::{json, App};
@@ -268,9 +268,11 @@ async fn receive_dump(
             e
         }
     };
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(internal)?;
+    let file = tempfile::NamedTempFile::new_in(dir).map_err(internal)?;
+    // Written through the runtime's file I/O, not blocking a request thread.
+    let mut out = tokio::fs::File::from_std(file.as_file().try_clone().map_err(internal)?);
     if !multipart {
-        copy_bounded(body.into_data_stream(), file.as_file_mut(), max)
+        copy_bounded(body.into_data_stream(), &mut out, max)
             .await
             .map_err(over_or)?;
         return Ok(file);
@@ -291,9 +293,7 @@ async fn receive_dump(
             ));
         };
         if field.name() == Some(DUMP_FIELD) {
-            copy_bounded(field, file.as_file_mut(), max)
-                .await
-                .map_err(over_or)?;
+            copy_bounded(field, &mut out, max).await.map_err(over_or)?;
             return Ok(file);
         }
         // Other parts (annotations, attachments) are read past.
@@ -321,7 +321,7 @@ fn bounded(body: Body, max: u64, over: Arc<AtomicBool>) -> Body {
 
 async fn copy_bounded<E: std::fmt::Display>(
     mut body: impl Stream<Item = Result<bytes::Bytes, E>> + Unpin,
-    file: &mut std::fs::File,
+    file: &mut tokio::fs::File,
     max: u64,
 ) -> Result<(), Refusal> {
     let mut written = 0u64;
@@ -343,8 +343,7 @@ async fn copy_bounded<E: std::fmt::Display>(
                 ),
             ));
         }
-        // Small writes to a local temp file; the dump is bounded.
-        file.write_all(&chunk).map_err(internal)?;
+        file.write_all(&chunk).await.map_err(internal)?;
     }
     if written == 0 {
         return Err((
@@ -353,7 +352,8 @@ async fn copy_bounded<E: std::fmt::Display>(
             "the minidump is empty".into(),
         ));
     }
-    Ok(())
+    // tokio's file finishes its last write in the background: done before the dump is read.
+    file.flush().await.map_err(internal)
 }
 
 fn internal(e: std::io::Error) -> Refusal {

@@ -203,9 +203,8 @@ pub(super) async fn respond(
                 _ => None,
             };
             if let Some(answers) = answers.filter(|_| key.is_triple()) {
-                let client = crate::missing::client_kind(headers);
                 app.ledger
-                    .record(key.normalized(), key.as_str(), answers, client);
+                    .record(key.normalized(), key.as_str(), answers, headers);
             }
             not_found(why.x_cache(route), outcome.key(&key))
         }

@@ -124,6 +124,23 @@ impl TempObject {
         Ok(())
     }
 
+    /// Appends all that `from` yields, 256 KiB at a time, unless that would take the file
+    /// past `limit` bytes: then it stops and answers `false` (what was written stays).
+    /// Blocking.
+    pub fn append_from(&mut self, from: &mut impl io::Read, limit: u64) -> io::Result<bool> {
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = from.read(&mut buf)?;
+            if n == 0 {
+                return Ok(true);
+            }
+            if self.written + n as u64 > limit {
+                return Ok(false);
+            }
+            self.write(&buf[..n])?;
+        }
+    }
+
     /// [`TempObject::write`] of several chunks on the blocking pool, for async callers.
     pub async fn write_async(mut self, chunks: Vec<bytes::Bytes>) -> io::Result<Self> {
         tokio::task::spawn_blocking(move || {

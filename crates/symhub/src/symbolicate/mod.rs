@@ -16,7 +16,8 @@ use std::io::{BufReader, Read};
 use std::sync::Arc;
 
 use breakpad_symbols::SymbolFile;
-use symhub_core::breakpad::{parse_sym_header, sym_name};
+use symhub_core::breakpad::{code_sym_name, parse_sym_header, sym_name};
+use symhub_core::native::base_name;
 use symhub_core::SymbolKey;
 
 use crate::cache::{Cache, NoFile};
@@ -25,8 +26,6 @@ use crate::config::SymbolicationConfig;
 /// A module's parsed symbols.
 pub struct Symbols {
     pub file: SymbolFile,
-    /// The key the `.sym` was found under (`xul.pdb/<id>/xul.sym`).
-    pub key: String,
     /// The binary named by `INFO CODE_ID <id> <file>` (Windows `.sym` files): Eliot reports
     /// `xul.dll`, not `xul.pdb`, as the module of a frame.
     pub code_file: Option<String>,
@@ -58,11 +57,6 @@ pub struct ModuleRef {
     pub code: Option<(String, String)>,
 }
 
-/// Last component of a Windows or POSIX path (`c:\b\xul.pdb` → `xul.pdb`).
-pub fn leaf(path: &str) -> &str {
-    path.rsplit(['/', '\\']).next().unwrap_or(path)
-}
-
 impl ModuleRef {
     /// What a `.sym` made on demand may use: the binary, for a PDB's module.
     fn hints(&self) -> http::HeaderMap {
@@ -76,19 +70,15 @@ impl ModuleRef {
     /// The `.sym` keys to look in, in order.
     fn keys(&self) -> Vec<SymbolKey> {
         let mut keys = Vec::new();
-        let debug_file = leaf(&self.debug_file);
+        let debug_file = base_name(&self.debug_file);
         if !debug_file.is_empty() && !self.debug_id.is_empty() {
             keys.extend(
                 SymbolKey::from_segments(debug_file, &self.debug_id, sym_name(debug_file)).ok(),
             );
         }
         if let Some((code_file, code_id)) = &self.code {
-            let code_file = leaf(code_file);
-            // rust-minidump's code-info lookup: `foo.dll` → `foo.sym`, else `.sym` appended.
-            let name = match code_file.strip_suffix(".dll") {
-                Some(stem) => format!("{stem}.sym"),
-                None => format!("{code_file}.sym"),
-            };
+            let code_file = base_name(code_file);
+            let name = code_sym_name(code_file);
             if !code_file.is_empty() && !code_id.is_empty() {
                 keys.extend(
                     SymbolKey::from_segments(code_file, code_id.to_ascii_uppercase(), &name).ok(),
@@ -117,7 +107,6 @@ impl Symbolicator {
             .max_capacity((config.memory_cache.as_u64() / 1024).max(1))
             .weigher(|_, s: &Arc<Symbols>| u32::try_from(s.weight_kib()).unwrap_or(u32::MAX))
             .build();
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Arc::new(Self {
             cache,
             parsed,
@@ -125,10 +114,10 @@ impl Symbolicator {
                 .max_capacity(10_000)
                 .time_to_live(std::time::Duration::from_secs(60))
                 .build(),
-            permits: tokio::sync::Semaphore::new(match config.max_concurrent_requests {
-                0 => 2 * cores,
-                n => n,
-            }),
+            permits: tokio::sync::Semaphore::new(crate::config::or_per_core(
+                config.max_concurrent_requests,
+                2,
+            )),
             config: config.clone(),
         })
     }
@@ -147,12 +136,8 @@ impl Symbolicator {
         Err(why)
     }
 
-    /// The parsed `.sym` of `key`; one fetch and parse for any number of concurrent callers.
-    pub async fn by_key(&self, key: &SymbolKey) -> Result<Arc<Symbols>, NoSymbols> {
-        self.by_key_with(key, &http::HeaderMap::new()).await
-    }
-
-    /// [`Symbolicator::by_key`], telling a conversion what `hints` say of the module.
+    /// The parsed `.sym` of `key`, one fetch and parse for any number of concurrent callers;
+    /// `hints` tell a conversion what else is known of the module.
     async fn by_key_with(
         &self,
         key: &SymbolKey,
@@ -186,9 +171,9 @@ impl Symbolicator {
                 NoFile::Missing => NoSymbols::Missing,
                 NoFile::Unknown => NoSymbols::Unavailable,
             })?;
-        let name = key.to_string();
         let started = std::time::Instant::now();
-        let parsed = tokio::task::spawn_blocking(move || parse(&local, name))
+        let asked = key.clone();
+        let parsed = tokio::task::spawn_blocking(move || parse(&local, &asked))
             .await
             .map_err(|e| NoSymbols::Corrupt(format!("the parser failed: {e}")))?;
         match &parsed {
@@ -214,7 +199,7 @@ impl Symbols {
 }
 
 /// Parses a `.sym` (on a blocking thread): its header, then the whole file.
-fn parse(local: &crate::cache::LocalFile, key: String) -> Result<Symbols, NoSymbols> {
+fn parse(local: &crate::cache::LocalFile, key: &SymbolKey) -> Result<Symbols, NoSymbols> {
     let mut head = Vec::new();
     BufReader::new(local.reader())
         .take(64 * 1024)
@@ -224,7 +209,7 @@ fn parse(local: &crate::cache::LocalFile, key: String) -> Result<Symbols, NoSymb
         .map_err(|e| NoSymbols::Corrupt(format!("not a Breakpad symbol file: {e}")))?;
     // A mislabelled file (another module's, under this key) would name every frame wrongly:
     // the key's id must be the file's debug id, or its code id for a code-id key.
-    let id = key.rsplit('/').nth(1).unwrap_or_default();
+    let id = key.id();
     let names_it = |i: Option<&str>| i.is_some_and(|i| i.eq_ignore_ascii_case(id));
     if !names_it(Some(&header.debug_id)) && !names_it(header.code_id.as_deref()) {
         return Err(NoSymbols::Corrupt(format!(
@@ -237,7 +222,6 @@ fn parse(local: &crate::cache::LocalFile, key: String) -> Result<Symbols, NoSymb
     file.url = Some(format!("/{key}"));
     Ok(Symbols {
         file,
-        key,
         code_file: header.code_file,
         size: local.entry.size,
     })

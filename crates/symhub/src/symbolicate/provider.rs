@@ -16,7 +16,9 @@ use minidump_unwind::{
     FileError, FileKind, FillSymbolError, FrameSymbolizer, FrameWalker, SymbolProvider, SymbolStats,
 };
 
-use super::{leaf, ModuleRef, NoSymbols, Symbolicator, Symbols};
+use symhub_core::native::base_name;
+
+use super::{ModuleRef, NoSymbols, Symbolicator, Symbols};
 
 type Found = Result<Arc<Symbols>, NoSymbols>;
 
@@ -45,7 +47,7 @@ impl Provider {
             .debug_identifier()
             .map(|d| d.breakpad().to_string())
             .unwrap_or_default();
-        let debug_file = module.debug_file().map(|f| leaf(&f).to_owned());
+        let debug_file = module.debug_file().map(|f| base_name(&f).to_owned());
         let code_file = module.code_file().into_owned();
         let code_id = module.code_identifier().map(|c| c.to_string());
         let id = (
@@ -77,7 +79,7 @@ impl Provider {
         self.stats
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(leaf(&code_file).to_owned(), stats);
+            .insert(base_name(&code_file).to_owned(), stats);
         self.lock_modules().insert(id, found.clone());
         found
     }

@@ -10,7 +10,7 @@
 //! not symbolicated; an entry with an empty name or id, or that no frame uses, is `null`;
 //! offsets are answered as Python's `hex()` (lower-case, unpadded).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use futures_util::StreamExt;
@@ -273,19 +273,15 @@ pub struct InlineFrame {
 /// Symbolicates validated jobs: each module any frame uses is looked up once for the whole
 /// request, several at a time.
 pub async fn symbolicate(symbolicator: &Symbolicator, jobs: &[Job]) -> Answer {
-    let mut wanted: Vec<(String, String)> = Vec::new();
-    for job in jobs {
-        for stack in &job.stacks {
-            for (index, _) in stack {
-                if let Some(m) = index.map(|i| &job.modules[i]) {
-                    if !m.0.is_empty() && !m.1.is_empty() && !wanted.contains(m) {
-                        wanted.push(m.clone());
-                    }
-                }
-            }
-        }
-    }
-    let lookups = wanted.into_iter().map(|m| {
+    let wanted: BTreeSet<&(String, String)> = jobs
+        .iter()
+        .flat_map(|job| {
+            let used = job.stacks.iter().flatten().filter_map(|(index, _)| *index);
+            used.map(|i| &job.modules[i])
+        })
+        .filter(|m| !m.0.is_empty() && !m.1.is_empty())
+        .collect();
+    let lookups = wanted.into_iter().cloned().map(|m| {
         let module = ModuleRef {
             debug_file: m.0.clone(),
             debug_id: m.1.clone(),
@@ -314,14 +310,18 @@ fn answer(job: &Job, found: &Found) -> JobResult {
             found_modules.insert(key, v);
         }
     }
-    // Each module's name once, shared by its frames.
+    // Each module's symbols and name once, shared by its frames.
+    let symbols: Vec<Option<&Arc<Symbols>>> = job
+        .modules
+        .iter()
+        .map(|m| found.get(m).and_then(|r| r.as_ref().ok()))
+        .collect();
     let names: Vec<Arc<str>> = job
         .modules
         .iter()
-        .map(|m| {
-            let symbols = found.get(m).and_then(|r| r.as_ref().ok());
-            symbols
-                .and_then(|s| s.code_file.as_deref())
+        .zip(&symbols)
+        .map(|(m, s)| {
+            s.and_then(|s| s.code_file.as_deref())
                 .unwrap_or(&m.0)
                 .into()
         })
@@ -336,10 +336,7 @@ fn answer(job: &Job, found: &Found) -> JobResult {
                 .enumerate()
                 .map(|(n, &(index, offset))| {
                     let module = index.map_or(unknown.clone(), |i| names[i].clone());
-                    let symbols = index
-                        .and_then(|i| found.get(&job.modules[i]))
-                        .and_then(|r| r.as_ref().ok());
-                    frame(n, module, symbols, offset)
+                    frame(n, module, index.and_then(|i| symbols[i]), offset)
                 })
                 .collect()
         })

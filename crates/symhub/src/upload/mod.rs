@@ -112,12 +112,11 @@ impl Uploads {
         config: UploadConfig,
         body_idle_timeout: std::time::Duration,
     ) -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             store,
             config,
             body_idle_timeout,
-            symgen_slots: tokio::sync::Semaphore::new(cores),
+            symgen_slots: tokio::sync::Semaphore::new(crate::config::or_per_core(0, 1)),
         }
     }
 

@@ -20,16 +20,8 @@ pub(super) fn copy_bounded(
     limit: u64,
 ) -> Result<Received, UploadError> {
     let mut out: TempObject = store.writer()?;
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = from.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        if out.written() + n as u64 > limit {
-            return Err(UploadError::TooLarge(limit));
-        }
-        out.write(&buf[..n])?;
+    if !out.append_from(from, limit)? {
+        return Err(UploadError::TooLarge(limit));
     }
     let done = out.finish();
     Ok(Received {
