@@ -48,8 +48,25 @@ pub async fn serve(
     let shared = store.is_shared();
     let cache = cache::Cache::open(&config, store.clone(), upstreams, metrics.clone())?;
     let maintenance = tokio::spawn(cache.clone().maintain());
-    let keys = auth::ApiKeys::new(&config, &plaintext_keys)?;
+    let keys = Arc::new(auth::ApiKeys::new(
+        &config,
+        &plaintext_keys,
+        Some(store.clone()),
+    )?);
     drop(plaintext_keys);
+    {
+        let s = store.clone();
+        let now = store::unix_millis(std::time::SystemTime::now());
+        keys.ensure_some_key(tokio::task::spawn_blocking(move || s.has_usable_keys(now)).await??)?;
+        // A key created or revoked by another process or instance reaches this one as a
+        // change of the store.
+        let keys = Arc::downgrade(&keys);
+        store.changes.subscribe(move |change| {
+            if let (store::StoreChange::Any, Some(keys)) = (change, keys.upgrade()) {
+                keys.forget();
+            }
+        });
+    }
     let packages = Arc::new(package::Packages::new(
         store.clone(),
         config.packages.clone(),
@@ -85,6 +102,18 @@ pub async fn serve(
     // Another process on this data dir (`symhub package add --data-dir`), or another
     // instance on a shared store, changes the store behind our back; the database tells us,
     // and memory is dropped.
+    let retention = tokio::spawn({
+        let (store, every) = (store.clone(), config.retention.interval);
+        async move {
+            loop {
+                let s = store.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.remove_expired()).await {
+                    tracing::error!("cannot remove expired transactions: {e:#}");
+                }
+                tokio::time::sleep(every).await;
+            }
+        }
+    });
     let watcher = tokio::spawn({
         let store = store.clone();
         async move {
@@ -135,6 +164,7 @@ pub async fn serve(
     maintenance.abort();
     expiry.abort();
     watcher.abort();
+    retention.abort();
     ledger.abort();
     let c = cache.clone();
     let _ = tokio::task::spawn_blocking(move || c.flush_touches()).await;

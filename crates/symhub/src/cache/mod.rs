@@ -24,6 +24,7 @@ pub mod index;
 mod load;
 pub mod local;
 pub mod read;
+pub mod report;
 pub mod resolve;
 #[cfg(test)]
 mod tests;

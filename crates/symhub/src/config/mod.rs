@@ -27,7 +27,7 @@ mod symbolication;
 mod validate;
 
 pub use storage::{S3Config, StorageConfig};
-pub use symbolication::{MissingConfig, SymbolicationConfig};
+pub use symbolication::{MissingConfig, RetentionConfig, SymbolicationConfig};
 pub use validate::{parse_key_hash, ListenAddr, TrustedProxy};
 
 /// Microsoft's public symbol server: the one upstream of the embedded default.
@@ -45,6 +45,7 @@ pub struct Config {
     pub packages: PackageConfig,
     pub symbolication: SymbolicationConfig,
     pub missing: MissingConfig,
+    pub retention: RetentionConfig,
     /// Upstream symbol servers, asked in this order of priority.
     #[serde(rename = "upstream")]
     pub upstreams: Vec<UpstreamConfig>,
@@ -62,6 +63,7 @@ impl Default for Config {
             packages: PackageConfig::default(),
             symbolication: SymbolicationConfig::default(),
             missing: MissingConfig::default(),
+            retention: RetentionConfig::default(),
             upstreams: vec![UpstreamConfig::new("microsoft", MICROSOFT_SYMBOLS)],
         }
     }
@@ -425,6 +427,7 @@ mod tests {
         );
         assert_eq!(c.missing.max_keys, d.missing.max_keys);
         assert_eq!(c.missing.flush_interval, d.missing.flush_interval);
+        assert_eq!(c.retention.interval, d.retention.interval);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `[symbolication]`: Breakpad symbols made on demand, `/symbolicate/v5` and `/api/minidump`,
-//! and the bounds of each request; `[missing]`: the missing-symbol ledger.
+//! and the bounds of each request; `[missing]`: the missing-symbol ledger; `[retention]`: when
+//! expired uploads are removed.
 
 use std::time::Duration;
 
@@ -81,6 +82,23 @@ impl Default for MissingConfig {
             enabled: true,
             max_keys: 100_000,
             flush_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[retention]`: expired upload transactions are removed (`crate::store::retention`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// How often the server looks for expired transactions and removes them.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(300),
         }
     }
 }

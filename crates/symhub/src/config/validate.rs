@@ -92,6 +92,9 @@ impl Config {
         if self.server.max_connections == 0 {
             bail!("server.max_connections: must be at least 1");
         }
+        if self.retention.interval < std::time::Duration::from_millis(100) {
+            bail!("retention.interval: must be at least 100ms (as in \"5m\")");
+        }
         if self.server.max_header_bytes.as_u64() < 8192 {
             bail!("server.max_header_bytes: must be at least 8 KiB");
         }

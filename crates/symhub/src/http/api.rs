@@ -25,7 +25,7 @@ use http::{header, HeaderMap, Method, StatusCode, Uri};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::error::{ApiError, RequireKey};
+use super::error::{need, ApiError, RequireKey};
 use super::log::{is_trusted, Noted, Peer};
 use super::{json, symbols, App};
 use crate::store::symbols::Committed;
@@ -56,7 +56,9 @@ pub async fn check_status(
     let Some(debug_id) = id_action.strip_suffix(":checkStatus") else {
         return Ok(symbols::handle(app, &method, &uri, &headers).await);
     };
-    app.keys.check(&headers, query.as_deref())?;
+    app.keys
+        .check(&headers, query.as_deref(), crate::auth::Scope::Upload)
+        .await?;
     let found = app.uploads.check_status(&debug_file, debug_id).await?;
     let status = if found { "FOUND" } else { "MISSING" };
     Ok(json::reply(StatusCode::OK, &json!({ "status": status })).noted("check"))
@@ -129,7 +131,7 @@ pub async fn put(
 
 /// `POST [/v1]/uploads/<upload key>:complete`, with the lenient body.
 pub async fn complete(
-    _: RequireKey,
+    key: RequireKey,
     State(app): State<Arc<App>>,
     Path(key_action): Path<String>,
     RawQuery(query): RawQuery,
@@ -151,7 +153,7 @@ pub async fn complete(
     let transaction = super::transactions::transaction_param(query.as_deref())?;
     let c = app
         .uploads
-        .complete_in(upload_key, claim, transaction)
+        .complete_in(upload_key, claim, key.origin(transaction))
         .await?;
     Ok(json::reply(StatusCode::OK, &json!({ "result": result_name(c) })).noted("complete"))
 }
@@ -169,7 +171,7 @@ const MAX_FIELD: usize = 4096;
 /// `POST <upload.v1_path>`: sym-upload-v1 multipart. Answers 200 `OK` (the client reports
 /// failure on any other status).
 pub async fn v1(
-    _: RequireKey,
+    key: RequireKey,
     State(app): State<Arc<App>>,
     RawQuery(query): RawQuery,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
@@ -216,7 +218,9 @@ pub async fn v1(
         debug_file,
         debug_id,
     };
-    app.uploads.finish_in(received, claim, transaction).await?;
+    app.uploads
+        .finish_in(received, claim, key.origin(transaction))
+        .await?;
     Ok((StatusCode::OK, "OK").into_response().noted("upload-v1"))
 }
 
@@ -231,7 +235,7 @@ pub struct ListQuery {
 
 /// `GET /api/symbols?prefix=…`: stored symbols, in key order, 1000 at most per page.
 pub async fn list(
-    _: RequireKey,
+    _: RequireKey<need::Download>,
     State(app): State<Arc<App>>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Answer {
@@ -264,7 +268,7 @@ pub async fn list(
 /// served to debuginfod clients at `/buildid/<build id>/source/<absolute path>`. The path is
 /// validated and canonicalized exactly as a debuginfod request's (no `..` above `/`).
 pub async fn put_source(
-    _: RequireKey,
+    caller: RequireKey,
     State(app): State<Arc<App>>,
     uri: Uri,
     headers: HeaderMap,
@@ -298,7 +302,13 @@ pub async fn put_source(
         .await?;
     let committed = app
         .uploads
-        .store_source(received, key, request.build_id.as_str(), source.as_str())
+        .store_source(
+            received,
+            key,
+            request.build_id.as_str(),
+            source.as_str(),
+            caller.origin(None),
+        )
         .await?;
     Ok(json::reply(
         StatusCode::OK,

@@ -34,7 +34,7 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub async fn route(State(app): State<Arc<App>>, req: axum::extract::Request) -> Response {
     let (parts, _body) = req.into_parts();
     let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
-    if let Some(r) = refuse_download(&app, method, uri, headers) {
+    if let Some(r) = refuse_download(&app, method, uri, headers).await {
         return r;
     }
     let path = uri

@@ -5,6 +5,7 @@
 //! | error | status | `error` |
 //! |---|---|---|
 //! | no API key / a wrong one / none configured | 401 / 403 / 403 | `unauthorized` / `forbidden` / `uploads_disabled` |
+//! | a revoked key / an expired one / too small a scope | 403 / 401 / 403 | `key_revoked` / `key_expired` / `insufficient_scope` |
 //! | a request that cannot be served as sent | 400, 404, 409, 413, 422, 429, 507 | from the service's error |
 //! | an upload transaction unknown / deleted / badly described | 404 / 409 / 400 | `unknown_transaction` / `transaction_deleted` / `bad_transaction` |
 //! | the shared store's bucket or database unreachable | 503 | `storage_unavailable` |
@@ -13,6 +14,7 @@
 //! "Storage unreachable" is recognized once, by [`crate::store::is_unavailable`], whatever
 //! service the error came through.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
@@ -23,8 +25,9 @@ use http::StatusCode;
 use super::json;
 use super::log::Noted;
 use super::App;
-use crate::auth::Denied;
+use crate::auth::{Caller, Denied, Scope};
 use crate::package::PackageError;
+use crate::store::symbols::Origin;
 use crate::store::transactions::TransactionError;
 use crate::upload::UploadError;
 
@@ -41,6 +44,8 @@ pub enum ApiError {
     BadRequest(&'static str, String),
     /// A named thing that does not exist (`unknown_package`).
     NotFound(&'static str, String),
+    /// The request conflicts with what exists (`key_exists`).
+    Conflict(&'static str, String),
     /// A route asked with a method it does not take.
     MethodNotAllowed(String),
     /// A failure of the server's own: storage, database, a task.
@@ -137,8 +142,12 @@ fn classify(e: &ApiError) -> (StatusCode, &'static str, String) {
                 Denied::Missing => (S::UNAUTHORIZED, "unauthorized"),
                 Denied::Wrong => (S::FORBIDDEN, "forbidden"),
                 Denied::Disabled => (S::FORBIDDEN, "uploads_disabled"),
+                Denied::Revoked(_) => (S::FORBIDDEN, "key_revoked"),
+                Denied::Expired(_) => (S::UNAUTHORIZED, "key_expired"),
+                Denied::Scope { .. } => (S::FORBIDDEN, "insufficient_scope"),
+                Denied::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "storage_unavailable"),
             };
-            (status, code, d.message().to_owned())
+            (status, code, d.message())
         }
         ApiError::Upload(u) => {
             let (status, code) = match u {
@@ -175,6 +184,7 @@ fn classify(e: &ApiError) -> (StatusCode, &'static str, String) {
         ApiError::Transaction(t) => transaction(t),
         ApiError::BadRequest(code, m) => (S::BAD_REQUEST, code, m.clone()),
         ApiError::NotFound(code, m) => (S::NOT_FOUND, code, m.clone()),
+        ApiError::Conflict(code, m) => (S::CONFLICT, code, m.clone()),
         ApiError::MethodNotAllowed(m) => (S::METHOD_NOT_ALLOWED, "method_not_allowed", m.clone()),
         ApiError::Internal(e) => server_side(e, "read or change its store"),
     }
@@ -208,16 +218,55 @@ fn detail(e: &ApiError) -> String {
     }
 }
 
-/// Taken by a handler that needs a valid API key (`?key=`, `Authorization: Bearer`,
-/// `Auth-Token`); without one the request is answered 401/403 before the handler runs.
-pub struct RequireKey;
+/// The scope a [`RequireKey`] demands, as a type so a handler's signature says it.
+pub trait NeedScope {
+    const SCOPE: Scope;
+}
 
-impl FromRequestParts<Arc<App>> for RequireKey {
+/// Scope markers for [`RequireKey`].
+pub mod need {
+    use super::{NeedScope, Scope};
+
+    pub struct Download;
+    pub struct Upload;
+    pub struct Admin;
+
+    impl NeedScope for Download {
+        const SCOPE: Scope = Scope::Download;
+    }
+    impl NeedScope for Upload {
+        const SCOPE: Scope = Scope::Upload;
+    }
+    impl NeedScope for Admin {
+        const SCOPE: Scope = Scope::Admin;
+    }
+}
+
+/// Taken by a handler that needs a valid API key of scope `S` or above (`?key=`,
+/// `Authorization: Bearer` or `Basic`, `Auth-Token`); without one the request is answered
+/// 401/403 before the handler runs. Holds who the caller is.
+pub struct RequireKey<S: NeedScope = need::Upload>(pub Caller, PhantomData<S>);
+
+impl<S: NeedScope> RequireKey<S> {
+    pub fn caller(&self) -> &Caller {
+        &self.0
+    }
+
+    /// What a commit by this caller records: its key's name, and the transaction it joins.
+    pub fn origin(&self, transaction: Option<i64>) -> Origin {
+        Origin::new(transaction, Some(self.0.name.clone()))
+    }
+}
+
+impl<S: NeedScope> FromRequestParts<Arc<App>> for RequireKey<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        app.keys.check(&parts.headers, parts.uri.query())?;
-        Ok(RequireKey)
+        let caller = app
+            .keys
+            .check(&parts.headers, parts.uri.query(), S::SCOPE)
+            .await?;
+        Ok(RequireKey(caller, PhantomData))
     }
 }
 

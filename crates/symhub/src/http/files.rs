@@ -26,7 +26,7 @@ use super::log::Noted;
 use super::{json, App};
 
 pub async fn put(
-    _: RequireKey,
+    key: RequireKey,
     State(app): State<Arc<App>>,
     name: Result<Path<String>, axum::extract::rejection::PathRejection>,
     RawQuery(query): RawQuery,
@@ -46,7 +46,7 @@ pub async fn put(
         .await?;
     let report = app
         .uploads
-        .ingest_file(received, &name, transaction)
+        .ingest_file(received, &name, key.origin(transaction))
         .await?;
     Ok(json::reply(StatusCode::OK, &report).noted("file-stored"))
 }

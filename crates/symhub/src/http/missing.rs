@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 use symhub_core::SymbolKey;
 
-use super::error::{ApiError, RequireKey};
+use super::error::{need, ApiError, RequireKey};
 use super::log::Noted;
 use super::{json, App};
 use crate::store::missing::{Missed, MissingOrder};
@@ -44,7 +44,7 @@ fn entry(m: &Missed) -> serde_json::Value {
 }
 
 pub async fn list(
-    _: RequireKey,
+    _: RequireKey<need::Download>,
     State(app): State<Arc<App>>,
     q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {

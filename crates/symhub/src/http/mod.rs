@@ -14,6 +14,7 @@ pub mod error;
 mod files;
 mod idle;
 pub mod json;
+mod keys;
 pub mod log;
 mod missing;
 mod ops;
@@ -51,7 +52,7 @@ pub struct App {
     pub cache: Arc<Cache>,
     pub uploads: Arc<Uploads>,
     pub packages: Arc<Packages>,
-    pub keys: ApiKeys,
+    pub keys: Arc<ApiKeys>,
     pub metrics: Arc<Metrics>,
     pub symbolicator: Arc<Symbolicator>,
     pub ledger: Arc<crate::missing::Ledger>,
@@ -67,7 +68,7 @@ impl App {
         cache: Arc<Cache>,
         uploads: Arc<Uploads>,
         packages: Arc<Packages>,
-        keys: ApiKeys,
+        keys: Arc<ApiKeys>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         Ok(Self {
@@ -161,6 +162,12 @@ fn router(app: Arc<App>) -> Router {
     .route(
         &format!("{p}/api/transactions/{{id}}"),
         get(transactions::show).delete(transactions::delete),
+    )
+    .route(&format!("{p}/api/whoami"), get(keys::whoami))
+    .route(&format!("{p}/api/keys"), get(keys::list).post(keys::create))
+    .route(
+        &format!("{p}/api/keys/{{name}}"),
+        axum::routing::delete(keys::revoke),
     )
     .route(&format!("{p}/api/missing"), get(missing::list))
     .route(

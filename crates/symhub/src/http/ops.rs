@@ -15,17 +15,20 @@ use super::error::ApiError;
 use super::App;
 
 /// With `auth.require_for_metrics`, whether the request carries a valid key.
-fn allowed(app: &App, headers: &HeaderMap, uri: &Uri) -> Result<(), ApiError> {
+pub(super) async fn allowed(app: &App, headers: &HeaderMap, uri: &Uri) -> Result<(), ApiError> {
     if !app.keys.require_for_metrics {
         return Ok(());
     }
-    Ok(app.keys.check(headers, uri.query())?)
+    app.keys
+        .check(headers, uri.query(), crate::auth::Scope::Download)
+        .await?;
+    Ok(())
 }
 
 pub async fn healthz(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) -> Response {
     let report = app.cache.health().await;
     let status = if report.degraded() { "degraded" } else { "ok" };
-    if allowed(&app, &headers, &uri).is_err() {
+    if allowed(&app, &headers, &uri).await.is_err() {
         return Json(serde_json::json!({ "status": status })).into_response();
     }
     let upstreams: Vec<_> = report
@@ -45,7 +48,7 @@ pub async fn metrics(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    allowed(&app, &headers, &uri)?;
+    allowed(&app, &headers, &uri).await?;
     for u in app.cache.upstreams().list() {
         app.metrics.set_upstream_down(&u.name, u.health.is_down());
     }

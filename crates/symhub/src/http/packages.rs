@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::api::declared_length;
-use super::error::{ApiError, RequireKey};
+use super::error::{need, ApiError, RequireKey};
 use super::log::Noted;
 use super::{json, App};
 use crate::package::valid_name;
@@ -81,13 +81,13 @@ pub async fn add(
     ingest(app, name, headers, body).await
 }
 
-pub async fn list(_: RequireKey, State(app): State<Arc<App>>) -> Answer {
+pub async fn list(_: RequireKey<need::Download>, State(app): State<Arc<App>>) -> Answer {
     let list = app.packages.all().await?;
     Ok(json::reply(StatusCode::OK, &json!({ "packages": list })).noted("packages"))
 }
 
 pub async fn show(
-    _: RequireKey,
+    _: RequireKey<need::Download>,
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
     Query(q): Query<NameQuery>,
@@ -111,7 +111,7 @@ pub async fn show(
 }
 
 pub async fn remove(
-    _: RequireKey,
+    _: RequireKey<need::Admin>,
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
 ) -> Answer {

@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt, TryStreamExt};
-use http::{header, HeaderValue, StatusCode};
+use http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
@@ -55,11 +55,15 @@ fn cors(r: &mut Response) {
     );
 }
 
-fn denied(app: &App, req: &Request) -> Option<Response> {
+async fn denied(app: &App, headers: &HeaderMap, uri: &Uri) -> Option<Response> {
     if !app.keys.require_for_downloads {
         return None;
     }
-    let e = app.keys.check(req.headers(), req.uri().query()).err()?;
+    let e = app
+        .keys
+        .check(headers, uri.query(), crate::auth::Scope::Download)
+        .await
+        .err()?;
     // With CORS headers, so a browser shows the 401 rather than a CORS failure.
     let mut r = super::error::ApiError::from(e).into_response();
     cors(&mut r);
@@ -85,7 +89,7 @@ fn timed_out(timeout: Duration) -> Response {
 }
 
 pub async fn v5(State(app): State<Arc<App>>, req: Request) -> Response {
-    if let Some(r) = denied(&app, &req) {
+    if let Some(r) = denied(&app, req.headers(), req.uri()).await {
         return r;
     }
     let timeout = app.symbolicator.config.request_timeout;
@@ -139,7 +143,7 @@ async fn v5_within(app: &App, req: Request) -> Response {
 }
 
 pub async fn minidump(State(app): State<Arc<App>>, req: Request) -> Response {
-    if let Some(r) = denied(&app, &req) {
+    if let Some(r) = denied(&app, req.headers(), req.uri()).await {
         return r;
     }
     let timeout = app.symbolicator.config.request_timeout;

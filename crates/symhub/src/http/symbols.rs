@@ -31,7 +31,7 @@ pub async fn route(State(app): State<Arc<App>>, req: axum::extract::Request) -> 
 
 /// What every download route answers before it looks at the path: 405 for a method other
 /// than `GET`/`HEAD`, and with `auth.require_for_downloads` a 401/403 without a valid key.
-pub(super) fn refuse_download(
+pub(super) async fn refuse_download(
     app: &App,
     method: &Method,
     uri: &Uri,
@@ -44,7 +44,8 @@ pub(super) fn refuse_download(
         return Some(r);
     }
     if app.keys.require_for_downloads {
-        if let Err(d) = app.keys.check(headers, uri.query()) {
+        let need = crate::auth::Scope::Download;
+        if let Err(d) = app.keys.check(headers, uri.query(), need).await {
             let mut r = super::error::ApiError::from(d).into_response();
             // A debugger (symsrv.dll, Visual Studio, dotnet-symbol) prompts for credentials
             // on this challenge and sends them as Basic: the key as the password.
@@ -61,7 +62,7 @@ pub(super) fn refuse_download(
 }
 
 pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
-    if let Some(r) = refuse_download(&app, method, uri, headers) {
+    if let Some(r) = refuse_download(&app, method, uri, headers).await {
         return r;
     }
     let Some(path) = uri.path().strip_prefix(app.path_prefix.as_str()) else {

@@ -15,11 +15,11 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use http::{HeaderMap, StatusCode, Uri};
+use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::error::{ApiError, RequireKey};
+use super::error::{need, ApiError, RequireKey};
 use super::log::Noted;
 use super::{json, App};
 use crate::store::transactions::TransactionError;
@@ -62,24 +62,30 @@ struct NewTransaction {
     version: String,
     #[serde(default)]
     comment: String,
+    /// `28d`, `12h`…: retention removes the run after that long.
+    #[serde(default)]
+    expires: Option<String>,
 }
 
-pub async fn create(
-    _: RequireKey,
-    State(app): State<Arc<App>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Answer {
+pub async fn create(key: RequireKey, State(app): State<Arc<App>>, body: Bytes) -> Answer {
     let new: NewTransaction = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(
             "bad_body",
             format!("expected {{\"product\": …, \"version\": …, \"comment\": …}}: {e}"),
         )
     })?;
-    let uploader = crate::auth::key_fingerprint(&headers, uri.query()).unwrap_or_default();
+    let uploader = key.caller().name.to_string();
+    let expires = crate::store::retention::parse_expiry(new.expires.as_deref())
+        .map_err(|m| ApiError::BadRequest("bad_expiry", m))?;
+    let expires_at = crate::store::retention::expires_at(expires);
     let info = blocking(&app, move |store| {
-        let id = store.begin_transaction(&new.product, &new.version, &new.comment, &uploader)?;
+        let id = store.begin_transaction_expiring(
+            &new.product,
+            &new.version,
+            &new.comment,
+            &uploader,
+            expires_at,
+        )?;
         Ok(store.transaction(id)?)
     })
     .await?;
@@ -101,7 +107,7 @@ fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Re
 }
 
 pub async fn list(
-    _: RequireKey,
+    _: RequireKey<need::Download>,
     State(app): State<Arc<App>>,
     q: Result<Query<Filter>, axum::extract::rejection::QueryRejection>,
 ) -> Answer {
@@ -114,7 +120,7 @@ pub async fn list(
 }
 
 pub async fn show(
-    _: RequireKey,
+    _: RequireKey<need::Download>,
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     q: Result<Query<Filter>, axum::extract::rejection::QueryRejection>,
@@ -138,14 +144,18 @@ pub async fn show(
     .noted("transaction"))
 }
 
-pub async fn delete(_: RequireKey, State(app): State<Arc<App>>, Path(id): Path<String>) -> Answer {
+pub async fn delete(
+    _: RequireKey<need::Admin>,
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Answer {
     let id = parse_id(&id)?;
     let report = blocking(&app, move |store| store.delete_transaction(id)).await?;
     Ok(json::reply(StatusCode::OK, &json!({ "deleted": [report] })).noted("transaction-deleted"))
 }
 
 pub async fn delete_matching(
-    _: RequireKey,
+    _: RequireKey<need::Admin>,
     State(app): State<Arc<App>>,
     q: Result<Query<Filter>, axum::extract::rejection::QueryRejection>,
 ) -> Answer {

@@ -17,12 +17,14 @@ pub(super) const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS symbols (
          debug_file TEXT NOT NULL,      -- lowercase
          debug_id TEXT NOT NULL,        -- lowercase, no dashes
          code_file TEXT,                -- lowercase
-         code_id TEXT                   -- lowercase
+         code_id TEXT,                  -- lowercase
+         uploader TEXT                  -- name of the API key that uploaded it (keys.rs)
      ) WITHOUT ROWID;
      CREATE INDEX IF NOT EXISTS symbols_module ON symbols(debug_file, debug_id);
      CREATE INDEX IF NOT EXISTS symbols_build_id ON symbols(debug_id, kind);
      CREATE INDEX IF NOT EXISTS symbols_code ON symbols(code_id, code_file);
      CREATE INDEX IF NOT EXISTS symbols_blob ON symbols(sha256);
+     CREATE INDEX IF NOT EXISTS symbols_code_file ON symbols(code_file);
      CREATE TABLE IF NOT EXISTS packages (
          seq INTEGER PRIMARY KEY AUTOINCREMENT,
          name TEXT NOT NULL,
@@ -73,7 +75,8 @@ pub(super) const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS symbols (
          uploader TEXT NOT NULL,
          created_at INTEGER NOT NULL,   -- unix ms
          state TEXT NOT NULL,           -- active | deleted
-         deleted_at INTEGER             -- unix ms
+         deleted_at INTEGER,            -- unix ms
+         expires_at INTEGER             -- unix ms; removed by retention after it
      );
      CREATE INDEX IF NOT EXISTS transactions_product ON transactions(product, version);
      CREATE TABLE IF NOT EXISTS transaction_keys (
@@ -97,7 +100,16 @@ pub(super) const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS symbols (
          clients INTEGER NOT NULL       -- bit set of client kinds (missing.rs)
      ) WITHOUT ROWID;
      CREATE INDEX IF NOT EXISTS missing_count ON missing_symbols(count);
-     CREATE INDEX IF NOT EXISTS missing_last_seen ON missing_symbols(last_seen);";
+     CREATE INDEX IF NOT EXISTS missing_last_seen ON missing_symbols(last_seen);
+     -- Named API keys (store/keys.rs): only the SHA-256 of a key is kept.
+     CREATE TABLE IF NOT EXISTS api_keys (
+         name TEXT PRIMARY KEY,
+         sha256 TEXT NOT NULL UNIQUE,
+         scope TEXT NOT NULL,           -- download | upload | admin
+         created_at INTEGER NOT NULL,   -- unix ms
+         expires_at INTEGER,            -- unix ms
+         revoked_at INTEGER             -- unix ms
+     );";
 
 /// The same tables for PostgreSQL: `COLLATE "C"` keeps key order bytewise, as in SQLite, so
 /// listings page identically.
@@ -111,12 +123,15 @@ pub(super) const PG_SCHEMA: &str = r#"CREATE TABLE IF NOT EXISTS symbols (
          debug_file TEXT NOT NULL,
          debug_id TEXT NOT NULL,
          code_file TEXT,
-         code_id TEXT
+         code_id TEXT,
+         uploader TEXT
      );
+     ALTER TABLE symbols ADD COLUMN IF NOT EXISTS uploader TEXT;
      CREATE INDEX IF NOT EXISTS symbols_module ON symbols(debug_file, debug_id);
      CREATE INDEX IF NOT EXISTS symbols_build_id ON symbols(debug_id, kind);
      CREATE INDEX IF NOT EXISTS symbols_code ON symbols(code_id, code_file);
      CREATE INDEX IF NOT EXISTS symbols_blob ON symbols(sha256);
+     CREATE INDEX IF NOT EXISTS symbols_code_file ON symbols(code_file);
      CREATE TABLE IF NOT EXISTS packages (
          seq BIGSERIAL PRIMARY KEY,
          name TEXT NOT NULL,
@@ -161,8 +176,10 @@ pub(super) const PG_SCHEMA: &str = r#"CREATE TABLE IF NOT EXISTS symbols (
          uploader TEXT NOT NULL,
          created_at BIGINT NOT NULL,
          state TEXT NOT NULL,
-         deleted_at BIGINT
+         deleted_at BIGINT,
+         expires_at BIGINT
      );
+     ALTER TABLE transactions ADD COLUMN IF NOT EXISTS expires_at BIGINT;
      CREATE INDEX IF NOT EXISTS transactions_product ON transactions(product, version);
      CREATE TABLE IF NOT EXISTS transaction_keys (
          id BIGINT NOT NULL,
@@ -183,7 +200,15 @@ pub(super) const PG_SCHEMA: &str = r#"CREATE TABLE IF NOT EXISTS symbols (
          clients BIGINT NOT NULL
      );
      CREATE INDEX IF NOT EXISTS missing_count ON missing_symbols(count);
-     CREATE INDEX IF NOT EXISTS missing_last_seen ON missing_symbols(last_seen)"#;
+     CREATE INDEX IF NOT EXISTS missing_last_seen ON missing_symbols(last_seen);
+     CREATE TABLE IF NOT EXISTS api_keys (
+         name TEXT COLLATE "C" PRIMARY KEY,
+         sha256 TEXT NOT NULL UNIQUE,
+         scope TEXT NOT NULL,
+         created_at BIGINT NOT NULL,
+         expires_at BIGINT,
+         revoked_at BIGINT
+     )"#;
 
 /// Brings a store database written by an older symhub up to the current columns.
 pub(super) fn migrate_sqlite(path: &Path) -> anyhow::Result<()> {
@@ -192,25 +217,30 @@ pub(super) fn migrate_sqlite(path: &Path) -> anyhow::Result<()> {
     }
     let conn = rusqlite::Connection::open(path)
         .with_context(|| format!("cannot open store database {}", path.display()))?;
-    let has_packages: bool = conn
-        .query_row(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'packages'",
-            [],
+    let has_column = |table: &str, column: &str| -> anyhow::Result<bool> {
+        Ok(conn.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
             |r| r.get::<_, i64>(0),
-        )
-        .map(|n| n > 0)?;
-    if has_packages {
-        let has_lease: bool = conn
-            .query_row(
-                "SELECT COUNT(*) FROM pragma_table_info('packages') WHERE name = 'lease_until'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n > 0)?;
-        if !has_lease {
-            conn.execute_batch(
-                "ALTER TABLE packages ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0",
-            )?;
+        )? > 0)
+    };
+    let has_table = |table: &str| -> anyhow::Result<bool> {
+        Ok(conn.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get::<_, i64>(0),
+        )? > 0)
+    };
+    // (table, column, definition) added since the table was first written.
+    for (table, column, definition) in [
+        ("packages", "lease_until", "INTEGER NOT NULL DEFAULT 0"),
+        ("symbols", "uploader", "TEXT"),
+        ("transactions", "expires_at", "INTEGER"),
+    ] {
+        if has_table(table)? && !has_column(table, column)? {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+            ))?;
         }
     }
     Ok(())

@@ -36,7 +36,8 @@ use crate::config::StorageConfig;
 /// uses them (commits here, `symhub migrate`).
 macro_rules! symbol_columns {
     () => {
-        "key, display, sha256, size, uploaded_at, kind, debug_file, debug_id, code_file, code_id"
+        "key, display, sha256, size, uploaded_at, kind, debug_file, debug_id, code_file, code_id, \
+         uploader"
     };
 }
 
@@ -71,6 +72,23 @@ pub struct Received {
     pub path: tempfile::TempPath,
     pub size: u64,
     pub sha256: String,
+}
+
+/// Where a commit comes from: the upload transaction it joins and the name of the API key
+/// that sent it ([`crate::auth::Caller`]), both recorded with its keys.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub transaction: Option<i64>,
+    pub uploader: Option<std::sync::Arc<str>>,
+}
+
+impl Origin {
+    pub fn new(transaction: Option<i64>, uploader: Option<std::sync::Arc<str>>) -> Self {
+        Self {
+            transaction,
+            uploader,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,20 +281,22 @@ impl SymbolStore {
         keys: &[SymbolKey],
         module: &ModuleId,
     ) -> anyhow::Result<Committed> {
-        self.commit_in(received, keys, module, None)
+        self.commit_in(received, keys, module, &Origin::default())
     }
 
-    /// [`Self::commit`] as part of upload transaction `transaction`
-    /// ([`super::transactions`]), which records the keys in the same SQL transaction as
-    /// their rows (also when the bytes were already there). An unknown or deleted
-    /// transaction fails the commit with a [`super::transactions::TransactionError`].
+    /// [`Self::commit`] recording who uploaded it and, with `origin.transaction`, as part of
+    /// that upload transaction ([`super::transactions`]), which records the keys in the same
+    /// SQL transaction as their rows (also when the bytes were already there). An unknown or
+    /// deleted transaction fails the commit with a
+    /// [`super::transactions::TransactionError`].
     pub fn commit_in(
         &self,
         received: Received,
         keys: &[SymbolKey],
         module: &ModuleId,
-        transaction: Option<i64>,
+        origin: &Origin,
     ) -> anyhow::Result<Committed> {
+        let transaction = origin.transaction;
         if let Some(id) = transaction {
             self.check_transaction(id)?;
         }
@@ -328,12 +348,13 @@ impl SymbolStore {
                     concat!(
                         "INSERT INTO symbols (",
                         symbol_columns!(),
-                        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                          ON CONFLICT (key) DO UPDATE SET display = excluded.display,
                          sha256 = excluded.sha256, size = excluded.size,
                          uploaded_at = excluded.uploaded_at, kind = excluded.kind,
                          debug_file = excluded.debug_file, debug_id = excluded.debug_id,
-                         code_file = excluded.code_file, code_id = excluded.code_id"
+                         code_file = excluded.code_file, code_id = excluded.code_id,
+                         uploader = excluded.uploader"
                     ),
                     p![
                         key.normalized(),
@@ -346,6 +367,7 @@ impl SymbolStore {
                         &debug_id,
                         code_file.as_deref(),
                         code_id.as_deref(),
+                        origin.uploader.as_deref(),
                     ],
                 )?;
             }
@@ -451,7 +473,7 @@ impl SymbolStore {
                     concat!(
                         "INSERT INTO symbols (",
                         symbol_columns!(),
-                        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING"
+                        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING"
                     ),
                     p![
                         &r.text(0),
@@ -464,6 +486,7 @@ impl SymbolStore {
                         &r.text(7),
                         r.opt_text(8).as_deref(),
                         r.opt_text(9).as_deref(),
+                        r.opt_text(10).as_deref(),
                     ],
                 )?;
             }

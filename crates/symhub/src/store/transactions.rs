@@ -62,6 +62,9 @@ pub struct TransactionInfo {
     pub state: String,
     #[serde(serialize_with = "opt_rfc3339")]
     pub deleted_at: Option<SystemTime>,
+    /// When retention removes it ([`super::retention`]); `None`: kept until deleted.
+    #[serde(serialize_with = "opt_rfc3339")]
+    pub expires_at: Option<SystemTime>,
     /// Keys recorded (a file committed under three keys counts three).
     pub key_count: u64,
     /// Sum of the sizes of those keys' files.
@@ -108,7 +111,7 @@ pub struct DeleteReport {
 macro_rules! info_select {
     () => {
         "SELECT t.id, t.product, t.version, t.comment, t.uploader, t.created_at, t.state,
-                t.deleted_at,
+                t.deleted_at, t.expires_at,
                 (SELECT COUNT(*) FROM transaction_keys k WHERE k.id = t.id),
                 (SELECT CAST(COALESCE(SUM(k.size), 0) AS BIGINT) FROM transaction_keys k
                  WHERE k.id = t.id)
@@ -126,8 +129,9 @@ fn info(r: &Row) -> TransactionInfo {
         created_at: from_millis(r.int(5)),
         state: r.text(6),
         deleted_at: r.opt_int(7).map(from_millis),
-        key_count: r.int(8) as u64,
-        bytes: r.int(9) as u64,
+        expires_at: r.opt_int(8).map(from_millis),
+        key_count: r.int(9) as u64,
+        bytes: r.int(10) as u64,
     }
 }
 
@@ -216,6 +220,19 @@ impl SymbolStore {
         comment: &str,
         uploader: &str,
     ) -> Result<i64, TransactionError> {
+        self.begin_transaction_expiring(product, version, comment, uploader, None)
+    }
+
+    /// [`Self::begin_transaction`] for a run that retention removes after `expires_at`
+    /// (unix ms; [`super::retention`]).
+    pub fn begin_transaction_expiring(
+        &self,
+        product: &str,
+        version: &str,
+        comment: &str,
+        uploader: &str,
+        expires_at: Option<i64>,
+    ) -> Result<i64, TransactionError> {
         let (product, version) = (product.trim(), version.trim());
         if product.is_empty() {
             return Err(TransactionError::Invalid(
@@ -228,14 +245,16 @@ impl SymbolStore {
             .and_then(|_| check_field("the comment", comment, MAX_COMMENT, true))
             .map_err(TransactionError::Invalid)?;
         let row = self.db.query_opt(
-            "INSERT INTO transactions (product, version, comment, uploader, created_at, state)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'active') RETURNING id",
+            "INSERT INTO transactions
+                 (product, version, comment, uploader, created_at, state, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6) RETURNING id",
             p![
                 product,
                 version,
                 comment,
                 uploader,
-                unix_millis(SystemTime::now())
+                unix_millis(SystemTime::now()),
+                expires_at
             ],
         )?;
         Ok(row.map_or(0, |r| r.int(0)))

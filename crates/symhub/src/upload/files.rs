@@ -16,7 +16,7 @@ use symhub_core::breakpad::{parse_sym_header, SymHeader, HEADER_LIMIT};
 use symhub_core::native::{self, DebugObject, Format, Identified};
 
 use super::{blocking, UploadError, Uploads};
-use crate::store::symbols::{Committed, ModuleId, Received};
+use crate::store::symbols::{Committed, ModuleId, Origin, Received};
 
 /// Files a zip may hold before it is refused (a `.nupkg` has tens).
 pub(super) const MAX_MEMBERS: usize = 10_000;
@@ -145,15 +145,16 @@ pub fn file_name(name: &str) -> Result<String, UploadError> {
 
 impl Uploads {
     /// Identifies a received file uploaded as `name` and stores everything in it, recording
-    /// the keys in `transaction` when given. Errors when nothing in it could be stored.
+    /// the keys in `origin`'s transaction when given. Errors when nothing in it could be
+    /// stored.
     pub async fn ingest_file(
         &self,
         received: Received,
         name: &str,
-        transaction: Option<i64>,
+        origin: Origin,
     ) -> Result<FileReport, UploadError> {
         let name = file_name(name)?;
-        let report = self.ingest(received, name, transaction, 0).await?;
+        let report = self.ingest(received, name, origin, 0).await?;
         if report.key_count() == 0 {
             let why = report.notes.first().cloned().unwrap_or_default();
             return Err(UploadError::NotDebugFile(format!(
@@ -169,7 +170,7 @@ impl Uploads {
         &self,
         received: Received,
         name: String,
-        transaction: Option<i64>,
+        origin: Origin,
         depth: u8,
     ) -> BoxFuture<'_, Result<FileReport, UploadError>> {
         Box::pin(async move {
@@ -189,7 +190,7 @@ impl Uploads {
                     report.format = Some(Format::Breakpad.kind());
                     report
                         .objects
-                        .push(self.store_sym(received, header, transaction).await?);
+                        .push(self.store_sym(received, header, &origin).await?);
                 }
                 Sniffed::Zip if depth > 0 => {
                     return Err(UploadError::NotDebugFile(format!(
@@ -203,7 +204,7 @@ impl Uploads {
                     for member in members {
                         match member {
                             Ok((member_name, file)) => match self
-                                .ingest(file, member_name.clone(), transaction, depth + 1)
+                                .ingest(file, member_name.clone(), origin.clone(), depth + 1)
                                 .await
                             {
                                 Ok(r) if r.key_count() > 0 => report.members.push(r),
@@ -217,7 +218,7 @@ impl Uploads {
                 }
                 Sniffed::Native(found) => {
                     report.format = found.objects.first().map(|o| o.format.kind());
-                    self.store_native(received, found, transaction, depth, &mut report)
+                    self.store_native(received, found, &origin, depth, &mut report)
                         .await?;
                 }
             }
@@ -229,7 +230,7 @@ impl Uploads {
         &self,
         received: Received,
         found: Identified,
-        transaction: Option<i64>,
+        origin: &Origin,
         depth: u8,
         report: &mut FileReport,
     ) -> Result<(), UploadError> {
@@ -256,7 +257,7 @@ impl Uploads {
             let Some(file) = part.or_else(|| whole.take()) else {
                 continue;
             };
-            let committed = self.commit_object(file, object, transaction).await?;
+            let committed = self.commit_object(file, object, origin).await?;
             report.objects.push(ObjectReport {
                 format: object.format.kind(),
                 arch: object.arch.clone(),
@@ -267,12 +268,12 @@ impl Uploads {
                 keys: object.keys.iter().map(|k| k.to_string()).collect(),
                 result: result_name(committed),
             });
-            if let Some(sym) = self.breakpad_for(object, committed, transaction).await {
+            if let Some(sym) = self.breakpad_for(object, committed, origin).await {
                 report.breakpad.push(sym);
             }
         }
         for (name, file) in embedded {
-            match self.ingest(file, name, transaction, depth + 1).await {
+            match self.ingest(file, name, origin.clone(), depth + 1).await {
                 Ok(r) => report.members.push(r),
                 Err(e) => report.notes.push(format!("embedded portable PDB: {e}")),
             }
@@ -284,13 +285,14 @@ impl Uploads {
         &self,
         file: Received,
         object: &DebugObject,
-        transaction: Option<i64>,
+        origin: &Origin,
     ) -> Result<Committed, UploadError> {
         let store = self.store.clone();
         let keys = object.keys.clone();
         let module = module_of(object);
+        let origin = origin.clone();
         let committed =
-            blocking(move || Ok(store.commit_in(file, &keys, &module, transaction)?)).await?;
+            blocking(move || Ok(store.commit_in(file, &keys, &module, &origin)?)).await?;
         for k in &object.keys {
             tracing::info!(key = %k, format = object.format.kind(), result = result_name(committed), "debug file stored");
         }
@@ -303,7 +305,7 @@ impl Uploads {
         &self,
         received: Received,
         header: SymHeader,
-        transaction: Option<i64>,
+        origin: &Origin,
     ) -> Result<ObjectReport, UploadError> {
         let key = header
             .key()
@@ -311,8 +313,9 @@ impl Uploads {
         let module = super::sym_module(&header);
         let store = self.store.clone();
         let keys = vec![key.clone()];
+        let origin = origin.clone();
         let committed =
-            blocking(move || Ok(store.commit_in(received, &keys, &module, transaction)?)).await?;
+            blocking(move || Ok(store.commit_in(received, &keys, &module, &origin)?)).await?;
         tracing::info!(key = %key, result = result_name(committed), "symbol stored");
         Ok(ObjectReport {
             format: Format::Breakpad.kind(),

@@ -26,7 +26,7 @@ use symhub_core::SymbolKey;
 
 use crate::config::UploadConfig;
 use crate::store::sessions::Session;
-use crate::store::symbols::{Committed, ModuleId, Received};
+use crate::store::symbols::{Committed, ModuleId, Origin, Received};
 use crate::store::SymbolStore;
 use crate::store::TempObject;
 
@@ -162,21 +162,21 @@ impl Uploads {
 
     /// Validates a received file against its claim and commits it under its keys.
     pub async fn finish(&self, received: Received, claim: Claim) -> Result<Committed, UploadError> {
-        self.finish_in(received, claim, None).await
+        self.finish_in(received, claim, Origin::default()).await
     }
 
-    /// [`Self::finish`], recording the keys in upload transaction `transaction` when given
-    /// (`crate::store::transactions`).
+    /// [`Self::finish`], recording the uploader and the keys in `origin`'s upload
+    /// transaction when given (`crate::store::transactions`).
     pub async fn finish_in(
         &self,
         received: Received,
         claim: Claim,
-        transaction: Option<i64>,
+        origin: Origin,
     ) -> Result<Committed, UploadError> {
         let store = self.store.clone();
         let (committed, keys) = blocking(move || {
             let (keys, module) = identify(&received, &claim)?;
-            let committed = store.commit_in(received, &keys, &module, transaction)?;
+            let committed = store.commit_in(received, &keys, &module, &origin)?;
             Ok((committed, keys))
         })
         .await?;
@@ -195,6 +195,7 @@ impl Uploads {
         key: SymbolKey,
         build_id: &str,
         path: &str,
+        origin: Origin,
     ) -> Result<Committed, UploadError> {
         let store = self.store.clone();
         let module = ModuleId {
@@ -205,7 +206,8 @@ impl Uploads {
             code_id: None,
         };
         let keys = vec![key];
-        let committed = blocking(move || Ok(store.commit(received, &keys, &module)?)).await?;
+        let committed =
+            blocking(move || Ok(store.commit_in(received, &keys, &module, &origin)?)).await?;
         tracing::info!(build_id, path, result = ?committed, "source stored");
         Ok(committed)
     }
@@ -287,15 +289,15 @@ impl Uploads {
     /// The v2 `:complete`: validates and commits the session's file, then ends the session
     /// whatever the outcome (its token was single-use anyway).
     pub async fn complete(&self, upload_key: &str, claim: Claim) -> Result<Committed, UploadError> {
-        self.complete_in(upload_key, claim, None).await
+        self.complete_in(upload_key, claim, Origin::default()).await
     }
 
-    /// [`Self::complete`] into upload transaction `transaction` when given.
+    /// [`Self::complete`] with `origin` (uploader, transaction).
     pub async fn complete_in(
         &self,
         upload_key: &str,
         claim: Claim,
-        transaction: Option<i64>,
+        origin: Origin,
     ) -> Result<Committed, UploadError> {
         let session = self.live_session(upload_key).await?;
         let Some((size, sha256)) = session.received else {
@@ -303,7 +305,7 @@ impl Uploads {
         };
         let (store, key) = (self.store.clone(), upload_key.to_owned());
         let received = blocking(move || Ok(store.take_received(&key, size, &sha256)?)).await?;
-        let result = self.finish_in(received, claim, transaction).await;
+        let result = self.finish_in(received, claim, origin).await;
         let (store, key) = (self.store.clone(), upload_key.to_owned());
         blocking(move || Ok(store.end_session(&key)?)).await?;
         result

@@ -19,7 +19,7 @@ use super::dump_worker::{dump, DumpLimits};
 use super::files::{result_name, SymReport};
 use super::{blocking, UploadError, Uploads};
 use crate::store::modules::{LocalBlob, ModuleFile};
-use crate::store::symbols::Committed;
+use crate::store::symbols::{Committed, Origin};
 use crate::store::SymbolStore;
 
 /// A stored file that carries what a `.sym` is made from.
@@ -190,7 +190,7 @@ impl Uploads {
         &self,
         object: &DebugObject,
         committed: Committed,
-        transaction: Option<i64>,
+        origin: &Origin,
     ) -> Option<SymReport> {
         if !self.config.breakpad {
             return None;
@@ -205,7 +205,7 @@ impl Uploads {
             }
         }
         let started = std::time::Instant::now();
-        let result = self.make_sym(object, transaction).await;
+        let result = self.make_sym(object, origin).await;
         let ms = started.elapsed().as_millis() as u64;
         match result {
             Ok(None) => None,
@@ -236,7 +236,7 @@ impl Uploads {
     async fn make_sym(
         &self,
         object: &DebugObject,
-        transaction: Option<i64>,
+        origin: &Origin,
     ) -> Result<Option<(String, Option<Committed>)>, String> {
         const ATTEMPTS: usize = 3;
         for attempt in 1..=ATTEMPTS {
@@ -261,6 +261,7 @@ impl Uploads {
             let (out, used) = (inputs.out.clone(), inputs.used.clone());
             let (sources, code_name) = (inputs.sources.clone(), inputs.code_name.clone());
             let last = attempt == ATTEMPTS;
+            let origin = origin.clone();
             let stored = blocking(move || {
                 if !last && current(&store, &o)? != used {
                     return Ok(None);
@@ -268,8 +269,8 @@ impl Uploads {
                 if let Some(name) = &code_name {
                     super::dump_worker::name_code_file(&out, name)?;
                 }
-                let made = commit_sym(&store, &out, &o.debug_id, transaction)?;
-                share_with_transactions(&store, &made, &sources, transaction)?;
+                let made = commit_sym(&store, &out, &o.debug_id, &origin)?;
+                share_with_transactions(&store, &made, &sources, origin.transaction)?;
                 Ok(Some((made.0, made.1)))
             })
             .await
@@ -320,7 +321,7 @@ fn commit_sym(
     store: &SymbolStore,
     out: &Path,
     expected: &str,
-    transaction: Option<i64>,
+    origin: &Origin,
 ) -> Result<(String, Option<Committed>), UploadError> {
     let received = super::unpack::copy_bounded(store, &mut std::fs::File::open(out)?, u64::MAX)?;
     let mut head = Vec::new();
@@ -343,6 +344,6 @@ fn commit_sym(
     }
     let mut module = super::sym_module(&header);
     module.kind = "BREAKPAD_MADE".into();
-    let committed = store.commit_in(received, std::slice::from_ref(&key), &module, transaction)?;
+    let committed = store.commit_in(received, std::slice::from_ref(&key), &module, origin)?;
     Ok((key.to_string(), Some(committed)))
 }

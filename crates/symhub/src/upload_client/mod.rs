@@ -33,6 +33,10 @@ pub struct UploadArgs {
     /// A comment kept with the run (symstore's /c).
     #[arg(long, default_value = "")]
     comment: String,
+    /// Remove the run's files after this long (`28d`, `12h`), as for try builds: the server
+    /// deletes the transaction once it expires, keeping bytes another run still holds.
+    #[arg(long, value_name = "DURATION")]
+    expires: Option<String>,
     /// Print each file's format, ids and keys; upload nothing.
     #[arg(long)]
     dry_run: bool,
@@ -141,6 +145,7 @@ pub fn run(args: UploadArgs) -> anyhow::Result<()> {
         product,
         version: args.version,
         comment: args.comment,
+        expires: args.expires,
         force: args.force,
         jobs: args.jobs,
     };
@@ -176,6 +181,7 @@ struct Run {
     product: String,
     version: String,
     comment: String,
+    expires: Option<String>,
     force: bool,
     jobs: usize,
 }
@@ -187,7 +193,12 @@ async fn upload_all(
     totals: &mut Totals,
 ) -> anyhow::Result<()> {
     let transaction = sink
-        .begin(&args.product, &args.version, &args.comment)
+        .begin(
+            &args.product,
+            &args.version,
+            &args.comment,
+            args.expires.as_deref(),
+        )
         .await?;
     if let Some(id) = transaction {
         println!(

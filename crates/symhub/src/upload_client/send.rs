@@ -113,7 +113,10 @@ impl Sink {
         product: &str,
         version: &str,
         comment: &str,
+        expires: Option<&str>,
     ) -> anyhow::Result<Option<i64>> {
+        let expires_in =
+            symhub::store::retention::parse_expiry(expires).map_err(anyhow::Error::msg)?;
         match self {
             Sink::V2(_) => Ok(None),
             Sink::Local(uploads) => {
@@ -123,8 +126,9 @@ impl Sink {
                     version.to_owned(),
                     comment.to_owned(),
                 );
+                let expires_at = symhub::store::retention::expires_at(expires_in);
                 let id = tokio::task::spawn_blocking(move || {
-                    store.begin_transaction(&p, &v, &c, &uploader())
+                    store.begin_transaction_expiring(&p, &v, &c, &uploader(), expires_at)
                 })
                 .await??;
                 Ok(Some(id))
@@ -134,8 +138,11 @@ impl Sink {
                     .request(reqwest::Method::POST, "/api/transactions")
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(
-                        json!({ "product": product, "version": version, "comment": comment })
-                            .to_string(),
+                        json!({
+                            "product": product, "version": version, "comment": comment,
+                            "expires": expires,
+                        })
+                        .to_string(),
                     )
                     .send()
                     .await
@@ -243,7 +250,9 @@ impl Sink {
                 let file = tokio::fs::File::open(&p.path).await?;
                 let stream = tokio_util::io::ReaderStream::with_capacity(file, CHUNK);
                 let received = uploads.receive(stream, Some(p.size)).await?;
-                match uploads.ingest_file(received, &p.name, transaction).await {
+                let origin =
+                    symhub::store::symbols::Origin::new(transaction, Some(uploader().into()));
+                match uploads.ingest_file(received, &p.name, origin).await {
                     Ok(report) => Ok(outcome_of(&serde_json::to_value(&report)?)),
                     Err(
                         e @ (UploadError::NotDebugFile(_)

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::store::symbols::Received;
-use crate::store::symbols::{Committed, ModuleId};
+use crate::store::symbols::{Committed, ModuleId, Origin};
 
 fn received(store: &SymbolStore, bytes: &[u8]) -> Received {
     use sha2::Digest;
@@ -38,7 +38,9 @@ fn put(store: &SymbolStore, tx: Option<i64>, keys: &[&str], bytes: &[u8]) -> Str
     let r = received(store, bytes);
     let sha = r.sha256.clone();
     let keys: Vec<_> = keys.iter().map(|k| key(k)).collect();
-    store.commit_in(r, &keys, &module(), tx).unwrap();
+    store
+        .commit_in(r, &keys, &module(), &Origin::new(tx, None))
+        .unwrap();
     sha
 }
 
@@ -64,7 +66,12 @@ fn two_transactions_share_bytes_and_each_delete_keeps_what_the_other_needs() {
     // The same bytes under the same key: a duplicate, still recorded in t2.
     let r = received(&store, b"shared bytes");
     let c = store
-        .commit_in(r, &[key("a.pdb/1/a.pdb")], &module(), Some(t2))
+        .commit_in(
+            r,
+            &[key("a.pdb/1/a.pdb")],
+            &module(),
+            &Origin::new(Some(t2), None),
+        )
         .unwrap();
     assert_eq!(c, Committed::Duplicate);
     let keys = store.transaction_keys(t2, "", 10).unwrap();
@@ -160,7 +167,12 @@ fn closed_or_unknown_transactions_refuse_keys_and_deletion() {
     let r = received(&store, b"late");
     let sha = r.sha256.clone();
     let e = store
-        .commit_in(r, &[key("f.pdb/1/f.pdb")], &module(), Some(t))
+        .commit_in(
+            r,
+            &[key("f.pdb/1/f.pdb")],
+            &module(),
+            &Origin::new(Some(t), None),
+        )
         .unwrap_err();
     assert!(matches!(
         e.downcast_ref::<TransactionError>(),
