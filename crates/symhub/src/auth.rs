@@ -130,12 +130,11 @@ pub fn create_named_key(
     expires_in: Option<Duration>,
 ) -> Result<(String, NamedKey), crate::store::keys::KeyError> {
     let (key, line) = new_key();
-    let now = unix_millis(SystemTime::now());
     let named = NamedKey {
         name: name.to_owned(),
         scope: scope.as_str().to_owned(),
-        created_at: now,
-        expires_at: expires_in.map(|d| now.saturating_add(d.as_millis() as i64)),
+        created_at: unix_millis(SystemTime::now()),
+        expires_at: crate::store::retention::expires_at(expires_in),
         revoked_at: None,
     };
     store.create_key(&named, &line["sha256:".len()..])?;

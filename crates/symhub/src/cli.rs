@@ -24,9 +24,9 @@ struct Cli {
 enum Command {
     /// Run the server (with no config: 127.0.0.1:8080, ./symhub-data, Microsoft's symbol server).
     Serve(ServeArgs),
-    /// API keys.
+    /// API keys: make one (named, with a scope and an expiry, or for [auth]), list, revoke.
     #[command(subcommand)]
-    Key(KeyCommand),
+    Key(crate::keys_client::KeyCommand),
     /// Upload build output: PE, PDB, ELF, Mach-O, portable PDB, .nupkg and Breakpad .sym
     /// files (directories searched recursively), keyed from their bytes, in one transaction,
     /// skipping what the server already has. --dry-run prints the keys.
@@ -124,12 +124,6 @@ fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
         serde_json::json!({ "migrated": done, "seconds": started.elapsed().as_secs_f64() })
     );
     Ok(())
-}
-
-#[derive(Subcommand)]
-enum KeyCommand {
-    /// Print a new API key and the line that lets symhub accept it.
-    New,
 }
 
 #[derive(clap::Args)]
@@ -248,14 +242,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Key(KeyCommand::New) => {
-            let (key, line) = symhub::auth::new_key();
-            println!("API key (give it to the uploader; it is not stored anywhere):\n  {key}\n");
-            println!(
-                "Add to symhub.toml so symhub accepts it:\n  [auth]\n  api_keys = [\"{line}\"]"
-            );
-            Ok(())
-        }
+        Command::Key(command) => crate::keys_client::run(command),
         Command::Upload(args) => crate::upload_client::run(args),
         Command::Package(command) => crate::package_client::run(command),
         Command::Transactions(args) => crate::transactions_client::list(args),

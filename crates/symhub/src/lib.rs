@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod debuginfod;
+pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod missing;
@@ -141,6 +142,7 @@ pub async fn serve(
         metrics,
     )?);
     let ledger = tokio::spawn(app.ledger.clone().run());
+    let history = tokio::spawn(app.metrics.history.clone().run());
     let listeners = http::bind(&config).await?;
     for l in &listeners {
         println!("symhub: listening on {}", l.describe());
@@ -166,6 +168,7 @@ pub async fn serve(
     watcher.abort();
     retention.abort();
     ledger.abort();
+    history.abort();
     let c = cache.clone();
     let _ = tokio::task::spawn_blocking(move || c.flush_touches()).await;
     let l = app.ledger.clone();

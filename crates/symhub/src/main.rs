@@ -1,6 +1,7 @@
 //! The `symhub` binary: argument parsing lives in [`cli`]; everything else in the library.
 
 mod cli;
+mod keys_client;
 mod package_client;
 mod stackwalk_client;
 mod target;

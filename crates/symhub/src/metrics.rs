@@ -42,6 +42,9 @@ pub struct Metrics {
     pub cache_entries: Gauge,
     pub evictions: Counter,
     pub fills_in_flight: Gauge,
+    /// The same counts over the last hour, for the console ([`crate::history`]).
+    pub history: std::sync::Arc<crate::history::History>,
+    pub started: std::time::SystemTime,
 }
 
 impl Default for Metrics {
@@ -110,6 +113,8 @@ impl Default for Metrics {
             cache_entries,
             evictions,
             fills_in_flight,
+            history: Default::default(),
+            started: std::time::SystemTime::now(),
         }
     }
 }
@@ -118,6 +123,7 @@ impl Metrics {
     pub fn request(&self, outcome: &'static str, bytes: u64) {
         self.requests.get_or_create(&OutcomeLabel { outcome }).inc();
         self.served_bytes.inc_by(bytes);
+        self.history.count(outcome, bytes);
     }
 
     pub fn upstream_request(&self, upstream: &str, status: &str) {

@@ -17,15 +17,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Multipart, Path, Query, RawQuery, State};
+use axum::extract::{Multipart, Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use futures_util::TryStreamExt;
 use http::{header, HeaderMap, Method, StatusCode, Uri};
-use serde::Deserialize;
 use serde_json::json;
 
-use super::error::{need, ApiError, RequireKey};
+use super::error::{ApiError, RequireKey};
 use super::log::{is_trusted, Noted, Peer};
 use super::{json, symbols, App};
 use crate::store::symbols::Committed;
@@ -222,46 +221,6 @@ pub async fn v1(
         .finish_in(received, claim, key.origin(transaction))
         .await?;
     Ok((StatusCode::OK, "OK").into_response().noted("upload-v1"))
-}
-
-#[derive(Deserialize)]
-pub struct ListQuery {
-    #[serde(default)]
-    prefix: String,
-    #[serde(default)]
-    after: String,
-    limit: Option<usize>,
-}
-
-/// `GET /api/symbols?prefix=…`: stored symbols, in key order, 1000 at most per page.
-pub async fn list(
-    _: RequireKey<need::Download>,
-    State(app): State<Arc<App>>,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Answer {
-    let Ok(Query(q)) = query else {
-        return Err(ApiError::BadRequest(
-            "bad_query",
-            "use ?prefix=…&after=…&limit=…".into(),
-        ));
-    };
-    let limit = q.limit.unwrap_or(1000).clamp(1, 1000);
-    let rows = app.uploads.list(q.prefix, q.after, limit).await?;
-    let next = (rows.len() == limit)
-        .then(|| rows.last().map(|r| r.key.clone()))
-        .flatten();
-    let symbols: Vec<_> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "key": r.display,
-                "size": r.size,
-                "sha256": r.sha256,
-                "uploaded_at": humantime::format_rfc3339_seconds(r.uploaded_at).to_string(),
-            })
-        })
-        .collect();
-    Ok(json::reply(StatusCode::OK, &json!({ "symbols": symbols, "next": next })).noted("list"))
 }
 
 /// `PUT /api/sources/<build id>/<absolute path>`: a source file of an uploaded ELF module,

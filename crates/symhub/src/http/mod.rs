@@ -9,16 +9,19 @@ use axum::response::IntoResponse;
 
 mod api;
 mod body;
+mod console;
 mod debuginfod;
+mod entries;
 pub mod error;
 mod files;
 mod idle;
 pub mod json;
-mod keys;
+pub mod keys;
 pub mod log;
 mod missing;
 mod ops;
 mod packages;
+mod status;
 mod symbolicate;
 mod symbols;
 mod transactions;
@@ -56,6 +59,7 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub symbolicator: Arc<Symbolicator>,
     pub ledger: Arc<crate::missing::Ledger>,
+    pub store_totals: status::StoreTotals,
     pub path_prefix: String,
     pub public_url: String,
     pub v1_path: String,
@@ -74,6 +78,7 @@ impl App {
         Ok(Self {
             symbolicator: Symbolicator::new(cache.clone(), &config.symbolication),
             ledger: crate::missing::Ledger::new(cache.store().clone(), &config.missing),
+            store_totals: Default::default(),
             cache,
             uploads,
             packages,
@@ -129,7 +134,11 @@ fn router(app: Arc<App>) -> Router {
         &format!("{p}{}", app.v1_path),
         post(api::v1).layer(DefaultBodyLimit::disable()),
     )
-    .route(&format!("{p}/api/symbols"), get(api::list))
+    .route(&format!("{p}/api/symbols"), get(entries::search))
+    .route(
+        &format!("{p}/api/symbols/{{*key}}"),
+        get(entries::show).delete(entries::delete),
+    )
     .route(
         &format!("{p}/api/files/{{name}}"),
         put(files::put).layer(DefaultBodyLimit::disable()),
@@ -163,7 +172,16 @@ fn router(app: Arc<App>) -> Router {
         &format!("{p}/api/transactions/{{id}}"),
         get(transactions::show).delete(transactions::delete),
     )
+    .route(&format!("{p}/api/status"), get(status::status))
     .route(&format!("{p}/api/whoami"), get(keys::whoami))
+    .route(&format!("{p}/ui/"), get(console::index))
+    .route(&format!("{p}/ui/app.js"), get(console::script))
+    .route(&format!("{p}/ui/app.css"), get(console::style))
+    .route(&format!("{p}/ui"), get(console::to_console))
+    .route(
+        if p.is_empty() { "/" } else { &p },
+        get(console::to_console),
+    )
     .route(&format!("{p}/api/keys"), get(keys::list).post(keys::create))
     .route(
         &format!("{p}/api/keys/{{name}}"),

@@ -10,6 +10,7 @@ pub mod blobs;
 pub mod changes;
 mod claims;
 pub mod db;
+pub mod entries;
 pub mod keys;
 mod locate;
 pub mod migrate;

@@ -15,6 +15,7 @@
 
 pub mod encoding;
 pub mod health;
+pub mod stats;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,6 +44,8 @@ pub struct Upstream {
     pub idle_timeout: Duration,
     max_redirects: usize,
     pub health: Health,
+    /// Requests, failures and latency, for `/api/status`.
+    pub stats: stats::UpstreamStats,
 }
 
 /// One upstream's answer for one key.
@@ -122,6 +125,7 @@ impl Upstream {
             idle_timeout: c.idle_timeout,
             max_redirects: c.max_redirects,
             health: Health::new(config.health.failure_threshold, config.health.blackout),
+            stats: stats::UpstreamStats::default(),
         })
     }
 
@@ -164,6 +168,11 @@ impl Upstream {
     }
 
     /// The URL of `key` at this upstream (see [`Upstream::path_for`]); empty if it has none.
+    /// The configured base URL, without a trailing `/`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub fn url_for(&self, key: &SymbolKey, target: Option<&str>) -> String {
         self.path_for(key, target)
             .map(|p| format!("{}/{p}", self.base))
@@ -236,6 +245,28 @@ impl Upstream {
     }
 
     async fn ask(
+        &self,
+        key: &SymbolKey,
+        target: Option<&str>,
+        client_headers: &HeaderMap,
+        accept_html: bool,
+        metrics: &Metrics,
+    ) -> Answer {
+        let started = Instant::now();
+        let answer = self
+            .ask_once(key, target, client_headers, accept_html, metrics)
+            .await;
+        if !matches!(answer, Answer::Skipped) {
+            let failed = match &answer {
+                Answer::Failed(kind) => Some(kind.as_str()),
+                _ => None,
+            };
+            self.stats.record(started.elapsed(), failed);
+        }
+        answer
+    }
+
+    async fn ask_once(
         &self,
         key: &SymbolKey,
         target: Option<&str>,

@@ -5,6 +5,8 @@ mod elf_support;
 mod native_support;
 mod support;
 
+mod access;
+mod console;
 mod debuginfod;
 mod debuginfod_rig;
 mod deploy;
@@ -16,6 +18,7 @@ mod native_tools;
 mod packages;
 mod proxy;
 mod resilience;
+mod retention;
 mod scale;
 mod security;
 mod server;

@@ -179,9 +179,14 @@
     return data;
   }
 
-  /** The text to show for a failed call; 401/403 say the page needs a key. */
+  /** The server's message for a failed action (delete, forget, revoke, create). */
+  function errorText(err) {
+    return err && err.message ? err.message : String(err);
+  }
+
+  /** The text to show for a page that failed to load; 401/403 say the page needs a key. */
   function describeError(err, scope) {
-    const msg = err instanceof ApiError ? err.message : String(err && err.message ? err.message : err);
+    const msg = errorText(err);
     if (!(err instanceof ApiError)) return msg;
     const what = scope ? `an API key with ${scope} scope` : 'an API key';
     if (err.status === 401) return `This page needs ${what}: ${msg}`;
@@ -340,7 +345,7 @@
       params,
       alive: () => token === routeToken,
       onLeave: (fn) => { leaveView = fn; },
-      /** Shows a failed load in the notice; returns false when the view is gone. */
+      /** Shows a failed load in the notice, unless the user has moved on. */
       fail(err, scope) {
         if (token !== routeToken) return;
         notice.error(describeError(err, scope));
@@ -374,6 +379,10 @@
 
     const load = async () => {
       timer = null;
+      if (document.hidden && !body.querySelector('.loading')) {
+        timer = setTimeout(load, REFRESH_MS); // the tab is in the background: skip this round
+        return;
+      }
       try {
         const data = await api('status');
         if (!ctx.alive()) return;
@@ -498,7 +507,7 @@
         barChart('chart', points, REQUEST_SERIES, { width, height: 170, label: reqLabel, fmt: fmtInt }),
         h('figcaption', {}, `Requests per ${interval} s`, legend(REQUEST_SERIES))),
       h('figure', { class: 'chart-box' },
-        barChart('bytes-chart', points, BYTES_SERIES, { width, height: 110, label: bytesLabel, fmt: humanBytes }),
+        barChart('bytes-chart', points, BYTES_SERIES, { width, height: 110, label: bytesLabel, fmt: humanBytes, binary: true }),
         h('figcaption', {}, `Bytes served per ${interval} s`, legend(BYTES_SERIES))));
   }
 
@@ -508,12 +517,12 @@
   }
 
   /** A stacked bar chart; newest point on the right, at least 60 slots wide. */
-  function barChart(id, points, series, { width, height, label, fmt }) {
+  function barChart(id, points, series, { width, height, label, fmt, binary }) {
     const pad = { left: 64, right: 8, top: 8, bottom: 20 };
     const plotW = width - pad.left - pad.right;
     const plotH = height - pad.top - pad.bottom;
     const totals = points.map((p) => series.reduce((a, se) => a + (p[se.field] || 0), 0));
-    const max = niceCeil(Math.max(1, ...totals));
+    const max = niceCeil(Math.max(1, ...totals), binary);
     const slots = Math.max(points.length, 60);
     const slotW = plotW / slots;
     const gap = slotW > 3 ? 1 : 0;
@@ -524,21 +533,21 @@
       viewBox: `0 0 ${width} ${height}`, width, height,
       preserveAspectRatio: 'xMinYMin meet',
     });
-    svg.append(gridLines(pad, plotW, max, y, fmt));
     if (!points.length) {
+      svg.append(s('line', { x1: pad.left, x2: pad.left + plotW, y1: y(0), y2: y(0), class: 'baseline' }));
       svg.append(s('text', { x: pad.left + plotW / 2, y: pad.top + plotH / 2, 'text-anchor': 'middle', class: 'axis' }, 'No data yet'));
       return svg;
     }
     const bars = s('g', { class: 'bars' });
     points.forEach((p, i) => {
       const x = pad.left + (slots - points.length + i) * slotW;
-      bars.append(barStack(p, series, x, Math.max(slotW - gap, 0.5), y, fmt));
+      bars.append(barStack(p, series, { x, w: Math.max(slotW - gap, 0.5), top: pad.top }, y, fmt));
     });
-    svg.append(bars, timeAxis(points, pad, width, height));
+    svg.append(gridLines(pad, plotW, max, y, fmt), bars, timeAxis(points, pad, width, height));
     return svg;
   }
 
-  function barStack(point, series, x, w, y, fmt) {
+  function barStack(point, series, { x, w, top: plotTop }, y, fmt) {
     const g = s('g', {});
     const parts = series.map((se) => `${se.label.toLowerCase()} ${fmt(point[se.field] || 0)}`);
     g.append(s('title', {}, `${shortDate(point.at)}: ${parts.join(', ')}`));
@@ -551,14 +560,14 @@
       }
       base += v;
     }
-    // An invisible full-height rect so the tooltip shows over empty intervals too.
-    g.append(s('rect', { class: 'hover', x: x.toFixed(2), y: y(0) - 1, width: w.toFixed(2), height: 1 }));
+    // An invisible full-height rect so the tooltip shows over the whole column.
+    g.append(s('rect', { class: 'hover', x: x.toFixed(2), y: plotTop, width: w.toFixed(2), height: (y(0) - plotTop).toFixed(2) }));
     return g;
   }
 
   function gridLines(pad, plotW, max, y, fmt) {
     const g = s('g', { class: 'grid' });
-    for (const v of [0, max / 2, max]) {
+    for (const v of max >= 2 ? [0, max / 2, max] : [0, max]) {
       const yy = y(v).toFixed(2);
       g.append(
         s('line', { x1: pad.left, x2: pad.left + plotW, y1: yy, y2: yy, class: v === 0 ? 'baseline' : 'gridline' }),
@@ -577,10 +586,15 @@
     return g;
   }
 
-  /** Rounds up to 1, 2 or 5 times a power of ten (integers only). */
-  function niceCeil(v) {
-    const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 5, 10]) if (m * p >= v) return Math.max(1, Math.ceil(m * p));
+  /**
+   * Rounds up to 1, 2 or 5 times a power of ten; with `binary`, of a power of ten times
+   * a power of 1024 (so byte axes read 200 MiB, not 190.7 MiB).
+   */
+  function niceCeil(v, binary) {
+    const unit = binary ? Math.pow(1024, Math.max(0, Math.floor(Math.log(v) / Math.log(1024)))) : 1;
+    const x = v / unit;
+    const p = Math.pow(10, Math.floor(Math.log10(x)));
+    for (const m of [1, 2, 5, 10]) if (m * p >= x) return Math.max(1, Math.ceil(m * p * unit));
     return v;
   }
 
@@ -735,7 +749,7 @@
         navigate('#/symbols');
       } catch (err) {
         if (!ctx.alive()) return;
-        notice.error(describeError(err));
+        notice.error(errorText(err));
         button.disabled = false;
         button.focus();
       }
@@ -839,7 +853,7 @@
         if (!ctx.alive()) return;
         forget.disabled = false;
         forget.focus();
-        notice.error(describeError(err));
+        notice.error(errorText(err));
       }
     });
     return row;
@@ -946,7 +960,7 @@
         if (h2 && ctx.alive()) { h2.tabIndex = -1; h2.focus(); }
       } catch (err) {
         if (!ctx.alive()) return;
-        notice.error(describeError(err, 'admin'));
+        notice.error(errorText(err));
         button.disabled = false;
         button.focus();
       }
@@ -980,7 +994,7 @@
         result.focus();
       } catch (err) {
         if (ctx.alive()) {
-          notice.error(describeError(err, 'admin'));
+          notice.error(errorText(err));
           create.disabled = false;
           create.focus();
         }
