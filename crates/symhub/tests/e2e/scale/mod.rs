@@ -7,6 +7,7 @@
 //! This module holds the rig (`Cluster`: two instances on a bucket and a database) and
 //! the helpers the tests share; the tests are grouped by what they check.
 
+mod access;
 mod bucket;
 mod database;
 
