@@ -11,8 +11,10 @@ use anyhow::Context;
 use sha2::{Digest, Sha256};
 
 use super::db::p;
+use super::db::DbResult;
+use super::db::Row;
 use super::packages::PackageKey;
-use super::symbols::SymbolStore;
+use super::symbols::{bump, symbol_columns, SymbolStore};
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Migrated {
@@ -122,4 +124,60 @@ pub fn migrate(
         ));
     }
     Ok(done)
+}
+
+/// A whole `symbols` row, as `symhub migrate` copies it.
+pub(super) struct SymbolRow(Row);
+
+impl SymbolStore {
+    /// Whole rows in key order after `after`, at most `limit`.
+    pub(super) fn symbol_rows(&self, after: &str, limit: usize) -> DbResult<Vec<SymbolRow>> {
+        let rows = self.db.query(
+            concat!(
+                "SELECT ",
+                symbol_columns!(),
+                " FROM symbols WHERE key > ?1 ORDER BY key LIMIT ?2"
+            ),
+            p![after, limit as i64],
+        )?;
+        Ok(rows.into_iter().map(SymbolRow).collect())
+    }
+
+    /// Inserts rows copied from another store, keeping any key this store already has, in
+    /// one transaction. Returns how many were new.
+    pub(super) fn insert_new_rows(&self, rows: &[SymbolRow]) -> DbResult<u64> {
+        self.db.tx(|tx| {
+            let mut n = 0;
+            for SymbolRow(r) in rows {
+                n += tx.execute(
+                    concat!(
+                        "INSERT INTO symbols (",
+                        symbol_columns!(),
+                        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING"
+                    ),
+                    p![
+                        &r.text(0),
+                        &r.text(1),
+                        &r.text(2),
+                        r.int(3),
+                        r.int(4),
+                        &r.text(5),
+                        &r.text(6),
+                        &r.text(7),
+                        r.opt_text(8).as_deref(),
+                        r.opt_text(9).as_deref(),
+                        r.opt_text(10).as_deref(),
+                    ],
+                )?;
+            }
+            bump(tx)?;
+            Ok(n)
+        })
+    }
+}
+
+impl SymbolRow {
+    pub(super) fn key(&self) -> String {
+        self.0.text(0)
+    }
 }

@@ -40,9 +40,7 @@ macro_rules! symbol_columns {
          uploader"
     };
 }
-
-/// A whole `symbols` row, as `symhub migrate` copies it.
-pub(super) struct SymbolRow(Row);
+pub(super) use symbol_columns;
 
 /// A stored symbol, as the cache layer serves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -446,59 +444,6 @@ impl SymbolStore {
                 .query_opt("PRAGMA data_version", p![])?
                 .map_or(0, |r| r.int(0)))
         }
-    }
-}
-
-impl SymbolStore {
-    /// Whole rows in key order after `after`, at most `limit`.
-    pub(super) fn symbol_rows(&self, after: &str, limit: usize) -> DbResult<Vec<SymbolRow>> {
-        let rows = self.db.query(
-            concat!(
-                "SELECT ",
-                symbol_columns!(),
-                " FROM symbols WHERE key > ?1 ORDER BY key LIMIT ?2"
-            ),
-            p![after, limit as i64],
-        )?;
-        Ok(rows.into_iter().map(SymbolRow).collect())
-    }
-
-    /// Inserts rows copied from another store, keeping any key this store already has, in
-    /// one transaction. Returns how many were new.
-    pub(super) fn insert_new_rows(&self, rows: &[SymbolRow]) -> DbResult<u64> {
-        self.db.tx(|tx| {
-            let mut n = 0;
-            for SymbolRow(r) in rows {
-                n += tx.execute(
-                    concat!(
-                        "INSERT INTO symbols (",
-                        symbol_columns!(),
-                        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING"
-                    ),
-                    p![
-                        &r.text(0),
-                        &r.text(1),
-                        &r.text(2),
-                        r.int(3),
-                        r.int(4),
-                        &r.text(5),
-                        &r.text(6),
-                        &r.text(7),
-                        r.opt_text(8).as_deref(),
-                        r.opt_text(9).as_deref(),
-                        r.opt_text(10).as_deref(),
-                    ],
-                )?;
-            }
-            bump(tx)?;
-            Ok(n)
-        })
-    }
-}
-
-impl SymbolRow {
-    pub(super) fn key(&self) -> String {
-        self.0.text(0)
     }
 }
 

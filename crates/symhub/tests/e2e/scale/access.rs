@@ -21,10 +21,22 @@ async fn keys_and_uploaders_are_shared_and_revocations_reach_every_instance() {
     let reader = new_key(&c.b, KEY, "shared-reader", "download").await;
     // Made on A, used on B (and the other way round).
     let text = sym("viab", "0123456789ABCDEF0123456789ABCDEF0", "");
-    assert_eq!(upload_v1_in(&c.b, &ci, &text, None).await, 200, "{}", c.b.stderr());
+    assert_eq!(
+        upload_v1_in(&c.b, &ci, &text, None).await,
+        200,
+        "{}",
+        c.b.stderr()
+    );
     let (status, who) = api(&c.a, &reader, Method::GET, "/api/whoami", None).await;
     assert_eq!((status, &who["name"]), (200, &json!("shared-reader")));
-    let (_, entry) = api(&c.a, KEY, Method::GET, &format!("/api/symbols{}", sym_path(&text)), None).await;
+    let (_, entry) = api(
+        &c.a,
+        KEY,
+        Method::GET,
+        &format!("/api/symbols{}", sym_path(&text)),
+        None,
+    )
+    .await;
     assert_eq!(entry["uploader"], "shared-ci", "{entry}");
     // Search through the other instance finds it by debug file.
     let (_, found) = api(&c.a, &reader, Method::GET, "/api/symbols?q=viab", None).await;
@@ -41,10 +53,16 @@ async fn keys_and_uploaders_are_shared_and_revocations_reach_every_instance() {
             assert_eq!(v["error"], "key_revoked");
             break;
         }
-        assert!(revoked.elapsed() < Duration::from_secs(5), "B still takes a revoked key");
+        assert!(
+            revoked.elapsed() < Duration::from_secs(5),
+            "B still takes a revoked key"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    eprintln!("revocation through A seen by B after {:?}", revoked.elapsed());
+    eprintln!(
+        "revocation through A seen by B after {:?}",
+        revoked.elapsed()
+    );
     let (_, list) = api(&c.b, KEY, Method::GET, "/api/keys", None).await;
     let states: Vec<_> = list["keys"]
         .as_array()
@@ -53,7 +71,10 @@ async fn keys_and_uploaders_are_shared_and_revocations_reach_every_instance() {
         .filter(|k| k["source"] == "store")
         .map(|k| (k["name"].as_str().unwrap(), k["state"].as_str().unwrap()))
         .collect();
-    assert_eq!(states, [("shared-ci", "revoked"), ("shared-reader", "active")]);
+    assert_eq!(
+        states,
+        [("shared-ci", "revoked"), ("shared-reader", "active")]
+    );
 }
 
 #[tokio::test]
@@ -75,9 +96,20 @@ async fn retention_removes_an_expired_run_once_and_keeps_shared_bytes() {
     let got = c.b.get(&sym_path(&shared)).await;
     assert_eq!(got.status(), 200);
     assert_eq!(got.text().await.unwrap(), shared);
-    assert!(r.stderr().contains("expired transaction removed"), "{}", r.stderr());
+    assert!(
+        r.stderr().contains("expired transaction removed"),
+        "{}",
+        r.stderr()
+    );
     // An admin deletes one stored key through A; B answers 404 within the change poll.
-    let (status, v) = api(&c.a, KEY, Method::DELETE, &format!("/api/symbols{}", sym_path(&shared)), None).await;
+    let (status, v) = api(
+        &c.a,
+        KEY,
+        Method::DELETE,
+        &format!("/api/symbols{}", sym_path(&shared)),
+        None,
+    )
+    .await;
     assert_eq!((status, &v["from"]), (200, &json!("store")), "{v}");
     super::until_status(&c.b, &sym_path(&shared), 404).await;
 }
