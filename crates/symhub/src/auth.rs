@@ -92,6 +92,8 @@ pub enum Denied {
     },
     /// The shared database could not be asked about the key.
     Unavailable(String),
+    /// A change asked by another site's page ([`cross_site`]).
+    CrossSite,
 }
 
 impl Denied {
@@ -108,6 +110,7 @@ impl Denied {
                 need.as_str()
             ),
             Denied::Unavailable(e) => format!("cannot check the API key: {e}"),
+            Denied::CrossSite => "a page of another site may not change symhub (a browser would send its saved credentials with it); use the console on this server, or a client that is not a browser".into(),
         }
     }
 }
@@ -231,12 +234,16 @@ impl ApiKeys {
         query: Option<&str>,
         need: Scope,
     ) -> Result<Caller, Denied> {
-        let Some(presented) = presented_key(headers, query) else {
-            return Err(if self.disabled().await? {
+        // "Uploads are disabled" is no answer to a download: it needs a key, full stop.
+        let disabled = || async {
+            Ok(if need > Scope::Download && self.disabled().await? {
                 Denied::Disabled
             } else {
                 Denied::Missing
-            });
+            })
+        };
+        let Some(presented) = presented_key(headers, query) else {
+            return Err(disabled().await?);
         };
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         drop(presented);
@@ -252,10 +259,9 @@ impl ApiKeys {
             });
         }
         let Some(named) = self.named(digest).await? else {
-            return Err(if self.disabled().await? {
-                Denied::Disabled
-            } else {
-                Denied::Wrong
+            return Err(match disabled().await? {
+                Denied::Disabled => Denied::Disabled,
+                _ => Denied::Wrong,
             });
         };
         let now = unix_millis(SystemTime::now());
@@ -327,6 +333,32 @@ impl ApiKeys {
     }
 }
 
+/// Whether a request comes from a page of another site, by what browsers say of it:
+/// `Sec-Fetch-Site` (`cross-site`, `same-site`), or else an `Origin` whose host is not the
+/// one asked (`Host`, or `X-Forwarded-Host` behind a proxy). A browser sends Basic
+/// credentials it has saved with such a request (a form posted as `text/plain` needs no
+/// CORS preflight), so requests that change something are refused when this holds.
+/// Non-browser clients (sym_upload, curl, symhub's own) send neither header.
+pub fn cross_site(headers: &http::HeaderMap) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = header("sec-fetch-site") {
+        return matches!(site, "cross-site" | "same-site");
+    }
+    let Some(origin) = header("origin") else {
+        return false;
+    };
+    let origin_host = origin
+        .split_once("://")
+        .map(|(_, rest)| rest.trim_end_matches('/'));
+    let Some(origin_host) = origin_host else {
+        return true; // `null` and anything else that names no host
+    };
+    ![header("host"), header("x-forwarded-host")]
+        .into_iter()
+        .flatten()
+        .any(|h| h.trim().eq_ignore_ascii_case(origin_host))
+}
+
 /// `key sha256:` and the first 12 hex digits of a configured key's hash, which begin its
 /// `auth.api_keys` line, so an operator can tell whose it is without the key.
 fn fingerprint(digest: &[u8; 32]) -> String {
@@ -338,8 +370,8 @@ fn presented_key(headers: &http::HeaderMap, query: Option<&str>) -> Option<Strin
         for pair in q.split('&') {
             if let Some(v) = pair.strip_prefix("key=") {
                 let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy();
-                if !v.is_empty() {
-                    return Some(v.into_owned());
+                if !v.trim().is_empty() {
+                    return Some(v.trim().to_owned());
                 }
             }
         }
@@ -350,11 +382,9 @@ fn presented_key(headers: &http::HeaderMap, query: Option<&str>) -> Option<Strin
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
     };
-    if let Some(auth) = header("authorization") {
-        if let Some(token) = auth
-            .strip_prefix("Bearer ")
-            .or_else(|| auth.strip_prefix("bearer "))
-        {
+    // The scheme is case-insensitive (RFC 9110 §11.1).
+    if let Some((scheme, token)) = header("authorization").and_then(|a| a.split_once(' ')) {
+        if scheme.eq_ignore_ascii_case("bearer") {
             return Some(token.trim().to_owned());
         }
     }
@@ -449,8 +479,13 @@ mod tests {
         assert_eq!(check(basic(":".into()), None).await, Err(Denied::Missing));
         let off = ApiKeys::new(&Config::default(), &[], None).unwrap();
         assert_eq!(
-            caller(off.check(&h, None, Scope::Download).await),
+            caller(off.check(&h, None, Scope::Upload).await),
             Err(Denied::Disabled)
+        );
+        // A download is not "uploads disabled": it needs a key.
+        assert_eq!(
+            caller(off.check(&h, None, Scope::Download).await),
+            Err(Denied::Missing)
         );
     }
 
@@ -466,7 +501,7 @@ mod tests {
         };
         // No key anywhere: disabled, then a named key turns keys on.
         assert_eq!(
-            caller(keys.check(&bearer("x"), None, Scope::Download).await),
+            caller(keys.check(&bearer("x"), None, Scope::Upload).await),
             Err(Denied::Disabled)
         );
         let (up, _) = create_named_key(&store, "ci", Scope::Upload, None).unwrap();
@@ -521,9 +556,39 @@ mod tests {
         );
         keys.forget();
         assert_eq!(
-            caller(keys.check(&bearer("x"), None, Scope::Download).await),
+            caller(keys.check(&bearer("x"), None, Scope::Upload).await),
             Err(Denied::Disabled),
             "no usable key left"
         );
+    }
+
+    #[test]
+    fn changes_from_another_sites_pages_are_told_apart() {
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = http::HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, v.parse().unwrap());
+            }
+            cross_site(&h)
+        };
+        assert!(!h(&[]), "sym_upload, curl: no browser headers");
+        assert!(!h(&[("sec-fetch-site", "same-origin")]));
+        assert!(!h(&[("sec-fetch-site", "none")]));
+        assert!(h(&[("sec-fetch-site", "cross-site")]));
+        assert!(h(&[("sec-fetch-site", "same-site")]));
+        assert!(!h(&[
+            ("origin", "http://symhub:8080"),
+            ("host", "symhub:8080")
+        ]));
+        assert!(h(&[
+            ("origin", "http://evil.example"),
+            ("host", "symhub:8080")
+        ]));
+        assert!(h(&[("origin", "null"), ("host", "symhub:8080")]));
+        assert!(!h(&[
+            ("origin", "https://symbols.corp"),
+            ("host", "127.0.0.1:8080"),
+            ("x-forwarded-host", "symbols.corp")
+        ]));
     }
 }

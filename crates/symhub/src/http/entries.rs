@@ -83,10 +83,13 @@ pub async fn search(
         );
     };
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
-    let rows = tokio::task::spawn_blocking(move || store.search(&text, &q.after, limit))
+    // One more than a page: `next` only when there is more.
+    let mut rows = tokio::task::spawn_blocking(move || store.search(&text, &q.after, limit + 1))
         .await?
         .map_err(anyhow::Error::from)?;
-    let next = (rows.len() == limit)
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = more
         .then(|| rows.last().map(|r| r.key.to_lowercase()))
         .flatten();
     Ok(json::reply(StatusCode::OK, &json!({ "symbols": rows, "next": next })).noted("search"))

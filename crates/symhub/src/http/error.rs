@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | no API key / a wrong one / none configured | 401 / 403 / 403 | `unauthorized` / `forbidden` / `uploads_disabled` |
 //! | a revoked key / an expired one / too small a scope | 403 / 401 / 403 | `key_revoked` / `key_expired` / `insufficient_scope` |
+//! | a change asked by another site's page | 403 | `cross_site` |
 //! | a request that cannot be served as sent | 400, 404, 409, 413, 422, 429, 507 | from the service's error |
 //! | an upload transaction unknown / deleted / badly described | 404 / 409 / 400 | `unknown_transaction` / `transaction_deleted` / `bad_transaction` |
 //! | the shared store's bucket or database unreachable | 503 | `storage_unavailable` |
@@ -146,6 +147,7 @@ fn classify(e: &ApiError) -> (StatusCode, &'static str, String) {
                 Denied::Expired(_) => (S::UNAUTHORIZED, "key_expired"),
                 Denied::Scope { .. } => (S::FORBIDDEN, "insufficient_scope"),
                 Denied::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "storage_unavailable"),
+                Denied::CrossSite => (S::FORBIDDEN, "cross_site"),
             };
             (status, code, d.message())
         }
@@ -262,6 +264,9 @@ impl<S: NeedScope> FromRequestParts<Arc<App>> for RequireKey<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        if !parts.method.is_safe() && crate::auth::cross_site(&parts.headers) {
+            return Err(Denied::CrossSite.into());
+        }
         let caller = app
             .keys
             .check(&parts.headers, parts.uri.query(), S::SCOPE)

@@ -141,6 +141,15 @@ pub async fn revoke(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
 ) -> Answer {
+    if app.keys.configured_names().contains(&name) {
+        return Err(ApiError::BadRequest(
+            "configured_key",
+            format!(
+                "`{name}` is a configured key: remove its line from [auth] api_keys (or \
+                 --api-key-file) and restart symhub"
+            ),
+        ));
+    }
     let store = app.cache.store().clone();
     let now = unix_millis(SystemTime::now());
     let n = name.clone();

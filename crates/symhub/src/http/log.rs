@@ -212,6 +212,20 @@ struct LogLine {
     complete: bool,
 }
 
+/// A request path as logged: a sym-upload v2 upload URL (`…/_upload/<upload key>/<token>`)
+/// without its token, which stays valid for the session.
+fn logged_path(path: &str) -> &str {
+    match path.find("/_upload/") {
+        Some(at) => {
+            let after = at + "/_upload/".len();
+            path[after..]
+                .find('/')
+                .map_or(path, |slash| &path[..after + slash + 1])
+        }
+        None => path,
+    }
+}
+
 impl Drop for LogLine {
     fn drop(&mut self) {
         let r = &self.request;
@@ -224,8 +238,9 @@ impl Drop for LogLine {
         // Hundredths of a millisecond: `took_ms=5.7`, never `5.7001029999999995`.
         let took_ms = (r.started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0;
         let client = r.client();
+        let path = logged_path(r.uri.path());
         let Some(o) = &self.outcome else {
-            tracing::info!(client = %client, method = %r.method, path = r.uri.path(),
+            tracing::info!(client = %client, method = %r.method, path,
                 status = self.status, bytes = self.bytes, took_ms, "request");
             return;
         };
@@ -235,7 +250,7 @@ impl Drop for LogLine {
             method = %r.method,
             outcome = o.what,
             // An API route's outcome has no key: its path says what was asked.
-            key = o.key.as_deref().unwrap_or(r.uri.path()),
+            key = o.key.as_deref().unwrap_or(path),
             upstream = o.upstream.as_deref().unwrap_or("-"),
             status = self.status,
             bytes = self.bytes,
@@ -314,5 +329,13 @@ mod tests {
             "198.51.100.7"
         );
         assert_eq!(client_address(Some(&proxy), [], &proxies), "10.0.0.1");
+    }
+
+    #[test]
+    fn upload_tokens_stay_out_of_the_log() {
+        assert_eq!(logged_path("/_upload/abc/s3cr3t"), "/_upload/abc/");
+        assert_eq!(logged_path("/sym/_upload/abc/s3cr3t"), "/sym/_upload/abc/");
+        assert_eq!(logged_path("/_upload/abc"), "/_upload/abc");
+        assert_eq!(logged_path("/a.pdb/1/a.pdb"), "/a.pdb/1/a.pdb");
     }
 }

@@ -200,9 +200,20 @@ fn router(app: Arc<App>) -> Router {
         &format!("{p}/api/minidump"),
         post(symbolicate::minidump).layer(DefaultBodyLimit::disable()),
     )
+    // Under /api/ every path is an API path: an unknown one is the API's JSON 404, never a
+    // symbol lookup.
+    .route(
+        &format!("{p}/api/{{*rest}}"),
+        axum::routing::any(api_not_found),
+    )
     .fallback(symbols::route)
     .method_not_allowed_fallback(method_not_allowed)
     .with_state(app)
+}
+
+async fn api_not_found(method: http::Method, uri: http::Uri) -> axum::response::Response {
+    error::ApiError::NotFound("not_found", format!("no API route {method} {}", uri.path()))
+        .into_response()
 }
 
 /// A route that exists, asked with a method it does not take: the API's JSON error, not

@@ -19,6 +19,7 @@ use symhub_core::SymbolKey;
 use super::body::file_body;
 use super::log::Outcome;
 use super::App;
+use crate::auth::Denied;
 use crate::cache::fill::Progress;
 use crate::cache::{Answer, Entry, Fill, Missing, Redirect};
 
@@ -46,9 +47,17 @@ pub(super) async fn refuse_download(
     if app.keys.require_for_downloads {
         let need = crate::auth::Scope::Download;
         if let Err(d) = app.keys.check(headers, uri.query(), need).await {
+            // A wrong, revoked or expired key is a 401 here, not the API's 403: a debugger
+            // (symsrv.dll, Visual Studio, dotnet-symbol) prompts again only on a 401.
+            let prompt = matches!(
+                d,
+                Denied::Missing | Denied::Wrong | Denied::Revoked(_) | Denied::Expired(_)
+            );
             let mut r = super::error::ApiError::from(d).into_response();
-            // A debugger (symsrv.dll, Visual Studio, dotnet-symbol) prompts for credentials
-            // on this challenge and sends them as Basic: the key as the password.
+            if prompt {
+                *r.status_mut() = StatusCode::UNAUTHORIZED;
+            }
+            // The challenge makes it prompt, and send the key as Basic's password.
             if r.status() == StatusCode::UNAUTHORIZED {
                 r.headers_mut().insert(
                     header::WWW_AUTHENTICATE,

@@ -26,7 +26,7 @@ pub struct NamedKey {
 pub enum KeyError {
     #[error("{0}")]
     Invalid(String),
-    #[error("a key named `{0}` exists already (names are never reused, even once revoked)")]
+    #[error("a key named `{0}` exists already, whatever the case (names are never reused, even once revoked)")]
     Exists(String),
     #[error("no key named `{0}`")]
     Unknown(String),
@@ -34,11 +34,15 @@ pub enum KeyError {
     Db(#[from] DbError),
 }
 
-/// A key name: 1–64 of ASCII letters, digits, `-`, `_`, `.`, `@`, so it can stand in a log
-/// line, a URL path and a table cell as it is.
+/// A key name: 1–64 of ASCII letters, digits, `-`, `_`, `.`, `@`, beginning with a letter or
+/// digit, so it can stand in a log line, a URL path segment (never `.` or `..`) and a table
+/// cell as it is. Names are unique whatever their case.
 pub fn check_key_name(name: &str) -> Result<(), KeyError> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_KEY_NAME
+    let ok = name.len() <= MAX_KEY_NAME
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
@@ -46,7 +50,8 @@ pub fn check_key_name(name: &str) -> Result<(), KeyError> {
         Ok(())
     } else {
         Err(KeyError::Invalid(format!(
-            "a key name is 1 to {MAX_KEY_NAME} letters, digits, `-`, `_`, `.` or `@`, not {:?}",
+            "a key name is 1 to {MAX_KEY_NAME} letters, digits, `-`, `_`, `.` or `@`, \
+             beginning with a letter or digit, not {:?}",
             name.chars().take(80).collect::<String>()
         )))
     }
@@ -128,17 +133,19 @@ impl SymbolStore {
             .is_some())
     }
 
-    /// Revokes key `name` at `now` (unix ms). Revoking a revoked key changes nothing.
+    /// Revokes key `name` (any case) at `now` (unix ms). Revoking a revoked key changes
+    /// nothing.
     pub fn revoke_key(&self, name: &str, now: i64) -> Result<NamedKey, KeyError> {
         let row = self.db.tx(|tx| {
             tx.execute(
-                "UPDATE api_keys SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+                "UPDATE api_keys SET revoked_at = ?2
+                 WHERE lower(name) = lower(?1) AND revoked_at IS NULL",
                 p![name, now],
             )?;
             bump(tx)?;
             tx.query_opt(
                 "SELECT name, scope, created_at, expires_at, revoked_at FROM api_keys
-                 WHERE name = ?1",
+                 WHERE lower(name) = lower(?1)",
                 p![name],
             )
         })?;

@@ -153,7 +153,7 @@ impl SymbolStore {
                     concat!(
                         "INSERT INTO symbols (",
                         symbol_columns!(),
-                        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING"
+                        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING"
                     ),
                     p![
                         &r.text(0),
@@ -167,6 +167,7 @@ impl SymbolStore {
                         r.opt_text(8).as_deref(),
                         r.opt_text(9).as_deref(),
                         r.opt_text(10).as_deref(),
+                        r.int(11),
                     ],
                 )?;
             }

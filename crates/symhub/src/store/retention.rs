@@ -16,15 +16,23 @@ use super::symbols::{bump, SymbolStore};
 use super::transactions::{DeleteReport, TransactionError};
 use super::unix_millis;
 
-/// An expiry as operators write it: `28d`, `12h`, `90d`, `1w` (humantime), or nothing (never
-/// expires). Used by transactions and named keys.
+/// The longest expiry: a century, so every expiry is a date every client can print.
+pub const MAX_EXPIRY: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 86_400);
+
+/// An expiry as operators write it: `28d`, `12h`, `90d`, `1w` (humantime), from one second
+/// to [`MAX_EXPIRY`]; or nothing (never expires). Used by transactions and named keys.
 pub fn parse_expiry(s: Option<&str>) -> Result<Option<std::time::Duration>, String> {
     let Some(s) = s.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
     match humantime::parse_duration(s) {
-        Ok(d) if !d.is_zero() => Ok(Some(d)),
-        Ok(_) => Err(format!("expires: {s:?} is no time at all")),
+        Ok(d) if d < std::time::Duration::from_secs(1) => {
+            Err(format!("expires: {s:?} is less than a second"))
+        }
+        Ok(d) if d > MAX_EXPIRY => Err(format!(
+            "expires: {s:?} is more than 100 years; leave it out for no expiry"
+        )),
+        Ok(d) => Ok(Some(d)),
         Err(e) => Err(format!(
             "expires: {s:?} is not a duration such as 28d or 12h ({e})"
         )),

@@ -18,7 +18,9 @@ pub(super) const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS symbols (
          debug_id TEXT NOT NULL,        -- lowercase, no dashes
          code_file TEXT,                -- lowercase
          code_id TEXT,                  -- lowercase
-         uploader TEXT                  -- name of the API key that uploaded it (keys.rs)
+         uploader TEXT,                 -- name of the API key that uploaded it (keys.rs)
+         pinned INTEGER NOT NULL DEFAULT 0 -- 1: these bytes were uploaded outside any
+                                        -- transaction, so no transaction's deletion removes them
      ) WITHOUT ROWID;
      CREATE INDEX IF NOT EXISTS symbols_module ON symbols(debug_file, debug_id);
      CREATE INDEX IF NOT EXISTS symbols_build_id ON symbols(debug_id, kind);
@@ -109,7 +111,8 @@ pub(super) const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS symbols (
          created_at INTEGER NOT NULL,   -- unix ms
          expires_at INTEGER,            -- unix ms
          revoked_at INTEGER             -- unix ms
-     );";
+     );
+     CREATE UNIQUE INDEX IF NOT EXISTS api_keys_name_nocase ON api_keys(lower(name));";
 
 /// The same tables for PostgreSQL: `COLLATE "C"` keeps key order bytewise, as in SQLite, so
 /// listings page identically.
@@ -124,9 +127,11 @@ pub(super) const PG_SCHEMA: &str = r#"CREATE TABLE IF NOT EXISTS symbols (
          debug_id TEXT NOT NULL,
          code_file TEXT,
          code_id TEXT,
-         uploader TEXT
+         uploader TEXT,
+         pinned BIGINT NOT NULL DEFAULT 0
      );
      ALTER TABLE symbols ADD COLUMN IF NOT EXISTS uploader TEXT;
+     ALTER TABLE symbols ADD COLUMN IF NOT EXISTS pinned BIGINT NOT NULL DEFAULT 0;
      CREATE INDEX IF NOT EXISTS symbols_module ON symbols(debug_file, debug_id);
      CREATE INDEX IF NOT EXISTS symbols_build_id ON symbols(debug_id, kind);
      CREATE INDEX IF NOT EXISTS symbols_code ON symbols(code_id, code_file);
@@ -208,7 +213,8 @@ pub(super) const PG_SCHEMA: &str = r#"CREATE TABLE IF NOT EXISTS symbols (
          created_at BIGINT NOT NULL,
          expires_at BIGINT,
          revoked_at BIGINT
-     )"#;
+     );
+     CREATE UNIQUE INDEX IF NOT EXISTS api_keys_name_nocase ON api_keys(lower(name))"#;
 
 /// Brings a store database written by an older symhub up to the current columns.
 pub(super) fn migrate_sqlite(path: &Path) -> anyhow::Result<()> {
@@ -235,6 +241,7 @@ pub(super) fn migrate_sqlite(path: &Path) -> anyhow::Result<()> {
     for (table, column, definition) in [
         ("packages", "lease_until", "INTEGER NOT NULL DEFAULT 0"),
         ("symbols", "uploader", "TEXT"),
+        ("symbols", "pinned", "INTEGER NOT NULL DEFAULT 0"),
         ("transactions", "expires_at", "INTEGER"),
     ] {
         if has_table(table)? && !has_column(table, column)? {

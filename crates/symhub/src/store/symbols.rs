@@ -37,7 +37,7 @@ use crate::config::StorageConfig;
 macro_rules! symbol_columns {
     () => {
         "key, display, sha256, size, uploaded_at, kind, debug_file, debug_id, code_file, code_id, \
-         uploader"
+         uploader, pinned"
     };
 }
 pub(super) use symbol_columns;
@@ -303,9 +303,10 @@ impl SymbolStore {
             |k| matches!(self.get(k.normalized()), Ok(Some(s)) if s.sha256 == received.sha256),
         );
         if duplicate
-            && transaction.map_or(Ok(true), |id| {
-                self.record_held(id, keys, &received.sha256, received.size)
-            })?
+            && transaction.map_or_else(
+                || Ok::<_, anyhow::Error>(self.pin(keys, &received.sha256).map(|()| true)?),
+                |id| self.record_held(id, keys, &received.sha256, received.size),
+            )?
         {
             let _ = std::fs::remove_file(&received.path);
             return Ok(Committed::Duplicate);
@@ -346,13 +347,15 @@ impl SymbolStore {
                     concat!(
                         "INSERT INTO symbols (",
                         symbol_columns!(),
-                        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
                          ON CONFLICT (key) DO UPDATE SET display = excluded.display,
                          sha256 = excluded.sha256, size = excluded.size,
                          uploaded_at = excluded.uploaded_at, kind = excluded.kind,
                          debug_file = excluded.debug_file, debug_id = excluded.debug_id,
                          code_file = excluded.code_file, code_id = excluded.code_id,
-                         uploader = excluded.uploader"
+                         uploader = excluded.uploader,
+                         pinned = CASE WHEN symbols.sha256 = excluded.sha256
+                                  AND symbols.pinned = 1 THEN 1 ELSE excluded.pinned END"
                     ),
                     p![
                         key.normalized(),
@@ -366,6 +369,7 @@ impl SymbolStore {
                         code_file.as_deref(),
                         code_id.as_deref(),
                         origin.uploader.as_deref(),
+                        origin.transaction.is_none(),
                     ],
                 )?;
             }
@@ -406,6 +410,20 @@ impl SymbolStore {
             self.collect_blob(&old);
         }
         Ok(Committed::Stored)
+    }
+
+    /// Marks `keys`, which hold `sha256`, as uploaded outside any transaction: no
+    /// transaction's deletion (or expiry) removes them from now on.
+    fn pin(&self, keys: &[SymbolKey], sha256: &str) -> DbResult<()> {
+        self.db.tx(|tx| {
+            for key in keys {
+                tx.execute(
+                    "UPDATE symbols SET pinned = 1 WHERE key = ?1 AND sha256 = ?2 AND pinned = 0",
+                    p![key.normalized(), sha256],
+                )?;
+            }
+            Ok(())
+        })
     }
 
     /// Removes blobs that uploads cut short by a crash had put in place. Blocking; start-up

@@ -5,7 +5,10 @@
 //!
 //! **Deletion rule.** A key of the transaction loses its `symbols` row only if that row
 //! still points at the bytes this transaction recorded for it (a later upload that replaced
-//! the key wins) and no other live transaction recorded the same bytes under the same key.
+//! the key wins), no other live transaction recorded the same bytes under the same key, and
+//! those bytes were never uploaded outside a transaction (`pinned`: a plain sym-upload or
+//! `PUT /api/files` is permanent, and a run that merely found the file there, or an upload
+//! key that names it in `/api/files/missing`, cannot take it away).
 //! All of its keys go in one SQL transaction, so readers see the run whole or gone. Then
 //! each blob it recorded is garbage-collected if no key row, package or claim (an upload in
 //! progress) still uses it. A deleted transaction stays listed with `state = deleted`, its
@@ -419,6 +422,7 @@ impl SymbolStore {
                      WHERE key IN (SELECT key FROM transaction_keys WHERE id = ?1)
                      AND sha256 = (SELECT tk.sha256 FROM transaction_keys tk
                                    WHERE tk.id = ?1 AND tk.key = symbols.key)
+                     AND pinned = 0
                      AND NOT EXISTS (
                          SELECT 1 FROM transaction_keys o
                          JOIN transactions t ON t.id = o.id

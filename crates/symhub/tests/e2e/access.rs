@@ -285,15 +285,54 @@ async fn uploads_record_the_key_name_and_revoked_or_expired_keys_are_refused() {
     // Bad requests name what is wrong.
     for (body, code) in [
         (json!({ "name": "x y", "scope": "upload" }), "bad_key"),
+        (json!({ "name": "..", "scope": "upload" }), "bad_key"),
+        (json!({ "name": ".hidden", "scope": "upload" }), "bad_key"),
         (json!({ "name": "ok", "scope": "root" }), "bad_scope"),
         (
             json!({ "name": "ok", "scope": "upload", "expires": "soon" }),
+            "bad_expiry",
+        ),
+        // Every expiry is a date every client can print, and a real time from now.
+        (
+            json!({ "name": "ok", "scope": "upload", "expires": "999999999d" }),
+            "bad_expiry",
+        ),
+        (
+            json!({ "name": "ok", "scope": "upload", "expires": "1ns" }),
             "bad_expiry",
         ),
     ] {
         let (status, v) = api(&s, ADMIN, Method::POST, "/api/keys", Some(body)).await;
         assert_eq!((status, &v["error"]), (400, &json!(code)), "{v}");
     }
+    let body = json!({ "product": "p", "expires": "999999999d" });
+    let (status, v) = api(&s, ADMIN, Method::POST, "/api/transactions", Some(body)).await;
+    assert_eq!((status, &v["error"]), (400, &json!("bad_expiry")), "{v}");
+    let (status, list) = api(&s, ADMIN, Method::GET, "/api/keys", None).await;
+    assert_eq!(status, 200, "the listing still works: {list}");
+    // Names are unique whatever their case; a configured key is not revoked here.
+    let body = json!({ "name": "CI-Linux", "scope": "upload" });
+    let (status, v) = api(&s, ADMIN, Method::POST, "/api/keys", Some(body)).await;
+    assert_eq!((status, &v["error"]), (409, &json!("key_exists")), "{v}");
+    let config_name = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["source"] == "config")
+        .unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/keys/{}", config_name.replace(' ', "%20"));
+    let (status, v) = api(&s, ADMIN, Method::DELETE, &path, None).await;
+    assert_eq!(
+        (status, &v["error"]),
+        (400, &json!("configured_key")),
+        "{v}"
+    );
+    // Unknown API paths are the API's JSON 404, not symbol lookups.
+    let (status, v) = api(&s, ADMIN, Method::GET, "/api/no-such-thing", None).await;
+    assert_eq!((status, &v["error"]), (404, &json!("not_found")));
 }
 
 #[tokio::test]
@@ -339,4 +378,57 @@ async fn keys_made_or_revoked_on_the_data_dir_reach_a_running_server() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     eprintln!("revocation seen after {:?}", revoked_at.elapsed());
+}
+
+/// A browser sends Basic credentials it has saved with any request to the server, also from
+/// another site's page (a form posted as `text/plain` needs no preflight): such requests may
+/// not change anything. symhub's own console (same origin) and non-browser clients may.
+#[tokio::test]
+async fn changes_asked_by_another_sites_page_are_refused() {
+    let s = Symhub::start(&format!("upstream = []\n{}", auth_config(ADMIN)));
+    let host = s.url.trim_start_matches("http://").to_owned();
+    let post = |origin: Option<&str>, site: Option<&str>, name: &str| {
+        let mut req = client()
+            .post(format!("{}/api/keys", s.url))
+            .basic_auth("saved", Some(ADMIN))
+            .header("content-type", "text/plain")
+            .body(format!(r#"{{"name": "{name}", "scope": "admin"}}"#));
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        if let Some(site) = site {
+            req = req.header("sec-fetch-site", site);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+            (status, v["error"].as_str().unwrap_or_default().to_owned())
+        }
+    };
+    let refused = (403, "cross_site".to_owned());
+    assert_eq!(post(Some("http://evil.example"), None, "a1").await, refused);
+    assert_eq!(post(Some("null"), None, "a2").await, refused);
+    assert_eq!(
+        post(Some("http://evil.example"), Some("cross-site"), "a3").await,
+        refused
+    );
+    assert_eq!(post(None, Some("same-site"), "a4").await, refused);
+    let own = format!("http://{host}");
+    assert_eq!(post(Some(&own), Some("same-origin"), "b1").await.0, 201);
+    assert_eq!(
+        post(None, None, "b2").await.0,
+        201,
+        "curl, sym_upload: no browser headers"
+    );
+    // Reading is not changing: a GET from anywhere is answered (CORS keeps its body from
+    // the other page).
+    let r = client()
+        .get(format!("{}/api/whoami", s.url))
+        .header("authorization", format!("BEARER {ADMIN}"))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the scheme is case-insensitive too");
 }

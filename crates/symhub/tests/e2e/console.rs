@@ -307,6 +307,13 @@ async fn the_console_shows_and_changes_what_symhub_holds() {
         "no Delete for a download key"
     );
     screenshot(&c, "entry-download-key").await;
+    click(&c, "nav a[data-nav=\"missing\"]").await;
+    wait_text(&c, "#missing tr[data-key*=\"once.pdb\"]", |_| true).await;
+    assert_eq!(
+        count(&c, "button.forget").await,
+        0,
+        "no Forget for a download key"
+    );
     assert_eq!(s.get_now(&sym_path(&other)).await.status(), 200);
     c.close().await.unwrap();
 }

@@ -58,9 +58,17 @@ async fn an_expired_transaction_goes_and_what_another_holds_stays() {
     ));
     let shared = sym("shared", "0123456789ABCDEF0123456789ABCDEF0", "");
     let own = sym("own", "1123456789ABCDEF0123456789ABCDEF0", "");
+    // Uploaded outside any transaction: permanent, whatever run names it later.
+    let permanent = sym("permanent", "4123456789ABCDEF0123456789ABCDEF0", "");
+    assert_eq!(upload_v1_in(&s, ADMIN, &permanent, None).await, 200);
     let try_run = open_expiring(&s, ADMIN, "app", "3s").await;
     let kept_run = open(&s, ADMIN, "app", "1.0").await;
-    for (text, tx) in [(&shared, try_run), (&own, try_run), (&shared, kept_run)] {
+    for (text, tx) in [
+        (&shared, try_run),
+        (&own, try_run),
+        (&shared, kept_run),
+        (&permanent, try_run),
+    ] {
         assert_eq!(upload_v1_in(&s, ADMIN, text, Some(tx)).await, 200);
     }
     let objects_before = store_blobs(&s);
@@ -69,6 +77,7 @@ async fn an_expired_transaction_goes_and_what_another_holds_stays() {
     assert_eq!(s.get(&sym_path(&own)).await.status(), 200);
     until_deleted(&s, ADMIN, try_run).await;
     assert_eq!(s.get(&sym_path(&own)).await.status(), 404);
+    assert_eq!(s.get(&sym_path(&permanent)).await.status(), 200);
     let r = s.get(&sym_path(&shared)).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), shared);
@@ -95,31 +104,13 @@ async fn symhub_upload_expires_sets_the_runs_expiry() {
     let dir = tempfile::tempdir().unwrap();
     let text = sym("cli", "2123456789ABCDEF0123456789ABCDEF0", "");
     std::fs::write(dir.path().join("cli.sym"), &text).unwrap();
-    let url = s.url.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(bin())
-            .args([
-                "upload",
-                "--url",
-                &url,
-                "--key",
-                ADMIN,
-                "--product",
-                "try",
-                "--expires",
-                "28d",
-            ])
-            .arg(dir.path())
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    upload_dir_with(
+        &s.url,
+        ADMIN,
+        dir.path().to_owned(),
+        &["--product", "try", "--expires", "28d"],
+    )
+    .await;
     let (_, list) = api(&s, ADMIN, Method::GET, "/api/transactions", None).await;
     let t = &list["transactions"][0];
     let expires = humantime::parse_rfc3339(t["expires_at"].as_str().unwrap()).unwrap();

@@ -125,6 +125,9 @@
   // ---------------------------------------------------------------- API key
 
   let memoryKey = '';
+  /** The scope of the key in use (from /api/whoami), or null. */
+  let currentScope = null;
+  const mayChange = () => currentScope === 'upload' || currentScope === 'admin';
 
   function getKey() {
     try { return sessionStorage.getItem(KEY_STORAGE) || ''; } catch { return memoryKey; }
@@ -190,9 +193,10 @@
     if (!(err instanceof ApiError)) return msg;
     const what = scope ? `an API key with ${scope} scope` : 'an API key';
     if (err.status === 401) return `This page needs ${what}: ${msg}`;
-    if (err.status === 403) {
+    if (err.code === 'insufficient_scope') {
       return scope ? `This page needs ${what}: ${msg}` : `This page needs a key with a wider scope: ${msg}`;
     }
+    if (err.status === 403) return `The key was refused: ${msg}`;
     return msg;
   }
 
@@ -241,6 +245,11 @@
       no.addEventListener('click', () => finish(false));
       box.addEventListener('keydown', (e) => {
         if (e.key === 'Escape') { e.preventDefault(); finish(false); }
+        // Focus stays in the dialog until it is answered.
+        if (e.key === 'Tab') {
+          e.preventDefault();
+          (document.activeElement === yes ? no : yes).focus();
+        }
       });
       anchor.after(box);
       no.focus();
@@ -730,10 +739,34 @@
 
     const actions = h('div', { class: 'actions' });
     if (data.download_url) {
-      actions.append(h('a', { id: 'download-link', class: 'button', href: BASE + data.download_url, download: true, text: 'Download' }));
+      const link = h('a', { id: 'download-link', class: 'button', href: BASE + data.download_url, download: true, text: 'Download' });
+      link.addEventListener('click', (e) => downloadWithKey(e, link));
+      actions.append(link);
     }
     if (data.deletable) actions.append(deleteButton(ctx, data.key));
     return [dl, actions];
+  }
+
+  /**
+   * With a key in use, the file is fetched with it (a plain link would make the browser
+   * prompt for Basic credentials when downloads need a key) and saved from memory.
+   */
+  async function downloadWithKey(e, link) {
+    const key = getKey();
+    if (!key) return;
+    e.preventDefault();
+    try {
+      const res = await fetch(link.href, { headers: { Authorization: `Bearer ${key}` }, cache: 'no-store' });
+      if (!res.ok) throw new Error(`${res.status} ${res.statusText}`.trim());
+      const url = URL.createObjectURL(await res.blob());
+      const save = h('a', { href: url, download: link.href.split('/').pop() });
+      document.body.append(save);
+      save.click();
+      save.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+    } catch (err) {
+      notice.error(`Download failed: ${errorText(err)}`);
+    }
   }
 
   function deleteButton(ctx, key) {
@@ -835,7 +868,7 @@
       dateCell(m.last_seen),
       h('td', { class: 'answers', text: orDash(m.answers) }),
       textCell((m.clients || []).join(', ')),
-      h('td', {}, forget));
+      h('td', {}, mayChange() ? forget : DASH));
     forget.addEventListener('click', async () => {
       forget.disabled = true;
       try {
@@ -847,7 +880,7 @@
         state.total = Math.max(0, state.total - 1);
         if (!tbody.querySelector('tr[data-key]')) tbody.append(emptyRow(7, 'No missing symbols'));
         updateRange();
-        notice.ok(`Forgot ${res.forgotten || m.key}`);
+        notice.ok(`Forgot ${typeof res.key === 'string' ? res.key : m.key}`);
         (focusNext || ctx.root.querySelector('h1')).focus();
       } catch (err) {
         if (!ctx.alive()) return;
@@ -1042,6 +1075,7 @@
     const out = $('#whoami');
     if (!getKey()) {
       out.textContent = 'no key';
+      currentScope = null;
       out.className = 'whoami';
       setKeysNavVisible(false);
       return null;
@@ -1051,9 +1085,11 @@
       out.textContent = `${me.name} (${me.scope})`;
       out.className = 'whoami ok';
       setKeysNavVisible(me.scope === 'admin');
+      currentScope = me.scope;
       return me;
     } catch (err) {
       out.textContent = err.message;
+      currentScope = null;
       out.className = 'whoami error';
       setKeysNavVisible(false);
       throw err;
@@ -1107,8 +1143,10 @@
     notice.clear();
     setupKeyForm();
     window.addEventListener('hashchange', () => route(true));
-    refreshWhoami().catch(() => { /* shown in #whoami */ });
-    route(false);
+    // The first page waits for the key's scope: it decides which actions are offered.
+    refreshWhoami()
+      .catch(() => { /* shown in #whoami */ })
+      .finally(() => route(false));
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);

@@ -200,3 +200,51 @@ fn deleting_by_product_takes_every_live_version() {
     assert_eq!(sha_of(&store, "g.pdb/2/g.pdb"), None);
     assert!(sha_of(&store, "h.pdb/1/h.pdb").is_some());
 }
+
+#[test]
+fn bytes_uploaded_outside_any_transaction_survive_a_transaction_that_names_them() {
+    let (_dir, store) = open();
+    // A plain upload, then a run that only found it there (`/api/files/missing`), and a
+    // run that uploaded the same bytes again: deleting either run keeps the key.
+    let sha = put(&store, None, &["kept.pdb/1/kept.pdb"], b"uploaded by hand");
+    let finder = store.begin_transaction("try", "1", "", "ci").unwrap();
+    assert_eq!(
+        store
+            .record_held(finder, &[key("kept.pdb/1/kept.pdb")], &sha, 16)
+            .unwrap(),
+        true
+    );
+    let again = store.begin_transaction("try", "2", "", "ci").unwrap();
+    put(
+        &store,
+        Some(again),
+        &["kept.pdb/1/kept.pdb"],
+        b"uploaded by hand",
+    );
+    for id in [finder, again] {
+        let report = store.delete_transaction(id).unwrap();
+        assert_eq!((report.keys_removed, report.keys_kept), (0, 1));
+    }
+    assert_eq!(sha_of(&store, "kept.pdb/1/kept.pdb"), Some(sha.clone()));
+    // In the other order: a run's own upload, later uploaded again outside any run.
+    let run = store.begin_transaction("try", "3", "", "ci").unwrap();
+    let own = put(
+        &store,
+        Some(run),
+        &["late.pdb/1/late.pdb"],
+        b"first in a run",
+    );
+    put(&store, None, &["late.pdb/1/late.pdb"], b"first in a run");
+    store.delete_transaction(run).unwrap();
+    assert_eq!(sha_of(&store, "late.pdb/1/late.pdb"), Some(own));
+    // New bytes from a run replace pinned ones: those are the run's, and go with it.
+    let replacer = store.begin_transaction("try", "4", "", "ci").unwrap();
+    put(
+        &store,
+        Some(replacer),
+        &["kept.pdb/1/kept.pdb"],
+        b"new bytes from a run",
+    );
+    assert_eq!(store.delete_transaction(replacer).unwrap().keys_removed, 1);
+    assert_eq!(sha_of(&store, "kept.pdb/1/kept.pdb"), None);
+}

@@ -150,10 +150,17 @@ pub async fn stackwalk_dump(tool: &str, symbols_url: &str, dump: &Path, args: &[
 
 /// `symhub upload --url URL --key KEY DIR`, which must succeed.
 pub async fn upload_dir(url: &str, key: &str, dir: PathBuf) {
+    upload_dir_with(url, key, dir, &[]).await
+}
+
+/// [`upload_dir`] with more flags (`--product`, `--expires`…).
+pub async fn upload_dir_with(url: &str, key: &str, dir: PathBuf, flags: &[&str]) {
     let (url, key) = (url.to_owned(), key.to_owned());
+    let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(bin())
             .args(["upload", "--url", &url, "--key", &key])
+            .args(&flags)
             .arg(&dir)
             .output()
             .unwrap()

@@ -200,8 +200,9 @@ async fn basic_credentials_carry_the_key_and_downloads_challenge_for_them() {
         .await
         .unwrap();
         let code = String::from_utf8_lossy(&out.stdout).into_owned();
+        // A wrong key is a 401 with the challenge again, so a debugger prompts anew.
         let want = if creds.starts_with("wrong") {
-            "403"
+            "401"
         } else {
             "200"
         };
