@@ -482,9 +482,13 @@ mod tests {
             caller(off.check(&h, None, Scope::Upload).await),
             Err(Denied::Disabled)
         );
-        // A download is not "uploads disabled": it needs a key.
+        // A download is not "uploads disabled": it needs a (valid) key.
         assert_eq!(
             caller(off.check(&h, None, Scope::Download).await),
+            Err(Denied::Wrong)
+        );
+        assert_eq!(
+            caller(off.check(&http::HeaderMap::new(), None, Scope::Download).await),
             Err(Denied::Missing)
         );
     }
