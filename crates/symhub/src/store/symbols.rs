@@ -263,12 +263,21 @@ impl SymbolStore {
         let prefix = prefix.to_lowercase();
         // The largest code point bounds the range, so the primary key index serves it.
         let end = format!("{prefix}\u{10FFFF}");
-        let rows = self.db.query(
-            "SELECT key, display, sha256, size, uploaded_at FROM symbols
-             WHERE key >= ?1 AND key < ?2 AND key > ?3
-             ORDER BY key LIMIT ?4",
-            p![&prefix, &end, &after.to_lowercase(), limit as i64],
-        )?;
+        // One lower bound, so the index walk starts at the cursor, not at the prefix.
+        let after = after.to_lowercase();
+        let rows = if after >= prefix {
+            self.db.query(
+                "SELECT key, display, sha256, size, uploaded_at FROM symbols
+                 WHERE key > ?1 AND key < ?2 ORDER BY key LIMIT ?3",
+                p![&after, &end, limit as i64],
+            )?
+        } else {
+            self.db.query(
+                "SELECT key, display, sha256, size, uploaded_at FROM symbols
+                 WHERE key >= ?1 AND key < ?2 ORDER BY key LIMIT ?3",
+                p![&prefix, &end, limit as i64],
+            )?
+        };
         Ok(rows.iter().map(|r| stored(r.text(0), r, 1)).collect())
     }
 
