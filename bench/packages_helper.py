@@ -376,7 +376,7 @@ def report(a):
     prep = [r for r in rows if r["kind"] == "keys-ingest"]
     lookups = [r for r in rows if r["kind"] == "wrk"]
     if prep or lookups:
-        w("2. Lookup latency, 10 k vs 1 M keys indexed (memory_entries = 1: every lookup is a "
+        w("2. Lookup latency, 10 k vs 1 M keys indexed (memory_size = 0: every lookup is a "
           "SQLite query)")
     if prep:
         w("   the packages (%s), ingested offline:" % (

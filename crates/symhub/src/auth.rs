@@ -488,7 +488,10 @@ mod tests {
             Err(Denied::Wrong)
         );
         assert_eq!(
-            caller(off.check(&http::HeaderMap::new(), None, Scope::Download).await),
+            caller(
+                off.check(&http::HeaderMap::new(), None, Scope::Download)
+                    .await
+            ),
             Err(Denied::Missing)
         );
     }

@@ -4,11 +4,15 @@
 //! writes the counts to the store's database in one transaction per `missing.flush_interval`
 //! (so every instance of a shared store adds to one ledger), and the table is kept to
 //! `missing.max_keys` keys. Between writes at most [`MAX_PENDING`] keys are held; misses of
-//! further keys wait for the next write's room (counted in the log, never unbounded).
+//! further keys wait for the next write's room (counted in the log, never unbounded). A
+//! write starts early once [`FLUSH_AT`] keys wait, so a burst of distinct misses costs a few
+//! hundred KiB, not megabytes (`bench/memory`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
+
+use tokio::sync::Notify;
 
 use http::HeaderMap;
 
@@ -18,6 +22,9 @@ use crate::store::{unix_millis, SymbolStore};
 
 /// Keys counted between two writes, at most.
 pub const MAX_PENDING: usize = 20_000;
+
+/// Keys waiting that start a write before `missing.flush_interval` is up.
+pub const FLUSH_AT: usize = 2_000;
 
 /// Client kinds, by their `User-Agent`, as bits of the ledger's `clients` column.
 pub const CLIENT_KINDS: [(&str, i64); 7] = [
@@ -67,11 +74,26 @@ pub struct Ledger {
     store: Arc<SymbolStore>,
     config: MissingConfig,
     pending: Mutex<Pending>,
+    /// Told when [`FLUSH_AT`] keys wait.
+    full: Notify,
+}
+
+/// One key's misses since the last write; the key is the map's.
+struct PendingMiss {
+    display: Box<str>,
+    first_seen: i64,
+    last_seen: i64,
+    count: i64,
+    /// Shared by consecutive misses with the same answers (most of them).
+    answers: Arc<str>,
+    clients: i64,
 }
 
 #[derive(Default)]
 struct Pending {
-    keys: HashMap<String, Missed>,
+    keys: HashMap<Box<str>, PendingMiss>,
+    /// The answers of the last miss counted, for the next one to share.
+    last_answers: Option<Arc<str>>,
     /// Misses not counted because `keys` was full.
     dropped: u64,
 }
@@ -82,6 +104,7 @@ impl Ledger {
             store,
             config: config.clone(),
             pending: Mutex::default(),
+            full: Notify::new(),
         })
     }
 
@@ -94,13 +117,19 @@ impl Ledger {
         let client = client_kind(headers);
         let now = unix_millis(SystemTime::now());
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let answers = match &p.last_answers {
+            Some(last) if **last == *answers => last.clone(),
+            _ => {
+                let shared: Arc<str> = answers.into();
+                p.last_answers = Some(shared.clone());
+                shared
+            }
+        };
         if let Some(m) = p.keys.get_mut(key) {
             m.count += 1;
             m.last_seen = now;
             m.clients |= client;
-            if m.answers != answers {
-                m.answers = answers.to_owned();
-            }
+            m.answers = answers;
             return;
         }
         if p.keys.len() >= MAX_PENDING {
@@ -108,17 +137,19 @@ impl Ledger {
             return;
         }
         p.keys.insert(
-            key.to_owned(),
-            Missed {
-                key: key.to_owned(),
-                display: display.to_owned(),
+            key.into(),
+            PendingMiss {
+                display: display.into(),
                 first_seen: now,
                 last_seen: now,
                 count: 1,
-                answers: answers.to_owned(),
+                answers,
                 clients: client,
             },
         );
+        if p.keys.len() == FLUSH_AT {
+            self.full.notify_one();
+        }
     }
 
     /// Writes what was counted since the last write (blocking: the database).
@@ -126,10 +157,19 @@ impl Ledger {
         let (batch, dropped) = {
             let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             let keys = std::mem::take(&mut p.keys);
-            (
-                keys.into_values().collect::<Vec<_>>(),
-                std::mem::take(&mut p.dropped),
-            )
+            let batch: Vec<Missed> = keys
+                .into_iter()
+                .map(|(key, m)| Missed {
+                    key: key.into(),
+                    display: m.display.into(),
+                    first_seen: m.first_seen,
+                    last_seen: m.last_seen,
+                    count: m.count,
+                    answers: m.answers.to_string(),
+                    clients: m.clients,
+                })
+                .collect();
+            (batch, std::mem::take(&mut p.dropped))
         };
         if dropped > 0 {
             tracing::warn!(
@@ -155,7 +195,10 @@ impl Ledger {
             return;
         }
         loop {
-            tokio::time::sleep(self.config.flush_interval).await;
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.flush_interval) => {}
+                _ = self.full.notified() => {}
+            }
             let this = self.clone();
             let _ = tokio::task::spawn_blocking(move || this.flush()).await;
         }

@@ -150,8 +150,12 @@ pub struct CacheConfig {
     /// Glob patterns over the lowercased key (`*.exe/*/*`); matching requests answer 404
     /// without any upstream traffic.
     pub blocklist: Vec<String>,
-    /// Number of cache entries whose metadata is kept in memory.
-    pub memory_entries: u64,
+    /// Memory for what the cache knows of hot keys (entries, remembered misses, code-id
+    /// redirects), estimated per key from its strings plus the map's own bookkeeping; the
+    /// least recently used go first (they are still on disk and in the index).
+    pub memory_size: ByteSize,
+    /// Deprecated: a count of keys, read as `memory_size` = that many × 512 bytes.
+    pub memory_entries: Option<u64>,
     /// Number of hot files kept open (symhub raises its descriptor limit to fit).
     pub open_files: u64,
 }
@@ -165,7 +169,8 @@ impl Default for CacheConfig {
             max_unpacked_size: ByteSize::gib(8),
             accept_html: false,
             blocklist: Vec::new(),
-            memory_entries: 100_000,
+            memory_size: ByteSize::mib(32),
+            memory_entries: None,
             open_files: 1000,
         }
     }

@@ -62,7 +62,10 @@ async fn oversize_uploads_are_refused_without_filling_the_disk() {
     // after the answer (on a loaded machine, a few milliseconds later).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while !walk(&s.data_dir.join("store/tmp")).is_empty() {
-        assert!(std::time::Instant::now() < deadline, "a refused upload left a temp file");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a refused upload left a temp file"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(walk(&s.data_dir.join("store/objects")).is_empty());
