@@ -66,19 +66,31 @@ pub struct Entry {
     pub upstream: String,
     pub path: PathBuf,
     pub source: Source,
-    etag: String,
-    http_date: String,
+    /// Both made once as header values: a hit clones them (a reference count), with no
+    /// validation or copy per response.
+    etag: http::HeaderValue,
+    http_date: http::HeaderValue,
     last_touch: AtomicI64,
 }
 
 impl Entry {
     /// A strong validator: the content hash, so it never changes while the bytes do not.
     pub fn etag(&self) -> &str {
+        self.etag.to_str().unwrap_or_default()
+    }
+
+    /// [`Self::etag`] as the `ETag` header.
+    pub fn etag_value(&self) -> &http::HeaderValue {
         &self.etag
     }
 
     /// `Last-Modified`, formatted once.
     pub fn http_date(&self) -> &str {
+        self.http_date.to_str().unwrap_or_default()
+    }
+
+    /// [`Self::http_date`] as the `Last-Modified` header.
+    pub fn http_date_value(&self) -> &http::HeaderValue {
         &self.http_date
     }
 }
@@ -351,8 +363,8 @@ impl Cache {
 
     fn remember_at(&self, e: CachedEntry, path: PathBuf, source: Source, born: u64) -> Arc<Entry> {
         let entry = Arc::new(Entry {
-            etag: format!("\"{}\"", &e.sha256[..32.min(e.sha256.len())]),
-            http_date: httpdate::fmt_http_date(e.last_modified),
+            etag: header_value(format!("\"{}\"", &e.sha256[..32.min(e.sha256.len())])),
+            http_date: header_value(httpdate::fmt_http_date(e.last_modified)),
             path,
             source,
             key: e.key,
@@ -565,6 +577,11 @@ impl Known {
         };
         (KNOWN_OVERHEAD + key.len() + value).min(u32::MAX as usize) as u32
     }
+}
+
+/// A header value made of text symhub formats itself (hex, an HTTP date): always valid.
+fn header_value(text: String) -> http::HeaderValue {
+    http::HeaderValue::try_from(text).unwrap_or_else(|_| http::HeaderValue::from_static(""))
 }
 
 /// `cache.memory_size` in bytes, or the deprecated `cache.memory_entries` × 512.

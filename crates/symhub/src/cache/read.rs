@@ -5,7 +5,6 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,15 +13,28 @@ use bytes::Bytes;
 pub const CHUNK: usize = 256 * 1024;
 
 /// Reads exactly `len` bytes at `offset`. A file shorter than that is an error that says so.
+///
+/// The bytes land in a buffer that was never zeroed (rustix's `pread` into a `Vec`'s spare
+/// capacity): zeroing it first was a fifth of the instructions of a 10 KiB hit (callgrind).
 pub fn read_exact_at(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
-    let mut buf = vec![0u8; len];
-    file.read_exact_at(&mut buf, offset)
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => {
-                io::Error::new(e.kind(), "file shorter than its recorded size")
+    use rustix::buffer::spare_capacity;
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        let at = offset + buf.len() as u64;
+        match rustix::io::pread(file, spare_capacity(&mut buf), at) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shorter than its recorded size",
+                ))
             }
-            _ => e,
-        })?;
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // The spare capacity may be larger than asked: a range ends where it was asked to.
+    buf.truncate(len);
     Ok(Bytes::from(buf))
 }
 

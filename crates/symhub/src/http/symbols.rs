@@ -129,14 +129,13 @@ pub(super) async fn respond(
     headers: &HeaderMap,
     head: bool,
 ) -> Response {
-    let key = key.clone();
     match answer {
         Answer::File { entry, file, route } => {
             let Some(mut r) = serve_entry(&entry, file, headers, head, route.x_cache()) else {
                 // Shorter than its record: damaged behind symhub's back. Forgotten, so the
                 // next request fetches it again.
                 app.cache.forget(&entry.key).await;
-                return not_found(route.x_cache(), Outcome::new("unreadable").key(&key));
+                return not_found(route.x_cache(), Outcome::new("unreadable").key(key));
             };
             if let Some(source) = route.source() {
                 r.headers_mut()
@@ -146,7 +145,7 @@ pub(super) async fn respond(
                 upstream_header(&mut r, &entry.upstream);
             }
             Outcome::new(route.outcome())
-                .key(&key)
+                .key(key)
                 .upstream(&entry.upstream)
                 .to(r)
         }
@@ -162,7 +161,7 @@ pub(super) async fn respond(
             }
             upstream_header(&mut r, &progress.upstream);
             Outcome::new(route.outcome())
-                .key(&key)
+                .key(key)
                 .upstream(&progress.upstream)
                 .to(r)
         }
@@ -172,7 +171,7 @@ pub(super) async fn respond(
             if let Ok(v) = HeaderValue::from_str(&url) {
                 r.headers_mut().insert(header::LOCATION, v);
             }
-            Outcome::new("store-redirect").key(&key).to(r)
+            Outcome::new("store-redirect").key(key).to(r)
         }
         Answer::Redirect(Redirect::Key(to)) => {
             // Tecken's code-id lookup: rust-minidump follows this to the debug-id key.
@@ -183,7 +182,7 @@ pub(super) async fn respond(
             }
             r.headers_mut()
                 .insert("x-cache", HeaderValue::from_static("HIT"));
-            Outcome::new("redirect").key(&key).to(r)
+            Outcome::new("redirect").key(key).to(r)
         }
         Answer::NotFound {
             why,
@@ -216,7 +215,7 @@ pub(super) async fn respond(
                 app.ledger
                     .record(key.normalized(), key.as_str(), answers, headers);
             }
-            not_found(why.x_cache(route), outcome.key(&key))
+            not_found(why.x_cache(route), outcome.key(key))
         }
     }
 }
@@ -235,7 +234,7 @@ pub(super) fn not_found(cache: &'static str, outcome: Outcome) -> Response {
     outcome.to(r)
 }
 
-fn base_headers(r: &mut Response, cache: &'static str, last_modified: &str) {
+fn base_headers(r: &mut Response, cache: &'static str, last_modified: &HeaderValue) {
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -243,9 +242,7 @@ fn base_headers(r: &mut Response, cache: &'static str, last_modified: &str) {
     );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert("x-cache", HeaderValue::from_static(cache));
-    if let Ok(v) = HeaderValue::from_str(last_modified) {
-        h.insert(header::LAST_MODIFIED, v);
-    }
+    h.insert(header::LAST_MODIFIED, last_modified.clone());
 }
 
 /// What a `Range` header asks of a body of `len` bytes.
@@ -372,8 +369,14 @@ pub(super) fn serve_part(
     if status != StatusCode::NOT_MODIFIED {
         set_length(&mut r, status, start, end, len);
     }
-    base_headers(&mut r, label, entry.http_date());
-    if let Ok(v) = HeaderValue::from_str(etag) {
+    base_headers(&mut r, label, entry.http_date_value());
+    // The entry's own validator is a ready header; a part's (debuginfod) is made here.
+    let etag = if etag == entry.etag() {
+        Some(entry.etag_value().clone())
+    } else {
+        HeaderValue::from_str(etag).ok()
+    };
+    if let Some(v) = etag {
         r.headers_mut().insert(header::ETAG, v);
     }
     Some(r)
@@ -402,6 +405,8 @@ fn serve_streaming(
     if let (Some(end), Some(len)) = (end, p.len) {
         set_length(&mut r, status, start, end, len);
     }
-    base_headers(&mut r, cache, &httpdate::fmt_http_date(p.last_modified));
+    let last_modified = httpdate::fmt_http_date(p.last_modified);
+    let last_modified = HeaderValue::from_str(&last_modified).expect("an HTTP date is ASCII");
+    base_headers(&mut r, cache, &last_modified);
     r
 }

@@ -395,8 +395,8 @@ pub fn entry_for(key: &SymbolKey, body: &[u8]) -> Arc<Entry> {
         upstream: "store".into(),
         path: PathBuf::new(),
         source: Source::Store,
-        etag: String::new(),
-        http_date: String::new(),
+        etag: http::HeaderValue::from_static(""),
+        http_date: http::HeaderValue::from_static(""),
         last_touch: Default::default(),
     })
 }
