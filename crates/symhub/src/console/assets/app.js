@@ -182,6 +182,14 @@
     return data;
   }
 
+  /** A failed action on the page still shown: its message, and its button usable again. */
+  function actionFailed(ctx, button, err) {
+    if (!ctx.alive()) return;
+    notice.error(errorText(err));
+    button.disabled = false;
+    button.focus();
+  }
+
   /** The server's message for a failed action (delete, forget, revoke, create). */
   function errorText(err) {
     return err && err.message ? err.message : String(err);
@@ -781,10 +789,7 @@
         notice.afterNavigation(`Deleted ${res.deleted || key}`, 'ok');
         navigate('#/symbols');
       } catch (err) {
-        if (!ctx.alive()) return;
-        notice.error(errorText(err));
-        button.disabled = false;
-        button.focus();
+        actionFailed(ctx, button, err);
       }
     });
     return button;
@@ -992,10 +997,7 @@
         const h2 = ctx.root.querySelector('section h2');
         if (h2 && ctx.alive()) { h2.tabIndex = -1; h2.focus(); }
       } catch (err) {
-        if (!ctx.alive()) return;
-        notice.error(errorText(err));
-        button.disabled = false;
-        button.focus();
+        actionFailed(ctx, button, err);
       }
     });
     return button;
