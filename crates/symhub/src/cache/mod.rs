@@ -23,6 +23,7 @@ pub mod health;
 pub mod index;
 mod load;
 pub mod local;
+mod memory;
 pub mod read;
 pub mod report;
 pub mod resolve;
@@ -174,7 +175,7 @@ impl Cache {
             tracing::warn!(
                 "cache.memory_entries = {n} is deprecated: read as memory_size = {} bytes; \
                  set cache.memory_size instead",
-                memory_bytes(&config.cache)
+                memory::memory_bytes(&config.cache)
             );
         }
         let size = index.total_size()?;
@@ -184,7 +185,7 @@ impl Cache {
             objects,
             index,
             memory: moka::sync::Cache::builder()
-                .max_capacity(memory_bytes(&config.cache))
+                .max_capacity(memory::memory_bytes(&config.cache))
                 .weigher(|key: &String, known: &Known| known.weight(key))
                 .support_invalidation_closures()
                 .build(),
@@ -529,6 +530,11 @@ impl Cache {
     }
 }
 
+/// A header value made of text symhub formats itself (hex, an HTTP date): always valid.
+fn header_value(text: String) -> http::HeaderValue {
+    http::HeaderValue::try_from(text).unwrap_or_else(|_| http::HeaderValue::from_static(""))
+}
+
 /// Where a miss of `norm` for requests sent upstream as `digest` is remembered, and where
 /// its download is registered. Keys never hold control characters, so the newline keeps
 /// every (key, digest) pair apart and lets all misses of a key be found by prefix.
@@ -552,44 +558,6 @@ enum Known {
     Redirect(Arc<str>),
     /// No upstream had it; remembered until this time.
     Negative(SystemTime),
-}
-
-/// What one key of the memory map costs besides its strings: moka's entry, its
-/// bookkeeping and the allocator's headers (measured with `bench/memory`: ~650 bytes per
-/// remembered miss of an 80-byte slot, in RSS).
-const KNOWN_OVERHEAD: usize = 550;
-
-impl Known {
-    /// Estimated bytes of `key` → `self` in the memory map.
-    fn weight(&self, key: &str) -> u32 {
-        let value = match self {
-            Known::Entry(e) => {
-                std::mem::size_of::<Entry>()
-                    + e.key.capacity()
-                    + e.sha256.capacity()
-                    + e.upstream.capacity()
-                    + e.path.as_os_str().len()
-                    + e.etag.len()
-                    + e.http_date.len()
-            }
-            Known::Redirect(to) => to.len(),
-            Known::Negative(_) => 0,
-        };
-        (KNOWN_OVERHEAD + key.len() + value).min(u32::MAX as usize) as u32
-    }
-}
-
-/// A header value made of text symhub formats itself (hex, an HTTP date): always valid.
-fn header_value(text: String) -> http::HeaderValue {
-    http::HeaderValue::try_from(text).unwrap_or_else(|_| http::HeaderValue::from_static(""))
-}
-
-/// `cache.memory_size` in bytes, or the deprecated `cache.memory_entries` × 512.
-fn memory_bytes(c: &crate::config::CacheConfig) -> u64 {
-    match c.memory_entries {
-        Some(n) => n.saturating_mul(512),
-        None => c.memory_size.as_u64(),
-    }
 }
 
 /// Where a fill gets its bytes.

@@ -264,7 +264,7 @@ impl<S: NeedScope> FromRequestParts<Arc<App>> for RequireKey<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        if !parts.method.is_safe() && crate::auth::cross_site(&parts.headers) {
+        if !parts.method.is_safe() && super::origin::cross_site(&parts.headers) {
             return Err(Denied::CrossSite.into());
         }
         let caller = app

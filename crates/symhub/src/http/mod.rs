@@ -20,6 +20,7 @@ pub mod keys;
 pub mod log;
 mod missing;
 mod ops;
+mod origin;
 mod packages;
 mod status;
 mod symbolicate;
