@@ -19,12 +19,19 @@ const ADMIN: &str = "console-config-key";
 struct Driver {
     child: Child,
     url: String,
+    /// The browser's profile: also how its processes are found if the test fails before
+    /// it closes the session (killing chromedriver leaves Chromium running).
+    profile: tempfile::TempDir,
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(self.profile.path())
+            .status();
     }
 }
 
@@ -66,6 +73,7 @@ fn chromedriver() -> Option<Driver> {
     Some(Driver {
         child,
         url: format!("http://127.0.0.1:{port}"),
+        profile: tempfile::tempdir().unwrap(),
     })
 }
 
@@ -74,7 +82,8 @@ async fn browser(driver: &Driver, chromium: &str) -> Client {
         "goog:chromeOptions": {
             "binary": chromium,
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=1366,900"],
+                     "--disable-dev-shm-usage", "--window-size=1366,900",
+                     format!("--user-data-dir={}", driver.profile.path().display())],
         }
     });
     let serde_json::Value::Object(caps) = caps else {
