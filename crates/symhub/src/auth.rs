@@ -144,14 +144,32 @@ pub fn create_named_key(
     Ok((key, named))
 }
 
-/// Whether a named key could be used at `now` (unix ms), and its state's name.
-pub fn key_state(k: &NamedKey, now: i64) -> &'static str {
+/// Whether a named key can be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Active => "active",
+            KeyState::Expired => "expired",
+            KeyState::Revoked => "revoked",
+        }
+    }
+}
+
+/// The state of a named key at `now` (unix ms).
+pub fn key_state(k: &NamedKey, now: i64) -> KeyState {
     if k.revoked_at.is_some() {
-        "revoked"
+        KeyState::Revoked
     } else if k.expires_at.is_some_and(|e| e <= now) {
-        "expired"
+        KeyState::Expired
     } else {
-        "active"
+        KeyState::Active
     }
 }
 
@@ -235,15 +253,15 @@ impl ApiKeys {
         need: Scope,
     ) -> Result<Caller, Denied> {
         // "Uploads are disabled" is no answer to a download: it needs a key, full stop.
-        let disabled = || async {
+        let disabled_or = |otherwise: Denied| async move {
             Ok(if need > Scope::Download && self.disabled().await? {
                 Denied::Disabled
             } else {
-                Denied::Missing
+                otherwise
             })
         };
         let Some(presented) = presented_key(headers, query) else {
-            return Err(disabled().await?);
+            return Err(disabled_or(Denied::Missing).await?);
         };
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         drop(presented);
@@ -259,16 +277,13 @@ impl ApiKeys {
             });
         }
         let Some(named) = self.named(digest).await? else {
-            return Err(match disabled().await? {
-                Denied::Disabled => Denied::Disabled,
-                _ => Denied::Wrong,
-            });
+            return Err(disabled_or(Denied::Wrong).await?);
         };
         let now = unix_millis(SystemTime::now());
         match key_state(&named, now) {
-            "revoked" => return Err(Denied::Revoked(named.name)),
-            "expired" => return Err(Denied::Expired(named.name)),
-            _ => {}
+            KeyState::Revoked => return Err(Denied::Revoked(named.name)),
+            KeyState::Expired => return Err(Denied::Expired(named.name)),
+            KeyState::Active => {}
         }
         // An unknown scope (written by a newer symhub) allows nothing more than download.
         let have = Scope::parse(&named.scope).unwrap_or(Scope::Download);

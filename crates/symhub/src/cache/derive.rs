@@ -46,6 +46,11 @@ pub fn derived_tag() -> String {
 /// The `upstream` prefix of every derived entry, whatever converter made it.
 pub(super) const DERIVED_PREFIX: &str = "derived:";
 
+/// Whether a cache entry's `upstream` says it was made here, not downloaded.
+pub(crate) fn is_derived(upstream: &str) -> bool {
+    upstream.starts_with(DERIVED_PREFIX)
+}
+
 /// Whether a cache entry's `upstream` says it was made by an older (or newer) converter.
 pub(super) fn is_stale(upstream: &str) -> bool {
     upstream

@@ -57,6 +57,20 @@ impl Cache {
         }
     }
 
+    /// After `key`'s index row is gone: its file, what memory holds of it, and its bytes in
+    /// the cache's size. The size left.
+    pub(super) fn unlinked(&self, key: &str, size: u64) -> u64 {
+        if let Err(e) = self.objects.remove(&object_id(key)) {
+            tracing::warn!(key, "removed entry's file could not be deleted: {e}");
+        }
+        self.memory.invalidate(key);
+        self.open_files.invalidate(key);
+        let now = self.size.fetch_sub(size, Ordering::Relaxed) - size;
+        self.metrics.cache_size.set(now);
+        self.metrics.cache_entries.dec();
+        now
+    }
+
     fn evict(&self) {
         if self.size.load(Ordering::Relaxed) <= self.max_size {
             return;
@@ -81,14 +95,7 @@ impl Cache {
                         return;
                     }
                 }
-                if let Err(e) = self.objects.remove(&object_id(&key)) {
-                    tracing::warn!(key, "evicted entry's file could not be removed: {e}");
-                }
-                self.memory.invalidate(&key);
-                self.open_files.invalidate(&key);
-                let now = self.size.fetch_sub(size, Ordering::Relaxed) - size;
-                self.metrics.cache_size.set(now);
-                self.metrics.cache_entries.dec();
+                let now = self.unlinked(&key, size);
                 self.metrics.evictions.inc();
                 files += 1;
                 bytes += size;

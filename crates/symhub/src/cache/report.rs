@@ -8,7 +8,6 @@ use std::sync::Arc;
 use super::fill::FillState;
 use super::index::CachedEntry;
 use super::Cache;
-use crate::store::object_id;
 
 /// A download in progress.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -71,25 +70,15 @@ impl Cache {
     /// Whether it was there.
     pub async fn evict_one(self: &Arc<Self>, norm: &str) -> bool {
         let (this, key) = (self.clone(), norm.to_owned());
-        let removed = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let entry = this.index.get(&key).ok().flatten()?;
-            if !this.index.remove(&key).unwrap_or(false) {
-                return None;
-            }
-            if let Err(e) = this.objects.remove(&object_id(&key)) {
-                tracing::warn!(key, "removed entry's file could not be deleted: {e}");
-            }
-            let now = this.size.fetch_sub(entry.size, Ordering::Relaxed) - entry.size;
-            this.metrics.cache_size.set(now);
-            this.metrics.cache_entries.dec();
-            Some(())
+            this.index.remove(&key).unwrap_or(false).then(|| {
+                this.unlinked(&key, entry.size);
+            })
         })
         .await
         .ok()
         .flatten()
-        .is_some();
-        self.memory.invalidate(norm);
-        self.open_files.invalidate(norm);
-        removed
+        .is_some()
     }
 }

@@ -22,21 +22,10 @@ use super::error::{need, ApiError, RequireKey};
 use super::log::Noted;
 use super::{json, App};
 use crate::auth::Scope;
+use crate::cache::derive::is_derived;
+use crate::store::time::rfc3339;
 
 type Answer = Result<Response, ApiError>;
-
-/// What a path segment may not hold as it is.
-const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'?')
-    .add(b'<')
-    .add(b'>')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}');
 
 #[derive(Deserialize)]
 pub struct Search {
@@ -74,7 +63,7 @@ pub async fn search(
                     "key": r.display,
                     "size": r.size,
                     "sha256": r.sha256,
-                    "uploaded_at": humantime::format_rfc3339_seconds(r.uploaded_at).to_string(),
+                    "uploaded_at": rfc3339(r.uploaded_at),
                 })
             })
             .collect();
@@ -95,18 +84,18 @@ pub async fn search(
     Ok(json::reply(StatusCode::OK, &json!({ "symbols": rows, "next": next })).noted("search"))
 }
 
-/// The key in `/api/symbols/<key>`, parsed as a symbol path (percent-decoded).
-fn key_of(app: &App, uri: &Uri) -> Result<SymbolKey, ApiError> {
+/// The key after `route` (`/api/symbols/`) in the request path, parsed as a symbol path is:
+/// each segment percent-decoded once, by the parse itself.
+pub(super) fn key_in_path(app: &App, uri: &Uri, route: &str) -> Result<SymbolKey, ApiError> {
     let raw = uri
         .path()
         .strip_prefix(app.path_prefix.as_str())
-        .and_then(|p| p.strip_prefix("/api/symbols/"))
+        .and_then(|p| p.strip_prefix(route))
         .unwrap_or_default();
-    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
-    SymbolKey::parse_path(&decoded).map_err(|e| {
+    SymbolKey::parse_path(raw).map_err(|e| {
         ApiError::BadRequest(
             "bad_key",
-            format!("expected /api/symbols/<file>/<id>/<file>: {e}"),
+            format!("expected {route}<file>/<id>/<file>: {e}"),
         )
     })
 }
@@ -118,12 +107,38 @@ fn not_found(key: &SymbolKey) -> ApiError {
     )
 }
 
+/// One key's record as `GET /api/symbols/<key>` answers it, wherever symhub has it; what a
+/// source does not know is `null`.
+#[derive(Default, serde::Serialize)]
+struct Record {
+    key: String,
+    size: u64,
+    sha256: String,
+    /// `upload`, `transaction`, `package`, `cache` or `derived`.
+    source: &'static str,
+    uploaded_at: Option<String>,
+    uploader: Option<String>,
+    kind: Option<String>,
+    debug_file: Option<String>,
+    debug_id: Option<String>,
+    code_file: Option<String>,
+    code_id: Option<String>,
+    /// The upstream a cached copy came from.
+    upstream: Option<String>,
+    transactions: Vec<i64>,
+    other_keys: Vec<String>,
+    package: Option<String>,
+    /// A package's keys go with the package (`DELETE /api/packages/<name>`), never alone.
+    deletable: bool,
+    download_url: String,
+}
+
 pub async fn show(
     key: RequireKey<need::Download>,
     State(app): State<Arc<App>>,
     uri: Uri,
 ) -> Answer {
-    let symbol = key_of(&app, &uri)?;
+    let symbol = key_in_path(&app, &uri, "/api/symbols/")?;
     let admin = key.caller().scope >= Scope::Admin;
     let norm = symbol.normalized().to_owned();
     let store = app.cache.store().clone();
@@ -135,48 +150,64 @@ pub async fn show(
     })
     .await?
     .map_err(anyhow::Error::from)?;
-    // Each segment encoded, so a key with `#`, `?` or `%` still links to itself.
-    let download_url: String = symbol
-        .to_string()
-        .split('/')
-        .map(|s| format!("/{}", percent_encoding::utf8_percent_encode(s, SEGMENT)))
-        .collect();
-    let body = if let Some(d) = detail {
-        let mut v = serde_json::to_value(&d).map_err(anyhow::Error::from)?;
-        v["package"] = json!(packaged.map(|p| p.package));
-        v["upstream"] = json!(null);
-        v["deletable"] = json!(admin);
-        v
+    // As an upstream URL spells it: each segment encoded, so `#`, `?` or `%` still link.
+    let download_url = format!("/{}", symbol.url_path(symhub_core::Spelling::AsRequested));
+    let record = if let Some(d) = detail {
+        let i = d.info;
+        Record {
+            key: i.key,
+            size: i.size,
+            sha256: i.sha256,
+            source: i.source,
+            uploaded_at: Some(rfc3339(i.uploaded_at)),
+            uploader: i.uploader,
+            kind: Some(i.kind),
+            debug_file: Some(i.debug_file),
+            debug_id: Some(i.debug_id),
+            code_file: i.code_file,
+            code_id: i.code_id,
+            transactions: d.transactions,
+            other_keys: d.other_keys,
+            package: packaged.map(|p| p.package),
+            deletable: admin,
+            download_url,
+            ..Record::default()
+        }
     } else if let Some(p) = packaged {
-        json!({
-            "key": p.key, "size": p.size, "sha256": p.sha256, "source": "package",
-            "uploaded_at": humantime::format_rfc3339_seconds(p.added_at).to_string(),
-            "uploader": null, "kind": null, "debug_file": null, "debug_id": null,
-            "code_file": null, "code_id": null, "upstream": null, "transactions": [],
-            "other_keys": [], "package": p.package,
-            // A package's keys go with the package (`DELETE /api/packages/<name>`).
-            "deletable": false,
-        })
+        Record {
+            key: p.key,
+            size: p.size,
+            sha256: p.sha256,
+            source: "package",
+            uploaded_at: Some(rfc3339(p.added_at)),
+            package: Some(p.package),
+            download_url,
+            ..Record::default()
+        }
     } else if let Some(c) = app.cache.cached(symbol.normalized()).await {
-        let derived = c.upstream.starts_with("derived:");
-        json!({
-            "key": symbol.to_string(), "size": c.size, "sha256": c.sha256,
-            "source": if derived { "derived" } else { "cache" },
-            "uploaded_at": humantime::format_rfc3339_seconds(c.last_modified).to_string(),
-            "uploader": null, "kind": null, "debug_file": null, "debug_id": null,
-            "code_file": null, "code_id": null, "upstream": c.upstream, "transactions": [],
-            "other_keys": [], "package": null, "deletable": admin,
-        })
+        Record {
+            key: symbol.to_string(),
+            size: c.size,
+            sha256: c.sha256,
+            source: if is_derived(&c.upstream) {
+                "derived"
+            } else {
+                "cache"
+            },
+            uploaded_at: Some(rfc3339(c.last_modified)),
+            upstream: Some(c.upstream),
+            deletable: admin,
+            download_url,
+            ..Record::default()
+        }
     } else {
         return Err(not_found(&symbol));
     };
-    let mut body = body;
-    body["download_url"] = json!(download_url);
-    Ok(json::reply(StatusCode::OK, &body).noted("symbol"))
+    Ok(json::reply(StatusCode::OK, &record).noted("symbol"))
 }
 
 pub async fn delete(_: RequireKey<need::Admin>, State(app): State<Arc<App>>, uri: Uri) -> Answer {
-    let symbol = key_of(&app, &uri)?;
+    let symbol = key_in_path(&app, &uri, "/api/symbols/")?;
     let (store, norm) = (app.cache.store().clone(), symbol.normalized().to_owned());
     let deleted = tokio::task::spawn_blocking(move || store.delete_symbol(&norm))
         .await?

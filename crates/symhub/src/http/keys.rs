@@ -25,26 +25,20 @@ use super::log::Noted;
 use super::{json, App};
 use crate::auth::{key_state, Scope};
 use crate::store::keys::{KeyError, NamedKey};
+use crate::store::time::rfc3339_millis;
 use crate::store::unix_millis;
 
 type Answer = Result<Response, ApiError>;
-
-fn rfc3339(unix_ms: Option<i64>) -> Option<String> {
-    unix_ms.map(|ms| {
-        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-        humantime::format_rfc3339_seconds(t).to_string()
-    })
-}
 
 /// A named key as the API and the CLI show it.
 pub fn key_json(k: &NamedKey, now: i64) -> serde_json::Value {
     json!({
         "name": k.name,
         "scope": k.scope,
-        "created_at": rfc3339(Some(k.created_at)),
-        "expires_at": rfc3339(k.expires_at),
-        "revoked_at": rfc3339(k.revoked_at),
-        "state": key_state(k, now),
+        "created_at": rfc3339_millis(Some(k.created_at)),
+        "expires_at": rfc3339_millis(k.expires_at),
+        "revoked_at": rfc3339_millis(k.revoked_at),
+        "state": key_state(k, now).as_str(),
         "source": "store",
     })
 }
@@ -130,7 +124,7 @@ pub async fn create(
             "name": named.name,
             "scope": named.scope,
             "key": key,
-            "expires_at": rfc3339(named.expires_at),
+            "expires_at": rfc3339_millis(named.expires_at),
         }),
     )
     .noted("key-created"))

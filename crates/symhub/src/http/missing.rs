@@ -6,14 +6,12 @@
 //!   negative entries for it, so the next request asks upstreams again.
 
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::Response;
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
-use symhub_core::SymbolKey;
 
 use super::error::{need, ApiError, RequireKey};
 use super::log::Noted;
@@ -27,9 +25,9 @@ pub struct Page {
     offset: Option<i64>,
 }
 
+/// With milliseconds: misses come many to the second.
 fn rfc3339(unix_ms: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(unix_ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
+    humantime::format_rfc3339_millis(crate::store::time::from_millis(unix_ms)).to_string()
 }
 
 fn entry(m: &Missed) -> serde_json::Value {
@@ -82,11 +80,9 @@ pub async fn list(
 pub async fn forget(
     _: RequireKey,
     State(app): State<Arc<App>>,
-    Path(key): Path<String>,
+    uri: http::Uri,
 ) -> Result<Response, ApiError> {
-    let key = SymbolKey::parse_path(&key).map_err(|e| {
-        ApiError::BadRequest("bad_key", format!("`{key}` is not a symbol key: {e}"))
-    })?;
+    let key = super::entries::key_in_path(&app, &uri, "/api/missing/")?;
     let norm = key.normalized().to_owned();
     let store = app.cache.store().clone();
     let n = norm.clone();

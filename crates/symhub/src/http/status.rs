@@ -14,6 +14,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::log::Noted;
 use super::{json, App};
+use crate::store::time::rfc3339;
 
 /// The store's totals are a scan of its key table: read at most this often.
 const TOTALS_EVERY: Duration = Duration::from_secs(30);
@@ -21,10 +22,6 @@ const TOTALS_EVERY: Duration = Duration::from_secs(30);
 /// The store's key count and bytes, as last read.
 #[derive(Default)]
 pub struct StoreTotals(Mutex<Option<(Instant, (u64, u64))>>);
-
-fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
-}
 
 async fn store_totals(app: &App) -> Result<(u64, u64), ApiError> {
     if let Some((at, totals)) = *app.store_totals.0.lock().unwrap_or_else(|p| p.into_inner()) {

@@ -14,7 +14,7 @@ pub struct SymbolInfo {
     pub key: String,
     pub size: u64,
     pub sha256: String,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "super::time::serialize")]
     pub uploaded_at: std::time::SystemTime,
     /// The API key name (or local user) that uploaded it; `None` before symhub kept it.
     pub uploader: Option<String>,
@@ -25,10 +25,6 @@ pub struct SymbolInfo {
     pub debug_id: String,
     pub code_file: Option<String>,
     pub code_id: Option<String>,
-}
-
-fn rfc3339<S: serde::Serializer>(t: &std::time::SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&humantime::format_rfc3339_seconds(*t).to_string())
 }
 
 /// One key's record beyond its row.
@@ -58,6 +54,19 @@ macro_rules! info_columns {
          s.debug_id, s.code_file, s.code_id,
          EXISTS (SELECT 1 FROM transaction_keys tk JOIN transactions t ON t.id = tk.id
                  WHERE tk.key = s.key AND tk.sha256 = s.sha256 AND t.state = 'active')"
+    };
+}
+
+/// The rows whose `column` equals `?1`, after key `?2`, `?3` at most, in key order.
+macro_rules! matching {
+    ($column:literal) => {
+        concat!(
+            "SELECT ",
+            info_columns!(),
+            " FROM symbols s WHERE s.",
+            $column,
+            " = ?1 AND s.key > ?2 ORDER BY s.key LIMIT ?3"
+        )
     };
 }
 
@@ -115,21 +124,13 @@ impl SymbolStore {
             )?
         };
         if !q.is_empty() {
-            let by = |column: &'static str| {
-                match column {
-                "debug_file" => concat!("SELECT ", info_columns!(), " FROM symbols s WHERE s.debug_file = ?1 AND s.key > ?2 ORDER BY s.key LIMIT ?3"),
-                "debug_id" => concat!("SELECT ", info_columns!(), " FROM symbols s WHERE s.debug_id = ?1 AND s.key > ?2 ORDER BY s.key LIMIT ?3"),
-                "code_file" => concat!("SELECT ", info_columns!(), " FROM symbols s WHERE s.code_file = ?1 AND s.key > ?2 ORDER BY s.key LIMIT ?3"),
-                _ => concat!("SELECT ", info_columns!(), " FROM symbols s WHERE s.code_id = ?1 AND s.key > ?2 ORDER BY s.key LIMIT ?3"),
-            }
-            };
-            for (column, value) in [
-                ("debug_file", &q),
-                ("debug_id", &id),
-                ("code_file", &q),
-                ("code_id", &id),
+            for (sql, value) in [
+                (matching!("debug_file"), &q),
+                (matching!("debug_id"), &id),
+                (matching!("code_file"), &q),
+                (matching!("code_id"), &id),
             ] {
-                rows.extend(self.db.query(by(column), p![value, &after, n])?);
+                rows.extend(self.db.query(sql, p![value, &after, n])?);
             }
             rows.sort_by_key(|r| r.text(0));
             rows.dedup_by_key(|r| r.text(0));

@@ -22,6 +22,7 @@ pub mod retention;
 mod schema;
 pub mod sessions;
 pub mod symbols;
+pub mod time;
 pub mod transactions;
 
 pub use changes::StoreChange;
@@ -73,17 +74,4 @@ pub(crate) fn open_db(
     Ok(conn)
 }
 
-/// Seconds since the Unix epoch (0 before it).
-pub fn unix_secs(t: std::time::SystemTime) -> i64 {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-/// Milliseconds since the Unix epoch: access times and leases, so that entries made within
-/// one second keep their order.
-pub fn unix_millis(t: std::time::SystemTime) -> i64 {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use time::{unix_millis, unix_secs};

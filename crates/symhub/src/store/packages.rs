@@ -31,12 +31,8 @@ pub struct PackageInfo {
     pub size: u64,
     pub key_count: u64,
     pub blob_bytes: u64,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "super::time::serialize")]
     pub added_at: SystemTime,
-}
-
-fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&humantime::format_rfc3339_seconds(*t).to_string())
 }
 
 fn info(r: &Row, at: usize) -> PackageInfo {

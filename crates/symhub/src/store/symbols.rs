@@ -21,7 +21,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use anyhow::Context;
 use symhub_core::SymbolKey;
@@ -110,9 +110,7 @@ pub struct SymbolStore {
     pub changes: super::changes::ChangeFeed,
 }
 
-pub(super) fn from_millis(ms: i64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
-}
+pub(super) use super::time::from_millis;
 
 fn stored(key: String, r: &Row, at: usize) -> StoredSymbol {
     StoredSymbol {

@@ -59,30 +59,19 @@ pub struct TransactionInfo {
     pub version: String,
     pub comment: String,
     pub uploader: String,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "super::time::serialize")]
     pub created_at: SystemTime,
     /// `active` or `deleted`.
     pub state: String,
-    #[serde(serialize_with = "opt_rfc3339")]
+    #[serde(serialize_with = "super::time::serialize_opt")]
     pub deleted_at: Option<SystemTime>,
     /// When retention removes it ([`super::retention`]); `None`: kept until deleted.
-    #[serde(serialize_with = "opt_rfc3339")]
+    #[serde(serialize_with = "super::time::serialize_opt")]
     pub expires_at: Option<SystemTime>,
     /// Keys recorded (a file committed under three keys counts three).
     pub key_count: u64,
     /// Sum of the sizes of those keys' files.
     pub bytes: u64,
-}
-
-fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&humantime::format_rfc3339_seconds(*t).to_string())
-}
-
-fn opt_rfc3339<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => rfc3339(t, s),
-        None => s.serialize_none(),
-    }
 }
 
 /// One key a transaction recorded, with the bytes it put there.

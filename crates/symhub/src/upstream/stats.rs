@@ -23,15 +23,8 @@ pub struct StatsSnapshot {
     /// Mean time to an answer, in ms; `None` before the first request.
     pub latency_ms: Option<f64>,
     pub last_error: Option<String>,
-    #[serde(serialize_with = "opt_rfc3339")]
+    #[serde(serialize_with = "crate::store::time::serialize_opt")]
     pub last_error_at: Option<SystemTime>,
-}
-
-fn opt_rfc3339<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.serialize_str(&humantime::format_rfc3339_seconds(*t).to_string()),
-        None => s.serialize_none(),
-    }
 }
 
 impl UpstreamStats {
