@@ -55,10 +55,12 @@ pub async fn serve(
         Some(store.clone()),
     )?);
     drop(plaintext_keys);
-    {
+    if keys.require_for_downloads || keys.require_for_metrics {
         let s = store.clone();
         let now = store::unix_millis(std::time::SystemTime::now());
         keys.ensure_some_key(tokio::task::spawn_blocking(move || s.has_usable_keys(now)).await??)?;
+    }
+    {
         // A key created or revoked by another process or instance reaches this one as a
         // change of the store.
         let keys = Arc::downgrade(&keys);

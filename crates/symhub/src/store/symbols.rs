@@ -309,14 +309,20 @@ impl SymbolStore {
         let duplicate = keys.iter().all(
             |k| matches!(self.get(k.normalized()), Ok(Some(s)) if s.sha256 == received.sha256),
         );
-        if duplicate
-            && transaction.map_or_else(
-                || Ok::<_, anyhow::Error>(self.pin(keys, &received.sha256).map(|()| true)?),
-                |id| self.record_held(id, keys, &received.sha256, received.size),
-            )?
-        {
-            let _ = std::fs::remove_file(&received.path);
-            return Ok(Committed::Duplicate);
+        if duplicate {
+            // The run still records the keys; an upload outside any run pins them. `false`:
+            // the rows changed meanwhile, so this is a commit after all.
+            let recorded = match transaction {
+                Some(id) => self.record_held(id, keys, &received.sha256, received.size)?,
+                None => {
+                    self.pin(keys, &received.sha256)?;
+                    true
+                }
+            };
+            if recorded {
+                let _ = std::fs::remove_file(&received.path);
+                return Ok(Committed::Duplicate);
+            }
         }
         let created = !self.blobs.exists(&received.sha256)?;
         if created {
