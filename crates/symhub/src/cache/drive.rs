@@ -148,16 +148,17 @@ impl Cache {
                 upstream,
                 last_modified,
             }) => {
-                let done = temp.finish();
-                let entry = CachedEntry {
-                    key: fill.key.normalized().to_owned(),
-                    size: done.size,
-                    sha256: done.sha256.clone(),
-                    last_modified,
-                    upstream: upstream.to_string(),
-                };
                 let (this, f) = (self.clone(), fill.clone());
                 let result = tokio::task::spawn_blocking(move || {
+                    // A download is hashed here, after its clients had their bytes.
+                    let done = temp.finish()?;
+                    let entry = CachedEntry {
+                        key: f.key.normalized().to_owned(),
+                        size: done.size,
+                        sha256: done.sha256.clone(),
+                        last_modified,
+                        upstream: upstream.to_string(),
+                    };
                     done.commit(&this.objects, &object_id(&entry.key))?;
                     this.publish(&f, entry)
                 })

@@ -254,7 +254,7 @@ pub(super) async fn download(work: &Work<'_>, fill: &Arc<Fill>, found: Found) ->
         .and_then(|v| v.to_str().ok())
         .and_then(|v| httpdate::parse_http_date(v).ok())
         .unwrap_or_else(SystemTime::now);
-    let mut sink = match work.objects.writer() {
+    let mut sink = match work.objects.writer_hashed_at_end() {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(key = %fill.key, "cannot create a temp file in the cache: {e}");
@@ -472,17 +472,26 @@ pub(super) async fn copy_from_bucket(
     let failure = failure.or_else(|| {
         (sink.written() != size).then(|| format!("{} of the {size} bytes recorded", sink.written()))
     });
-    let sha = sink.sha256();
-    let failure = failure.or_else(|| {
-        (sha != stored.sha256).then(|| format!("bytes hash to {sha}, not to the name"))
+    // Hashed as it was written (the stream's gate needs it before the last byte): no I/O.
+    let done = sink.finish();
+    let failure = failure.or_else(|| match &done {
+        Ok(done) if done.sha256 != stored.sha256 => {
+            Some(format!("bytes hash to {}, not to the name", done.sha256))
+        }
+        Ok(_) => None,
+        Err(e) => Some(format!("cannot hash the copy: {e}")),
     });
-    if let Some(reason) = failure {
-        tracing::error!(key = %fill.key, blob = %stored.sha256, store = work.store.describe(), "bucket blob not served: {reason}");
-        return Ended::Failed;
-    }
+    let done = match (failure, done) {
+        (None, Ok(done)) => done,
+        (reason, _) => {
+            let reason = reason.unwrap_or_default();
+            tracing::error!(key = %fill.key, blob = %stored.sha256, store = work.store.describe(), "bucket blob not served: {reason}");
+            return Ended::Failed;
+        }
+    };
     let store = work.store.clone();
     let sha = stored.sha256.clone();
-    match tokio::task::spawn_blocking(move || store.adopt_copy(sink.finish(), &sha)).await {
+    match tokio::task::spawn_blocking(move || store.adopt_copy(done, &sha)).await {
         Ok(Ok(path)) => Ended::Copied { stored, path },
         failed => {
             let e = match failed {

@@ -302,7 +302,7 @@ pub fn extract<'s>(
     if out.written() != declared {
         return Err(PackageError::LyingSize(name));
     }
-    let done = out.finish();
+    let done = out.finish()?;
     let (sha256, size) = (done.sha256.clone(), done.size);
     let claim = store
         .claim(&sha256)

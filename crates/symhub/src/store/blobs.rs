@@ -396,7 +396,7 @@ impl Bucket {
             }
             Ok::<_, io::Error>(())
         })?;
-        let done = out.finish();
+        let done = out.finish()?;
         let written = done.size;
         if size.is_some_and(|s| s != written) {
             return Err(io::Error::other(super::Unavailable(format!(

@@ -81,15 +81,26 @@ impl ObjectDir {
         Ok(dest)
     }
 
-    /// A new [`TempObject`] in this directory's `tmp/`.
+    /// A new [`TempObject`] in this directory's `tmp/`, hashing its bytes as they are written.
     pub fn writer(&self) -> io::Result<TempObject> {
         let (file, temp) = self.temp_file()?;
         Ok(TempObject {
             file: Arc::new(file),
             temp,
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
             written: 0,
         })
+    }
+
+    /// A new [`TempObject`] whose SHA-256 is computed only at [`TempObject::finish`], by
+    /// reading the file back. For a proxy download that clients read while it is written: the
+    /// hash (half a second per GiB on this machine's SHA-NI, a third of a fill's CPU) then
+    /// delays the commit, not the clients' bytes. A cold 100 MiB miss took 126 ms, now 93 ms
+    /// (medians of six, interleaved, 2 cores; a direct download took 45 ms).
+    pub fn writer_hashed_at_end(&self) -> io::Result<TempObject> {
+        let mut w = self.writer()?;
+        w.hasher = None;
+        Ok(w)
     }
 
     pub fn remove(&self, id: &str) -> io::Result<()> {
@@ -108,7 +119,8 @@ impl ObjectDir {
 pub struct TempObject {
     file: Arc<File>,
     temp: TempPath,
-    hasher: Sha256,
+    /// `None` for a writer hashed only at its end ([`ObjectDir::writer_hashed_at_end`]).
+    hasher: Option<Sha256>,
     written: u64,
 }
 
@@ -119,7 +131,9 @@ impl TempObject {
     pub fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
         let end = self.written + chunk.len() as u64;
         self.file.write_all_at(chunk, self.written)?;
-        self.hasher.update(chunk);
+        if let Some(h) = &mut self.hasher {
+            h.update(chunk);
+        }
         self.written = end;
         Ok(())
     }
@@ -161,20 +175,40 @@ impl TempObject {
         &self.file
     }
 
-    /// Hex SHA-256 of what was written so far.
-    pub fn sha256(&self) -> String {
-        hex::encode(self.hasher.clone().finalize())
+    /// Hex SHA-256 of what was written so far. Blocking: a writer hashed at its end reads
+    /// its file back.
+    pub fn sha256(&self) -> io::Result<String> {
+        let hasher = match &self.hasher {
+            Some(h) => h.clone(),
+            None => self.hash_file()?,
+        };
+        Ok(hex::encode(hasher.finalize()))
+    }
+
+    /// The hash of the file's written bytes, read back 1 MiB at a time.
+    fn hash_file(&self) -> io::Result<Sha256> {
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut at = 0;
+        while at < self.written {
+            let n = (self.written - at).min(buf.len() as u64) as usize;
+            self.file.read_exact_at(&mut buf[..n], at)?;
+            hasher.update(&buf[..n]);
+            at += n as u64;
+        }
+        Ok(hasher)
     }
 
     /// The finished file: its handle, its temp path (the file goes when it is dropped), its
     /// length and hex SHA-256, for a caller that commits it elsewhere (a blob store).
-    pub fn finish(self) -> Finished {
-        Finished {
-            sha256: hex::encode(self.hasher.finalize()),
+    /// Blocking: a writer hashed at its end reads its file back.
+    pub fn finish(self) -> io::Result<Finished> {
+        Ok(Finished {
+            sha256: self.sha256()?,
             size: self.written,
             file: self.file,
             temp: self.temp,
-        }
+        })
     }
 }
 
@@ -190,5 +224,31 @@ impl Finished {
     /// Makes the file visible as object `id` of `dir` (see [`ObjectDir::commit`]).
     pub fn commit(self, dir: &ObjectDir, id: &str) -> io::Result<PathBuf> {
         dir.commit(&self.file, self.temp, id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both writers name a file by the SHA-256 of exactly what was written: the one hashing
+    /// as it goes, and the one reading its file back at the end (1 MiB at a time, so the
+    /// sizes cross that buffer's edges).
+    #[test]
+    fn a_file_hashed_at_its_end_has_the_hash_of_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = ObjectDir::open(dir.path()).unwrap();
+        for size in [0usize, 1, (1 << 20) - 1, 1 << 20, (5 << 19) + 3] {
+            let bytes: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+            let expected = hex::encode(Sha256::digest(&bytes));
+            for mut w in [objects.writer().unwrap(), objects.writer_hashed_at_end().unwrap()] {
+                for piece in bytes.chunks(300_007) {
+                    w.write(piece).unwrap();
+                }
+                assert_eq!(w.sha256().unwrap(), expected, "{size} bytes");
+                let done = w.finish().unwrap();
+                assert_eq!((done.size, done.sha256), (size as u64, expected.clone()));
+            }
+        }
     }
 }

@@ -377,7 +377,7 @@ where
         Some(w) => w.await.map_err(std::io::Error::other)??,
         None => idle_writer.take().expect("a writer when none is busy"),
     };
-    let done = out.finish();
+    let done = out.finish()?;
     Ok(Received {
         path: done.temp,
         size: done.size,

@@ -23,7 +23,7 @@ pub(super) fn copy_bounded(
     if !out.append_from(from, limit)? {
         return Err(UploadError::TooLarge(limit));
     }
-    let done = out.finish();
+    let done = out.finish()?;
     Ok(Received {
         path: done.temp,
         size: done.size,
