@@ -48,7 +48,8 @@ impl Cache {
     /// aborts a download others may be reading.
     pub(super) async fn drive(self: Arc<Self>, fill: Arc<Fill>, from: FillFrom) {
         let outcome = match from {
-            FillFrom::Upstreams(headers, _) => match self.from_upstreams(&fill, &headers).await {
+            FillFrom::Upstreams { headers, .. } => match self.from_upstreams(&fill, &headers).await
+            {
                 Outcome::NotFound { definitive } if self.derivable(&fill) => {
                     self.derive(&fill, definitive, &headers).await
                 }
@@ -134,7 +135,7 @@ impl Cache {
         match outcome {
             Outcome::Ready(entry) => self.conclude(fill, |s| *s = FillState::Ready(entry)),
             Outcome::NotFound { definitive: true } => {
-                self.put_negative(&fill.slot, fill.born).await;
+                self.put_negative(fill).await;
                 self.conclude(fill, |s| *s = FillState::NotFound);
             }
             Outcome::NotFound { definitive: false } | Outcome::Ended(Ended::Failed) => {

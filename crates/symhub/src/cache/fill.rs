@@ -67,6 +67,9 @@ pub struct Fill {
     pub(super) target: Option<Arc<str>>,
     /// Bytes of a stored key, from the bucket (not an upstream).
     pub from_store: bool,
+    /// [`crate::upstream::Upstreams::wire_digest`] of what upstreams are sent (0 for a
+    /// copy from the bucket): a miss is remembered for it.
+    pub(super) digest: u64,
     /// The cache's generation when the fill began ([`Cache::generation`]).
     pub(super) born: u64,
     pub(super) state: watch::Sender<FillState>,
@@ -75,21 +78,32 @@ pub struct Fill {
 }
 
 impl Fill {
-    pub fn new(key: SymbolKey, slot: String, from_store: bool, born: u64) -> Self {
+    /// A fill of `key` registered at `slot`; say where from with [`Fill::upstream`] or
+    /// [`Fill::bucket_copy`].
+    pub fn new(key: SymbolKey, slot: String, born: u64) -> Self {
         Self {
             key,
             slot,
             target: None,
-            from_store,
+            from_store: false,
+            digest: 0,
             born,
             state: watch::Sender::new(FillState::Resolving),
             failures: std::sync::OnceLock::new(),
         }
     }
 
-    /// Asks debuginfod upstreams for `target` instead of the key's translation.
-    pub(super) fn with_target(mut self, target: Option<Arc<str>>) -> Self {
+    /// Bytes from upstreams, sent as `digest`; debuginfod upstreams are asked for `target`
+    /// instead of the key's translation, when there is one.
+    pub(super) fn upstream(mut self, target: Option<Arc<str>>, digest: u64) -> Self {
         self.target = target;
+        self.digest = digest;
+        self
+    }
+
+    /// Bytes of a stored key, copied from the bucket.
+    pub(super) fn bucket_copy(mut self) -> Self {
+        self.from_store = true;
         self
     }
 

@@ -11,11 +11,19 @@ use crate::store::{BlobLocation, StoredSymbol};
 
 impl Cache {
     /// The slow path of a lookup: ask the store, then the cache index.
-    pub(super) async fn load(self: &Arc<Self>, key: &SymbolKey, slot: &str, born: u64) -> Loaded {
+    /// `slot` and `digest`: where a miss of the key sent as it would be is remembered.
+    pub(super) async fn load(
+        self: &Arc<Self>,
+        key: &SymbolKey,
+        slot: &str,
+        digest: u64,
+        born: u64,
+    ) -> Loaded {
         let this = self.clone();
         let (key, slot) = (key.clone(), slot.to_owned());
         let found =
-            tokio::task::spawn_blocking(move || this.load_blocking(&key, &slot, born)).await;
+            tokio::task::spawn_blocking(move || this.load_blocking(&key, &slot, digest, born))
+                .await;
         match found {
             Ok(Ok(loaded)) => loaded,
             Ok(Err(e)) => {
@@ -29,7 +37,13 @@ impl Cache {
         }
     }
 
-    fn load_blocking(&self, key: &SymbolKey, slot: &str, born: u64) -> anyhow::Result<Loaded> {
+    fn load_blocking(
+        &self,
+        key: &SymbolKey,
+        slot: &str,
+        digest: u64,
+        born: u64,
+    ) -> anyhow::Result<Loaded> {
         let norm = key.normalized();
         let found = match crate::debuginfod::executable_build_id(key) {
             // debuginfod's executable: by the store's build-id index.
@@ -90,8 +104,8 @@ impl Cache {
         {
             return Ok(Loaded::Entry(self.remember(e, born)));
         }
-        if let Some(expires) = self.index.get_negative(slot)? {
-            self.keep(born, slot, Known::Negative(expires));
+        if let Some(until) = self.index.get_negative(slot)? {
+            self.keep(born, norm, Known::Negative { digest, until });
             return Ok(Loaded::Negative);
         }
         Ok(Loaded::Nothing)

@@ -22,7 +22,7 @@ impl Known {
                     + e.http_date.len()
             }
             Known::Redirect(to) => to.len(),
-            Known::Negative(_) => 0,
+            Known::Negative { .. } => 0,
         };
         (KNOWN_OVERHEAD + key.len() + value).min(u32::MAX as usize) as u32
     }

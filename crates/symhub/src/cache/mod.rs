@@ -257,29 +257,30 @@ impl Cache {
         // the store changes meanwhile (see [`Cache::generation`]).
         let born = self.generation();
         let norm = key.normalized();
+        let digest = || self.upstreams.wire_digest(key, client_headers);
         match self.memory.get(norm) {
             Some(Known::Entry(entry)) => {
                 self.touch(&entry);
                 return Lookup::Hit(entry);
             }
             Some(Known::Redirect(to)) => return Lookup::Redirect(to),
-            _ => {}
-        }
-        let slot = miss_slot(norm, self.upstreams.wire_digest(key, client_headers));
-        match self.memory.get(&slot) {
-            Some(Known::Negative(expires)) if expires > SystemTime::now() => {
+            Some(Known::Negative { digest: d, until })
+                if until > SystemTime::now() && d == digest() =>
+            {
                 return Lookup::Negative
             }
-            Some(_) => self.memory.invalidate(&slot),
-            None => {}
+            // Expired, or of other upstream headers: the index knows.
+            Some(Known::Negative { .. }) | None => {}
         }
+        let digest = digest();
+        let slot = miss_slot(norm, digest);
         if let Some(fill) = self.fills().get(&slot) {
             return Lookup::Fill {
                 fill: fill.clone(),
                 leader: false,
             };
         }
-        match self.load(key, &slot, born).await {
+        match self.load(key, &slot, digest, born).await {
             Loaded::Entry(entry) => return Lookup::Hit(entry),
             Loaded::Redirect(to) => return Lookup::Redirect(to),
             Loaded::Negative => return Lookup::Negative,
@@ -299,7 +300,11 @@ impl Cache {
         self.start_or_join_fill(
             key,
             slot,
-            FillFrom::Upstreams(client_headers.clone(), target.cloned()),
+            FillFrom::Upstreams {
+                headers: client_headers.clone(),
+                target: target.cloned(),
+                digest,
+            },
             born,
         )
     }
@@ -334,10 +339,8 @@ impl Cache {
     /// upstreams again ("forget this miss" of the missing-symbol ledger).
     pub async fn forget_misses(self: &Arc<Self>, norm: &str) {
         let prefix = miss_prefix(norm);
-        let p = prefix.clone();
-        let _ = self
-            .memory
-            .invalidate_entries_if(move |k, _| k.starts_with(&p));
+        // A file found meanwhile is forgotten too: the next request reads its index row.
+        self.memory.invalidate(norm);
         let index = self.index.clone();
         let _ = tokio::task::spawn_blocking(move || index.remove_negatives(&prefix)).await;
     }
@@ -398,19 +401,17 @@ impl Cache {
     fn uploaded(&self, keys: &[SymbolKey], code: Option<(&str, &str)>) {
         self.changed();
         self.detach_fills(|f| keys.iter().any(|k| k.normalized() == f.key.normalized()));
-        let mut prefixes = Vec::with_capacity(keys.len() + 1);
+        // A key's remembered miss is kept under the key: it goes with it.
         for k in keys {
             self.memory.invalidate(k.normalized());
             self.open_files.invalidate(k.normalized());
-            // The key's remembered misses, one per digest of what upstreams were sent.
-            prefixes.push(miss_prefix(k.normalized()));
         }
         if let Some((file, id)) = code {
-            prefixes.push(format!("{}/{}/", file.to_lowercase(), id.to_lowercase()));
+            let prefix = format!("{}/{}/", file.to_lowercase(), id.to_lowercase());
+            let _ = self
+                .memory
+                .invalidate_entries_if(move |k, _| k.starts_with(&prefix));
         }
-        let _ = self
-            .memory
-            .invalidate_entries_if(move |k, _| prefixes.iter().any(|p| k.starts_with(p)));
     }
 
     fn touch(&self, entry: &Entry) {
@@ -446,13 +447,11 @@ impl Cache {
                 leader: false,
             };
         }
-        let from_store = matches!(from, FillFrom::Bucket(_));
-        let target = match &from {
-            FillFrom::Upstreams(_, target) => target.clone(),
-            FillFrom::Bucket(_) => None,
-        };
-        let fill =
-            Arc::new(Fill::new(key.clone(), slot.clone(), from_store, born).with_target(target));
+        let fill = Fill::new(key.clone(), slot.clone(), born);
+        let fill = Arc::new(match &from {
+            FillFrom::Upstreams { target, digest, .. } => fill.upstream(target.clone(), *digest),
+            FillFrom::Bucket(_) => fill.bucket_copy(),
+        });
         fills.insert(slot, fill.clone());
         drop(fills);
         self.metrics.fills_in_flight.inc();
@@ -491,12 +490,16 @@ impl Cache {
         }
     }
 
-    /// Remembers that no upstream has `key`.
-    async fn put_negative(self: &Arc<Self>, key: &str, born: u64) {
+    /// Remembers that no upstream has the fill's key, when sent as it was.
+    async fn put_negative(self: &Arc<Self>, fill: &Fill) {
         let expires = SystemTime::now() + self.negative_ttl;
-        self.keep(born, key, Known::Negative(expires));
+        let known = Known::Negative {
+            digest: fill.digest,
+            until: expires,
+        };
+        self.keep(fill.born, fill.key.normalized(), known);
         let this = self.clone();
-        let key = key.to_owned();
+        let key = fill.slot.clone();
         let _ = tokio::task::spawn_blocking(move || {
             if let Err(e) = this.index.put_negative(&key, expires) {
                 tracing::error!(key, "cannot record negative entry: {e}");
@@ -556,15 +559,26 @@ fn miss_prefix(norm: &str) -> String {
 enum Known {
     Entry(Arc<Entry>),
     Redirect(Arc<str>),
-    /// No upstream had it; remembered until this time.
-    Negative(SystemTime),
+    /// No upstream had it when sent as `digest` ([`Upstreams::wire_digest`]); remembered
+    /// until `until`. Kept under the key itself, not its miss slot, so a remembered 404
+    /// costs one lookup in memory, like a hit. A key asked with two digests keeps the
+    /// latest in memory; the other is found in the index.
+    Negative {
+        digest: u64,
+        until: SystemTime,
+    },
 }
 
 /// Where a fill gets its bytes.
 pub enum FillFrom {
-    /// Upstream symbol servers, asked with the client's headers.
-    /// `Some`: the debuginfod path to ask, when the key cannot spell it.
-    Upstreams(HeaderMap, Option<Arc<str>>),
+    /// Upstream symbol servers, asked with the client's `headers`.
+    Upstreams {
+        headers: HeaderMap,
+        /// The debuginfod path to ask, when the key cannot spell it.
+        target: Option<Arc<str>>,
+        /// [`Upstreams::wire_digest`] of what they are sent.
+        digest: u64,
+    },
     /// The store's bucket: a stored key of which this instance has no local copy.
     Bucket(StoredSymbol),
 }

@@ -121,7 +121,9 @@ mod tests {
         // All cached.
         let hot = read_chunk(file.clone(), 100, 2 * CHUNK).await.unwrap();
         assert_eq!(hot, half);
-        let tail = read_chunk(file.clone(), 3 * CHUNK as u64, 17).await.unwrap();
+        let tail = read_chunk(file.clone(), 3 * CHUNK as u64, 17)
+            .await
+            .unwrap();
         assert_eq!(&tail[..], &bytes[3 * CHUNK..]);
     }
 

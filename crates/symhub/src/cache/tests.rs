@@ -254,7 +254,7 @@ fn bucket_copy(body: &[u8]) -> (Arc<Fill>, Progress) {
     use std::io::Write;
     let mut file = tempfile::tempfile().unwrap();
     file.write_all(body).unwrap();
-    let fill = Arc::new(Fill::new(key(), key().normalized().to_owned(), true, 0));
+    let fill = Arc::new(Fill::new(key(), key().normalized().to_owned(), 0).bucket_copy());
     let progress = Progress {
         file: Arc::new(file),
         len: Some(body.len() as u64),

@@ -241,7 +241,10 @@ mod tests {
         for size in [0usize, 1, (1 << 20) - 1, 1 << 20, (5 << 19) + 3] {
             let bytes: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
             let expected = hex::encode(Sha256::digest(&bytes));
-            for mut w in [objects.writer().unwrap(), objects.writer_hashed_at_end().unwrap()] {
+            for mut w in [
+                objects.writer().unwrap(),
+                objects.writer_hashed_at_end().unwrap(),
+            ] {
                 for piece in bytes.chunks(300_007) {
                     w.write(piece).unwrap();
                 }
