@@ -16,10 +16,11 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::Response;
-use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
+use http::{header, HeaderMap, HeaderValue, Method};
 use symhub_core::debuginfod::{Artifact, DebuginfodRequest};
 
 use super::log::Outcome;
+use super::names::{self, X_FORWARDED_FOR};
 use super::symbols::{not_found, refuse_download, respond, serve_part, FilePart};
 use super::App;
 use crate::cache::{Answer, Fill};
@@ -28,8 +29,6 @@ use crate::debuginfod::{debuginfo, executable, section_range, source};
 /// Servers a request may have crossed before this one stops forwarding it (elfutils'
 /// default `--forwarded-ttl-limit`).
 pub const MAX_HOPS: usize = 8;
-
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 pub async fn route(State(app): State<Arc<App>>, req: axum::extract::Request) -> Response {
     let (parts, _body) = req.into_parts();
@@ -119,12 +118,12 @@ fn debuginfod_headers(r: &mut Response, file: &str) {
     }
     let h = r.headers_mut();
     if let Some(len) = h.get(header::CONTENT_RANGE).and_then(total_of_range) {
-        h.insert("x-debuginfod-size", HeaderValue::from(len));
+        h.insert(names::X_DEBUGINFOD_SIZE, HeaderValue::from(len));
     } else if let Some(len) = h.get(header::CONTENT_LENGTH).cloned() {
-        h.insert("x-debuginfod-size", len);
+        h.insert(names::X_DEBUGINFOD_SIZE, len);
     }
     if let Ok(v) = HeaderValue::from_str(file) {
-        h.insert("x-debuginfod-file", v);
+        h.insert(names::X_DEBUGINFOD_FILE, v);
     }
 }
 
@@ -172,9 +171,9 @@ async fn section(
             continue;
         };
         let h = r.headers_mut();
-        h.insert("x-debuginfod-size", HeaderValue::from(len));
+        h.insert(names::X_DEBUGINFOD_SIZE, HeaderValue::from(len));
         if let Ok(v) = HeaderValue::from_str(name) {
-            h.insert("x-debuginfod-file", v);
+            h.insert(names::X_DEBUGINFOD_FILE, v);
         }
         return Outcome::new("section").upstream(&entry.upstream).to(r);
     }

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use symhub_core::SymbolKey;
 
+use super::names::X_FORWARDED_FOR;
 use super::App;
 use crate::config::TrustedProxy;
 
@@ -164,7 +165,7 @@ impl RequestLog {
             peer: req.extensions().get::<Peer>().cloned(),
             forwarded_for: req
                 .headers()
-                .get_all("x-forwarded-for")
+                .get_all(X_FORWARDED_FOR)
                 .iter()
                 .cloned()
                 .collect(),
@@ -317,15 +318,15 @@ mod tests {
         let proxy = Peer::Tcp("10.0.0.1:1".parse().unwrap());
         let stranger = Peer::Tcp("198.51.100.7:1".parse().unwrap());
         assert_eq!(
-            client_address(Some(&proxy), h.get_all("x-forwarded-for"), &proxies),
+            client_address(Some(&proxy), h.get_all(X_FORWARDED_FOR), &proxies),
             "203.0.113.9"
         );
         assert_eq!(
-            client_address(Some(&Peer::Unix), h.get_all("x-forwarded-for"), &proxies),
+            client_address(Some(&Peer::Unix), h.get_all(X_FORWARDED_FOR), &proxies),
             "203.0.113.9"
         );
         assert_eq!(
-            client_address(Some(&stranger), h.get_all("x-forwarded-for"), &proxies),
+            client_address(Some(&stranger), h.get_all(X_FORWARDED_FOR), &proxies),
             "198.51.100.7"
         );
         assert_eq!(client_address(Some(&proxy), [], &proxies), "10.0.0.1");

@@ -19,6 +19,7 @@ pub mod json;
 pub mod keys;
 pub mod log;
 mod missing;
+mod names;
 mod ops;
 mod origin;
 mod packages;

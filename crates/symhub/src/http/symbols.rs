@@ -17,6 +17,7 @@ use http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use symhub_core::SymbolKey;
 
 use super::body::file_body;
+use super::names;
 use super::log::Outcome;
 use super::App;
 use crate::auth::Denied;
@@ -140,7 +141,7 @@ pub(super) async fn respond(
             };
             if let Some(source) = route.source() {
                 r.headers_mut()
-                    .insert("x-symhub-source", HeaderValue::from_static(source));
+                    .insert(names::X_SYMHUB_SOURCE, HeaderValue::from_static(source));
             }
             if route.filled() {
                 upstream_header(&mut r, &entry.upstream);
@@ -158,7 +159,7 @@ pub(super) async fn respond(
             let mut r = serve_streaming(&fill, &progress, headers, head, route.x_cache());
             if let Some(source) = route.source() {
                 r.headers_mut()
-                    .insert("x-symhub-source", HeaderValue::from_static(source));
+                    .insert(names::X_SYMHUB_SOURCE, HeaderValue::from_static(source));
             }
             upstream_header(&mut r, &progress.upstream);
             Outcome::new(route.outcome())
@@ -182,7 +183,7 @@ pub(super) async fn respond(
                 r.headers_mut().insert(header::LOCATION, v);
             }
             r.headers_mut()
-                .insert("x-cache", HeaderValue::from_static("HIT"));
+                .insert(names::X_CACHE, HeaderValue::from_static("HIT"));
             Outcome::new("redirect").key(key).to(r)
         }
         Answer::NotFound {
@@ -223,7 +224,7 @@ pub(super) async fn respond(
 
 pub(super) fn upstream_header(r: &mut Response, upstream: &str) {
     r.headers_mut().insert(
-        "x-symhub-upstream",
+        names::X_SYMHUB_UPSTREAM,
         HeaderValue::from_str(upstream).unwrap_or(HeaderValue::from_static("?")),
     );
 }
@@ -231,7 +232,7 @@ pub(super) fn upstream_header(r: &mut Response, upstream: &str) {
 pub(super) fn not_found(cache: &'static str, outcome: Outcome) -> Response {
     let mut r = (StatusCode::NOT_FOUND, "not found\n").into_response();
     r.headers_mut()
-        .insert("x-cache", HeaderValue::from_static(cache));
+        .insert(names::X_CACHE, HeaderValue::from_static(cache));
     outcome.to(r)
 }
 
@@ -242,7 +243,7 @@ fn base_headers(r: &mut Response, cache: &'static str, last_modified: &HeaderVal
         HeaderValue::from_static("application/octet-stream"),
     );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert("x-cache", HeaderValue::from_static(cache));
+    h.insert(names::X_CACHE, HeaderValue::from_static(cache));
     h.insert(header::LAST_MODIFIED, last_modified.clone());
 }
 
