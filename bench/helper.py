@@ -245,7 +245,8 @@ def cmd_summary(path):
     add = lines.append
     add("symhub benchmark results")
     add("=" * 100)
-    for k in ("date", "host", "cpus", "symhub", "nginx", "wrk", "nginx_workers", "small", "big"):
+    for k in ("date", "host", "cpus", "symhub", "nginx", "wrk", "nginx_workers", "small", "big",
+              "debuginfod", "symbolicate"):
         if k in meta:
             add(f"{k:<14} {meta[k]}")
     add("")
@@ -257,6 +258,8 @@ def cmd_summary(path):
         ("small", "10 KiB file, req/s", "rps", "%.0f"),
         ("negative", "negative entry (404), req/s", "rps", "%.0f"),
         ("big", "100 MiB file, MiB/s", "mib_s", "%.1f"),
+        ("debuginfod", "debuginfod hit, 6 KiB ELF, req/s", "rps", "%.0f"),
+        ("symbolicate", "warm symbolicate/v5 ¹, req/s", "rps", "%.0f"),
     ]
     for key, label, field, fmt in cases:
         n, s = wrk.get(f"nginx-{key}"), wrk.get(f"symhub-{key}")
@@ -274,6 +277,8 @@ def cmd_summary(path):
             if bad:
                 notes.append(f"{who}: {bad} errors {e}")
         add(f"{label:<34}{fmt % n[field]:>12}{fmt % s[field]:>12}{r:>7.2f}x  {verdict(r):<13}{'; '.join(notes)}")
+    add("¹ symhub symbolicates 50 frames of a parsed module; nginx serves the same answer as a")
+    add("  static file: the cost of symbolication over sending its bytes.")
     add("")
     add("Detail per wrk run")
     add(f"{'run':<17}{'wrk args':<10}{'requests':>9}{'p50 ms':>8}{'p99 ms':>8}{'srv cpu':>8}"
