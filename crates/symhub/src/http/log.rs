@@ -146,7 +146,7 @@ pub struct RequestLog {
     started: Instant,
     method: http::Method,
     uri: http::Uri,
-    peer: Option<Peer>,
+    peer: Peer,
     forwarded_for: Vec<http::HeaderValue>,
 }
 
@@ -154,6 +154,7 @@ impl RequestLog {
     pub fn begin<B>(
         app: &Arc<App>,
         req: &http::Request<B>,
+        peer: &Peer,
         in_flight: super::idle::InFlight,
     ) -> Self {
         Self {
@@ -162,7 +163,7 @@ impl RequestLog {
             started: Instant::now(),
             method: req.method().clone(),
             uri: req.uri().clone(),
-            peer: req.extensions().get::<Peer>().cloned(),
+            peer: peer.clone(),
             forwarded_for: req
                 .headers()
                 .get_all(X_FORWARDED_FOR)
@@ -197,7 +198,7 @@ impl RequestLog {
 
     fn client(&self) -> String {
         client_address(
-            self.peer.as_ref(),
+            Some(&self.peer),
             &self.forwarded_for,
             &self.app.trusted_proxies,
         )

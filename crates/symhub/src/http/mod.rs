@@ -5,8 +5,6 @@
 //! routes, `/symbolicate/v5`, and every other path is a symbol path (under
 //! `server.path_prefix` when one is configured).
 
-use axum::response::IntoResponse;
-
 mod api;
 mod body;
 mod console;
@@ -22,6 +20,8 @@ mod missing;
 mod names;
 mod ops;
 mod origin;
+mod routes;
+pub use routes::{front, Front};
 mod packages;
 mod status;
 mod symbolicate;
@@ -34,8 +34,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use axum::routing::get;
-use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -92,137 +90,6 @@ impl App {
             trusted_proxies: config.trusted_proxies()?,
         })
     }
-}
-
-/// The router plus what wraps every request: the request log.
-#[derive(Clone)]
-pub struct Front {
-    app: Arc<App>,
-    router: Router,
-}
-
-pub fn front(app: Arc<App>) -> Front {
-    Front {
-        router: router(app.clone()),
-        app,
-    }
-}
-
-fn router(app: Arc<App>) -> Router {
-    use axum::extract::DefaultBodyLimit;
-    use axum::routing::{post, put};
-    let p = app.path_prefix.clone();
-    let mut r = Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/metrics", get(ops::metrics));
-    for v in ["", "/v1"] {
-        r = r
-            .route(
-                &format!("{p}{v}/symbols/{{debug_file}}/{{id_action}}"),
-                get(api::check_status),
-            )
-            .route(&format!("{p}{v}/uploads:create"), post(api::create))
-            .route(
-                &format!("{p}{v}/uploads/{{key_action}}"),
-                post(api::complete),
-            );
-    }
-    // Upload bodies are bounded by upload.max_size as they stream, not by axum's default.
-    r.route(
-        &format!("{p}/_upload/{{upload_key}}/{{token}}"),
-        put(api::put).layer(DefaultBodyLimit::disable()),
-    )
-    .route(
-        &format!("{p}{}", app.v1_path),
-        post(api::v1).layer(DefaultBodyLimit::disable()),
-    )
-    .route(&format!("{p}/api/symbols"), get(entries::search))
-    .route(
-        &format!("{p}/api/symbols/{{*key}}"),
-        get(entries::show).delete(entries::delete),
-    )
-    .route(
-        &format!("{p}/api/files/{{name}}"),
-        put(files::put).layer(DefaultBodyLimit::disable()),
-    )
-    .route(&format!("{p}/api/files/missing"), post(files::missing))
-    .route(&format!("{p}/buildid/{{*rest}}"), get(debuginfod::route))
-    .route(
-        &format!("{p}/api/sources/{{*rest}}"),
-        put(api::put_source).layer(DefaultBodyLimit::disable()),
-    )
-    .route(
-        &format!("{p}/api/packages"),
-        get(packages::list)
-            .post(packages::add)
-            .layer(DefaultBodyLimit::disable()),
-    )
-    .route(
-        &format!("{p}/api/packages/{{name}}"),
-        get(packages::show)
-            .put(packages::put)
-            .delete(packages::remove)
-            .layer(DefaultBodyLimit::disable()),
-    )
-    .route(
-        &format!("{p}/api/transactions"),
-        get(transactions::list)
-            .post(transactions::create)
-            .delete(transactions::delete_matching),
-    )
-    .route(
-        &format!("{p}/api/transactions/{{id}}"),
-        get(transactions::show).delete(transactions::delete),
-    )
-    .route(&format!("{p}/api/status"), get(status::status))
-    .route(&format!("{p}/api/whoami"), get(keys::whoami))
-    .route(&format!("{p}/ui/"), get(console::index))
-    .route(&format!("{p}/ui/app.js"), get(console::script))
-    .route(&format!("{p}/ui/app.css"), get(console::style))
-    .route(&format!("{p}/ui"), get(console::to_console))
-    .route(
-        if p.is_empty() { "/" } else { &p },
-        get(console::to_console),
-    )
-    .route(&format!("{p}/api/keys"), get(keys::list).post(keys::create))
-    .route(
-        &format!("{p}/api/keys/{{name}}"),
-        axum::routing::delete(keys::revoke),
-    )
-    .route(&format!("{p}/api/missing"), get(missing::list))
-    .route(
-        &format!("{p}/api/missing/{{*key}}"),
-        axum::routing::delete(missing::forget),
-    )
-    .route(
-        &format!("{p}/symbolicate/v5"),
-        post(symbolicate::v5).options(symbolicate::preflight),
-    )
-    .route(
-        &format!("{p}/api/minidump"),
-        post(symbolicate::minidump).layer(DefaultBodyLimit::disable()),
-    )
-    // Under /api/ every path is an API path: an unknown one is the API's JSON 404, never a
-    // symbol lookup.
-    .route(
-        &format!("{p}/api/{{*rest}}"),
-        axum::routing::any(api_not_found),
-    )
-    .fallback(symbols::route)
-    .method_not_allowed_fallback(method_not_allowed)
-    .with_state(app)
-}
-
-async fn api_not_found(method: http::Method, uri: http::Uri) -> axum::response::Response {
-    error::ApiError::NotFound("not_found", format!("no API route {method} {}", uri.path()))
-        .into_response()
-}
-
-/// A route that exists, asked with a method it does not take: the API's JSON error, not
-/// an empty body.
-async fn method_not_allowed(method: http::Method, uri: http::Uri) -> axum::response::Response {
-    error::ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
-        .into_response()
 }
 
 pub enum Bound {
@@ -411,9 +278,19 @@ fn spawn_conn<S>(
         let requests = activity.clone();
         let service =
             hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(peer.clone());
-                let log = log::RequestLog::begin(&front.app, &req, requests.begin());
-                let response = front.router.clone().oneshot(req);
+                use futures_util::future::Either;
+                let log = log::RequestLog::begin(&front.app, &req, &peer, requests.begin());
+                let response = if front.is_symbol_path(req.uri().path()) {
+                    let app = front.app.clone();
+                    Either::Left(async move {
+                        let (parts, _body) = req.into_parts();
+                        let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
+                        Ok(symbols::handle(app, method, uri, headers).await)
+                    })
+                } else {
+                    req.extensions_mut().insert(peer.clone());
+                    Either::Right(front.router.clone().oneshot(req))
+                };
                 async move { response.await.map(|r| log.finish(r)) }
             });
         let mut builder = auto::Builder::new(TokioExecutor::new());

@@ -17,8 +17,8 @@ use http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use symhub_core::SymbolKey;
 
 use super::body::file_body;
-use super::names;
 use super::log::Outcome;
+use super::names;
 use super::App;
 use crate::auth::Denied;
 use crate::cache::fill::Progress;
