@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::Response;
-use http::{header, HeaderMap, HeaderValue, Method};
+use http::{header, HeaderMap, HeaderValue, Method, Uri};
 use symhub_core::debuginfod::{Artifact, DebuginfodRequest};
 
 use super::log::Outcome;
@@ -32,7 +32,11 @@ pub const MAX_HOPS: usize = 8;
 
 pub async fn route(State(app): State<Arc<App>>, req: axum::extract::Request) -> Response {
     let (parts, _body) = req.into_parts();
-    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
+    handle(app, &parts.method, &parts.uri, &parts.headers).await
+}
+
+/// `GET|HEAD /buildid/<id>/<artifact>`, also reached without the router (`routes::Direct`).
+pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
     if let Some(r) = refuse_download(&app, method, uri, headers).await {
         return r;
     }

@@ -204,7 +204,6 @@ impl RequestLog {
             LoggedBody { inner, line }
         })
     }
-
 }
 
 impl Seen {

@@ -280,12 +280,11 @@ fn spawn_conn<S>(
             hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                 use futures_util::future::Either;
                 let log = log::RequestLog::begin(&front.app, &req, &peer, requests.begin());
-                let response = if front.is_symbol_path(req.uri().path()) {
+                let response = if let Some(direct) = front.direct(req.method(), req.uri().path()) {
                     let app = front.app.clone();
                     Either::Left(async move {
                         let (parts, _body) = req.into_parts();
-                        let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
-                        Ok(symbols::handle(app, method, uri, headers).await)
+                        Ok(direct.handle(app, parts).await)
                     })
                 } else {
                     req.extensions_mut().insert(peer.clone());

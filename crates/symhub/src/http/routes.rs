@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use axum::Router;
 
@@ -35,10 +35,32 @@ pub fn front(app: Arc<App>) -> Front {
     }
 }
 
+/// The first path segment of debuginfod's routes (`/buildid/<id>/<artifact>`).
+const DEBUGINFOD_ROOT: &str = "buildid";
+
+/// A request answered without the router: a download whose handler the path alone names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Direct {
+    /// A symbol path: [`symbols::handle`].
+    Symbols,
+    /// `GET|HEAD /buildid/…`: [`debuginfod::handle`].
+    Debuginfod,
+}
+
+impl Direct {
+    pub(super) async fn handle(self, app: Arc<App>, req: http::request::Parts) -> Response {
+        let (method, uri, headers) = (&req.method, &req.uri, &req.headers);
+        match self {
+            Direct::Symbols => symbols::handle(app, method, uri, headers).await,
+            Direct::Debuginfod => debuginfod::handle(app, method, uri, headers).await,
+        }
+    }
+}
+
 impl Front {
-    /// See [`Claimed::is_symbol_path`].
-    pub(super) fn is_symbol_path(&self, path: &str) -> bool {
-        self.claimed.is_symbol_path(path)
+    /// See [`Claimed::direct`].
+    pub(super) fn direct(&self, method: &http::Method, path: &str) -> Option<Direct> {
+        self.claimed.direct(method, path)
     }
 }
 
@@ -66,17 +88,24 @@ impl Claimed {
         self.first_segments.insert(first.to_owned());
     }
 
-    /// Whether `path` is a symbol path the router would only pass to its fallback: under the
-    /// path prefix, with a first segment no route claims. Compared as sent, as axum matches.
-    fn is_symbol_path(&self, path: &str) -> bool {
-        let Some(rest) = path
-            .strip_prefix(self.prefix.as_str())
-            .and_then(|r| r.strip_prefix('/'))
-        else {
-            return false;
-        };
-        let first = rest.split('/').next().unwrap_or_default();
-        !first.is_empty() && !self.first_segments.contains(first)
+    /// The first segment of `path` below the prefix (`None` outside it). As sent: axum
+    /// matches the raw path too.
+    fn first_segment<'a>(&self, path: &'a str) -> Option<&'a str> {
+        let rest = path.strip_prefix(self.prefix.as_str())?.strip_prefix('/')?;
+        rest.split('/').next()
+    }
+
+    /// Which download handler answers `path` without the router, if any:
+    /// - a symbol path, one the router would only pass to its fallback: under the path
+    ///   prefix, with a first segment no route claims;
+    /// - a debuginfod `GET` or `HEAD` (other methods get the router's JSON 405).
+    fn direct(&self, method: &http::Method, path: &str) -> Option<Direct> {
+        let first = self.first_segment(path).filter(|f| !f.is_empty())?;
+        if !self.first_segments.contains(first) {
+            return Some(Direct::Symbols);
+        }
+        let download = method == http::Method::GET || method == http::Method::HEAD;
+        (download && first == DEBUGINFOD_ROOT).then_some(Direct::Debuginfod)
     }
 }
 
@@ -148,7 +177,10 @@ fn router(app: Arc<App>) -> (Router, Claimed) {
         put(files::put).layer(DefaultBodyLimit::disable()),
     )
     .route(&format!("{p}/api/files/missing"), post(files::missing))
-    .route(&format!("{p}/buildid/{{*rest}}"), get(debuginfod::route))
+    .route(
+        &format!("{p}/{DEBUGINFOD_ROOT}/{{*rest}}"),
+        get(debuginfod::route),
+    )
     .route(
         &format!("{p}/api/sources/{{*rest}}"),
         put(api::put_source).layer(DefaultBodyLimit::disable()),
@@ -227,7 +259,8 @@ async fn method_not_allowed(method: http::Method, uri: http::Uri) -> axum::respo
 
 #[cfg(test)]
 mod tests {
-    use super::Claimed;
+    use super::{Claimed, Direct};
+    use http::Method;
 
     #[test]
     fn paths_a_route_starts_with_are_the_routers_the_rest_are_symbol_paths() {
@@ -243,18 +276,17 @@ mod tests {
             ] {
                 c.claim(&format!("{prefix}{route}"));
             }
-            let p = |path: &str| format!("{prefix}{path}");
+            let get = |path: &str| c.direct(&Method::GET, &format!("{prefix}{path}"));
             for router in [
                 "/api/keys",
                 "/api/nothing/here",
                 "/ui/",
                 "/ui",
-                "/buildid/ab/debuginfo",
+                "/",
+                "//x/y/z",
+                "",
             ] {
-                assert!(!c.is_symbol_path(&p(router)), "{prefix} {router}");
-            }
-            for router in ["/", "//x/y/z", ""] {
-                assert!(!c.is_symbol_path(&p(router)), "{prefix} {router:?}");
+                assert_eq!(get(router), None, "{prefix} {router:?}");
             }
             for symbol in [
                 "/foo.pdb/ABC1/foo.pdb",
@@ -262,13 +294,21 @@ mod tests {
                 "/%61pi/keys",
                 "/apix/y/z",
             ] {
-                assert!(c.is_symbol_path(&p(symbol)), "{prefix} {symbol}");
+                assert_eq!(get(symbol), Some(Direct::Symbols), "{prefix} {symbol}");
             }
+            let debuginfo = format!("{prefix}/buildid/ab/debuginfo");
+            assert_eq!(get("/buildid/ab/debuginfo"), Some(Direct::Debuginfod));
+            assert_eq!(
+                c.direct(&Method::HEAD, &debuginfo),
+                Some(Direct::Debuginfod)
+            );
+            assert_eq!(
+                c.direct(&Method::POST, &debuginfo),
+                None,
+                "the router's 405"
+            );
             if !prefix.is_empty() {
-                assert!(
-                    !c.is_symbol_path("/foo.pdb/ABC1/foo.pdb"),
-                    "outside the prefix"
-                );
+                assert_eq!(c.direct(&Method::GET, "/foo.pdb/ABC1/foo.pdb"), None);
             }
         }
     }

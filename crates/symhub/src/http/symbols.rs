@@ -302,6 +302,10 @@ fn etag_matches(if_none_match: &str, etag: &str) -> bool {
         .any(|t| t == "*" || t == etag)
 }
 
+/// Headers of a file response: length, type, ranges, validators, `X-Cache`, where it came
+/// from, and debuginfod's two.
+const FILE_HEADERS: usize = 12;
+
 /// Serves a committed entry from its open file, with every validator. `None` when the file
 /// is shorter than its record.
 fn serve_entry(
@@ -367,6 +371,8 @@ pub(super) fn serve_part(
     let at = part.offset;
     let body = file_body(part.file, at + start, at + if head { start } else { end }).ok()?;
     let mut r = Response::new(body);
+    // Room for every header a file gets, so the map is never grown and rehashed.
+    r.headers_mut().reserve(FILE_HEADERS);
     *r.status_mut() = status;
     if status != StatusCode::NOT_MODIFIED {
         set_length(&mut r, status, start, end, len);
@@ -403,6 +409,7 @@ fn serve_streaming(
         Body::from_stream(fill.stream(start, end))
     };
     let mut r = Response::new(body);
+    r.headers_mut().reserve(FILE_HEADERS);
     *r.status_mut() = status;
     if let (Some(end), Some(len)) = (end, p.len) {
         set_length(&mut r, status, start, end, len);
