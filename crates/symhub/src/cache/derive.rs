@@ -27,7 +27,8 @@ use symhub_core::debuginfod::ssqp::{debuginfo_key, executable_key};
 use symhub_core::{BuildId, SymbolKey};
 
 use super::drive::Outcome;
-use super::fill::{Ended, Fill, FillState, Progress};
+use super::fetch::Ended;
+use super::fill::{Fill, FillState, Progress};
 use super::local::{place, LocalFile, NoFile};
 use super::Cache;
 use crate::config::Config;

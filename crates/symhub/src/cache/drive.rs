@@ -18,7 +18,8 @@ use std::sync::Arc;
 use http::HeaderMap;
 
 use super::derive::is_stale;
-use super::fill::{self, CabSource, Ended, Fill, FillState, Work};
+use super::fetch::{self, CabSource, Ended, Work};
+use super::fill::{Fill, FillState};
 use super::index::CachedEntry;
 use super::{store_entry, Cache, Entry, FillFrom, Lookup, Source};
 use crate::store::object_id;
@@ -56,7 +57,7 @@ impl Cache {
                 outcome => outcome,
             },
             FillFrom::Bucket(stored) => {
-                Outcome::Ended(fill::copy_from_bucket(&self.work(), &fill, stored).await)
+                Outcome::Ended(fetch::copy_from_bucket(&self.work(), &fill, stored).await)
             }
         };
         self.settle(&fill, outcome).await;
@@ -80,7 +81,7 @@ impl Cache {
             .await
         {
             Resolution::Found(found) => {
-                return Outcome::Ended(fill::download(&self.work(), fill, found).await)
+                return Outcome::Ended(fetch::download(&self.work(), fill, found).await)
             }
             Resolution::NotFound {
                 definitive,
@@ -100,7 +101,7 @@ impl Cache {
             return Outcome::NotFound { definitive };
         };
         match self.cab(&cab_key, headers).await {
-            Ok(Some(cab)) => Outcome::Ended(fill::unpack(&self.work(), fill, cab).await),
+            Ok(Some(cab)) => Outcome::Ended(fetch::unpack(&self.work(), fill, cab).await),
             Ok(None) => Outcome::NotFound { definitive },
             Err(()) => Outcome::NotFound { definitive: false },
         }

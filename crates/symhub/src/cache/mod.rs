@@ -18,6 +18,7 @@ pub mod cab;
 pub mod derive;
 mod drive;
 pub mod evict;
+mod fetch;
 pub mod fill;
 pub mod health;
 pub mod index;
