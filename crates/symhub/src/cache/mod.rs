@@ -359,8 +359,21 @@ impl Cache {
     /// store changed since. Inserting first and checking after pairs with
     /// [`Cache::changed`] bumping first and forgetting after: whichever runs second removes
     /// the entry.
+    ///
+    /// A remembered miss never replaces the key's file or redirect: the miss belongs to
+    /// other upstream headers (a file is the file for every request), and would otherwise
+    /// answer 404 to requests sent like it while the file is here. Puts are serialized per
+    /// key, so a file committed at the same moment is never lost either.
     fn keep(&self, born: u64, key: &str, known: Known) {
-        self.memory.insert(key.to_owned(), known);
+        use moka::ops::compute::Op;
+        let miss = matches!(known, Known::Negative { .. });
+        let _ = self
+            .memory
+            .entry(key.to_owned())
+            .and_compute_with(|old| match old {
+                Some(old) if miss && !matches!(old.value(), Known::Negative { .. }) => Op::Nop,
+                _ => Op::Put(known),
+            });
         if self.generation() != born {
             self.memory.invalidate(key);
         }

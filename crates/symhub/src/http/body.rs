@@ -18,7 +18,11 @@ const INLINE_READ: u64 = 64 * 1024;
 /// Bytes `start..end` of a committed file. A range of at most [`INLINE_READ`] bytes is read
 /// right here on the async thread, as nginx reads from its event loop: for a page-cached
 /// file that is a few microseconds, far less than a hand-off to the blocking pool, and it is
-/// what makes small hits cheap. Larger ranges stream chunk by chunk from the blocking pool.
+/// what makes small hits cheap. Larger ranges stream chunk by chunk ([`read_chunk`]).
+///
+/// An error, before any byte is sent, when the file is shorter than `end`: a cached file
+/// truncated behind symhub's back is then forgotten and fetched again by the caller, instead
+/// of being served cut to every client (a streamed body can only be cut once it started).
 pub fn file_body(file: Arc<File>, start: u64, end: u64) -> io::Result<Body> {
     if end - start <= INLINE_READ {
         return Ok(Body::from(read_exact_at(
@@ -26,6 +30,12 @@ pub fn file_body(file: Arc<File>, start: u64, end: u64) -> io::Result<Body> {
             start,
             (end - start) as usize,
         )?));
+    }
+    if file.metadata()?.len() < end {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "file shorter than its recorded size",
+        ));
     }
     let stream = futures_util::stream::try_unfold(start, move |offset| {
         let file = file.clone();

@@ -126,6 +126,45 @@ async fn truncated_upstream_body_is_not_cached() {
     assert_eq!(up.hits(KEY), 2);
 }
 
+/// A cached file cut short on disk (a disk error, a hand at work) is a miss, fetched again,
+/// for a small file read in one go and for a big one streamed in chunks alike: never a
+/// HIT whose body is cut for every client.
+#[tokio::test]
+async fn a_cached_file_truncated_on_disk_is_fetched_again() {
+    let up = FakeUpstream::start().await;
+    let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
+    for (n, size) in [(1, 10_000), (2, 3_000_000)] {
+        let key = format!("/cut{n}.pdb/ABCDEF0123456789ABCDEF0123456789{n}/cut{n}.pdb");
+        let body = data(size, n);
+        up.serve(&key, body.clone());
+        assert_eq!(s.get(&key).await.bytes().await.unwrap(), body);
+        // Committed just after the client had its last byte.
+        let committed = || s.objects().into_iter().find(|(_, len)| *len == size as u64);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while committed().is_none() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (path, _) = committed().expect("the file is committed");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(size as u64 / 3)
+            .unwrap();
+        let r = s.get(&key).await;
+        assert_eq!(r.status(), 404, "{size} bytes: {}", s.stderr());
+        let r = s.get(&key).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-cache"], "MISS", "{size} bytes");
+        assert_eq!(
+            r.bytes().await.unwrap(),
+            body,
+            "{size} bytes, fetched again"
+        );
+        assert_eq!(up.hits(&key), 2);
+    }
+}
+
 #[tokio::test]
 async fn redirects_are_followed_bodies_cached_and_credentials_stay_home() {
     let front = FakeUpstream::start().await;
