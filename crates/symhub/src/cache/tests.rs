@@ -346,6 +346,41 @@ async fn a_404_is_remembered_and_not_asked_again() {
     assert_eq!(h.upstream.total_hits(), asked);
 }
 
+/// Two requests for one key sent upstream differently (a forwarded header): the one that
+/// found nothing ends after the other committed the file. The file stays the answer for both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miss_of_other_upstream_headers_never_hides_a_cached_file() {
+    let h = Harness::start().await;
+    let body = payload(3000);
+    h.upstream.reply(&key(), Reply::whole(&body));
+    let (fill, _) = streaming(h.resolve(&key()).await);
+    fill.finished().await.unwrap();
+    // The late miss, remembered for exactly what these requests send.
+    let digest = h
+        .cache
+        .upstreams
+        .wire_digest(&key(), &http::HeaderMap::new());
+    let until = SystemTime::now() + std::time::Duration::from_secs(3600);
+    let born = h.cache.generation();
+    h.cache.keep(
+        born,
+        key().normalized(),
+        super::Known::Negative { digest, until },
+    );
+    let answer = h.resolve(&key()).await;
+    assert!(
+        matches!(
+            answer,
+            Answer::File {
+                route: Route::CacheHit,
+                ..
+            }
+        ),
+        "{}",
+        describe(&answer)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_500_is_not_remembered() {
     let h = Harness::start().await;
