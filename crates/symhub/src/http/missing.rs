@@ -84,11 +84,15 @@ pub async fn forget(
 ) -> Result<Response, ApiError> {
     let key = super::entries::key_in_path(&app, &uri, "/api/missing/")?;
     let norm = key.normalized().to_owned();
-    let store = app.cache.store().clone();
+    let (ledger, store) = (app.ledger.clone(), app.cache.store().clone());
     let n = norm.clone();
-    let found = tokio::task::spawn_blocking(move || store.forget_missing(&n))
-        .await?
-        .map_err(anyhow::Error::from)?;
+    // A miss counted but not written yet would come back at the next write.
+    let found = tokio::task::spawn_blocking(move || {
+        ledger.flush();
+        store.forget_missing(&n)
+    })
+    .await?
+    .map_err(anyhow::Error::from)?;
     app.cache.forget_misses(&norm).await;
     Ok(json::reply(
         StatusCode::OK,

@@ -84,6 +84,25 @@ async fn misses_are_counted_with_what_upstreams_answered_and_who_asked() {
     assert_eq!(r.status(), 200);
     assert_eq!(get_as(&s, a, "curl/7.88.1").await, 404);
     assert_eq!(ok.hits(a), asked + 1, "asked upstream again");
+    // Forgotten right after it was counted, before the ledger's next write: gone as well.
+    let c = "/c.pdb/0123456789ABCDEF0123456789ABCDEF1/c.pdb";
+    assert_eq!(get_as(&s, c, "curl/7.88.1").await, 404);
+    let r = client()
+        .delete(format!("{}/api/missing{c}", s.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    let forgotten: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(forgotten["forgotten"], true, "{forgotten}");
+    let v = ledger(&s, "").await;
+    let listed = v["missing"].as_array().unwrap().iter();
+    assert!(
+        listed
+            .clone()
+            .all(|m| m["key"] != c.trim_start_matches('/')),
+        "{v}"
+    );
     let v = ledger(&s, "").await;
     let row = v["missing"]
         .as_array()

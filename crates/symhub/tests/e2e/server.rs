@@ -84,6 +84,12 @@ async fn path_prefix_moves_the_symbol_routes() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "prefixed");
     assert_eq!(s.get(KEY).await.status(), 404);
+    // The prefix is whole segments: `/symbolsbar.pdb/…` is not under `/symbols`.
+    for outside in [format!("/symbols{}", &KEY[1..]), format!("/symbolsx{KEY}")] {
+        let r = s.get(&outside).await;
+        assert_eq!(r.status(), 404, "{outside}");
+        assert_eq!(r.headers()["x-cache"], "INVALID", "{outside}");
+    }
     assert_eq!(up.total_hits(), 1);
 }
 
