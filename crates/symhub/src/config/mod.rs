@@ -116,7 +116,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(60),
             body_idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
-            max_headers: 100,
+            max_headers: crate::http::HYPER_MAX_HEADERS,
             max_header_bytes: ByteSize::kib(64),
             log_format: LogFormat::Text,
         }

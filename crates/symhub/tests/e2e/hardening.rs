@@ -59,6 +59,29 @@ async fn huge_and_numerous_headers_are_refused() {
     assert_eq!(s.get("/healthz").await.status(), 200);
 }
 
+/// The default limit (100, hyper's own, so symhub does not set it) holds as well: 99
+/// headers pass, 150 get 431.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_header_count_limit_holds() {
+    let s = Symhub::start(&config(""));
+    for (count, refused) in [(97, false), (150, true)] {
+        let c = connect(&s);
+        let mut head = String::from("GET /healthz HTTP/1.1\r\nHost: x\r\n");
+        for i in 0..count {
+            head.push_str(&format!("X-H{i}: v\r\n"));
+        }
+        head.push_str("Connection: close\r\n\r\n");
+        let line = tokio::task::spawn_blocking(move || status_of(c, head.as_bytes()))
+            .await
+            .unwrap();
+        if refused {
+            assert!(line.contains("431") || line.is_empty(), "{count}: {line}");
+        } else {
+            assert!(line.contains("200"), "{count}: {line}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_headers_are_cut_and_others_are_served_meanwhile() {
     let s = Symhub::start(&config(""));
