@@ -1,7 +1,26 @@
-//! What the cache's memory map weighs: each key by its strings plus the map's own
-//! bookkeeping, so `cache.memory_size` bounds bytes, not a count of keys of any size.
+//! What the cache's memory map holds for a key, and what that weighs: each key by its
+//! strings plus the map's own bookkeeping, so `cache.memory_size` bounds bytes, not a count
+//! of keys of any size.
 
-use super::{Entry, Known};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::Entry;
+
+/// What memory knows of a key (the map's value).
+#[derive(Clone)]
+pub(super) enum Known {
+    Entry(Arc<Entry>),
+    Redirect(Arc<str>),
+    /// No upstream had it when sent as `digest` ([`crate::upstream::Upstreams::wire_digest`]);
+    /// remembered until `until`. Kept under the key itself, not its miss slot, so a
+    /// remembered 404 costs one lookup in memory, like a hit. A key asked with two digests
+    /// keeps the latest in memory; the other is found in the index.
+    Negative {
+        digest: u64,
+        until: SystemTime,
+    },
+}
 
 /// What one key of the memory map costs besides its strings: moka's entry, its
 /// bookkeeping and the allocator's headers (measured with `bench/memory`: ~650 bytes per

@@ -25,6 +25,7 @@ pub mod index;
 mod load;
 pub mod local;
 mod memory;
+use memory::Known;
 pub mod read;
 pub mod report;
 pub mod resolve;
@@ -569,20 +570,6 @@ fn miss_slot(norm: &str, digest: u64) -> String {
 /// The prefix of every [`miss_slot`] of `norm`.
 fn miss_prefix(norm: &str) -> String {
     format!("{norm}\n")
-}
-
-#[derive(Clone)]
-enum Known {
-    Entry(Arc<Entry>),
-    Redirect(Arc<str>),
-    /// No upstream had it when sent as `digest` ([`Upstreams::wire_digest`]); remembered
-    /// until `until`. Kept under the key itself, not its miss slot, so a remembered 404
-    /// costs one lookup in memory, like a hit. A key asked with two digests keeps the
-    /// latest in memory; the other is found in the index.
-    Negative {
-        digest: u64,
-        until: SystemTime,
-    },
 }
 
 /// Where a fill gets its bytes.

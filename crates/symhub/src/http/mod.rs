@@ -20,13 +20,14 @@ mod missing;
 mod names;
 mod ops;
 mod origin;
-mod routes;
-pub use routes::{front, Front};
 mod packages;
+mod routes;
 mod status;
 mod symbolicate;
 mod symbols;
 mod transactions;
+
+pub use routes::{front, Front};
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
