@@ -1,5 +1,6 @@
-//! `/symbolicate/v5` bodies: never panics, and what it accepts is within the bounds and
-//! every frame names a module of its job.
+//! `/symbolicate/v5` bodies: never panics, what it accepts is within the bounds and every
+//! frame names a module of its job, and the fast typed parse accepts only what the `Value`
+//! walk accepts, with the same jobs.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use symhub::config::SymbolicationConfig;
@@ -11,7 +12,11 @@ fuzz_target!(|data: &[u8]| {
         max_frames: 64,
         ..SymbolicationConfig::default()
     };
-    if let Ok(jobs) = symhub::symbolicate::v5::parse(data, &limits) {
+    use symhub::symbolicate::v5;
+    if let Some(jobs) = v5::parse_typed(data, &limits) {
+        assert_eq!(Ok(jobs), v5::parse_value(data, &limits));
+    }
+    if let Ok(jobs) = v5::parse(data, &limits) {
         assert!(jobs.len() <= 3);
         for job in jobs {
             assert!(job.modules.len() <= 8);

@@ -11,6 +11,7 @@ pub mod frames;
 pub mod minidump;
 pub mod provider;
 pub mod v5;
+mod v5_typed;
 
 use std::io::{BufReader, Read};
 use std::sync::Arc;

@@ -56,6 +56,22 @@ pub struct Job {
 
 /// Parses and validates a request body.
 pub fn parse(body: &[u8], limits: &SymbolicationConfig) -> Result<Vec<Job>, Invalid> {
+    match super::v5_typed::parse(body, limits) {
+        Some(jobs) => Ok(jobs),
+        None => parse_value(body, limits),
+    }
+}
+
+/// [`parse`] of a valid request by deserializing it straight into its shape; `None` for
+/// anything else (`symbolicate::v5_typed`). Public for the fuzz target that checks it agrees
+/// with [`parse_value`].
+pub fn parse_typed(body: &[u8], limits: &SymbolicationConfig) -> Option<Vec<Job>> {
+    super::v5_typed::parse(body, limits)
+}
+
+/// [`parse`] by walking the request as a `serde_json::Value`, which names what is wrong in
+/// Eliot's words.
+pub fn parse_value(body: &[u8], limits: &SymbolicationConfig) -> Result<Vec<Job>, Invalid> {
     let payload: Value =
         serde_json::from_slice(body).map_err(|_| bad("Payload is not valid JSON"))?;
     let Value::Object(map) = &payload else {
@@ -132,21 +148,28 @@ fn parse_modules(memory_map: &Value) -> Result<Vec<(String, String)>, String> {
                 "module index {n} does not have a debug_filename and debug_id"
             ));
         };
-        // Eliot's patterns: `^[A-Za-z0-9_.+{}@<> ~-]*$` and `^[A-Fa-f0-9]*$`, and old
-        // Tecken's 1024-character bound.
-        let file_ok = file.len() <= 1024
-            && file
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_.+{}@<> ~-".contains(&b));
-        if !file_ok {
+        if !debug_file_ok(file) {
             return Err(format!("module index {n} has an invalid debug_filename"));
         }
-        if id.len() > 1024 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !debug_id_ok(id) {
             return Err(format!("module index {n} has an invalid debug_id"));
         }
         modules.push((file.clone(), id.clone()));
     }
     Ok(modules)
+}
+
+/// Eliot's pattern `^[A-Za-z0-9_.+{}@<> ~-]*$`, and old Tecken's 1024-character bound.
+pub(super) fn debug_file_ok(file: &str) -> bool {
+    file.len() <= 1024
+        && file
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.+{}@<> ~-".contains(&b))
+}
+
+/// Eliot's pattern `^[A-Fa-f0-9]*$`, and old Tecken's 1024-character bound.
+pub(super) fn debug_id_ok(id: &str) -> bool {
+    id.len() <= 1024 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 enum StackError {
