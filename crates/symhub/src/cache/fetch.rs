@@ -298,18 +298,17 @@ pub(super) async fn copy_from_bucket(
         (sink.written() != size).then(|| format!("{} of the {size} bytes recorded", sink.written()))
     });
     // Hashed as it was written (the stream's gate needs it before the last byte): no I/O.
-    let done = sink.finish();
-    let failure = failure.or_else(|| match &done {
-        Ok(done) if done.sha256 != stored.sha256 => {
-            Some(format!("bytes hash to {}, not to the name", done.sha256))
-        }
-        Ok(_) => None,
-        Err(e) => Some(format!("cannot hash the copy: {e}")),
-    });
-    let done = match (failure, done) {
-        (None, Ok(done)) => done,
-        (reason, _) => {
-            let reason = reason.unwrap_or_default();
+    let checked = match failure {
+        Some(reason) => Err(reason),
+        None => match sink.finish() {
+            Ok(done) if done.sha256 == stored.sha256 => Ok(done),
+            Ok(done) => Err(format!("bytes hash to {}, not to the name", done.sha256)),
+            Err(e) => Err(format!("cannot hash the copy: {e}")),
+        },
+    };
+    let done = match checked {
+        Ok(done) => done,
+        Err(reason) => {
             tracing::error!(key = %fill.key, blob = %stored.sha256, store = work.store.describe(), "bucket blob not served: {reason}");
             return Ended::Failed;
         }

@@ -233,9 +233,8 @@ pub async fn put_source(
     headers: HeaderMap,
     body: Body,
 ) -> Answer {
-    let rest = uri
-        .path()
-        .strip_prefix(app.path_prefix.as_str())
+    let rest = app
+        .below_prefix(uri.path())
         .and_then(|p| p.strip_prefix("/api/sources/"))
         .unwrap_or_default();
     let (id, path) = rest.split_once('/').unwrap_or((rest, ""));

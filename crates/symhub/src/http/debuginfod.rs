@@ -40,10 +40,7 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
     if let Some(r) = refuse_download(&app, method, uri, headers).await {
         return r;
     }
-    let path = uri
-        .path()
-        .strip_prefix(app.path_prefix.as_str())
-        .unwrap_or("");
+    let path = app.below_prefix(uri.path()).unwrap_or("");
     let request = match DebuginfodRequest::parse_path(path) {
         Ok(r) => r,
         Err(e) => {

@@ -87,9 +87,8 @@ pub async fn search(
 /// The key after `route` (`/api/symbols/`) in the request path, parsed as a symbol path is:
 /// each segment percent-decoded once, by the parse itself.
 pub(super) fn key_in_path(app: &App, uri: &Uri, route: &str) -> Result<SymbolKey, ApiError> {
-    let raw = uri
-        .path()
-        .strip_prefix(app.path_prefix.as_str())
+    let raw = app
+        .below_prefix(uri.path())
         .and_then(|p| p.strip_prefix(route))
         .unwrap_or_default();
     SymbolKey::parse_path(raw).map_err(|e| {

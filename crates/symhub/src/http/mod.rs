@@ -91,6 +91,13 @@ impl App {
             trusted_proxies: config.trusted_proxies()?,
         })
     }
+
+    /// `path` below `server.path_prefix`, starting with `/`; `None` outside it. The prefix
+    /// is whole segments: `/sym` is the prefix of `/sym/a.pdb/…`, not of `/syma.pdb/…`.
+    pub fn below_prefix<'a>(&self, path: &'a str) -> Option<&'a str> {
+        path.strip_prefix(self.path_prefix.as_str())
+            .filter(|rest| rest.starts_with('/'))
+    }
 }
 
 pub enum Bound {

@@ -75,9 +75,7 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
     if let Some(r) = refuse_download(&app, method, uri, headers).await {
         return r;
     }
-    // `/sym` is the prefix of `/sym/a.pdb/…`, not of `/syma.pdb/…`.
-    let path = uri.path().strip_prefix(app.path_prefix.as_str());
-    let Some(path) = path.filter(|p| p.starts_with('/')) else {
+    let Some(path) = app.below_prefix(uri.path()) else {
         return not_found("INVALID", Outcome::new("invalid"));
     };
     let key = match SymbolKey::parse_path(path) {

@@ -177,7 +177,7 @@ impl TempObject {
 
     /// Hex SHA-256 of what was written so far. Blocking: a writer hashed at its end reads
     /// its file back.
-    pub fn sha256(&self) -> io::Result<String> {
+    fn sha256(&self) -> io::Result<String> {
         let hasher = match &self.hasher {
             Some(h) => h.clone(),
             None => self.hash_file()?,
