@@ -1,5 +1,6 @@
-//! The symbol store and Breakpad uploads, driven the way `sym_upload` drives a server
-//! (see shared/protocols/sym_upload_capture.txt), plus the code-id redirect, listing,
+//! The symbol store and Breakpad uploads, driven the way Breakpad's `sym_upload` drives a
+//! server (the requests it sends, in order, as captured from the real client), plus the
+//! code-id redirect, listing,
 //! authentication and limits.
 //!
 //! This module holds what the tests share: the key, a `.sym` file, and sym-upload-v1
