@@ -267,12 +267,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => Vec::new(),
     };
     init_logging(config.server.log_format);
-    // The blocking pool serves file and database work; under hundreds of connections tokio
-    // would grow it to 512 threads, each with its own stack and malloc arena. 64 keep the
-    // disk busy without that memory.
+    // Connections are served on their own workers (`http::serve`); this runtime keeps the
+    // background work. Its blocking pool is bounded like theirs (see MAX_BLOCKING_THREADS).
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(64)
+        .max_blocking_threads(symhub::http::MAX_BLOCKING_THREADS)
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {

@@ -163,8 +163,9 @@ pub async fn serve(
         shutdown,
         http::ConnLimits::from_config(&config),
         config.server.max_connections,
+        config.server.workers,
     )
-    .await;
+    .await?;
     maintenance.abort();
     expiry.abort();
     watcher.abort();

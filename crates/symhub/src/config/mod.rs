@@ -96,6 +96,9 @@ pub struct ServerConfig {
     pub body_idle_timeout: Duration,
     /// Connections served at once; more wait in the listen backlog until one closes.
     pub max_connections: usize,
+    /// Threads connections are served on, each with its own single-threaded runtime; 0: one
+    /// per core.
+    pub workers: usize,
     /// Most request headers in one request; more → 431.
     pub max_headers: usize,
     /// Largest request head (request line and headers); larger → 431.
@@ -116,6 +119,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(60),
             body_idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
+            workers: 0,
             max_headers: crate::http::HYPER_MAX_HEADERS,
             max_header_bytes: ByteSize::kib(64),
             log_format: LogFormat::Text,
@@ -433,6 +437,7 @@ mod tests {
         assert_eq!(c.missing.max_keys, d.missing.max_keys);
         assert_eq!(c.missing.flush_interval, d.missing.flush_interval);
         assert_eq!(c.retention.interval, d.retention.interval);
+        assert_eq!(c.server.workers, d.server.workers);
     }
 
     #[test]
@@ -456,6 +461,7 @@ mod tests {
                 "[server]\ntrusted_proxies = [\"x\"]\n",
                 "trusted_proxies[0]",
             ),
+            ("[server]\nworkers = 100000\n", "server.workers"),
         ];
         for (text, want) in cases {
             let err = format!("{:#}", Config::parse(text).unwrap_err());

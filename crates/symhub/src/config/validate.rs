@@ -92,6 +92,9 @@ impl Config {
         if self.server.max_connections == 0 {
             bail!("server.max_connections: must be at least 1");
         }
+        if self.server.workers > MAX_WORKERS {
+            bail!("server.workers: at most {MAX_WORKERS} (0 is one per core)");
+        }
         if self.retention.interval < std::time::Duration::from_millis(100) {
             bail!("retention.interval: must be at least 100ms (as in \"5m\")");
         }
@@ -197,3 +200,7 @@ impl Config {
             .collect()
     }
 }
+
+/// Most connection worker threads (`server.workers`): far beyond any machine's cores, low
+/// enough that a typo cannot start a million threads.
+const MAX_WORKERS: usize = 1024;

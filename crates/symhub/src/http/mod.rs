@@ -26,6 +26,7 @@ mod status;
 mod symbolicate;
 mod symbols;
 mod transactions;
+mod workers;
 
 pub use routes::{front, Front};
 
@@ -186,14 +187,17 @@ impl ConnLimits {
 }
 
 /// Serves until `shutdown` is cancelled, then lets in-flight responses run for their grace
-/// period. At most `max_connections` connections are served at once, over all listeners.
+/// period. At most `max_connections` connections are served at once, over all listeners,
+/// on `workers` threads (0: one per core; see [`workers`]).
 pub async fn serve(
     front: Front,
     listeners: Vec<Bound>,
     shutdown: CancellationToken,
     limits: ConnLimits,
     max_connections: usize,
-) {
+    workers: usize,
+) -> anyhow::Result<()> {
+    let workers = Arc::new(workers::Workers::start(workers, MAX_BLOCKING_THREADS)?);
     let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     let mut loops = Vec::new();
     let mut sockets = Vec::new();
@@ -207,6 +211,7 @@ pub async fn serve(
             shutdown.clone(),
             limits,
             slots.clone(),
+            workers.clone(),
         )));
     }
     for l in loops {
@@ -215,7 +220,16 @@ pub async fn serve(
     for s in sockets {
         let _ = std::fs::remove_file(s);
     }
+    if let Some(w) = Arc::into_inner(workers) {
+        w.stop().await;
+    }
+    Ok(())
 }
+
+/// Threads of all blocking pools together: file and database work. Under hundreds of
+/// connections tokio would grow a pool to 512 threads, each with its own stack and malloc
+/// arena; 64 keep the disk busy without that memory.
+pub const MAX_BLOCKING_THREADS: usize = 64;
 
 async fn accept_loop(
     listener: Bound,
@@ -223,6 +237,7 @@ async fn accept_loop(
     shutdown: CancellationToken,
     limits: ConnLimits,
     slots: Arc<tokio::sync::Semaphore>,
+    workers: Arc<workers::Workers>,
 ) {
     let graceful = GracefulShutdown::new();
     loop {
@@ -237,12 +252,9 @@ async fn accept_loop(
             a = accept(&listener) => a,
         };
         match accepted {
-            Ok(Conn::Tcp(s, addr)) => {
-                let _ = s.set_nodelay(true);
-                spawn_conn(s, Peer::Tcp(addr), &front, graceful.watcher(), limits, slot)
-            }
-            Ok(Conn::Unix(s)) => {
-                spawn_conn(s, Peer::Unix, &front, graceful.watcher(), limits, slot)
+            Ok(conn) => {
+                let (front, watcher) = (front.clone(), graceful.watcher());
+                hand_off(conn, workers.next(), front, watcher, limits, slot);
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
@@ -273,60 +285,106 @@ async fn accept(l: &Bound) -> std::io::Result<Conn> {
     }
 }
 
-fn spawn_conn<S>(
-    stream: S,
-    peer: Peer,
-    front: &Front,
+/// An accepted connection between runtimes: a socket is registered with the reactor that
+/// made it, so it is taken out of the accepting one and registered anew on its worker's.
+enum Moving {
+    Tcp(std::net::TcpStream, std::net::SocketAddr),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl Conn {
+    fn into_std(self) -> std::io::Result<Moving> {
+        Ok(match self {
+            Conn::Tcp(s, addr) => {
+                let _ = s.set_nodelay(true);
+                Moving::Tcp(s.into_std()?, addr)
+            }
+            Conn::Unix(s) => Moving::Unix(s.into_std()?),
+        })
+    }
+}
+
+impl Moving {
+    /// Registers the socket with the current runtime's reactor.
+    fn into_tokio(self) -> std::io::Result<Conn> {
+        Ok(match self {
+            Moving::Tcp(s, addr) => Conn::Tcp(tokio::net::TcpStream::from_std(s)?, addr),
+            Moving::Unix(s) => Conn::Unix(tokio::net::UnixStream::from_std(s)?),
+        })
+    }
+}
+
+/// Moves an accepted connection to `worker`'s runtime and serves it there.
+fn hand_off(
+    conn: Conn,
+    worker: &tokio::runtime::Handle,
+    front: Front,
     watcher: Watcher,
     limits: ConnLimits,
     slot: tokio::sync::OwnedSemaphorePermit,
-) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let front = front.clone();
-    let activity = idle::Activity::new();
-    let stream = idle::Tracked::new(stream, activity.clone());
-    tokio::spawn(async move {
-        let requests = activity.clone();
-        let service =
-            hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-                use futures_util::future::Either;
-                let log = log::RequestLog::begin(&front.app, &req, &peer, requests.begin());
-                let response = if let Some(direct) = front.direct(req.method(), req.uri().path()) {
-                    let app = front.app.clone();
-                    Either::Left(async move {
-                        let (parts, _body) = req.into_parts();
-                        Ok(direct.handle(app, parts).await)
-                    })
-                } else {
-                    req.extensions_mut().insert(peer.clone());
-                    Either::Right(front.router.clone().oneshot(req))
-                };
-                async move { response.await.map(|r| log.finish(r)) }
-            });
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        let mut http1 = builder.http1();
-        http1
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .max_buf_size(limits.max_header_bytes);
-        // At hyper's own default the header slots stay on the stack, uninitialized; set to
-        // any number, even that one, hyper fills that many slots for every request (7% of
-        // a remembered 404's instructions, callgrind).
-        if limits.max_headers != HYPER_MAX_HEADERS {
-            http1.max_headers(limits.max_headers);
+) {
+    let moving = match conn.into_std() {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!("cannot hand a new connection to a worker, closed: {e}");
+            return;
         }
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
-        tokio::select! {
-            ended = watcher.watch(conn) => {
-                if let Err(e) = ended {
-                    tracing::debug!("connection ended with an error: {e}");
-                }
-            }
-            _ = activity.expired(limits.header_read_timeout, limits.idle_timeout) => {
-                tracing::debug!("closing an idle connection");
-            }
+    };
+    worker.spawn(async move {
+        match moving.into_tokio() {
+            Ok(Conn::Tcp(s, addr)) => serve_conn(s, Peer::Tcp(addr), front, watcher, limits).await,
+            Ok(Conn::Unix(s)) => serve_conn(s, Peer::Unix, front, watcher, limits).await,
+            Err(e) => tracing::warn!("a worker cannot take over a new connection, closed: {e}"),
         }
         drop(slot);
     });
+}
+
+/// Serves one connection until it closes, idles out or the server shuts down.
+async fn serve_conn<S>(stream: S, peer: Peer, front: Front, watcher: Watcher, limits: ConnLimits)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = idle::Activity::new();
+    let stream = idle::Tracked::new(stream, activity.clone());
+    let requests = activity.clone();
+    let service =
+        hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+            use futures_util::future::Either;
+            let log = log::RequestLog::begin(&front.app, &req, &peer, requests.begin());
+            let response = if let Some(direct) = front.direct(req.method(), req.uri().path()) {
+                let app = front.app.clone();
+                Either::Left(async move {
+                    let (parts, _body) = req.into_parts();
+                    Ok(direct.handle(app, parts).await)
+                })
+            } else {
+                req.extensions_mut().insert(peer.clone());
+                Either::Right(front.router.clone().oneshot(req))
+            };
+            async move { response.await.map(|r| log.finish(r)) }
+        });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut http1 = builder.http1();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes);
+    // At hyper's own default the header slots stay on the stack, uninitialized; set to
+    // any number, even that one, hyper fills that many slots for every request (7% of
+    // a remembered 404's instructions, callgrind).
+    if limits.max_headers != HYPER_MAX_HEADERS {
+        http1.max_headers(limits.max_headers);
+    }
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        ended = watcher.watch(conn) => {
+            if let Err(e) = ended {
+                tracing::debug!("connection ended with an error: {e}");
+            }
+        }
+        _ = activity.expired(limits.header_read_timeout, limits.idle_timeout) => {
+            tracing::debug!("closing an idle connection");
+        }
+    }
 }

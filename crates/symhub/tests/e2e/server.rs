@@ -93,6 +93,46 @@ async fn path_prefix_moves_the_symbol_routes() {
     assert_eq!(up.total_hits(), 1);
 }
 
+/// Connections are served on `server.workers` threads of their own, taken in turn, each
+/// connection's request and the fill it starts on one of them (`http::workers`).
+#[tokio::test]
+async fn connections_are_served_on_the_configured_workers() {
+    let up = FakeUpstream::start().await;
+    up.serve(KEY, "on a worker");
+    let s = Symhub::start(&config_with(
+        &[("up", &up.url, "")],
+        "[server]\nworkers = 3",
+    ));
+    // A connection each: one fills, the others join it or hit what it cached.
+    let gets = (0..6).map(|_| {
+        let url = format!("{}{KEY}", s.url);
+        async move {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap();
+            let r = client.get(url).send().await.unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    });
+    for (status, body) in futures_util::future::join_all(gets).await {
+        assert_eq!(status, 200);
+        assert_eq!(body, "on a worker");
+    }
+    assert_eq!(up.total_hits(), 1);
+    let mut workers: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", s.pid()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+        .map(|name| name.trim_end().to_owned())
+        .filter(|name| name.starts_with("symhub-worker"))
+        .collect();
+    workers.sort();
+    assert_eq!(
+        workers,
+        ["symhub-worker-0", "symhub-worker-1", "symhub-worker-2"]
+    );
+}
+
 #[tokio::test]
 async fn query_strings_are_ignored_and_segments_decoded() {
     let up = FakeUpstream::start().await;
