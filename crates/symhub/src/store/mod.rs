@@ -21,6 +21,7 @@ pub mod packages;
 pub mod retention;
 mod schema;
 pub mod sessions;
+mod spare;
 pub mod symbols;
 pub mod time;
 pub mod transactions;
