@@ -153,7 +153,11 @@ async fn nothing_is_committed_until_the_body_is_whole() {
     let meta = file.metadata().unwrap();
     assert!(meta.len() >= half as u64);
     let names = std::os::unix::fs::MetadataExt::nlink(&meta);
-    assert_eq!(h.temp_files().len() as u64, names, "unnamed, or one temp file");
+    assert_eq!(
+        h.temp_files().len() as u64,
+        names,
+        "unnamed, or one temp file"
+    );
 
     gate.open();
     let entry = fill.finished().await.unwrap().unwrap();

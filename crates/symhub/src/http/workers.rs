@@ -14,7 +14,6 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use anyhow::Context;
 use tokio::runtime::Handle;
@@ -24,7 +23,9 @@ use tokio::sync::oneshot;
 /// `max_blocking`: a worker's file reads must not queue behind one slow disk read.
 const MIN_BLOCKING: usize = 8;
 
-/// Running worker threads, each with its runtime's [`Handle`].
+/// Running worker threads, each with its runtime's [`Handle`]. Threads are named
+/// `symhub-wrk-<i>`, their blocking pools' `symhub-blk-<i>`: Linux keeps 15 bytes of a
+/// thread's name, which these fit up to the 1024 workers `server.workers` allows.
 pub struct Workers {
     handles: Vec<Handle>,
     next: AtomicUsize,
@@ -51,22 +52,23 @@ impl Workers {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .max_blocking_threads(max_blocking)
-                // Thread names are cut to 15 bytes: this one must not read as the worker's.
-                .thread_name(format!("symhub-w{i}-blocking"))
+                .thread_name(format!("symhub-blk-{i}"))
                 .build()
                 .context("cannot start a connection worker's runtime")?;
             let (stop, stopped) = oneshot::channel::<()>();
             workers.handles.push(runtime.handle().clone());
             workers.stops.push(stop);
             let thread = std::thread::Builder::new()
-                .name(format!("symhub-worker-{i}"))
+                .name(format!("symhub-wrk-{i}"))
                 .spawn(move || {
                     runtime.block_on(async {
                         let _ = stopped.await;
                     });
-                    // Connections still open past the grace period end here; a blocking
-                    // task (a file read) gets a moment to finish.
-                    runtime.shutdown_timeout(Duration::from_secs(1));
+                    // Connections still open past the grace period end here, at once: a
+                    // blocking task still running (a file read, a CAB member waiting on
+                    // its fill) is left to end by itself rather than waited for, which
+                    // would hold those connections open that much longer.
+                    runtime.shutdown_background();
                 })
                 .context("cannot start a connection worker thread")?;
             workers.threads.push(thread);

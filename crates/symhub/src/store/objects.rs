@@ -276,7 +276,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let objects = ObjectDir::open(dir.path()).unwrap();
         let listed = || std::fs::read_dir(objects.tmp_dir()).unwrap().count();
-        let spare = objects.spare.clone().expect("ext4 and tmpfs have O_TMPFILE");
+        let spare = objects
+            .spare
+            .clone()
+            .expect("ext4 and tmpfs have O_TMPFILE");
 
         let mut w = objects.writer_hashed_at_end().unwrap();
         w.write(b"symbols").unwrap();
@@ -291,7 +294,10 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         let mut w = objects.writer_hashed_at_end().unwrap();
-        assert!(matches!(w.name, Name::Unnamed(_)), "the spare was made again");
+        assert!(
+            matches!(w.name, Name::Unnamed(_)),
+            "the spare was made again"
+        );
         w.write(b"more symbols").unwrap();
         let done = w.finish().unwrap();
         assert_eq!(listed(), 1, "named when finished");

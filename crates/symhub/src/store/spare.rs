@@ -76,7 +76,10 @@ impl Spare {
     /// Whether a file is ready (tests wait for the refill).
     #[cfg(test)]
     pub(super) fn is_ready(&self) -> bool {
-        self.file.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.file
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 }
 

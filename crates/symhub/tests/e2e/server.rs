@@ -124,13 +124,10 @@ async fn connections_are_served_on_the_configured_workers() {
         .unwrap()
         .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
         .map(|name| name.trim_end().to_owned())
-        .filter(|name| name.starts_with("symhub-worker"))
+        .filter(|name| name.starts_with("symhub-wrk-"))
         .collect();
     workers.sort();
-    assert_eq!(
-        workers,
-        ["symhub-worker-0", "symhub-worker-1", "symhub-worker-2"]
-    );
+    assert_eq!(workers, ["symhub-wrk-0", "symhub-wrk-1", "symhub-wrk-2"]);
 }
 
 #[tokio::test]
@@ -244,6 +241,41 @@ async fn sigterm_lets_an_in_flight_response_finish() {
         body,
         "the in-flight response completed"
     );
+}
+
+/// What still runs when the grace period ends is cut then, not later: here a `.pdb`
+/// unpacked on the blocking pool from a `.pd_` that arrives slowly, whose unpacking waits on
+/// its download (a worker used to wait 1 s more for such blocking work, break-it pass).
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_cuts_what_still_runs_when_the_grace_period_ends() {
+    let up = FakeUpstream::start().await;
+    let pd_ = "/slow.pdb/0123456789ABCDEF0123456789ABCDEF1/slow.pd_";
+    let cab = make_cab("slow.pdb", &data(1536 * 1024, 5));
+    up.route(
+        pd_,
+        Behavior::Serve(Serve::bytes(cab).drip(100, Duration::from_millis(100))),
+    );
+    let mut s = Symhub::start(&config_with(
+        &[("up", &up.url, "")],
+        "[server]\nshutdown_grace = \"1s\"",
+    ));
+    let url = format!("{}{}", s.url, pd_.replace(".pd_", ".pdb"));
+    let download = tokio::spawn(async move {
+        let r = client().get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.bytes().await.map(|b| b.len())
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let status =
+        tokio::task::block_in_place(|| s.terminate(Duration::from_secs(8))).expect("exited");
+    let took = started.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        took < Duration::from_millis(1800),
+        "exited {took:?} after SIGTERM, with a 1 s grace period"
+    );
+    assert!(download.await.unwrap().is_err(), "the response was cut");
 }
 
 #[tokio::test]
