@@ -1,13 +1,19 @@
-//! Closing connections that sit idle. hyper's `header_read_timeout` only runs once a
-//! request has started arriving, so a client that connects and sends nothing — or keeps a
-//! connection open between requests forever — would hold a connection slot and a file
-//! descriptor indefinitely; a flood of such connections would fill `server.max_connections`.
+//! Closing connections that sit idle or send a request head too slowly. A client that
+//! connects and sends nothing, keeps a connection open between requests forever, or trickles
+//! a head a byte at a time (slowloris) would hold a connection slot and a file descriptor;
+//! a flood of them would fill `server.max_connections`.
 //!
-//! Every connection's stream is wrapped to record when bytes last moved, and its requests
-//! are counted while they run (their response bodies included). A watchdog closes the
-//! connection when nothing is running and nothing has moved for `header_read_timeout`
-//! (before its first request) or `idle_timeout` (between requests). A long download is never
-//! cut: it is a request in flight.
+//! Every connection's stream is wrapped to record when bytes last moved and when a request
+//! head began to arrive, and its requests are counted while they run (their response bodies
+//! included). A watchdog closes the connection when nothing is running and
+//! - a head has been arriving for `header_read_timeout`, or
+//! - nothing has moved for `header_read_timeout` (before its first request) or
+//!   `idle_timeout` (between requests).
+//!
+//! A long download is never cut: it is a request in flight. hyper's own header timer is off
+//! (`http::serve_conn`): it also ran while a keep-alive connection waited for its next
+//! request, so such connections were closed after `header_read_timeout` (30 s), not
+//! `idle_timeout` (60 s), as the break-it pass found.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -24,6 +30,9 @@ pub struct Activity {
     last: AtomicU64,
     in_flight: AtomicUsize,
     requests: AtomicU64,
+    /// Milliseconds since `start` + 1 when the first byte of a request head arrived with no
+    /// request running; 0 when none is arriving.
+    head_since: AtomicU64,
 }
 
 impl Activity {
@@ -33,6 +42,7 @@ impl Activity {
             last: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
+            head_since: AtomicU64::new(0),
         })
     }
 
@@ -41,32 +51,53 @@ impl Activity {
         self.last.store(now, Ordering::Relaxed);
     }
 
+    /// Bytes came in: with no request running, they are a request head arriving.
+    fn received(&self) {
+        let now = self.start.elapsed().as_millis() as u64;
+        self.last.store(now, Ordering::Relaxed);
+        if self.in_flight.load(Ordering::Relaxed) == 0 {
+            let _ =
+                self.head_since
+                    .compare_exchange(0, now + 1, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+
     /// Marks a request as running until the returned guard is dropped.
     pub fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.head_since.store(0, Ordering::Relaxed);
         self.requests.fetch_add(1, Ordering::Relaxed);
         InFlight(self.clone())
     }
 
-    /// Resolves when the connection has been idle too long.
-    pub async fn expired(&self, before_first: Duration, between: Duration) {
+    /// Resolves when the connection has been idle too long, or its request head has been
+    /// arriving for `head` (`header_read_timeout`).
+    pub async fn expired(&self, head: Duration, between: Duration) {
         loop {
             let limit = if self.requests.load(Ordering::Relaxed) == 0 {
-                before_first
+                head
             } else {
                 between
             };
-            let idle_for = self
-                .start
-                .elapsed()
-                .saturating_sub(Duration::from_millis(self.last.load(Ordering::Relaxed)));
-            if self.in_flight.load(Ordering::Relaxed) == 0 && idle_for >= limit {
+            let elapsed = self.start.elapsed();
+            let idle_for =
+                elapsed.saturating_sub(Duration::from_millis(self.last.load(Ordering::Relaxed)));
+            let head_for = match self.head_since.load(Ordering::Relaxed) {
+                0 => Duration::ZERO,
+                since => elapsed.saturating_sub(Duration::from_millis(since - 1)),
+            };
+            if self.in_flight.load(Ordering::Relaxed) == 0
+                && (idle_for >= limit || head_for >= head)
+            {
                 return;
             }
-            let next = limit
-                .saturating_sub(idle_for)
-                .max(Duration::from_millis(100));
-            tokio::time::sleep(next.min(limit / 4).max(Duration::from_millis(100))).await;
+            let until_idle = limit.saturating_sub(idle_for);
+            let until_head = match head_for {
+                Duration::ZERO => limit,
+                arriving => head.saturating_sub(arriving),
+            };
+            let next = until_idle.min(until_head).min(limit / 4);
+            tokio::time::sleep(next.max(Duration::from_millis(100))).await;
         }
     }
 }
@@ -103,7 +134,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.activity.touch();
+            self.activity.received();
         }
         r
     }

@@ -368,7 +368,9 @@ where
     let mut http1 = builder.http1();
     http1
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        // `idle::Activity::expired` times request heads: hyper's timer also ran while a
+        // keep-alive connection waited for its next request.
+        .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes);
     // At hyper's own default the header slots stay on the stack, uninitialized; set to
     // any number, even that one, hyper fills that many slots for every request (7% of

@@ -233,3 +233,57 @@ async fn idle_keep_alive_connections_close_but_slow_downloads_do_not() {
     );
     assert!(closed_after < Duration::from_secs(4), "{closed_after:?}");
 }
+
+/// Between requests a keep-alive connection gets `idle_timeout`, however short
+/// `header_read_timeout` is: that one bounds a request head while it arrives (hyper's own
+/// header timer also ran between requests, closing such connections early; break-it pass).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_waits_idle_timeout_and_a_slow_head_header_read_timeout() {
+    let s = Symhub::start(
+        "upstream = []\n[server]\nheader_read_timeout = \"1s\"\nidle_timeout = \"4s\"\n",
+    );
+    let mut kept = connect(&s);
+    let mut slow = connect(&s);
+    let ended = tokio::task::spawn_blocking(move || {
+        let get = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        kept.write_all(get).unwrap();
+        let mut buf = [0u8; 4096];
+        let n = kept.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        // A head trickled a byte at a time keeps bytes moving, but never completes.
+        let started = Instant::now();
+        slow.set_nonblocking(true).unwrap();
+        let mut slow_closed = None;
+        for &b in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "
+            .iter()
+            .cycle()
+            .take(40)
+        {
+            std::thread::sleep(Duration::from_millis(100));
+            // EOF, an answer or a reset: the server hung up.
+            let cut = slow.write_all(&[b]).is_err()
+                || match slow.read(&mut buf) {
+                    Ok(_) => true,
+                    Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+                };
+            if cut {
+                slow_closed = Some(started.elapsed());
+                break;
+            }
+        }
+        // The kept-alive one, idle for 2.5 s by now, still answers.
+        std::thread::sleep(Duration::from_millis(2500).saturating_sub(started.elapsed()));
+        kept.write_all(get).unwrap();
+        let n = kept.read(&mut buf).unwrap_or(0);
+        (slow_closed, String::from_utf8_lossy(&buf[..n]).into_owned())
+    })
+    .await
+    .unwrap();
+    let (slow_closed, second) = ended;
+    let slow_closed = slow_closed.expect("a head trickled for 4 s was never cut");
+    assert!(
+        slow_closed >= Duration::from_millis(800) && slow_closed < Duration::from_secs(3),
+        "{slow_closed:?}"
+    );
+    assert!(second.starts_with("HTTP/1.1 200"), "{second:?}");
+}
