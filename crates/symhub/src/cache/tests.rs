@@ -410,3 +410,35 @@ async fn a_500_is_not_remembered() {
         assert_eq!(h.upstream.hits(&key()), asked);
     }
 }
+
+/// A fill that starts after another one of its key ended with a 404 (the request's index
+/// hop was slower than that whole fill) answers from the negative entry it left, and does
+/// not ask upstreams again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_started_after_a_404_was_written_does_not_ask_again() {
+    let h = Harness::start().await;
+    let key = key();
+    let digest = h.cache.upstreams.wire_digest(&key, &http::HeaderMap::new());
+    let slot = super::miss_slot(key.normalized(), digest);
+    // What the other fill left, after this request's lookup had read the index.
+    let until = SystemTime::now() + std::time::Duration::from_secs(60);
+    h.cache.index.put_negative(&slot, until).unwrap();
+    let from = super::FillFrom::Upstreams {
+        headers: http::HeaderMap::new(),
+        target: None,
+        digest,
+    };
+    let fill = match h.cache.start_or_join_fill(&key, slot, from, 0) {
+        super::Lookup::Fill { fill, leader: true } => fill,
+        _ => panic!("expected to lead a new fill"),
+    };
+    assert!(matches!(fill.headers().await, FillState::NotFound));
+    assert_eq!(h.upstream.hits(&key), 0, "upstreams were not asked");
+    assert!(matches!(
+        h.resolve(&key).await,
+        Answer::NotFound {
+            why: Missing::Negative,
+            ..
+        }
+    ));
+}
