@@ -101,6 +101,9 @@ pub(super) async fn download(work: &Work<'_>, fill: &Arc<Fill>, found: Found) ->
     if announced {
         fill.state
             .send_replace(FillState::Streaming(progress.clone()));
+        // The request that started the fill runs on this thread (http::workers): let it
+        // send its response headers now, before the first write.
+        tokio::task::yield_now().await;
     }
     let received = Arc::new(AtomicU64::new(0));
     let body = encoding.decode(response.bytes_stream(), received.clone());
