@@ -20,6 +20,7 @@ mod drive;
 pub mod evict;
 mod fetch;
 pub mod fill;
+mod forget;
 pub mod health;
 pub mod index;
 mod load;
@@ -319,32 +320,6 @@ impl Cache {
         let f = Arc::new(std::fs::File::open(&entry.path)?);
         self.open_files.insert(entry.key.clone(), f.clone());
         Ok(f)
-    }
-
-    /// Forgets an entry whose file turned out to be gone (removed behind symhub's back).
-    pub async fn forget(self: &Arc<Self>, key: &str) {
-        self.memory.invalidate(key);
-        self.open_files.invalidate(key);
-        let this = self.clone();
-        let key = key.to_owned();
-        let _ = tokio::task::spawn_blocking(move || {
-            if let Ok(Some(e)) = this.index.get(&key) {
-                if this.index.remove(&key).unwrap_or(false) {
-                    this.size.fetch_sub(e.size, Ordering::Relaxed);
-                }
-            }
-        })
-        .await;
-    }
-
-    /// Forgets every remembered miss of `norm` (a normalized key), so the next request asks
-    /// upstreams again ("forget this miss" of the missing-symbol ledger).
-    pub async fn forget_misses(self: &Arc<Self>, norm: &str) {
-        let prefix = miss_prefix(norm);
-        // A file found meanwhile is forgotten too: the next request reads its index row.
-        self.memory.invalidate(norm);
-        let index = self.index.clone();
-        let _ = tokio::task::spawn_blocking(move || index.remove_negatives(&prefix)).await;
     }
 
     fn fills(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Fill>>> {

@@ -86,17 +86,20 @@ impl Activity {
                 0 => Duration::ZERO,
                 since => elapsed.saturating_sub(Duration::from_millis(since - 1)),
             };
-            if self.in_flight.load(Ordering::Relaxed) == 0
-                && (idle_for >= limit || head_for >= head)
-            {
+            // A head arriving is timed from its first byte only: a pause inside it longer
+            // than `idle_timeout` is not idleness (break-it pass).
+            let over = match head_for {
+                Duration::ZERO => idle_for >= limit,
+                arriving => arriving >= head,
+            };
+            if self.in_flight.load(Ordering::Relaxed) == 0 && over {
                 return;
             }
-            let until_idle = limit.saturating_sub(idle_for);
-            let until_head = match head_for {
-                Duration::ZERO => limit,
+            let until = match head_for {
+                Duration::ZERO => limit.saturating_sub(idle_for),
                 arriving => head.saturating_sub(arriving),
             };
-            let next = until_idle.min(until_head).min(limit / 4);
+            let next = until.min(limit / 4);
             tokio::time::sleep(next.max(Duration::from_millis(100))).await;
         }
     }

@@ -93,7 +93,7 @@ pub async fn forget(
     })
     .await?
     .map_err(anyhow::Error::from)?;
-    app.cache.forget_misses(&norm).await;
+    app.cache.forget_misses(&key).await;
     Ok(json::reply(
         StatusCode::OK,
         &json!({ "key": key.as_str(), "forgotten": found }),

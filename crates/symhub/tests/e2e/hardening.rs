@@ -234,6 +234,32 @@ async fn idle_keep_alive_connections_close_but_slow_downloads_do_not() {
     assert!(closed_after < Duration::from_secs(4), "{closed_after:?}");
 }
 
+/// A head that pauses longer than `idle_timeout` (but within `header_read_timeout`) on a
+/// kept-alive connection is still served: a head arriving is timed from its first byte only
+/// (break-it pass).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_may_pause_longer_than_idle_timeout() {
+    let s = Symhub::start(
+        "upstream = []\n[server]\nheader_read_timeout = \"4s\"\nidle_timeout = \"1s\"\n",
+    );
+    let mut c = connect(&s);
+    let answer = tokio::task::spawn_blocking(move || {
+        let get = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut buf = [0u8; 4096];
+        c.write_all(get).unwrap();
+        let n = c.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        c.write_all(&get[..10]).unwrap();
+        std::thread::sleep(Duration::from_millis(1800));
+        c.write_all(&get[10..]).unwrap();
+        let n = c.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+}
+
 /// Between requests a keep-alive connection gets `idle_timeout`, however short
 /// `header_read_timeout` is: that one bounds a request head while it arrives (hyper's own
 /// header timer also ran between requests, closing such connections early; break-it pass).

@@ -73,8 +73,11 @@ async fn misses_are_counted_with_what_upstreams_answered_and_who_asked() {
     let recent = ledger(&s, "?order=recent&limit=1").await;
     assert_eq!(recent["missing"][0]["key"], flaky.trim_start_matches('/'));
     assert_eq!(recent["missing"].as_array().unwrap().len(), 1);
-    // Forget a miss: gone from the ledger, and the next request asks upstreams again.
-    let asked = ok.hits(a);
+    // Forget a miss: gone from the ledger, and the next request asks upstreams again, for
+    // the CAB form (`a.pd_`, looked up after the plain name was missing) too.
+    let a_cab = format!("{}_", &a[..a.len() - 1]);
+    let (asked, asked_cab) = (ok.hits(a), ok.hits(&a_cab));
+    assert!(asked_cab >= 1, "the CAB form was asked for: {a_cab}");
     let r = client()
         .delete(format!("{}/api/missing{a}", s.url))
         .bearer_auth(KEY)
@@ -84,6 +87,7 @@ async fn misses_are_counted_with_what_upstreams_answered_and_who_asked() {
     assert_eq!(r.status(), 200);
     assert_eq!(get_as(&s, a, "curl/7.88.1").await, 404);
     assert_eq!(ok.hits(a), asked + 1, "asked upstream again");
+    assert_eq!(ok.hits(&a_cab), asked_cab + 1, "its CAB form too");
     // Forgotten right after it was counted, before the ledger's next write: gone as well.
     let c = "/c.pdb/0123456789ABCDEF0123456789ABCDEF1/c.pdb";
     assert_eq!(get_as(&s, c, "curl/7.88.1").await, 404);
