@@ -165,7 +165,7 @@ impl Cache {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Arc<Self>> {
         let root = config.storage.data_dir.join("cache");
-        let objects = ObjectDir::open(&root)?;
+        let objects = ObjectDir::open(&root)?.with_spare();
         let index = Arc::new(Index::open(&root.join("index.sqlite3"))?);
         let mut blocklist = globset::GlobSetBuilder::new();
         for pattern in &config.cache.blocklist {

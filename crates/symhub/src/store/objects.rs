@@ -28,8 +28,8 @@ pub fn object_id(normalized_key: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct ObjectDir {
     root: PathBuf,
-    /// The file of the next proxy download, made ahead ([`spare`]); `None` where the
-    /// filesystem cannot have one.
+    /// The file of the next proxy download, made ahead ([`spare`]); `None` unless asked
+    /// for ([`ObjectDir::with_spare`]) and the filesystem can have one.
     spare: Option<Arc<Spare>>,
 }
 
@@ -37,7 +37,7 @@ impl ObjectDir {
     /// Opens (creating if needed) the directory and removes temp files left by a crash.
     pub fn open(root: &Path) -> anyhow::Result<Self> {
         use anyhow::Context;
-        let mut dir = Self {
+        let dir = Self {
             root: root.to_path_buf(),
             spare: None,
         };
@@ -51,8 +51,14 @@ impl ObjectDir {
         }
         std::fs::create_dir_all(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
-        dir.spare = Spare::new(&tmp).map(Arc::new);
         Ok(dir)
+    }
+
+    /// Keeps a file made ahead for [`ObjectDir::writer_hashed_at_end`] (see [`spare`]): for
+    /// the directory proxy downloads write to, not for stores that only take uploads.
+    pub fn with_spare(mut self) -> Self {
+        self.spare = Spare::new(&self.tmp_dir()).map(Arc::new);
+        self
     }
 
     pub fn tmp_dir(&self) -> PathBuf {
@@ -274,7 +280,7 @@ mod tests {
     #[tokio::test]
     async fn a_download_writes_into_an_unnamed_spare_named_when_finished() {
         let dir = tempfile::tempdir().unwrap();
-        let objects = ObjectDir::open(dir.path()).unwrap();
+        let objects = ObjectDir::open(dir.path()).unwrap().with_spare();
         let listed = || std::fs::read_dir(objects.tmp_dir()).unwrap().count();
         let spare = objects
             .spare
