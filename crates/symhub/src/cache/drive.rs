@@ -13,6 +13,7 @@
 //! entry, or (after a failure) starts afresh. A failure at any step cuts the readers'
 //! streams; nothing is cached and no negative entry is written.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use http::HeaderMap;
@@ -32,6 +33,36 @@ enum Meanwhile {
     /// A negative entry, live until then.
     Missing(std::time::SystemTime),
     Nothing,
+}
+
+/// Counts the ends of fills by slot, in a few stripes: two slots that share a stripe only
+/// cost a fill a re-read of the index it could have skipped. A single count would move on
+/// every miss of a busy server.
+pub(super) struct FillEnds([AtomicU64; 64]);
+
+impl Default for FillEnds {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl FillEnds {
+    fn stripe(&self, slot: &str) -> &AtomicU64 {
+        use std::hash::BuildHasher;
+        // Fixed keys: the stripe only has to be the same within this process.
+        let h = std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(slot);
+        &self.0[h as usize % self.0.len()]
+    }
+
+    /// The ends counted for `slot`'s stripe.
+    pub(super) fn of(&self, slot: &str) -> u64 {
+        self.stripe(slot).load(Ordering::SeqCst)
+    }
+
+    /// Counts the end of a fill of `slot`, after all it wrote to the index.
+    pub(super) fn count(&self, slot: &str) {
+        self.stripe(slot).fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// What came of a fill, before it is settled.
@@ -60,13 +91,14 @@ impl Cache {
     /// aborts a download others may be reading.
     pub(super) async fn drive(self: Arc<Self>, fill: Arc<Fill>, from: FillFrom) {
         let outcome = match from {
-            FillFrom::Upstreams { headers, .. } => match self.from_upstreams(&fill, &headers).await
-            {
-                Outcome::NotFound { definitive } if self.derivable(&fill) => {
-                    self.derive(&fill, definitive, &headers).await
+            FillFrom::Upstreams { headers, ended, .. } => {
+                match self.from_upstreams(&fill, &headers, ended).await {
+                    Outcome::NotFound { definitive } if self.derivable(&fill) => {
+                        self.derive(&fill, definitive, &headers).await
+                    }
+                    outcome => outcome,
                 }
-                outcome => outcome,
-            },
+            }
             FillFrom::Bucket(stored) => {
                 Outcome::Ended(fetch::copy_from_bucket(&self.work(), &fill, stored).await)
             }
@@ -79,35 +111,31 @@ impl Cache {
         self.end_fill(&fill);
     }
 
-    async fn from_upstreams(self: &Arc<Self>, fill: &Arc<Fill>, headers: &HeaderMap) -> Outcome {
-        let (index, slot) = (self.index.clone(), fill.slot.clone());
-        let key = fill.key.normalized().to_owned();
+    async fn from_upstreams(
+        self: &Arc<Self>,
+        fill: &Arc<Fill>,
+        headers: &HeaderMap,
+        ended: u64,
+    ) -> Outcome {
         // What a fill of this key that ended since this one's lookup left: its file, or its
         // 404. A lookup whose index hop was slow could miss both the other fill (gone from
         // the registry) and its negative entry (written after the lookup read the index),
-        // and ask upstreams a second time (break-it pass, 1 key in 1,572 under load).
-        let meanwhile = tokio::task::spawn_blocking(move || -> rusqlite::Result<_> {
-            if let Some(e) = index.get(&key)?.filter(|e| !is_stale(&e.upstream)) {
-                return Ok(Meanwhile::Committed(e));
+        // and ask upstreams a second time (break-it pass, 1 key in 1,572 under load). When
+        // no fill ended since, the index is not read again: that hop to the blocking pool
+        // was on every cold miss's way to its first byte.
+        if self.fills_ended.of(&fill.slot) != ended {
+            match self.meanwhile(fill).await {
+                Meanwhile::Committed(e) => return Outcome::Ready(self.remember(e, fill.born)),
+                Meanwhile::Missing(until) => {
+                    let known = super::Known::Negative {
+                        digest: fill.digest,
+                        until,
+                    };
+                    self.keep(fill.born, fill.key.normalized(), known);
+                    return Outcome::Remembered;
+                }
+                Meanwhile::Nothing => {}
             }
-            Ok(match index.get_negative(&slot)? {
-                Some(until) => Meanwhile::Missing(until),
-                None => Meanwhile::Nothing,
-            })
-        })
-        .await;
-        match meanwhile {
-            Ok(Ok(Meanwhile::Committed(e))) => return Outcome::Ready(self.remember(e, fill.born)),
-            Ok(Ok(Meanwhile::Missing(until))) => {
-                let known = super::Known::Negative {
-                    digest: fill.digest,
-                    until,
-                };
-                self.keep(fill.born, fill.key.normalized(), known);
-                return Outcome::Remembered;
-            }
-            // Nothing, or the index cannot say: upstreams are asked.
-            _ => {}
         }
         let definitive = match self
             .upstreams
@@ -138,6 +166,27 @@ impl Cache {
             Ok(Some(cab)) => Outcome::Ended(fetch::unpack(&self.work(), fill, cab).await),
             Ok(None) => Outcome::NotFound { definitive },
             Err(()) => Outcome::NotFound { definitive: false },
+        }
+    }
+
+    /// What the index holds now for the fill's key and slot. An index that cannot say is
+    /// [`Meanwhile::Nothing`]: upstreams are asked.
+    async fn meanwhile(&self, fill: &Fill) -> Meanwhile {
+        let (index, slot) = (self.index.clone(), fill.slot.clone());
+        let key = fill.key.normalized().to_owned();
+        let read = tokio::task::spawn_blocking(move || -> rusqlite::Result<_> {
+            if let Some(e) = index.get(&key)?.filter(|e| !is_stale(&e.upstream)) {
+                return Ok(Meanwhile::Committed(e));
+            }
+            Ok(match index.get_negative(&slot)? {
+                Some(until) => Meanwhile::Missing(until),
+                None => Meanwhile::Nothing,
+            })
+        })
+        .await;
+        match read {
+            Ok(Ok(m)) => m,
+            _ => Meanwhile::Nothing,
         }
     }
 

@@ -149,6 +149,9 @@ pub struct Cache {
     store_redirects: bool,
     /// See [`Cache::generation`].
     generation: AtomicU64,
+    /// Fills ended so far, by slot: a fill whose lookup read the index after the last one
+    /// of its slot ended can trust what it read (see `Cache::from_upstreams`).
+    fills_ended: drive::FillEnds,
     /// `cache.blocklist`, over the normalized key.
     blocklist: globset::GlobSet,
     /// Breakpad `.sym` files made on demand ([`derive`]).
@@ -206,6 +209,7 @@ impl Cache {
             store_redirects: store.redirects_hits(),
             store,
             generation: AtomicU64::new(0),
+            fills_ended: drive::FillEnds::default(),
             blocklist: blocklist.build()?,
             converter: derive::Converter::new(config),
         });
@@ -283,6 +287,8 @@ impl Cache {
                 leader: false,
             };
         }
+        // Read before the index is, see `FillFrom::Upstreams::ended`.
+        let ended = self.fills_ended.of(&slot);
         match self.load(key, &slot, digest, born).await {
             Loaded::Entry(entry) => return Lookup::Hit(entry),
             Loaded::Redirect(to) => return Lookup::Redirect(to),
@@ -307,6 +313,7 @@ impl Cache {
                 headers: client_headers.clone(),
                 target: target.cloned(),
                 digest,
+                ended,
             },
             born,
         )
@@ -474,8 +481,12 @@ impl Cache {
     }
 
     /// Removes a fill from the registry, once, and only if it is still the registered one.
+    /// Whatever the fill wrote to the index is written by now.
     fn end_fill(&self, fill: &Arc<Fill>) {
         let mut fills = self.fills();
+        // Counted before the fill leaves the registry, and even when it left it earlier (a
+        // detached fill): a lookup that no longer finds it sees the count move.
+        self.fills_ended.count(&fill.slot);
         if fills.get(&fill.slot).is_some_and(|f| Arc::ptr_eq(f, fill)) {
             fills.remove(&fill.slot);
             self.metrics.fills_in_flight.dec();
@@ -556,6 +567,10 @@ pub enum FillFrom {
         target: Option<Arc<str>>,
         /// [`Upstreams::wire_digest`] of what they are sent.
         digest: u64,
+        /// The ends of fills of its slot counted when the lookup began reading the index
+        /// ([`drive::FillEnds`]). Only fills write the cache index, so if the count has not
+        /// moved, what the lookup read is still what the index says.
+        ended: u64,
     },
     /// The store's bucket: a stored key of which this instance has no local copy.
     Bucket(StoredSymbol),

@@ -420,13 +420,18 @@ async fn a_fill_started_after_a_404_was_written_does_not_ask_again() {
     let key = key();
     let digest = h.cache.upstreams.wire_digest(&key, &http::HeaderMap::new());
     let slot = super::miss_slot(key.normalized(), digest);
-    // What the other fill left, after this request's lookup had read the index.
+    // What the other fill left, and its end, after this request's lookup had read the
+    // index.
+    let ended = h.cache.fills_ended.of(&slot);
     let until = SystemTime::now() + std::time::Duration::from_secs(60);
     h.cache.index.put_negative(&slot, until).unwrap();
+    let other = Arc::new(super::Fill::new(key.clone(), slot.clone(), 0));
+    h.cache.end_fill(&other);
     let from = super::FillFrom::Upstreams {
         headers: http::HeaderMap::new(),
         target: None,
         digest,
+        ended,
     };
     let fill = match h.cache.start_or_join_fill(&key, slot, from, 0) {
         super::Lookup::Fill { fill, leader: true } => fill,
@@ -441,4 +446,32 @@ async fn a_fill_started_after_a_404_was_written_does_not_ask_again() {
             ..
         }
     ));
+}
+
+/// Only fills write the cache index: a fill whose lookup read it after the last fill of its
+/// slot ended does not read it again before asking upstreams (that hop was on every cold
+/// miss's way to its first byte). A negative entry that appeared without a fill ending is
+/// therefore not seen.
+#[tokio::test]
+async fn a_fill_trusts_its_lookup_when_no_fill_of_its_slot_ended_since() {
+    let h = Harness::start().await;
+    let key = key();
+    let digest = h.cache.upstreams.wire_digest(&key, &http::HeaderMap::new());
+    let slot = super::miss_slot(key.normalized(), digest);
+    let ended = h.cache.fills_ended.of(&slot);
+    let until = SystemTime::now() + std::time::Duration::from_secs(60);
+    h.cache.index.put_negative(&slot, until).unwrap();
+    h.upstream.reply(&key, Reply::whole(&payload(1000)));
+    let from = super::FillFrom::Upstreams {
+        headers: http::HeaderMap::new(),
+        target: None,
+        digest,
+        ended,
+    };
+    let fill = match h.cache.start_or_join_fill(&key, slot, from, 0) {
+        super::Lookup::Fill { fill, leader: true } => fill,
+        _ => panic!("expected to lead a new fill"),
+    };
+    assert!(matches!(fill.headers().await, FillState::Streaming(_)));
+    assert_eq!(h.upstream.hits(&key), 1, "upstreams were asked");
 }
