@@ -316,31 +316,52 @@ def cmd_summary(path):
         add(f"{'VmHWM (peak since start) at end':<34}{max(hwm):>10.1f} MiB")
     add("")
 
-    def cold_block(title, direct_name, miss_name):
+    def cold_block(title, direct_name, miss_name, refs=()):
+        """refs: (result name, label) of other proxies fetching the same keys."""
         d, m = curls.get(direct_name, []), curls.get(miss_name, [])
         if not d or not m:
             return
+        refs = [(curls[n], label) for n, label in refs if curls.get(n)]
         add(title)
-        add(f"{'median of ' + str(len(d)) + ' runs':<34}{'direct':>12}{'via symhub':>12}{'ratio':>8}")
+        head = f"{'median of ' + str(len(d)) + ' runs':<34}{'direct':>12}{'via symhub':>12}{'ratio':>8}"
+        for _, label in refs:
+            head += f"{label:>14}{'symhub/it':>10}"
+        add(head)
         add("-" * 100)
         for field, label in (("ttfb_s", "time to first byte, ms"), ("total_s", "total time, ms")):
             dv = statistics.median(r[field] for r in d) * 1000
             mv = statistics.median(r[field] for r in m) * 1000
-            add(f"{label:<34}{dv:>12.1f}{mv:>12.1f}{ratio(mv, dv):>7.2f}x")
+            row = f"{label:<34}{dv:>12.1f}{mv:>12.1f}{ratio(mv, dv):>7.2f}x"
+            for runs, _ in refs:
+                rv = statistics.median(r[field] for r in runs) * 1000
+                row += f"{rv:>14.1f}{ratio(mv, rv):>9.2f}x"
+            add(row)
         dt = statistics.median(r["total_s"] for r in d)
         mt = statistics.median(r["total_s"] for r in m)
-        add(f"{'effective MiB/s':<34}{d[0]['bytes']/dt/MIB:>12.1f}{m[0]['bytes']/mt/MIB:>12.1f}")
-        add("  all runs (ttfb/total ms): direct " +
-            ", ".join(f"{r['ttfb_s']*1000:.1f}/{r['total_s']*1000:.1f}" for r in d) +
-            " | symhub " + ", ".join(f"{r['ttfb_s']*1000:.1f}/{r['total_s']*1000:.1f}" for r in m))
+        row = f"{'effective MiB/s':<34}{d[0]['bytes']/dt/MIB:>12.1f}{m[0]['bytes']/mt/MIB:>12.1f}{'':>8}"
+        for runs, _ in refs:
+            rt = statistics.median(r["total_s"] for r in runs)
+            row += f"{runs[0]['bytes']/rt/MIB:>14.1f}"
+        add(row)
+
+        def runs(name, rs):
+            return f"{name} " + ", ".join(f"{r['ttfb_s']*1000:.1f}/{r['total_s']*1000:.1f}" for r in rs)
+
+        add("  all runs (ttfb/total ms): " + " | ".join(
+            [runs("direct", d), runs("symhub", m)] + [runs(label, rs) for rs, label in refs]))
         add("")
 
     cold_block("Cold miss, 100 MiB, fresh key per run (curl; upstream = nginx, unthrottled)",
-               "direct-fast", "miss-fast")
+               "direct-fast", "miss-fast",
+               (("nginx-cache-fast", "nginx cache"), ("nginx-relay-fast", "nginx relay")))
     cold_block(f"Cold miss, 100 MiB, fresh key per run (curl; upstream = nginx with limit_rate "
                f"{meta.get('limit_rate', '?')})", "direct-slow", "miss-slow")
     add(f"symhub ratio = symhub / nginx (higher is better for throughput); cold-miss ratio = "
         f"via symhub / direct (1.00x = no overhead).")
+    add("nginx cache = nginx proxy_cache in front of the same upstream, its own first miss of the "
+        "key;")
+    add("nginx relay = nginx proxy_pass with proxy_buffering off: streams, writes no file. "
+        "symhub/it < 1 = symhub faster.")
 
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)
