@@ -394,23 +394,30 @@ impl Upstreams {
     /// apart), which costs at most a repeated question, never a wrong answer. Cheap: it runs
     /// on every remembered miss (SipHash, no allocation).
     pub fn wire_digest(&self, key: &SymbolKey, headers: &HeaderMap) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::hash::DefaultHasher::new();
+        use std::hash::Hasher;
+        // SipHash-1-3 with zero keys over an explicit byte stream: the digest is stored in
+        // the cache index's negative entries, so neither std's `DefaultHasher` (its
+        // algorithm may change between releases) nor the byte streams of std's `Hash`
+        // impls may decide it. The stream is the one those impls wrote when this was
+        // pinned (`wire_digests_are_stable`), so misses remembered before stay found.
+        let mut h = siphasher::sip::SipHasher13::new_with_keys(0, 0);
         if self.spelling_matters {
-            key.as_str().hash(&mut h);
+            h.write(key.as_str().as_bytes());
+            h.write_u8(0xff);
         }
         for name in &self.forwarded {
             match headers.get(name) {
                 // Only its hop count matters to a debuginfod server; the addresses differ
                 // for every client and must not keep their requests apart.
-                Some(v) if name == "x-forwarded-for" => v
-                    .as_bytes()
-                    .iter()
-                    .filter(|b| **b == b',')
-                    .count()
-                    .hash(&mut h),
-                Some(v) => v.as_bytes().hash(&mut h),
-                None => 0u8.hash(&mut h),
+                Some(v) if name == "x-forwarded-for" => {
+                    let hops = v.as_bytes().iter().filter(|b| **b == b',').count();
+                    h.write(&(hops as u64).to_le_bytes());
+                }
+                Some(v) => {
+                    h.write(&(v.len() as u64).to_le_bytes());
+                    h.write(v.as_bytes());
+                }
+                None => h.write_u8(0),
             }
         }
         h.finish()
@@ -504,5 +511,36 @@ mod tests {
         let u = upstream(&[]);
         let k = SymbolKey::parse_path("A.pdb/1/A.pdb").unwrap();
         assert_eq!(u.url_for(&k, None), "http://127.0.0.1:1/base/A.pdb/1/A.pdb");
+    }
+
+    /// The digest is part of every remembered miss's key in the cache index, so it must
+    /// not change between builds: these values were computed when it was first written down
+    /// as bytes (they are std's SipHash-1-3 of the same byte stream, as before).
+    #[test]
+    fn wire_digests_are_stable() {
+        let mut config = Config::default();
+        let mut c = UpstreamConfig::new("nuget", "http://127.0.0.1:1/");
+        c.forward_headers = vec!["SymbolChecksum".into()];
+        config.upstreams.push(c);
+        let mut c = UpstreamConfig::new("fedora", "http://127.0.0.1:2/");
+        c.protocol = Protocol::Debuginfod;
+        c.key_spelling = crate::config::KeySpelling::AsRequested;
+        config.upstreams.push(c);
+        let ups = Upstreams::new(&config, Arc::new(Metrics::default())).unwrap();
+        let key =
+            SymbolKey::parse_path("App.pdb/0123456789ABCDEF0123456789ABCDEF1/App.pdb").unwrap();
+        let mut headers = HeaderMap::new();
+        let none = ups.wire_digest(&key, &headers);
+        headers.insert("symbolchecksum", HeaderValue::from_static("SHA256:0011"));
+        let checksum = ups.wire_digest(&key, &headers);
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("10.0.0.1, 10.0.0.2"),
+        );
+        let hops = ups.wire_digest(&key, &headers);
+        assert_eq!(
+            [none, checksum, hops],
+            [0x1260e43d88014b7f, 0xa7d0860c9fb1dd49, 0x21202e8688c95235]
+        );
     }
 }
