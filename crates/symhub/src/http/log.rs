@@ -1,6 +1,8 @@
 //! One INFO line per request, written when the response body is finished (or dropped), so it
 //! can report the bytes really sent and the full duration: client, method, path, outcome, key,
-//! upstream, status, bytes, duration. The same moment feeds the request metrics.
+//! upstream, status, bytes, duration. The same moment feeds the request metrics. A request cut
+//! before it had a response (its client went away, or the server stopped) gets its line too,
+//! with nginx's status for that, 499.
 //!
 //! The client address is the TCP peer, or for requests from a trusted proxy (config
 //! `server.trusted_proxies`) the right-most untrusted address of `X-Forwarded-For`.
@@ -146,7 +148,13 @@ pub struct RequestLog {
     /// What only the line needs, kept when INFO lines are written (the metrics need none
     /// of it: with `SYMHUB_LOG=warn` a request costs neither the copies nor the clock).
     seen: Option<Seen>,
+    /// Set once the request has its response: its line is then the body's to write.
+    answered: bool,
 }
+
+/// The status nginx logs for a request whose client closed the connection before the
+/// response: not an HTTP status ever sent.
+const CUT_BEFORE_RESPONSE: u16 = 499;
 
 struct Seen {
     started: Instant,
@@ -179,11 +187,13 @@ impl RequestLog {
             _in_flight: in_flight,
             app: app.clone(),
             seen,
+            answered: false,
         }
     }
 
     /// Wraps the response body so the line is written when the body is done or dropped.
-    pub fn finish(self, mut response: Response) -> http::Response<LoggedBody> {
+    pub fn finish(mut self, mut response: Response) -> http::Response<LoggedBody> {
+        self.answered = true;
         let outcome = response.extensions_mut().remove::<Outcome>();
         let status = response.status().as_u16();
         let expected = response
@@ -206,7 +216,28 @@ impl RequestLog {
     }
 }
 
+impl Drop for RequestLog {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let Some(r) = &self.seen else {
+            return;
+        };
+        let took_ms = r.took_ms();
+        tracing::info!(client = %r.client(&self.app.trusted_proxies), method = %r.method,
+            path = logged_path(r.uri.path()), status = CUT_BEFORE_RESPONSE, bytes = 0u64,
+            took_ms, note = "cut before its response: the client went away or the server stopped",
+            "request");
+    }
+}
+
 impl Seen {
+    /// Hundredths of a millisecond: `took_ms=5.7`, never `5.7001029999999995`.
+    fn took_ms(&self) -> f64 {
+        (self.started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0
+    }
+
     fn client(&self, proxies: &[TrustedProxy]) -> String {
         client_address(Some(&self.peer), &self.forwarded_for, proxies)
     }
@@ -244,8 +275,7 @@ impl Drop for LogLine {
         let Some(r) = &self.request.seen else {
             return;
         };
-        // Hundredths of a millisecond: `took_ms=5.7`, never `5.7001029999999995`.
-        let took_ms = (r.started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0;
+        let took_ms = r.took_ms();
         let client = r.client(&app.trusted_proxies);
         let path = logged_path(r.uri.path());
         let Some(o) = &self.outcome else {

@@ -317,3 +317,42 @@ async fn logs_one_json_line_per_request_with_its_outcome() {
         "{metrics}"
     );
 }
+
+/// A request cut before it had a response still gets its log line, with nginx's 499: here
+/// one whose client gave up while the upstream was slow to answer, and one still waiting
+/// when the grace period of a shutdown ended.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_cut_before_its_response_is_logged() {
+    let up = FakeUpstream::start().await;
+    let gone = "/gone.pdb/0123456789ABCDEF0123456789ABCDEF1/gone.pdb";
+    let stopped = "/stopped.pdb/0123456789ABCDEF0123456789ABCDEF1/stopped.pdb";
+    for path in [gone, stopped] {
+        up.route(
+            path,
+            Behavior::Serve(Serve::bytes(data(100, 1)).delay(Duration::from_secs(3))),
+        );
+    }
+    let mut s = Symhub::start(&config_with(
+        &[("up", &up.url, "")],
+        "[server]\nlog_format = \"json\"\nshutdown_grace = \"1s\"",
+    ));
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let mut client_gone = std::net::TcpStream::connect(&addr).unwrap();
+    write!(client_gone, "GET {gone} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let url = format!("{}{stopped}", s.url);
+    let waiting = tokio::spawn(async move { client().get(&url).send().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(client_gone);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cut = |stderr: &str, path: &str| {
+        stderr
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["fields"]["path"] == path && v["fields"]["status"] == 499)
+            .count()
+    };
+    assert_eq!(cut(&s.stderr(), gone), 1, "{}", s.stderr());
+    tokio::task::block_in_place(|| s.terminate(Duration::from_secs(8))).expect("exited");
+    assert!(waiting.await.unwrap().is_err(), "the request was cut");
+    assert_eq!(cut(&s.stderr(), stopped), 1, "{}", s.stderr());
+}
