@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use http::HeaderMap;
+use symhub_core::SymbolKey;
 
 use super::derive::is_stale;
 use super::fetch::{self, CabSource, Ended, Work};
@@ -35,9 +36,10 @@ enum Meanwhile {
     Nothing,
 }
 
-/// Counts the ends of fills by slot, in a few stripes: two slots that share a stripe only
-/// cost a fill a re-read of the index it could have skipped. A single count would move on
-/// every miss of a busy server.
+/// Counts the ends of fills by key (normalized), in a few stripes. By key, not by slot: a
+/// fill of one spelling of a key commits the file every spelling is served, and leaves a
+/// 404 for its own slot only. Two keys that share a stripe only cost a fill a re-read of the
+/// index it could have skipped; a single count would move on every miss of a busy server.
 pub(super) struct FillEnds([AtomicU64; 64]);
 
 impl Default for FillEnds {
@@ -47,21 +49,22 @@ impl Default for FillEnds {
 }
 
 impl FillEnds {
-    fn stripe(&self, slot: &str) -> &AtomicU64 {
+    fn stripe(&self, key: &SymbolKey) -> &AtomicU64 {
         use std::hash::BuildHasher;
         // Fixed keys: the stripe only has to be the same within this process.
-        let h = std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(slot);
+        let h = std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default()
+            .hash_one(key.normalized());
         &self.0[h as usize % self.0.len()]
     }
 
-    /// The ends counted for `slot`'s stripe.
-    pub(super) fn of(&self, slot: &str) -> u64 {
-        self.stripe(slot).load(Ordering::SeqCst)
+    /// The ends counted for `key`'s stripe.
+    pub(super) fn of(&self, key: &SymbolKey) -> u64 {
+        self.stripe(key).load(Ordering::SeqCst)
     }
 
-    /// Counts the end of a fill of `slot`, after all it wrote to the index.
-    pub(super) fn count(&self, slot: &str) {
-        self.stripe(slot).fetch_add(1, Ordering::SeqCst);
+    /// Counts the end of a fill of `key`, after all it wrote to the index.
+    pub(super) fn count(&self, key: &SymbolKey) {
+        self.stripe(key).fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -121,9 +124,9 @@ impl Cache {
         // 404. A lookup whose index hop was slow could miss both the other fill (gone from
         // the registry) and its negative entry (written after the lookup read the index),
         // and ask upstreams a second time (break-it pass, 1 key in 1,572 under load). When
-        // no fill ended since, the index is not read again: that hop to the blocking pool
-        // was on every cold miss's way to its first byte.
-        if self.fills_ended.of(&fill.slot) != ended {
+        // no fill of the key, in any spelling, ended since, the index is not read again:
+        // that hop to the blocking pool was on every cold miss's way to its first byte.
+        if self.fills_ended.of(&fill.key) != ended {
             match self.meanwhile(fill).await {
                 Meanwhile::Committed(e) => return Outcome::Ready(self.remember(e, fill.born)),
                 Meanwhile::Missing(until) => {

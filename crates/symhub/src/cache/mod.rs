@@ -149,8 +149,8 @@ pub struct Cache {
     store_redirects: bool,
     /// See [`Cache::generation`].
     generation: AtomicU64,
-    /// Fills ended so far, by slot: a fill whose lookup read the index after the last one
-    /// of its slot ended can trust what it read (see `Cache::from_upstreams`).
+    /// Fills ended so far, by key: a fill whose lookup read the index after the last one of
+    /// its key ended can trust what it read (see `Cache::from_upstreams`).
     fills_ended: drive::FillEnds,
     /// `cache.blocklist`, over the normalized key.
     blocklist: globset::GlobSet,
@@ -288,7 +288,7 @@ impl Cache {
             };
         }
         // Read before the index is, see `FillFrom::Upstreams::ended`.
-        let ended = self.fills_ended.of(&slot);
+        let ended = self.fills_ended.of(key);
         match self.load(key, &slot, digest, born).await {
             Loaded::Entry(entry) => return Lookup::Hit(entry),
             Loaded::Redirect(to) => return Lookup::Redirect(to),
@@ -486,7 +486,7 @@ impl Cache {
         let mut fills = self.fills();
         // Counted before the fill leaves the registry, and even when it left it earlier (a
         // detached fill): a lookup that no longer finds it sees the count move.
-        self.fills_ended.count(&fill.slot);
+        self.fills_ended.count(&fill.key);
         if fills.get(&fill.slot).is_some_and(|f| Arc::ptr_eq(f, fill)) {
             fills.remove(&fill.slot);
             self.metrics.fills_in_flight.dec();
@@ -567,7 +567,7 @@ pub enum FillFrom {
         target: Option<Arc<str>>,
         /// [`Upstreams::wire_digest`] of what they are sent.
         digest: u64,
-        /// The ends of fills of its slot counted when the lookup began reading the index
+        /// The ends of fills of its key counted when the lookup began reading the index
         /// ([`drive::FillEnds`]). Only fills write the cache index, so if the count has not
         /// moved, what the lookup read is still what the index says.
         ended: u64,

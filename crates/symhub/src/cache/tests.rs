@@ -422,7 +422,7 @@ async fn a_fill_started_after_a_404_was_written_does_not_ask_again() {
     let slot = super::miss_slot(key.normalized(), digest);
     // What the other fill left, and its end, after this request's lookup had read the
     // index.
-    let ended = h.cache.fills_ended.of(&slot);
+    let ended = h.cache.fills_ended.of(&key);
     let until = SystemTime::now() + std::time::Duration::from_secs(60);
     h.cache.index.put_negative(&slot, until).unwrap();
     let other = Arc::new(super::Fill::new(key.clone(), slot.clone(), 0));
@@ -449,16 +449,16 @@ async fn a_fill_started_after_a_404_was_written_does_not_ask_again() {
 }
 
 /// Only fills write the cache index: a fill whose lookup read it after the last fill of its
-/// slot ended does not read it again before asking upstreams (that hop was on every cold
+/// key ended does not read it again before asking upstreams (that hop was on every cold
 /// miss's way to its first byte). A negative entry that appeared without a fill ending is
 /// therefore not seen.
 #[tokio::test]
-async fn a_fill_trusts_its_lookup_when_no_fill_of_its_slot_ended_since() {
+async fn a_fill_trusts_its_lookup_when_no_fill_of_its_key_ended_since() {
     let h = Harness::start().await;
     let key = key();
     let digest = h.cache.upstreams.wire_digest(&key, &http::HeaderMap::new());
     let slot = super::miss_slot(key.normalized(), digest);
-    let ended = h.cache.fills_ended.of(&slot);
+    let ended = h.cache.fills_ended.of(&key);
     let until = SystemTime::now() + std::time::Duration::from_secs(60);
     h.cache.index.put_negative(&slot, until).unwrap();
     h.upstream.reply(&key, Reply::whole(&payload(1000)));
@@ -474,4 +474,45 @@ async fn a_fill_trusts_its_lookup_when_no_fill_of_its_slot_ended_since() {
     };
     assert!(matches!(fill.headers().await, FillState::Streaming(_)));
     assert_eq!(h.upstream.hits(&key), 1, "upstreams were asked");
+}
+
+/// A file committed by a fill of another spelling of the key, after this request's lookup
+/// read the index, is served: every spelling shares one file, so the fill reads the index
+/// again rather than download it a second time (break-it pass: 322 such downloads under
+/// load when the ends of fills were counted per spelling).
+#[tokio::test]
+async fn a_fill_finds_the_file_another_spelling_committed_since_its_lookup() {
+    let h = Harness::start().await;
+    let key = key();
+    let digest = h.cache.upstreams.wire_digest(&key, &http::HeaderMap::new());
+    let slot = super::miss_slot(key.normalized(), digest);
+    let ended = h.cache.fills_ended.of(&key);
+    let body = payload(1000);
+    h.upstream.reply(&key, Reply::whole(&body));
+    let shouted = symhub_core::SymbolKey::parse_path(&key.as_str().to_uppercase()).unwrap();
+    assert_eq!(shouted.normalized(), key.normalized());
+    h.cache
+        .index
+        .insert(&super::index::CachedEntry {
+            key: key.normalized().to_owned(),
+            size: body.len() as u64,
+            sha256: sha256(&body),
+            last_modified: SystemTime::now(),
+            upstream: "up".into(),
+        })
+        .unwrap();
+    let other = Arc::new(Fill::new(shouted, "another spelling's slot".into(), 0));
+    h.cache.end_fill(&other);
+    let from = super::FillFrom::Upstreams {
+        headers: http::HeaderMap::new(),
+        target: None,
+        digest,
+        ended,
+    };
+    let fill = match h.cache.start_or_join_fill(&key, slot, from, 0) {
+        super::Lookup::Fill { fill, leader: true } => fill,
+        _ => panic!("expected to lead a new fill"),
+    };
+    assert!(matches!(fill.headers().await, FillState::Ready(_)));
+    assert_eq!(h.upstream.hits(&key), 0, "upstreams were not asked");
 }
