@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use futures_util::StreamExt;
+use symhub_core::SymbolKey;
 
 use super::fill::{Fill, FillState, Progress};
 use super::read::CHUNK;
@@ -411,6 +412,28 @@ async fn a_500_is_not_remembered() {
     }
 }
 
+/// Where a miss of `key` asked with no headers is remembered.
+fn plain_slot(h: &Harness, key: &SymbolKey) -> String {
+    let digest = h.cache.upstreams.wire_digest(key, &http::HeaderMap::new());
+    super::miss_slot(key.normalized(), digest)
+}
+
+/// Starts a fill of `key` asked with no headers, as a lookup that counted `ended` ends of
+/// fills of the key would, and returns it (this request leads it).
+fn lead_fill(h: &Harness, key: &SymbolKey, ended: u64) -> Arc<Fill> {
+    let digest = h.cache.upstreams.wire_digest(key, &http::HeaderMap::new());
+    let from = super::FillFrom::Upstreams {
+        headers: http::HeaderMap::new(),
+        target: None,
+        digest,
+        ended,
+    };
+    match h.cache.start_or_join_fill(key, plain_slot(h, key), from, 0) {
+        super::Lookup::Fill { fill, leader: true } => fill,
+        _ => panic!("expected to lead a new fill"),
+    }
+}
+
 /// A fill that starts after another one of its key ended with a 404 (the request's index
 /// hop was slower than that whole fill) answers from the negative entry it left, and does
 /// not ask upstreams again.
@@ -418,25 +441,15 @@ async fn a_500_is_not_remembered() {
 async fn a_fill_started_after_a_404_was_written_does_not_ask_again() {
     let h = Harness::start().await;
     let key = key();
-    let digest = h.cache.upstreams.wire_digest(&key, &http::HeaderMap::new());
-    let slot = super::miss_slot(key.normalized(), digest);
+    let slot = plain_slot(&h, &key);
     // What the other fill left, and its end, after this request's lookup had read the
     // index.
     let ended = h.cache.fills_ended.of(&key);
     let until = SystemTime::now() + std::time::Duration::from_secs(60);
     h.cache.index.put_negative(&slot, until).unwrap();
-    let other = Arc::new(super::Fill::new(key.clone(), slot.clone(), 0));
+    let other = Arc::new(Fill::new(key.clone(), slot.clone(), 0));
     h.cache.end_fill(&other);
-    let from = super::FillFrom::Upstreams {
-        headers: http::HeaderMap::new(),
-        target: None,
-        digest,
-        ended,
-    };
-    let fill = match h.cache.start_or_join_fill(&key, slot, from, 0) {
-        super::Lookup::Fill { fill, leader: true } => fill,
-        _ => panic!("expected to lead a new fill"),
-    };
+    let fill = lead_fill(&h, &key, ended);
     assert!(matches!(fill.headers().await, FillState::NotFound));
     assert_eq!(h.upstream.hits(&key), 0, "upstreams were not asked");
     assert!(matches!(
@@ -456,22 +469,12 @@ async fn a_fill_started_after_a_404_was_written_does_not_ask_again() {
 async fn a_fill_trusts_its_lookup_when_no_fill_of_its_key_ended_since() {
     let h = Harness::start().await;
     let key = key();
-    let digest = h.cache.upstreams.wire_digest(&key, &http::HeaderMap::new());
-    let slot = super::miss_slot(key.normalized(), digest);
+    let slot = plain_slot(&h, &key);
     let ended = h.cache.fills_ended.of(&key);
     let until = SystemTime::now() + std::time::Duration::from_secs(60);
     h.cache.index.put_negative(&slot, until).unwrap();
     h.upstream.reply(&key, Reply::whole(&payload(1000)));
-    let from = super::FillFrom::Upstreams {
-        headers: http::HeaderMap::new(),
-        target: None,
-        digest,
-        ended,
-    };
-    let fill = match h.cache.start_or_join_fill(&key, slot, from, 0) {
-        super::Lookup::Fill { fill, leader: true } => fill,
-        _ => panic!("expected to lead a new fill"),
-    };
+    let fill = lead_fill(&h, &key, ended);
     assert!(matches!(fill.headers().await, FillState::Streaming(_)));
     assert_eq!(h.upstream.hits(&key), 1, "upstreams were asked");
 }
@@ -484,12 +487,10 @@ async fn a_fill_trusts_its_lookup_when_no_fill_of_its_key_ended_since() {
 async fn a_fill_finds_the_file_another_spelling_committed_since_its_lookup() {
     let h = Harness::start().await;
     let key = key();
-    let digest = h.cache.upstreams.wire_digest(&key, &http::HeaderMap::new());
-    let slot = super::miss_slot(key.normalized(), digest);
     let ended = h.cache.fills_ended.of(&key);
     let body = payload(1000);
     h.upstream.reply(&key, Reply::whole(&body));
-    let shouted = symhub_core::SymbolKey::parse_path(&key.as_str().to_uppercase()).unwrap();
+    let shouted = SymbolKey::parse_path(&key.as_str().to_uppercase()).unwrap();
     assert_eq!(shouted.normalized(), key.normalized());
     h.cache
         .index
@@ -503,16 +504,7 @@ async fn a_fill_finds_the_file_another_spelling_committed_since_its_lookup() {
         .unwrap();
     let other = Arc::new(Fill::new(shouted, "another spelling's slot".into(), 0));
     h.cache.end_fill(&other);
-    let from = super::FillFrom::Upstreams {
-        headers: http::HeaderMap::new(),
-        target: None,
-        digest,
-        ended,
-    };
-    let fill = match h.cache.start_or_join_fill(&key, slot, from, 0) {
-        super::Lookup::Fill { fill, leader: true } => fill,
-        _ => panic!("expected to lead a new fill"),
-    };
+    let fill = lead_fill(&h, &key, ended);
     assert!(matches!(fill.headers().await, FillState::Ready(_)));
     assert_eq!(h.upstream.hits(&key), 0, "upstreams were not asked");
 }
