@@ -434,6 +434,16 @@ fn lead_fill(h: &Harness, key: &SymbolKey, ended: u64) -> Arc<Fill> {
     }
 }
 
+/// Reads the fill-end count a lookup of `key` would have read, then writes a negative entry
+/// for its plain slot as a fill elsewhere would: returns that slot and the count.
+fn negative_after_lookup(h: &Harness, key: &SymbolKey) -> (String, u64) {
+    let slot = plain_slot(h, key);
+    let ended = h.cache.fills_ended.of(key);
+    let until = SystemTime::now() + std::time::Duration::from_secs(60);
+    h.cache.index.put_negative(&slot, until).unwrap();
+    (slot, ended)
+}
+
 /// A fill that starts after another one of its key ended with a 404 (the request's index
 /// hop was slower than that whole fill) answers from the negative entry it left, and does
 /// not ask upstreams again.
@@ -441,12 +451,9 @@ fn lead_fill(h: &Harness, key: &SymbolKey, ended: u64) -> Arc<Fill> {
 async fn a_fill_started_after_a_404_was_written_does_not_ask_again() {
     let h = Harness::start().await;
     let key = key();
-    let slot = plain_slot(&h, &key);
     // What the other fill left, and its end, after this request's lookup had read the
     // index.
-    let ended = h.cache.fills_ended.of(&key);
-    let until = SystemTime::now() + std::time::Duration::from_secs(60);
-    h.cache.index.put_negative(&slot, until).unwrap();
+    let (slot, ended) = negative_after_lookup(&h, &key);
     let other = Arc::new(Fill::new(key.clone(), slot.clone(), 0));
     h.cache.end_fill(&other);
     let fill = lead_fill(&h, &key, ended);
@@ -469,10 +476,7 @@ async fn a_fill_started_after_a_404_was_written_does_not_ask_again() {
 async fn a_fill_trusts_its_lookup_when_no_fill_of_its_key_ended_since() {
     let h = Harness::start().await;
     let key = key();
-    let slot = plain_slot(&h, &key);
-    let ended = h.cache.fills_ended.of(&key);
-    let until = SystemTime::now() + std::time::Duration::from_secs(60);
-    h.cache.index.put_negative(&slot, until).unwrap();
+    let (_, ended) = negative_after_lookup(&h, &key);
     h.upstream.reply(&key, Reply::whole(&payload(1000)));
     let fill = lead_fill(&h, &key, ended);
     assert!(matches!(fill.headers().await, FillState::Streaming(_)));
