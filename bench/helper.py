@@ -344,11 +344,11 @@ def cmd_summary(path):
             row += f"{runs[0]['bytes']/rt/MIB:>14.1f}"
         add(row)
 
-        def runs(name, rs):
+        def listed(name, rs):
             return f"{name} " + ", ".join(f"{r['ttfb_s']*1000:.1f}/{r['total_s']*1000:.1f}" for r in rs)
 
         add("  all runs (ttfb/total ms): " + " | ".join(
-            [runs("direct", d), runs("symhub", m)] + [runs(label, rs) for rs, label in refs]))
+            [listed("direct", d), listed("symhub", m)] + [listed(label, rs) for rs, label in refs]))
         add("")
 
     cold_block("Cold miss, 100 MiB, fresh key per run (curl; upstream = nginx, unthrottled)",
