@@ -1,6 +1,7 @@
 //! Prometheus metrics, exposed as text on `GET /metrics`.
 //!
 //! Names (all prefixed `symhub_`): `requests_total{outcome}`, `served_bytes_total`,
+//! `sendfile_bytes_total` (of those, sent from the page cache without a copy),
 //! `upstream_requests_total{upstream,status}` (status is the HTTP code or `error`),
 //! `upstream_latency_seconds{upstream}` (time to response headers), `cache_size_bytes`,
 //! `cache_entries`, `cache_evictions_total`, `fills_in_flight`, `upstream_down{upstream}`.
@@ -35,6 +36,8 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<OutcomeLabel, Counter>,
     served_bytes: Counter,
+    /// Body bytes of files sent from the page cache with `sendfile(2)` ([`crate::http`]).
+    pub sendfile_bytes: Counter,
     upstream_requests: Family<UpstreamStatus, Counter>,
     upstream_latency: Family<UpstreamLabel, Histogram>,
     upstream_down: Family<UpstreamLabel, Gauge>,
@@ -57,6 +60,12 @@ impl Default for Metrics {
             "served_bytes",
             "Body bytes sent to clients",
             served_bytes.clone(),
+        );
+        let sendfile_bytes = Counter::default();
+        registry.register(
+            "sendfile_bytes",
+            "Body bytes of files sent from the page cache without a copy (sendfile)",
+            sendfile_bytes.clone(),
         );
         let upstream_requests = Family::<UpstreamStatus, Counter>::default();
         registry.register(
@@ -106,6 +115,7 @@ impl Default for Metrics {
             registry,
             requests,
             served_bytes,
+            sendfile_bytes,
             upstream_requests,
             upstream_latency,
             upstream_down,

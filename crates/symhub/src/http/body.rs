@@ -9,7 +9,9 @@ use std::io;
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::response::Response;
 
+use super::zerocopy::FileRange;
 use crate::cache::read::{read_chunk, read_exact_at, CHUNK};
 
 /// Largest range read without leaving the async thread.
@@ -49,4 +51,20 @@ pub fn file_body(file: Arc<File>, start: u64, end: u64) -> io::Result<Body> {
         }
     });
     Ok(Body::from_stream(stream))
+}
+
+/// A response whose body is [`file_body`]; a range streamed in chunks also carries its
+/// [`FileRange`], for a connection that can send it without copying it
+/// ([`super::zerocopy`]).
+pub fn file_response(file: Arc<File>, start: u64, end: u64) -> io::Result<Response> {
+    let range = (end - start > INLINE_READ).then(|| FileRange {
+        file: file.clone(),
+        start,
+        end,
+    });
+    let mut r = Response::new(file_body(file, start, end)?);
+    if let Some(range) = range {
+        r.extensions_mut().insert(range);
+    }
+    Ok(r)
 }

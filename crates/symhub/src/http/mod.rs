@@ -27,6 +27,7 @@ mod symbolicate;
 mod symbols;
 mod transactions;
 mod workers;
+mod zerocopy;
 
 pub use routes::{front, Front};
 
@@ -343,15 +344,20 @@ fn hand_off(
 /// Serves one connection until it closes, idles out or the server shuts down.
 async fn serve_conn<S>(stream: S, peer: Peer, front: Front, watcher: Watcher, limits: ConnLimits)
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: zerocopy::Socket + Send + 'static,
 {
     let activity = idle::Activity::new();
+    let sendfiles = zerocopy::Sendfiles::default();
+    let sent = front.app.metrics.sendfile_bytes.clone();
+    let stream = zerocopy::ZeroCopyIo::new(stream, sendfiles.clone(), sent);
     let stream = idle::Tracked::new(stream, activity.clone());
     let requests = activity.clone();
     let service =
         hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
             use futures_util::future::Either;
             let log = log::RequestLog::begin(&front.app, &req, &peer, requests.begin());
+            // HTTP/2 frames and interleaves bodies: only HTTP/1 sends files without a copy.
+            let sendfiles = (req.version() < http::Version::HTTP_2).then(|| sendfiles.clone());
             let response = if let Some(direct) = front.direct(req.method(), req.uri().path()) {
                 let app = front.app.clone();
                 Either::Left(async move {
@@ -362,7 +368,12 @@ where
                 req.extensions_mut().insert(peer.clone());
                 Either::Right(front.router.clone().oneshot(req))
             };
-            async move { response.await.map(|r| log.finish(r)) }
+            async move {
+                response.await.map(|r| match &sendfiles {
+                    Some(s) => log.finish(s.adopt(r)),
+                    None => log.finish(r),
+                })
+            }
         });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     let mut http1 = builder.http1();

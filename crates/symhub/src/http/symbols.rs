@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use symhub_core::SymbolKey;
 
-use super::body::file_body;
+use super::body::file_response;
 use super::log::Outcome;
 use super::names;
 use super::App;
@@ -369,8 +369,7 @@ pub(super) fn serve_part(
         Wanted::Unsatisfiable => return Some(range_not_satisfiable(len)),
     };
     let at = part.offset;
-    let body = file_body(part.file, at + start, at + if head { start } else { end }).ok()?;
-    let mut r = Response::new(body);
+    let mut r = file_response(part.file, at + start, at + if head { start } else { end }).ok()?;
     // Room for every header a file gets, so the map is never grown and rehashed.
     r.headers_mut().reserve(FILE_HEADERS);
     *r.status_mut() = status;

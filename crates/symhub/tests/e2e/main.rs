@@ -27,3 +27,4 @@ mod symbolication;
 mod transactions;
 mod upload;
 mod upstream_answers;
+mod zerocopy;

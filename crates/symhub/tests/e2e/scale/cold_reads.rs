@@ -1,6 +1,7 @@
 //! Reading stored files an instance has no local copy of: streamed from a slow bucket as
 //! they arrive (one download for concurrent clients, ranges, a damaged blob never served
-//! whole or kept), and store hits redirected to presigned bucket URLs.
+//! whole or kept), the local copy then sent from the page cache, and store hits redirected
+//! to presigned bucket URLs.
 
 use super::{put_package, Cluster, Pipe, BUCKET};
 use crate::support::*;
@@ -48,10 +49,14 @@ async fn a_cold_instance_streams_bucket_files_as_they_arrive_and_checks_them() {
     );
 
     // Now a local copy: served while the bucket says nothing at all.
+    // Over HTTP/1 its bytes go out with sendfile, as a data dir's do.
     pipe.set_rate(0);
+    let sent = "symhub_sendfile_bytes_total";
+    let before = cold.metric(sent).await;
     let r = cold.get_now(&format!("/{key}")).await;
     assert_eq!(r.status(), 200);
     assert!(r.bytes().await.unwrap() == blob);
+    assert_eq!(cold.metric(sent).await - before, blob.len() as f64);
 
     // A range of a file still in the bucket (the local copies start empty at each start).
     pipe.set_rate(1 << 30);

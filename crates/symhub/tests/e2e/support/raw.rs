@@ -54,8 +54,14 @@ impl RawConn {
         }
     }
 
-    pub fn send(&mut self, request: &[u8]) -> RawResponse {
+    /// Sends a request whose response has no body whatever its headers say (`HEAD`), and
+    /// returns that response's head.
+    pub fn send_head(&mut self, request: &[u8]) -> String {
         self.stream.write_all(request).unwrap();
+        self.read_head()
+    }
+
+    fn read_head(&mut self) -> String {
         let head_end = loop {
             if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 break i + 4;
@@ -64,6 +70,12 @@ impl RawConn {
         };
         let head = String::from_utf8_lossy(&self.buf[..head_end]).into_owned();
         self.buf.drain(..head_end);
+        head
+    }
+
+    pub fn send(&mut self, request: &[u8]) -> RawResponse {
+        self.stream.write_all(request).unwrap();
+        let head = self.read_head();
         let status = head.split(' ').nth(1).unwrap().parse().unwrap();
         let lower = head.to_ascii_lowercase();
         let body = if let Some(len) = lower
