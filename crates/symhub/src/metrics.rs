@@ -32,9 +32,14 @@ struct UpstreamLabel {
     upstream: String,
 }
 
+/// Outcomes counted without a look-up in the family (a lock and a hash per request).
+const COMMON_OUTCOMES: [&str; 6] = ["hit", "negative", "miss", "coalesced", "store", "invalid"];
+
 pub struct Metrics {
     registry: Registry,
     requests: Family<OutcomeLabel, Counter>,
+    /// `requests{outcome}` of [`COMMON_OUTCOMES`], in that order: the family's own counters.
+    common: [Counter; COMMON_OUTCOMES.len()],
     served_bytes: Counter,
     /// Body bytes of files sent from the page cache with `sendfile(2)` ([`crate::http`]).
     pub sendfile_bytes: Counter,
@@ -111,9 +116,12 @@ impl Default for Metrics {
             "Upstream downloads in progress",
             fills_in_flight.clone(),
         );
+        let common = COMMON_OUTCOMES
+            .map(|outcome| requests.get_or_create(&OutcomeLabel { outcome }).clone());
         Self {
             registry,
             requests,
+            common,
             served_bytes,
             sendfile_bytes,
             upstream_requests,
@@ -131,7 +139,10 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn request(&self, outcome: &'static str, bytes: u64) {
-        self.requests.get_or_create(&OutcomeLabel { outcome }).inc();
+        match COMMON_OUTCOMES.iter().position(|o| *o == outcome) {
+            Some(i) => self.common[i].inc(),
+            None => self.requests.get_or_create(&OutcomeLabel { outcome }).inc(),
+        };
         self.served_bytes.inc_by(bytes);
         self.history.count(outcome, bytes);
     }

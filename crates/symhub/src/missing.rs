@@ -45,14 +45,24 @@ pub fn client_kind(headers: &HeaderMap) -> i64 {
         .get(http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
-        .to_ascii_lowercase();
+        .as_bytes();
+    // Case-insensitive without lowercasing a copy: this runs on every remembered 404.
+    let has = |needle: &str| {
+        ua.windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    };
+    let starts = |prefix: &str| {
+        ua.get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes()))
+    };
     let kind = match () {
-        _ if ua.contains("microsoft-symbol-server") || ua.contains("symsrv") => "symsrv",
-        _ if ua.contains("dotnet") || ua.contains("symbolstore") => "dotnet",
-        _ if ua.contains("minidump") || ua.contains("breakpad") => "minidump",
-        _ if ua.contains("elfutils") || ua.contains("debuginfod") => "debuginfod",
-        _ if ua.starts_with("curl/") => "curl",
-        _ if ua.starts_with("mozilla/") => "browser",
+        _ if ua.is_empty() => "other",
+        _ if has("microsoft-symbol-server") || has("symsrv") => "symsrv",
+        _ if has("dotnet") || has("symbolstore") => "dotnet",
+        _ if has("minidump") || has("breakpad") => "minidump",
+        _ if has("elfutils") || has("debuginfod") => "debuginfod",
+        _ if starts("curl/") => "curl",
+        _ if starts("mozilla/") => "browser",
         _ => "other",
     };
     CLIENT_KINDS
@@ -91,7 +101,7 @@ struct PendingMiss {
 
 #[derive(Default)]
 struct Pending {
-    keys: HashMap<Box<str>, PendingMiss>,
+    keys: HashMap<Box<str>, PendingMiss, foldhash::fast::RandomState>,
     /// The answers of the last miss counted, for the next one to share.
     last_answers: Option<Arc<str>>,
     /// Misses not counted because `keys` was full.
@@ -225,6 +235,10 @@ mod tests {
         assert_eq!(kind("curl/7.88.1"), ["curl"]);
         assert_eq!(kind("Mozilla/5.0 (X11)"), ["browser"]);
         assert_eq!(kind("something"), ["other"]);
+        assert_eq!(kind("MICROSOFT-SYMBOL-SERVER/10.0"), ["symsrv"]);
+        assert_eq!(kind("Curl/8.5"), ["curl"]);
+        assert_eq!(kind("cur"), ["other"]);
+        assert_eq!(kind(""), ["other"]);
         assert_eq!(client_names(1 | 16), ["symsrv", "curl"]);
     }
 }

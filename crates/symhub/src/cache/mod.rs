@@ -125,16 +125,20 @@ pub(crate) enum Lookup {
     },
 }
 
+/// The hasher of the maps every request probes: foldhash (hashbrown's default), randomly
+/// seeded per process; std's SipHash cost ~150 instructions per probe of a symbol path.
+type Hasher = foldhash::fast::RandomState;
+
 pub struct Cache {
     store: Arc<SymbolStore>,
     objects: ObjectDir,
     index: Arc<Index>,
     /// Hot knowledge, positive and negative, in one map so any lookup costs one probe.
-    memory: moka::sync::Cache<String, Known>,
+    memory: moka::sync::Cache<String, Known, Hasher>,
     /// Open descriptors of hot entries, like nginx's `open_file_cache`: a hit then costs
     /// one `pread` instead of open + read + close. Objects are immutable, so a cached
     /// descriptor never serves stale bytes (an evicted file stays readable through it).
-    open_files: moka::sync::Cache<String, Arc<std::fs::File>>,
+    open_files: moka::sync::Cache<String, Arc<std::fs::File>, Hasher>,
     fills: Mutex<HashMap<String, Arc<Fill>>>,
     pending_touches: Mutex<HashMap<String, i64>>,
     upstreams: Arc<Upstreams>,
@@ -194,8 +198,10 @@ impl Cache {
                 .max_capacity(memory::memory_bytes(&config.cache))
                 .weigher(|key: &String, known: &Known| known.weight(key))
                 .support_invalidation_closures()
-                .build(),
-            open_files: moka::sync::Cache::new(config.cache.open_files),
+                .build_with_hasher(Hasher::default()),
+            open_files: moka::sync::Cache::builder()
+                .max_capacity(config.cache.open_files)
+                .build_with_hasher(Hasher::default()),
             fills: Mutex::default(),
             pending_touches: Mutex::default(),
             upstreams,

@@ -16,7 +16,7 @@
 //! `idle_timeout` (60 s), as the break-it pass found.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -26,8 +26,14 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 #[derive(Debug)]
 pub struct Activity {
     start: Instant,
-    /// Milliseconds since `start` when bytes last moved.
+    /// Milliseconds since `start` when bytes were last seen moving: stamped by the watchdog
+    /// ([`Activity::expired`]) when it finds `moved` set, so it may be late by one of its
+    /// ticks (at most a quarter of the timeout) and a connection closes that much late,
+    /// never early.
     last: AtomicU64,
+    /// Bytes moved since the watchdog last looked. Reads and writes only set this: reading
+    /// the clock on each of them was ~2 % of a remembered 404's instructions (callgrind).
+    moved: AtomicBool,
     in_flight: AtomicUsize,
     requests: AtomicU64,
     /// Milliseconds since `start` + 1 when the first byte of a request head arrived with no
@@ -40,6 +46,7 @@ impl Activity {
         Arc::new(Self {
             start: Instant::now(),
             last: AtomicU64::new(0),
+            moved: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
             head_since: AtomicU64::new(0),
@@ -47,15 +54,17 @@ impl Activity {
     }
 
     fn touch(&self) {
-        let now = self.start.elapsed().as_millis() as u64;
-        self.last.store(now, Ordering::Relaxed);
+        self.moved.store(true, Ordering::Relaxed);
     }
 
-    /// Bytes came in: with no request running, they are a request head arriving.
+    /// Bytes came in: with no request running, they are a request head arriving, timed
+    /// from its first byte.
     fn received(&self) {
-        let now = self.start.elapsed().as_millis() as u64;
-        self.last.store(now, Ordering::Relaxed);
-        if self.in_flight.load(Ordering::Relaxed) == 0 {
+        self.touch();
+        if self.in_flight.load(Ordering::Relaxed) == 0
+            && self.head_since.load(Ordering::Relaxed) == 0
+        {
+            let now = self.start.elapsed().as_millis() as u64;
             let _ =
                 self.head_since
                     .compare_exchange(0, now + 1, Ordering::Relaxed, Ordering::Relaxed);
@@ -80,6 +89,10 @@ impl Activity {
                 between
             };
             let elapsed = self.start.elapsed();
+            if self.moved.swap(false, Ordering::Relaxed) {
+                self.last
+                    .store(elapsed.as_millis() as u64, Ordering::Relaxed);
+            }
             let idle_for =
                 elapsed.saturating_sub(Duration::from_millis(self.last.load(Ordering::Relaxed)));
             let head_for = match self.head_since.load(Ordering::Relaxed) {

@@ -405,8 +405,12 @@ impl Upstreams {
             h.write(key.as_str().as_bytes());
             h.write_u8(0xff);
         }
+        // Most requests carry none of the forwarded headers: one pass over the request's
+        // few headers then spares a hashed lookup per forwarded name (~300 instructions
+        // of a remembered 404, callgrind).
+        let any = headers.keys().any(|k| self.forwarded.contains(k));
         for name in &self.forwarded {
-            match headers.get(name) {
+            match any.then(|| headers.get(name)).flatten() {
                 // Only its hop count matters to a debuginfod server; the addresses differ
                 // for every client and must not keep their requests apart.
                 Some(v) if name == "x-forwarded-for" => {
@@ -538,9 +542,22 @@ mod tests {
             HeaderValue::from_static("10.0.0.1, 10.0.0.2"),
         );
         let hops = ups.wire_digest(&key, &headers);
+        // Headers no upstream is sent change nothing (the digest's shortcut for them).
+        let mut others = HeaderMap::new();
+        others.insert("host", HeaderValue::from_static("symbols.example"));
+        others.insert("user-agent", HeaderValue::from_static("curl/8"));
+        let unrelated = ups.wire_digest(&key, &others);
+        others.insert("symbolchecksum", HeaderValue::from_static("SHA256:0011"));
+        let among_others = ups.wire_digest(&key, &others);
         assert_eq!(
-            [none, checksum, hops],
-            [0x1260e43d88014b7f, 0xa7d0860c9fb1dd49, 0x21202e8688c95235]
+            [none, checksum, hops, unrelated, among_others],
+            [
+                0x1260e43d88014b7f,
+                0xa7d0860c9fb1dd49,
+                0x21202e8688c95235,
+                0x1260e43d88014b7f,
+                0xa7d0860c9fb1dd49
+            ]
         );
     }
 }
