@@ -268,10 +268,22 @@ fn wanted(headers: &HeaderMap, len: u64, etag: Option<&str>) -> Wanted {
         Ok(Ok(ranges)) if ranges.len() == 1 => Wanted::Part(*ranges[0].start(), *ranges[0].end()),
         // Several ranges: a plain 200 is a valid answer and keeps things simple.
         Ok(Ok(_)) => Wanted::All,
+        // A suffix longer than the file means all of it (RFC 9110, 14.1.2), which the
+        // parser refuses; nginx sends it as a 206 too.
+        Ok(Err(_)) if len > 0 && is_suffix(range) => Wanted::Part(0, len - 1),
         Ok(Err(_)) => Wanted::Unsatisfiable,
         // A malformed Range header is ignored, as RFC 9110 allows.
         Err(_) => Wanted::All,
     }
+}
+
+/// `bytes=-N` with N > 0: the last N bytes.
+fn is_suffix(range: &str) -> bool {
+    range
+        .trim()
+        .strip_prefix("bytes=-")
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > 0)
 }
 
 fn range_not_satisfiable(len: u64) -> Response {

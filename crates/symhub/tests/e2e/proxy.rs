@@ -376,6 +376,17 @@ async fn range_and_conditional_requests_on_hits() {
     assert_eq!(r.status(), 206);
     assert_eq!(r.bytes().await.unwrap(), body.slice(9990..));
 
+    // A suffix longer than the file is all of it (RFC 9110, 14.1.2).
+    let r = client()
+        .get(&url)
+        .header("range", "bytes=-20000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.headers()["content-range"], "bytes 0-9999/10000");
+    assert_eq!(r.bytes().await.unwrap(), body);
+
     let r = client()
         .get(&url)
         .header("range", "bytes=20000-")
