@@ -17,6 +17,12 @@
 //! this way (`sendfile` would block the worker on the disk); the others are read on the
 //! blocking pool as before, which also brings them into the cache.
 //!
+//! As with nginx's `sendfile on`, the socket holds the page-cache pages, not a copy, until
+//! they are sent: a committed file changed in place meanwhile would send the changed bytes
+//! (a break-it pass truncated one by hand and got zeroes in a complete response). symhub
+//! never changes one: files are written once and replaced by rename, which leaves the
+//! pages of an open file alone.
+//!
 //! Measured (100 MiB hits, `wrk -t1 -c4`, 2 cores): see `bench/README.md`.
 
 use std::collections::VecDeque;
