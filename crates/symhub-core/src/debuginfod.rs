@@ -292,7 +292,7 @@ impl DebuginfodRequest {
         let kind = decode(parts.next().ok_or(DebuginfodError::MissingArtifact)?)?;
         let rest = parts.next();
         // The build id is checked first, as elfutils does once the type is known.
-        let artifact = match kind.as_str() {
+        let artifact = match &*kind {
             "debuginfo" | "executable" if rest.is_some() => {
                 return Err(DebuginfodError::TrailingPath)
             }
@@ -348,10 +348,10 @@ impl fmt::Display for DebuginfodRequest {
     }
 }
 
-fn decode(s: &str) -> Result<String, DebuginfodError> {
+/// Percent-decoded; borrowed when there is nothing to decode (what clients send).
+fn decode(s: &str) -> Result<std::borrow::Cow<'_, str>, DebuginfodError> {
     percent_decode_str(s)
         .decode_utf8()
-        .map(|c| c.into_owned())
         .map_err(|_| DebuginfodError::NotUtf8)
 }
 

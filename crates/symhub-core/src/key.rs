@@ -364,7 +364,16 @@ fn check_segment(i: usize, s: &str) -> Result<(), KeyError> {
     if s == "." || s == ".." {
         return Err(KeyError::Traversal(i));
     }
-    if s.chars().any(|c| c == '/' || c == '\\' || c.is_control()) {
+    // ASCII (every key debuggers and debuginfod ask for) byte by byte: decoding chars was
+    // most of a debuginfod hit's key construction. `char::is_control` is the Cc category,
+    // which in ASCII is exactly `is_ascii_control`.
+    let bad = if s.is_ascii() {
+        s.bytes()
+            .any(|b| b == b'/' || b == b'\\' || b.is_ascii_control())
+    } else {
+        s.chars().any(|c| c == '/' || c == '\\' || c.is_control())
+    };
+    if bad {
         return Err(KeyError::BadChar(i));
     }
     Ok(())

@@ -81,6 +81,9 @@ fn invalid_paths_are_refused() {
         ("a\\b/c/d", KeyError::BadChar(1)),
         ("a/b%00/c", KeyError::BadChar(2)),
         ("a/b%0a/c", KeyError::BadChar(2)),
+        ("a/b%7f/c", KeyError::BadChar(2)),
+        // A C1 control (U+0085, NEL): not ASCII, still a control character.
+        ("a/%c2%85b/c", KeyError::BadChar(2)),
         ("a/%ff%fe/c", KeyError::NotUtf8(2)),
         ("a/%c0%ae%c0%ae/c", KeyError::NotUtf8(2)),
         ("index2.txt", KeyError::Bookkeeping),

@@ -54,10 +54,7 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
     // What upstreams are sent: the client's headers with one hop more, spelled the same
     // for every client at this depth so that their requests still share one download.
     let mut sent = headers.clone();
-    sent.insert(
-        X_FORWARDED_FOR,
-        HeaderValue::from_str(&vec!["symhub"; hops.min(MAX_HOPS) + 1].join(", ")).expect("ascii"),
-    );
+    sent.insert(X_FORWARDED_FOR, forwarded_for(hops.min(MAX_HOPS) + 1));
     let id = &request.build_id;
     let (key, answer) = match &request.artifact {
         Artifact::Debuginfo | Artifact::Executable => {
@@ -100,6 +97,18 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
     let mut r = respond(&app, &key, answer, headers, head).await;
     debuginfod_headers(&mut r, key.name());
     r
+}
+
+/// `X-Forwarded-For: symhub, symhub, …` with `n` entries (1 to `MAX_HOPS + 1`), made once:
+/// every debuginfod request sends one.
+fn forwarded_for(n: usize) -> HeaderValue {
+    static VALUES: std::sync::OnceLock<Vec<HeaderValue>> = std::sync::OnceLock::new();
+    let values = VALUES.get_or_init(|| {
+        (1..=MAX_HOPS + 1)
+            .map(|n| HeaderValue::from_str(&vec!["symhub"; n].join(", ")).expect("ascii"))
+            .collect()
+    });
+    values[n - 1].clone()
 }
 
 /// How many servers the request came through, from its `X-Forwarded-For` entries.
