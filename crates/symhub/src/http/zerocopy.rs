@@ -296,6 +296,18 @@ mod tests {
         Arc::new(f)
     }
 
+    /// A [`ZeroCopyIo`] on one end of a socket pair, the other end, its queue and counter.
+    fn rig() -> (
+        ZeroCopyIo<tokio::net::UnixStream>,
+        tokio::net::UnixStream,
+        Sendfiles,
+        Counter,
+    ) {
+        let (a, b) = tokio::net::UnixStream::pair().unwrap();
+        let (s, sent) = (Sendfiles::default(), Counter::default());
+        (ZeroCopyIo::new(a, s.clone(), sent.clone()), b, s, sent)
+    }
+
     fn queue(s: &Sendfiles, file: &Arc<File>, offset: u64, len: usize) -> &'static [u8] {
         lock(&s.queue).push_back(Queued {
             file: file.clone(),
@@ -328,10 +340,7 @@ mod tests {
     async fn placeholder_slices_go_out_as_their_file_ranges_through_partial_writes() {
         let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
         let file = file_of(&content);
-        let (a, mut b) = tokio::net::UnixStream::pair().unwrap();
-        let s = Sendfiles::default();
-        let sent = Counter::default();
-        let mut io = ZeroCopyIo::new(a, s.clone(), sent.clone());
+        let (mut io, mut b, s, sent) = rig();
         // Larger than a socket buffer: sendfile writes part of a range at a time.
         let first = queue(&s, &file, 5, PLACEHOLDER_LEN);
         let second = queue(&s, &file, 2_000_000, 700_000);
@@ -356,9 +365,7 @@ mod tests {
     #[tokio::test]
     async fn a_placeholder_slice_out_of_step_fails_the_write() {
         let file = file_of(&[1; 1000]);
-        let (a, _b) = tokio::net::UnixStream::pair().unwrap();
-        let s = Sendfiles::default();
-        let mut io = ZeroCopyIo::new(a, s.clone(), Counter::default());
+        let (mut io, _b, s, _) = rig();
         // Nothing queued.
         let e = io.write(&PLACEHOLDER[..10]).await.unwrap_err();
         assert!(e.to_string().contains("out of order"), "{e}");
@@ -374,9 +381,7 @@ mod tests {
     #[tokio::test]
     async fn a_file_shorter_than_its_range_fails_the_write() {
         let file = file_of(&[7; 100]);
-        let (a, _b) = tokio::net::UnixStream::pair().unwrap();
-        let s = Sendfiles::default();
-        let mut io = ZeroCopyIo::new(a, s.clone(), Counter::default());
+        let (mut io, _b, s, _) = rig();
         let p = queue(&s, &file, 50, 80);
         assert_eq!(io.write(p).await.unwrap(), 50);
         let e = io.write(&p[50..]).await.unwrap_err();

@@ -1,25 +1,12 @@
 //! The server around the cache: UNIX sockets, path prefix, config errors, logs, shutdown.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
 
 const KEY: &str = "/sock.pdb/00000000000000000000000000000000A/sock.pdb";
-
-fn unix_get(socket: &std::path::Path, path: &str, extra_headers: &str) -> String {
-    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra_headers}\r\n"
-    )
-    .unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 #[tokio::test]
 async fn serves_over_a_unix_socket_replacing_a_stale_one() {
@@ -41,7 +28,10 @@ async fn serves_over_a_unix_socket_replacing_a_stale_one() {
 
     let answer = tokio::task::spawn_blocking({
         let socket = socket.clone();
-        move || unix_get(&socket, KEY, "X-Forwarded-For: 198.51.100.23\r\n")
+        move || {
+            let out = unix_get(&socket, KEY, "X-Forwarded-For: 198.51.100.23\r\n");
+            String::from_utf8_lossy(&out).into_owned()
+        }
     })
     .await
     .unwrap();

@@ -2,7 +2,6 @@
 //! copied on HTTP/2 and for pages the cache no longer holds: the bytes are the file's
 //! either way, and `symhub_sendfile_bytes_total` says which way they went.
 
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use crate::support::*;
@@ -107,15 +106,7 @@ async fn sendfile_over_a_unix_socket() {
     let get = move |path: &'static str| {
         let socket = socket.clone();
         tokio::task::spawn_blocking(move || {
-            let mut c = std::os::unix::net::UnixStream::connect(&socket).unwrap();
-            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            write!(
-                c,
-                "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-            )
-            .unwrap();
-            let mut out = Vec::new();
-            c.read_to_end(&mut out).unwrap();
+            let out = unix_get(&socket, path, "");
             let at = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
             let head = String::from_utf8_lossy(&out[..at]).to_ascii_lowercase();
             (head, out[at..].to_vec())

@@ -16,6 +16,21 @@ pub fn raw_request(base_url: &str, request: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `GET <path>` over a UNIX socket with `Connection: close`, and all that came back (head
+/// and body), as nginx or any local client in front of symhub sends it.
+pub fn unix_get(socket: &std::path::Path, path: &str, extra_headers: &str) -> Vec<u8> {
+    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra_headers}\r\n"
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    out
+}
+
 /// `GET <path>` sent byte for byte, with no client-side normalization.
 pub fn raw_get(base_url: &str, path: &[u8]) -> String {
     let mut req = b"GET ".to_vec();
