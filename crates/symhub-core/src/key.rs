@@ -255,7 +255,11 @@ impl SymbolKey {
     /// The name segment: the file actually asked for (`foo.pdb`, `foo.pd_`, `foo.sym`,
     /// `file.ptr`). For a key of another shape: its last segment (the whole key for one).
     pub fn name(&self) -> &str {
-        self.display.rsplit('/').next().unwrap_or_default()
+        // `rfind` on a byte: `rsplit` walked the key back through a char searcher.
+        match self.display.rfind('/') {
+            Some(i) => &self.display[i + 1..],
+            None => &self.display,
+        }
     }
 
     /// The case-folded identity of the entry: equal for every casing a client may send.

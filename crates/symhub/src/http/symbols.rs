@@ -99,12 +99,13 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
 /// rust-minidump asks for a `.sym` with `?code_file=…&code_id=…`: the binary, which a `.sym`
 /// made on demand from a PDB is made with (its CFI). The headers with that hint, if any.
 fn code_hint(key: &SymbolKey, query: Option<&str>, headers: &HeaderMap) -> Option<HeaderMap> {
+    let query = query?;
     let name = key.name().as_bytes();
     if name.len() < 4 || !name[name.len() - 4..].eq_ignore_ascii_case(b".sym") {
         return None;
     }
     let (mut file, mut id) = (None, None);
-    for pair in query?.split('&') {
+    for pair in query.split('&') {
         let Some((name, value)) = pair.split_once('=') else {
             continue;
         };
