@@ -12,6 +12,16 @@ use bytes::Bytes;
 /// Upper bound on the bytes one read (and one write of a fill) moves at once.
 pub const CHUNK: usize = 256 * 1024;
 
+/// The error of a committed file found shorter than its record (`UnexpectedEof`): truncated
+/// behind symhub's back. Readers of a response body cut it; callers that can still answer
+/// forget the entry and fetch it again.
+pub fn shorter_than_recorded() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "file shorter than its recorded size",
+    )
+}
+
 /// Reads exactly `len` bytes at `offset`. A file shorter than that is an error that says so.
 ///
 /// The bytes land in a buffer that was never zeroed (rustix's `pread` into a `Vec`'s spare
@@ -22,12 +32,7 @@ pub fn read_exact_at(file: &File, offset: u64, len: usize) -> io::Result<Bytes> 
     while buf.len() < len {
         let at = offset + buf.len() as u64;
         match rustix::io::pread(file, spare_capacity(&mut buf), at) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "file shorter than its recorded size",
-                ))
-            }
+            Ok(0) => return Err(shorter_than_recorded()),
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
@@ -63,10 +68,7 @@ pub async fn read_chunk(file: Arc<File>, offset: u64, len: usize) -> io::Result<
         buf = tokio::task::spawn_blocking(move || {
             use std::os::unix::fs::FileExt;
             match file.read_exact_at(&mut buf[cached..], offset + cached as u64) {
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "file shorter than its recorded size",
-                )),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(shorter_than_recorded()),
                 r => r.map(|()| buf),
             }
         })

@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::response::Response;
 
 use super::zerocopy::FileRange;
-use crate::cache::read::{read_chunk, read_exact_at, CHUNK};
+use crate::cache::read::{read_chunk, read_exact_at, shorter_than_recorded, CHUNK};
 
 /// Largest range read without leaving the async thread.
 const INLINE_READ: u64 = 64 * 1024;
@@ -34,10 +34,7 @@ pub fn file_body(file: Arc<File>, start: u64, end: u64) -> io::Result<Body> {
         )?));
     }
     if file.metadata()?.len() < end {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "file shorter than its recorded size",
-        ));
+        return Err(shorter_than_recorded());
     }
     let stream = futures_util::stream::try_unfold(start, move |offset| {
         let file = file.clone();

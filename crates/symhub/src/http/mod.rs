@@ -354,30 +354,27 @@ where
     let requests = activity.clone();
     let service =
         hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-            use futures_util::future::Either;
+            use futures_util::future::{BoxFuture, FutureExt};
             let log = log::RequestLog::begin(&front.app, &req, &peer, requests.begin());
             // HTTP/2 frames and interleaves bodies: only HTTP/1 sends files without a copy.
             let sendfiles = (req.version() < http::Version::HTTP_2).then(|| sendfiles.clone());
             // Boxed: hyper moves the request's future a few times before it first polls it,
             // and a handler's future is kilobytes (memcpy was ~10 % of a remembered 404's
             // instructions; one allocation costs far less).
-            let response = if let Some(direct) = front.direct(req.method(), req.uri().path()) {
-                let (parts, _body) = req.into_parts();
-                Either::Left(Box::pin(direct.handle(front.app.clone(), parts)))
-            } else {
-                req.extensions_mut().insert(peer.clone());
-                Either::Right(Box::pin(front.router.clone().oneshot(req)))
-            };
-            async move {
-                let response = match response {
-                    Either::Left(direct) => Ok(direct.await),
-                    Either::Right(routed) => routed.await,
+            let response: BoxFuture<'static, Result<_, std::convert::Infallible>> =
+                if let Some(direct) = front.direct(req.method(), req.uri().path()) {
+                    let (parts, _body) = req.into_parts();
+                    direct.handle(front.app.clone(), parts).map(Ok).boxed()
+                } else {
+                    req.extensions_mut().insert(peer.clone());
+                    front.router.clone().oneshot(req).boxed()
                 };
-                response.map(|r| match &sendfiles {
+            response.map(move |r| {
+                r.map(|r| match &sendfiles {
                     Some(s) => log.finish(s.adopt(r)),
                     None => log.finish(r),
                 })
-            }
+            })
         });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     let mut http1 = builder.http1();

@@ -39,7 +39,7 @@ use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
-use crate::cache::read::{read_chunk, CHUNK};
+use crate::cache::read::{read_chunk, shorter_than_recorded, CHUNK};
 
 /// Bytes one placeholder chunk stands for. It costs no memory: the static is zeroes in
 /// `.bss` that nothing reads, so its pages are never touched.
@@ -209,12 +209,7 @@ impl<S: Socket> ZeroCopyIo<S> {
                 )?)
             });
             match sent {
-                Ok(0) => {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "file shorter than its recorded size",
-                    )))
-                }
+                Ok(0) => return Poll::Ready(Err(shorter_than_recorded())),
                 Ok(n) => {
                     front.sent += n;
                     if front.sent == front.len {
