@@ -52,6 +52,44 @@ fn client_keys_are_taken_literally() {
 }
 
 #[test]
+fn both_spellings_come_back_whole() {
+    // One buffer holds both: each construction path must split it where the spelling ends.
+    let cases = [
+        (
+            "/Foo.PDB/AB12/Foo.PDB",
+            "Foo.PDB/AB12/Foo.PDB",
+            "foo.pdb/ab12/foo.pdb",
+        ),
+        (
+            "Foo.PDB/AB%31/Foo.PDB",
+            "Foo.PDB/AB1/Foo.PDB",
+            "foo.pdb/ab1/foo.pdb",
+        ),
+        (
+            "%C3%84rger.PDB/1/%C3%84rger.PDB",
+            "Ärger.PDB/1/Ärger.PDB",
+            "ärger.pdb/1/ärger.pdb",
+        ),
+        ("12387532", "12387532", "12387532"),
+    ];
+    for (path, display, normalized) in cases {
+        let k = SymbolKey::parse_path(path).unwrap();
+        assert_eq!(
+            (k.as_str(), k.normalized()),
+            (display, normalized),
+            "{path}"
+        );
+        assert_eq!(k.name(), display.rsplit('/').next().unwrap(), "{path}");
+        let clone = k.clone();
+        assert_eq!(clone, k);
+        assert_eq!(clone.normalized(), normalized);
+    }
+    let k = SymbolKey::from_segments("Ärger.PDB", "AB", "Ärger.PDB").unwrap();
+    assert_eq!(k.as_str(), "Ärger.PDB/AB/Ärger.PDB");
+    assert_eq!(k.normalized(), "ärger.pdb/ab/ärger.pdb");
+}
+
+#[test]
 fn case_variants_share_the_normalized_form() {
     let a = SymbolKey::parse_path(PDB).unwrap();
     let b = SymbolKey::parse_path(&PDB.to_lowercase()).unwrap();

@@ -53,7 +53,9 @@ pub async fn check_status(
     headers: HeaderMap,
 ) -> Answer {
     let Some(debug_id) = id_action.strip_suffix(":checkStatus") else {
-        return Ok(symbols::handle(app, &method, &uri, &headers).await);
+        return Ok(symbols::handle(app, &method, &uri, &headers)
+            .await
+            .into_response());
     };
     app.keys
         .check(&headers, query.as_deref(), crate::auth::Scope::Upload)

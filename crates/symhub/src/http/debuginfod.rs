@@ -15,11 +15,11 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, HeaderValue, Method, Uri};
 use symhub_core::debuginfod::{Artifact, DebuginfodRequest};
 
-use super::log::Outcome;
+use super::log::{Outcome, Reply};
 use super::names::{self, X_FORWARDED_FOR};
 use super::symbols::{not_found, refuse_download, respond, serve_part, FilePart};
 use super::App;
@@ -32,13 +32,14 @@ pub const MAX_HOPS: usize = 8;
 
 pub async fn route(State(app): State<Arc<App>>, req: axum::extract::Request) -> Response {
     let (parts, _body) = req.into_parts();
-    handle(app, &parts.method, &parts.uri, &parts.headers).await
+    let reply = handle(app, &parts.method, &parts.uri, &parts.headers).await;
+    reply.into_response()
 }
 
 /// `GET|HEAD /buildid/<id>/<artifact>`, also reached without the router (`routes::Direct`).
-pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
+pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderMap) -> Reply {
     if let Some(r) = refuse_download(&app, method, uri, headers).await {
-        return r;
+        return r.into();
     }
     let path = app.below_prefix(uri.path()).unwrap_or("");
     let request = match DebuginfodRequest::parse_path(path) {
@@ -78,7 +79,7 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
                 .resolve_with(&key, &sent, federate, Some(&target))
                 .await;
             let mut r = respond(&app, &key, answer, headers, head).await;
-            debuginfod_headers(&mut r, path.file_name());
+            debuginfod_headers(&mut r.response, path.file_name());
             return r;
         }
         Artifact::Section(name) => {
@@ -95,7 +96,7 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
         }
     };
     let mut r = respond(&app, &key, answer, headers, head).await;
-    debuginfod_headers(&mut r, key.name());
+    debuginfod_headers(&mut r.response, key.name());
     r
 }
 
@@ -153,7 +154,7 @@ async fn section(
     sent: &HeaderMap,
     federate: bool,
     head: bool,
-) -> Response {
+) -> Reply {
     let id = &request.build_id;
     for key in [debuginfo(id), executable(id)].into_iter().flatten() {
         let (file, entry, route) = match app.cache.resolve_with(&key, sent, federate, None).await {
@@ -185,7 +186,7 @@ async fn section(
         if let Ok(v) = HeaderValue::from_str(name) {
             h.insert(names::X_DEBUGINFOD_FILE, v);
         }
-        return Outcome::new("section").upstream(&entry.upstream).to(r);
+        return Outcome::new("section").upstream(&entry.upstream).reply(r);
     }
     not_found("MISS", Outcome::new("section-missing"))
 }

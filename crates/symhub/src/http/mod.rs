@@ -361,18 +361,21 @@ where
             // Boxed: hyper moves the request's future a few times before it first polls it,
             // and a handler's future is kilobytes (memcpy was ~10 % of a remembered 404's
             // instructions; one allocation costs far less).
-            let response: BoxFuture<'static, Result<_, std::convert::Infallible>> =
+            let reply: BoxFuture<'static, Result<log::Reply, std::convert::Infallible>> =
                 if let Some(direct) = front.direct(req.method(), req.uri().path()) {
                     let (parts, _body) = req.into_parts();
                     direct.handle(front.app.clone(), parts).map(Ok).boxed()
                 } else {
                     req.extensions_mut().insert(peer.clone());
-                    front.router.clone().oneshot(req).boxed()
+                    let routed = front.router.clone().oneshot(req);
+                    routed.map(|r| r.map(log::Reply::from)).boxed()
                 };
-            response.map(move |r| {
-                r.map(|r| match &sendfiles {
-                    Some(s) => log.finish(s.adopt(r)),
-                    None => log.finish(r),
+            reply.map(move |r| {
+                r.map(|mut r| {
+                    if let Some(s) = &sendfiles {
+                        r.response = s.adopt(r.response);
+                    }
+                    log.finish(r)
                 })
             })
         });

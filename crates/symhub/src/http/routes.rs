@@ -6,13 +6,13 @@
 //! instructions of a remembered 404 (callgrind). The claimed segments are recorded as the
 //! routes are added, so a new route can never be shadowed by the fast path.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, MethodRouter};
 use axum::Router;
 
+use super::log::Reply;
 use super::{
     api, console, debuginfod, entries, error, files, keys, missing, ops, packages, status,
     symbolicate, symbols, transactions, App,
@@ -48,7 +48,7 @@ pub(super) enum Direct {
 }
 
 impl Direct {
-    pub(super) async fn handle(self, app: Arc<App>, req: http::request::Parts) -> Response {
+    pub(super) async fn handle(self, app: Arc<App>, req: http::request::Parts) -> Reply {
         let (method, uri, headers) = (&req.method, &req.uri, &req.headers);
         match self {
             Direct::Symbols => symbols::handle(app, method, uri, headers).await,
@@ -67,14 +67,16 @@ impl Front {
 /// The first path segments (below the prefix) that some route starts with.
 pub(super) struct Claimed {
     prefix: String,
-    first_segments: BTreeSet<String>,
+    /// A dozen names, without repeats: a scan that compares lengths first rejects a symbol
+    /// path's segment faster than a tree walk comparing strings.
+    first_segments: Vec<Box<str>>,
 }
 
 impl Claimed {
     fn new(prefix: &str) -> Self {
         Self {
             prefix: prefix.to_owned(),
-            first_segments: BTreeSet::new(),
+            first_segments: Vec::new(),
         }
     }
 
@@ -85,14 +87,21 @@ impl Claimed {
         let first = first.unwrap_or_default();
         // A route whose first segment is a parameter would claim every path.
         debug_assert!(!first.starts_with('{'), "{path}");
-        self.first_segments.insert(first.to_owned());
+        if !self.claims(first) {
+            self.first_segments.push(first.into());
+        }
     }
 
     /// The first segment of `path` below the prefix (`None` outside it). As sent: axum
     /// matches the raw path too.
     fn first_segment<'a>(&self, path: &'a str) -> Option<&'a str> {
         let rest = path.strip_prefix(self.prefix.as_str())?.strip_prefix('/')?;
-        rest.split('/').next()
+        let end = rest.bytes().position(|b| b == b'/').unwrap_or(rest.len());
+        Some(&rest[..end])
+    }
+
+    fn claims(&self, first: &str) -> bool {
+        self.first_segments.iter().any(|s| **s == *first)
     }
 
     /// Which download handler answers `path` without the router, if any:
@@ -101,7 +110,7 @@ impl Claimed {
     /// - a debuginfod `GET` or `HEAD` (other methods get the router's JSON 405).
     fn direct(&self, method: &http::Method, path: &str) -> Option<Direct> {
         let first = self.first_segment(path).filter(|f| !f.is_empty())?;
-        if !self.first_segments.contains(first) {
+        if !self.claims(first) {
             return Some(Direct::Symbols);
         }
         let download = method == http::Method::GET || method == http::Method::HEAD;
