@@ -221,7 +221,7 @@ impl SymbolKey {
             bytes[split..].make_ascii_lowercase();
             String::from_utf8(bytes).expect("ASCII is UTF-8")
         } else {
-            let folded = display.to_lowercase();
+            let folded = fold_case(&display);
             display.push_str(&folded);
             display
         };
@@ -378,6 +378,20 @@ fn plain_key_segments(raw: &str) -> Option<u8> {
         return None;
     }
     Some(count as u8)
+}
+
+/// The case-folded form of a key's text, as [`SymbolKey::normalized`] gives it: ASCII and
+/// every other letter lowercased char by char, so the fold does not depend on context
+/// (`str::to_lowercase` makes a word-final `Σ` a `ς`, which `ΑΣ` and `ασ` would then not
+/// share), and `ς` folded to `σ` as Unicode's case folding has it.
+pub fn fold_case(text: &str) -> String {
+    if text.is_ascii() {
+        return text.to_ascii_lowercase();
+    }
+    text.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| if c == 'ς' { 'σ' } else { c })
+        .collect()
 }
 
 /// Whether a (decoded) first segment names a SymStore bookkeeping file, in any case. ASCII

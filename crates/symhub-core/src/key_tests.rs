@@ -90,6 +90,21 @@ fn both_spellings_come_back_whole() {
 }
 
 #[test]
+fn greek_sigma_in_any_form_is_one_key() {
+    // `ΑΣ`, `ασ` and `ας` differ only in case (a final sigma is a lowercase Σ).
+    let keys = [
+        "%CE%91%CE%A3/1/x.pdb",
+        "%CE%B1%CF%83/1/x.pdb",
+        "%CE%B1%CF%82/1/x.pdb",
+    ];
+    let normalized: Vec<String> = keys
+        .iter()
+        .map(|p| SymbolKey::parse_path(p).unwrap().normalized().to_owned())
+        .collect();
+    assert_eq!(normalized, ["ασ/1/x.pdb"; 3]);
+}
+
+#[test]
 fn case_variants_share_the_normalized_form() {
     let a = SymbolKey::parse_path(PDB).unwrap();
     let b = SymbolKey::parse_path(&PDB.to_lowercase()).unwrap();

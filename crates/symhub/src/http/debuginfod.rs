@@ -39,7 +39,7 @@ pub async fn route(State(app): State<Arc<App>>, req: axum::extract::Request) -> 
 /// `GET|HEAD /buildid/<id>/<artifact>`, also reached without the router (`routes::Direct`).
 pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderMap) -> Reply {
     if let Some(r) = refuse_download(&app, method, uri, headers).await {
-        return r.into();
+        return r;
     }
     let path = app.below_prefix(uri.path()).unwrap_or("");
     let request = match DebuginfodRequest::parse_path(path) {
@@ -78,7 +78,7 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
                 .cache
                 .resolve_with(&key, &sent, federate, Some(&target))
                 .await;
-            let mut r = respond(&app, &key, answer, headers, head).await;
+            let mut r = respond(&app, &key, answer, headers, uri.query(), head).await;
             debuginfod_headers(&mut r.response, path.file_name());
             return r;
         }
@@ -95,7 +95,7 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
             .await
         }
     };
-    let mut r = respond(&app, &key, answer, headers, head).await;
+    let mut r = respond(&app, &key, answer, headers, uri.query(), head).await;
     debuginfod_headers(&mut r.response, key.name());
     r
 }

@@ -79,7 +79,7 @@ pub async fn search(
     let more = rows.len() > limit;
     rows.truncate(limit);
     let next = more
-        .then(|| rows.last().map(|r| r.key.to_lowercase()))
+        .then(|| rows.last().map(|r| symhub_core::key::fold_case(&r.key)))
         .flatten();
     Ok(json::reply(StatusCode::OK, &json!({ "symbols": rows, "next": next })).noted("search"))
 }

@@ -187,6 +187,8 @@ pub struct RequestLog {
     seen: Option<Seen>,
     /// Set once the request has its response: its line is then the body's to write.
     answered: bool,
+    /// A `HEAD`: hyper sends none of its response's body, so the line never waits for one.
+    head: bool,
 }
 
 /// The status nginx logs for a request whose client closed the connection before the
@@ -225,6 +227,7 @@ impl RequestLog {
             app: app.clone(),
             seen,
             answered: false,
+            head: req.method() == http::Method::HEAD,
         }
     }
 
@@ -243,8 +246,9 @@ impl RequestLog {
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse().ok());
         response.map(|inner| {
-            // An empty body (a HEAD, a bare 200) is never polled: it is whole from the start.
-            let complete = inner.is_end_stream();
+            // An empty body (a bare 200) is never polled, nor is any body of a HEAD: such a
+            // response is whole from the start.
+            let complete = self.head || inner.is_end_stream();
             let line = LogLine {
                 request: self,
                 expected,
@@ -294,9 +298,23 @@ struct LogLine {
     complete: bool,
 }
 
+/// Longest request path logged, in bytes: a valid key is at most `MAX_RAW_PATH_LEN` (3 KiB)
+/// as sent, and a hostile path must not make a line of up to hyper's 64 KiB head.
+const MAX_LOGGED_PATH: usize = 4096;
+
 /// A request path as logged: a sym-upload v2 upload URL (`…/_upload/<upload key>/<token>`)
-/// without its token, which stays valid for the session.
+/// without its token, which stays valid for the session; one longer than
+/// [`MAX_LOGGED_PATH`] cut there, at a character's start.
 fn logged_path(path: &str) -> &str {
+    let path = if path.len() > MAX_LOGGED_PATH {
+        let end = (0..=MAX_LOGGED_PATH)
+            .rev()
+            .find(|&i| path.is_char_boundary(i))
+            .unwrap_or(0);
+        &path[..end]
+    } else {
+        path
+    };
     match path.find("/_upload/") {
         Some(at) => {
             let after = at + "/_upload/".len();
@@ -418,5 +436,9 @@ mod tests {
         assert_eq!(logged_path("/sym/_upload/abc/s3cr3t"), "/sym/_upload/abc/");
         assert_eq!(logged_path("/_upload/abc"), "/_upload/abc");
         assert_eq!(logged_path("/a.pdb/1/a.pdb"), "/a.pdb/1/a.pdb");
+        let hostile = format!("/{}", "a".repeat(60_000));
+        assert_eq!(logged_path(&hostile).len(), MAX_LOGGED_PATH);
+        let wide = format!("/{}", "é".repeat(30_000));
+        assert_eq!(logged_path(&wide).len(), MAX_LOGGED_PATH - 1);
     }
 }

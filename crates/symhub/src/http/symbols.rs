@@ -33,18 +33,19 @@ pub async fn route(State(app): State<Arc<App>>, req: axum::extract::Request) -> 
 }
 
 /// What every download route answers before it looks at the path: 405 for a method other
-/// than `GET`/`HEAD`, and with `auth.require_for_downloads` a 401/403 without a valid key.
+/// than `GET`/`HEAD` (outcome `refused`, as the router's 405s), and with
+/// `auth.require_for_downloads` a 401/403 without a valid key.
 pub(super) async fn refuse_download(
     app: &App,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
-) -> Option<Response> {
+) -> Option<Reply> {
     if method != Method::GET && method != Method::HEAD {
         let mut r = StatusCode::METHOD_NOT_ALLOWED.into_response();
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return Some(r);
+        return Some(Outcome::new("refused").reply(r));
     }
     if app.keys.require_for_downloads {
         let need = crate::auth::Scope::Download;
@@ -66,7 +67,7 @@ pub(super) async fn refuse_download(
                     HeaderValue::from_static("Basic realm=\"symhub\", charset=\"UTF-8\""),
                 );
             }
-            return Some(r);
+            return Some(r.into());
         }
     }
     None
@@ -74,7 +75,7 @@ pub(super) async fn refuse_download(
 
 pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderMap) -> Reply {
     if let Some(r) = refuse_download(&app, method, uri, headers).await {
-        return r.into();
+        return r;
     }
     let Some(path) = app.below_prefix(uri.path()) else {
         return not_found("INVALID", Outcome::new("invalid"));
@@ -94,7 +95,8 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
         .cache
         .resolve(&key, hinted.as_ref().unwrap_or(headers))
         .await;
-    respond(&app, &key, answer, headers, method == Method::HEAD).await
+    let head = method == Method::HEAD;
+    respond(&app, &key, answer, headers, uri.query(), head).await
 }
 
 /// rust-minidump asks for a `.sym` with `?code_file=…&code_id=…`: the binary, which a `.sym`
@@ -125,12 +127,14 @@ fn code_hint(key: &SymbolKey, query: Option<&str>, headers: &HeaderMap) -> Optio
 }
 
 /// The response for a resolver's answer about `key`: the file (with Range and validators),
-/// the stream of a fill, a redirect, or a 404 whose `X-Cache` says why.
+/// the stream of a fill, a redirect, or a 404 whose `X-Cache` says why. `query` is the
+/// request's, kept on a redirect to another key (a key given as `?key=` must come along).
 pub(super) async fn respond(
     app: &App,
     key: &SymbolKey,
     answer: Answer,
     headers: &HeaderMap,
+    query: Option<&str>,
     head: bool,
 ) -> Reply {
     match answer {
@@ -179,7 +183,10 @@ pub(super) async fn respond(
         }
         Answer::Redirect(Redirect::Key(to)) => {
             // Tecken's code-id lookup: rust-minidump follows this to the debug-id key.
-            let location = format!("{}/{to}", app.path_prefix);
+            let location = match query {
+                Some(q) => format!("{}/{to}?{q}", app.path_prefix),
+                None => format!("{}/{to}", app.path_prefix),
+            };
             let mut r = StatusCode::FOUND.into_response();
             if let Ok(v) = HeaderValue::from_str(&location) {
                 r.headers_mut().insert(header::LOCATION, v);
@@ -295,12 +302,15 @@ fn is_suffix(range: &str) -> bool {
         .is_some_and(|n| n > 0)
 }
 
-fn range_not_satisfiable(len: u64) -> Response {
+/// 416 for a file of `len` bytes, with the `X-Cache` of the file it is about.
+fn range_not_satisfiable(len: u64, cache: &'static str) -> Response {
     let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
-    r.headers_mut().insert(
+    let h = r.headers_mut();
+    h.insert(
         header::CONTENT_RANGE,
         HeaderValue::from_str(&format!("bytes */{len}")).expect("ascii"),
     );
+    h.insert(names::X_CACHE, HeaderValue::from_static(cache));
     r
 }
 
@@ -387,7 +397,7 @@ pub(super) fn serve_part(
         _ if not_modified => (StatusCode::NOT_MODIFIED, 0, 0),
         Wanted::All => (StatusCode::OK, 0, len),
         Wanted::Part(s, e) => (StatusCode::PARTIAL_CONTENT, s, e + 1),
-        Wanted::Unsatisfiable => return Some(range_not_satisfiable(len)),
+        Wanted::Unsatisfiable => return Some(range_not_satisfiable(len, label)),
     };
     let at = part.offset;
     let mut r = file_response(part.file, at + start, at + if head { start } else { end }).ok()?;
@@ -421,7 +431,7 @@ fn serve_streaming(
     let (status, start, end) = match p.len.map(|len| (len, wanted(headers, len, None))) {
         None | Some((_, Wanted::All)) => (StatusCode::OK, 0, p.len),
         Some((_, Wanted::Part(s, e))) => (StatusCode::PARTIAL_CONTENT, s, Some(e + 1)),
-        Some((len, Wanted::Unsatisfiable)) => return range_not_satisfiable(len),
+        Some((len, Wanted::Unsatisfiable)) => return range_not_satisfiable(len, cache),
     };
     let body = if head {
         Body::empty()

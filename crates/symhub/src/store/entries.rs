@@ -97,10 +97,10 @@ impl SymbolStore {
     /// query, bounded by `limit`, and the answers are merged: one `OR` over all of them would
     /// sort every key of a broad prefix (a second for a million keys, `bench/console`).
     pub fn search(&self, query: &str, after: &str, limit: usize) -> DbResult<Vec<SymbolInfo>> {
-        let q = query.trim().to_lowercase();
+        let q = symhub_core::key::fold_case(query.trim());
         let id = q.replace('-', "");
         let end = format!("{q}\u{10FFFF}");
-        let after = after.to_lowercase();
+        let after = symhub_core::key::fold_case(after);
         let n = limit as i64;
         // One lower bound, so SQLite walks the key index from it (given two, it may start
         // from the prefix and filter its way to the cursor: 80 ms deep into a million keys).

@@ -164,7 +164,7 @@ fn gather(store: &SymbolStore, object: &DebugObject) -> Result<Option<Inputs>, U
         used: used(debug, code),
         sources: std::iter::once(debug)
             .chain(code)
-            .map(|f| (f.key.to_lowercase(), f.sha256.clone()))
+            .map(|f| (symhub_core::key::fold_case(&f.key), f.sha256.clone()))
             .collect(),
         code_name,
         out: dir.path().join("out.sym"),

@@ -395,6 +395,7 @@ async fn range_and_conditional_requests_on_hits() {
         .unwrap();
     assert_eq!(r.status(), 416);
     assert_eq!(r.headers()["content-range"], "bytes */10000");
+    assert_eq!(r.headers()["x-cache"], "HIT");
 
     let etag = s.get(KEY).await.headers()["etag"].clone();
     let r = client()

@@ -308,6 +308,61 @@ async fn logs_one_json_line_per_request_with_its_outcome() {
     );
 }
 
+/// What a log line says of a `HEAD` answered 404 (its body is never sent: complete), a
+/// `POST` to a symbol path (405, outcome `refused`, counted) and a hostile 40 KB path (cut).
+#[tokio::test]
+async fn log_lines_of_heads_refusals_and_hostile_paths() {
+    let s = Symhub::start("upstream = []\n[server]\nlog_format = \"json\"");
+    let r = client()
+        .head(format!("{}/nope.pdb/1/nope.pdb", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = client()
+        .post(format!("{}/nope.pdb/1/nope.pdb", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET, HEAD");
+    let hostile = format!("/{}/1/x.pdb", "a".repeat(40_000));
+    assert_eq!(s.get(&hostile).await.status(), 404);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let lines: Vec<serde_json::Value> = s
+        .stderr()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["fields"]["message"] == "symbol")
+        .collect();
+    let fields: Vec<_> = lines
+        .iter()
+        .map(|v| {
+            let f = &v["fields"];
+            serde_json::json!([f["method"], f["outcome"], f["status"], f["body"]])
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            serde_json::json!(["HEAD", "miss", 404, "complete"]),
+            serde_json::json!(["POST", "refused", 405, "complete"]),
+            serde_json::json!(["GET", "invalid", 404, "complete"]),
+        ]
+    );
+    let key = lines[2]["fields"]["key"].as_str().unwrap();
+    assert!(
+        key.len() <= 4096 && key.starts_with("/aaaa"),
+        "{}",
+        key.len()
+    );
+    let metrics = s.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("symhub_requests_total{outcome=\"refused\"} 1"),
+        "{metrics}"
+    );
+}
+
 /// A request cut before it had a response still gets its log line, with nginx's 499: here
 /// one whose client gave up while the upstream was slow to answer, and one still waiting
 /// when the grace period of a shutdown ended.

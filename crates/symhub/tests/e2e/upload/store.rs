@@ -92,4 +92,13 @@ async fn code_id_requests_redirect_to_the_debug_id_key() {
     );
     let r = s.get(r.headers()["location"].to_str().unwrap()).await;
     assert_eq!(r.bytes().await.unwrap(), sym);
+    // The query comes along: a key given as `?key=` must reach the next request too.
+    let r = s
+        .get("/dump_syms_regtest64.exe/589DFD111A000/dump_syms_regtest64.sym?key=k1&x=%2F")
+        .await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(
+        r.headers()["location"],
+        "/dump_syms_regtest64.pdb/72E103A85CB249078B76B2E7C06257B13/dump_syms_regtest64.sym?key=k1&x=%2F"
+    );
 }
