@@ -268,6 +268,16 @@ async fn sigterm_cuts_what_still_runs_when_the_grace_period_ends() {
     assert!(download.await.unwrap().is_err(), "the response was cut");
 }
 
+/// The JSON log lines of download requests (`"symbol"`) so far, once the last is written.
+async fn symbol_lines(s: &Symhub) -> Vec<serde_json::Value> {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.stderr()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["fields"]["message"] == "symbol")
+        .collect()
+}
+
 #[tokio::test]
 async fn logs_one_json_line_per_request_with_its_outcome() {
     let up = FakeUpstream::start().await;
@@ -280,13 +290,7 @@ async fn logs_one_json_line_per_request_with_its_outcome() {
     s.get(KEY).await.bytes().await.unwrap();
     s.get("/nope.pdb/1/nope.pdb").await;
     s.get("/nope.pdb/1/nope.pdb").await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let lines: Vec<serde_json::Value> = s
-        .stderr()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .filter(|v: &serde_json::Value| v["fields"]["message"] == "symbol")
-        .collect();
+    let lines = symbol_lines(&s).await;
     let outcomes: Vec<_> = lines
         .iter()
         .map(|v| v["fields"]["outcome"].as_str().unwrap().to_owned())
@@ -328,13 +332,7 @@ async fn log_lines_of_heads_refusals_and_hostile_paths() {
     assert_eq!(r.headers()["allow"], "GET, HEAD");
     let hostile = format!("/{}/1/x.pdb", "a".repeat(40_000));
     assert_eq!(s.get(&hostile).await.status(), 404);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let lines: Vec<serde_json::Value> = s
-        .stderr()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .filter(|v: &serde_json::Value| v["fields"]["message"] == "symbol")
-        .collect();
+    let lines = symbol_lines(&s).await;
     let fields: Vec<_> = lines
         .iter()
         .map(|v| {
