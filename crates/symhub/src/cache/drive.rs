@@ -204,7 +204,7 @@ impl Cache {
             Ok(file) => Ok(Some(CabSource::Committed(e, file))),
             Err(_) => Err(()),
         };
-        let cab_fill = match self.lookup(key, headers, true, None).await {
+        let cab_fill = match self.lookup(key, headers.into(), true, None).await {
             Lookup::Hit(e) => return committed(e),
             Lookup::Negative | Lookup::LocalOnly | Lookup::Redirect(_) => return Ok(None),
             Lookup::Unavailable => return Err(()),

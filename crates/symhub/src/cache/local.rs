@@ -69,7 +69,7 @@ impl Cache {
             if self.blocklist.is_match(key.normalized()) {
                 return Err(NoFile::Missing);
             }
-            let entry = match self.lookup(&key, headers, true, None).await {
+            let entry = match self.lookup(&key, headers.into(), true, None).await {
                 Lookup::Hit(entry) => entry,
                 Lookup::Redirect(to) => {
                     key = SymbolKey::parse_path(&to).map_err(|_| NoFile::Missing)?;

@@ -30,6 +30,8 @@ use memory::Known;
 pub mod read;
 pub mod report;
 pub mod resolve;
+pub mod sent;
+pub use sent::Sent;
 #[cfg(test)]
 mod tests;
 
@@ -262,7 +264,7 @@ impl Cache {
     pub(crate) async fn lookup(
         self: &Arc<Self>,
         key: &SymbolKey,
-        client_headers: &HeaderMap,
+        sent: Sent<'_>,
         federate: bool,
         target: Option<&Arc<str>>,
     ) -> Lookup {
@@ -270,7 +272,7 @@ impl Cache {
         // the store changes meanwhile (see [`Cache::generation`]).
         let born = self.generation();
         let norm = key.normalized();
-        let digest = || self.upstreams.wire_digest(key, client_headers);
+        let digest = || self.upstreams.wire_digest(key, &sent.headers());
         match self.memory.get(norm) {
             Some(Known::Entry(entry)) => {
                 self.touch(&entry);
@@ -316,7 +318,7 @@ impl Cache {
             key,
             slot,
             FillFrom::Upstreams {
-                headers: client_headers.clone(),
+                headers: sent.headers().into_owned(),
                 target: target.cloned(),
                 digest,
                 ended,

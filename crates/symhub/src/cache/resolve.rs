@@ -16,7 +16,7 @@ use http::HeaderMap;
 use symhub_core::SymbolKey;
 
 use super::fill::{Fill, FillState, Progress};
-use super::{Cache, Entry, Lookup, Source};
+use super::{Cache, Entry, Lookup, Sent, Source};
 
 /// How an answer was reached, for `X-Cache`, `X-Symhub-Source` and the request log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,16 +140,17 @@ pub enum Answer {
 impl Cache {
     /// Resolves `key` to something to serve. Never fails: what goes wrong below is a miss.
     pub async fn resolve(self: &Arc<Self>, key: &SymbolKey, headers: &HeaderMap) -> Answer {
-        self.resolve_with(key, headers, true, None).await
+        self.resolve_with(key, headers.into(), true, None).await
     }
 
     /// [`Cache::resolve`], asking upstreams only with `federate` (a request that already
     /// crossed too many servers is answered from what is here), and debuginfod upstreams for
-    /// `target` when the key cannot spell what to ask (a source file).
+    /// `target` when the key cannot spell what to ask (a source file). `sent`: what upstreams
+    /// would be sent.
     pub async fn resolve_with(
         self: &Arc<Self>,
         key: &SymbolKey,
-        headers: &HeaderMap,
+        sent: Sent<'_>,
         federate: bool,
         target: Option<&Arc<str>>,
     ) -> Answer {
@@ -159,7 +160,7 @@ impl Cache {
         }
         // An entry evicted or deleted between lookup and open is looked up once more.
         for _ in 0..2 {
-            let (fill, leader) = match self.lookup(key, headers, federate, target).await {
+            let (fill, leader) = match self.lookup(key, sent, federate, target).await {
                 Lookup::Hit(entry) => {
                     if let Some(url) = self.store_redirect(&entry).await {
                         return Answer::Redirect(Redirect::Bucket(url));

@@ -23,7 +23,7 @@ use super::log::{Outcome, Reply};
 use super::names::{self, X_FORWARDED_FOR};
 use super::symbols::{not_found, refuse_download, respond, serve_part, FilePart};
 use super::App;
-use crate::cache::{Answer, Fill};
+use crate::cache::{Answer, Fill, Sent};
 use crate::debuginfod::{debuginfo, executable, section_range, source};
 
 /// Servers a request may have crossed before this one stops forwarding it (elfutils'
@@ -54,8 +54,8 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
     let federate = hops < MAX_HOPS;
     // What upstreams are sent: the client's headers with one hop more, spelled the same
     // for every client at this depth so that their requests still share one download.
-    let mut sent = headers.clone();
-    sent.insert(X_FORWARDED_FOR, forwarded_for(hops.min(MAX_HOPS) + 1));
+    let forwarded = forwarded_for(hops.min(MAX_HOPS) + 1);
+    let sent = Sent::forwarded(headers, forwarded);
     let id = &request.build_id;
     let (key, answer) = match &request.artifact {
         Artifact::Debuginfo | Artifact::Executable => {
@@ -66,7 +66,7 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
             let Some(key) = key else {
                 return not_found("INVALID", Outcome::new("invalid"));
             };
-            let answer = app.cache.resolve_with(&key, &sent, federate, None).await;
+            let answer = app.cache.resolve_with(&key, sent, federate, None).await;
             (key, answer)
         }
         Artifact::Source(path) => {
@@ -76,23 +76,14 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
             let target: Arc<str> = request.url_path().into();
             let answer = app
                 .cache
-                .resolve_with(&key, &sent, federate, Some(&target))
+                .resolve_with(&key, sent, federate, Some(&target))
                 .await;
             let mut r = respond(&app, &key, answer, headers, uri.query(), head).await;
             debuginfod_headers(&mut r.response, path.file_name());
             return r;
         }
         Artifact::Section(name) => {
-            return section(
-                &app,
-                &request,
-                name.as_str(),
-                headers,
-                &sent,
-                federate,
-                head,
-            )
-            .await
+            return section(&app, &request, name.as_str(), headers, sent, federate, head).await
         }
     };
     let mut r = respond(&app, &key, answer, headers, uri.query(), head).await;
@@ -102,14 +93,14 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
 
 /// `X-Forwarded-For: symhub, symhub, …` with `n` entries (1 to `MAX_HOPS + 1`), made once:
 /// every debuginfod request sends one.
-fn forwarded_for(n: usize) -> HeaderValue {
+fn forwarded_for(n: usize) -> &'static HeaderValue {
     static VALUES: std::sync::OnceLock<Vec<HeaderValue>> = std::sync::OnceLock::new();
     let values = VALUES.get_or_init(|| {
         (1..=MAX_HOPS + 1)
             .map(|n| HeaderValue::from_str(&vec!["symhub"; n].join(", ")).expect("ascii"))
             .collect()
     });
-    values[n - 1].clone()
+    &values[n - 1]
 }
 
 /// How many servers the request came through, from its `X-Forwarded-For` entries.
@@ -151,7 +142,7 @@ async fn section(
     request: &DebuginfodRequest,
     name: &str,
     headers: &HeaderMap,
-    sent: &HeaderMap,
+    sent: Sent<'_>,
     federate: bool,
     head: bool,
 ) -> Reply {

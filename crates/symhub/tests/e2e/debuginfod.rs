@@ -243,6 +243,28 @@ async fn bad_debuginfod_requests_are_404_and_change_nothing() {
         asked.contains(&format!("/buildid/{id}/executable")),
         "{asked:?}"
     );
+    // Upstreams are sent one hop more than the client's `X-Forwarded-For`; a request that
+    // crossed other servers is sent differently, so it does not share the remembered miss.
+    let debuginfo = format!("/buildid/{id}/debuginfo");
+    let hops = || -> Vec<String> {
+        up.requests()
+            .into_iter()
+            .filter(|(p, _)| *p == debuginfo)
+            .map(|(_, h)| h["x-forwarded-for"].to_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(hops(), ["symhub"]);
+    let r = client()
+        .get(format!("{}{debuginfo}", s.url))
+        .header("x-forwarded-for", "10.0.0.1, 10.0.0.2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["x-cache"], "MISS");
+    assert_eq!(hops(), ["symhub", "symhub, symhub, symhub"]);
+    assert_eq!(s.get(&debuginfo).await.headers()["x-cache"], "NEGATIVE");
+    assert_eq!(hops().len(), 2, "remembered for the client without hops");
 }
 
 /// symhub in front of elfutils' own server: one download for many clients, remembered
