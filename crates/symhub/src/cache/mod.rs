@@ -272,22 +272,22 @@ impl Cache {
         // the store changes meanwhile (see [`Cache::generation`]).
         let born = self.generation();
         let norm = key.normalized();
-        let digest = || self.upstreams.wire_digest(key, &sent.headers());
-        match self.memory.get(norm) {
+        let remembered = match self.memory.get(norm) {
             Some(Known::Entry(entry)) => {
                 self.touch(&entry);
                 return Lookup::Hit(entry);
             }
             Some(Known::Redirect(to)) => return Lookup::Redirect(to),
-            Some(Known::Negative { digest: d, until })
-                if until > SystemTime::now() && d == digest() =>
-            {
-                return Lookup::Negative
-            }
-            // Expired, or of other upstream headers: the index knows.
-            Some(Known::Negative { .. }) | None => {}
+            Some(Known::Negative { digest, until }) => Some((digest, until)),
+            None => None,
+        };
+        // Past a hit: what would be sent upstream matters from here on (made once).
+        let digest = self.upstreams.wire_digest(key, &sent.headers());
+        // A remembered miss answers, unless it expired or was sent otherwise (the index
+        // then knows).
+        if remembered.is_some_and(|(d, until)| d == digest && until > SystemTime::now()) {
+            return Lookup::Negative;
         }
-        let digest = digest();
         let slot = miss_slot(norm, digest);
         if let Some(fill) = self.fills().get(&slot) {
             return Lookup::Fill {

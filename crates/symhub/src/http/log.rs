@@ -105,8 +105,8 @@ impl Outcome {
 /// map and a box per request (~700 of a remembered 404's instructions, callgrind).
 pub struct Reply {
     pub response: Response,
-    /// `None` for answers no outcome names (a 405, a refused key): the log line then says
-    /// only the status, as for any route.
+    /// `None` when the response carries its own in its extensions (an API error's, for a
+    /// refused key) or has none: the log line then says only the status.
     pub outcome: Option<Outcome>,
 }
 
