@@ -284,14 +284,12 @@ impl DebuginfodRequest {
         if raw.len() > MAX_RAW_PATH_LEN {
             return Err(DebuginfodError::TooLong);
         }
-        let raw = raw.strip_prefix('/').unwrap_or(raw);
-        let mut parts = raw.splitn(4, '/');
-        if parts.next() != Some("buildid") {
+        let mut rest = Some(raw.strip_prefix('/').unwrap_or(raw));
+        if next_segment(&mut rest) != Some("buildid") {
             return Err(DebuginfodError::NotBuildid);
         }
-        let id = decode(parts.next().ok_or(DebuginfodError::NotBuildid)?)?;
-        let kind = decode(parts.next().ok_or(DebuginfodError::MissingArtifact)?)?;
-        let rest = parts.next();
+        let id = decode(next_segment(&mut rest).ok_or(DebuginfodError::NotBuildid)?)?;
+        let kind = decode(next_segment(&mut rest).ok_or(DebuginfodError::MissingArtifact)?)?;
         // The build id is checked first, as elfutils does once the type is known.
         let artifact = match &*kind {
             "debuginfo" | "executable" if rest.is_some() => {
@@ -350,6 +348,20 @@ impl fmt::Display for DebuginfodRequest {
 }
 
 /// Percent-decoded; borrowed when there is nothing to decode (what clients send).
+/// The segment `rest` starts with, up to its first `/`; `rest` keeps what follows that `/`
+/// (`None` when there was none). `str::splitn`'s `char` searcher was half of a debuginfod
+/// hit's path parse (callgrind).
+fn next_segment<'a>(rest: &mut Option<&'a str>) -> Option<&'a str> {
+    let s = rest.take()?;
+    match s.bytes().position(|b| b == b'/') {
+        Some(i) => {
+            *rest = Some(&s[i + 1..]);
+            Some(&s[..i])
+        }
+        None => Some(s),
+    }
+}
+
 fn decode(s: &str) -> Result<std::borrow::Cow<'_, str>, DebuginfodError> {
     // Without an escape the segment is itself: the decoder walked it byte by byte anyway,
     // then checked it as UTF-8 (a third of a debuginfod hit's path parse, callgrind).

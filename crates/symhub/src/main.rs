@@ -11,3 +11,11 @@ mod upload_client;
 fn main() -> std::process::ExitCode {
     cli::main()
 }
+
+/// jemalloc, as Sentry's symbolicator uses: its thread caches hold the kilobyte-sized blocks
+/// every request allocates (a handler's future, hyper's read buffer), which glibc's do not, and
+/// it gives freed memory back. callgrind: 404 16,622 → 15,996 instructions, 10 KiB hit
+/// 20,312 → 19,352; `bench/soak` peak RSS 86.8 MiB (glibc 85.6), 58.6 MiB after the load
+/// (glibc 84.6). mimalloc 3 saved as much but peaked at 239 MiB in the same soak.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
