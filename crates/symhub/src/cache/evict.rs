@@ -63,8 +63,8 @@ impl Cache {
         if let Err(e) = self.objects.remove(&object_id(key)) {
             tracing::warn!(key, "removed entry's file could not be deleted: {e}");
         }
-        self.memory.invalidate(key);
-        self.open_files.invalidate(key);
+        self.memory.remove(key);
+        self.open_files.remove(key);
         let now = self.size.fetch_sub(size, Ordering::Relaxed) - size;
         self.metrics.cache_size.set(now);
         self.metrics.cache_entries.dec();

@@ -11,8 +11,8 @@ use super::{miss_prefix, Cache};
 impl Cache {
     /// Forgets an entry whose file turned out to be gone (removed behind symhub's back).
     pub async fn forget(self: &Arc<Self>, key: &str) {
-        self.memory.invalidate(key);
-        self.open_files.invalidate(key);
+        self.memory.remove(key);
+        self.open_files.remove(key);
         let this = self.clone();
         let key = key.to_owned();
         let _ = tokio::task::spawn_blocking(move || {
@@ -36,7 +36,7 @@ impl Cache {
             .collect();
         for norm in &keys {
             // A file found meanwhile is forgotten too: the next request reads its index row.
-            self.memory.invalidate(norm);
+            self.memory.remove(norm);
         }
         let index = self.index.clone();
         let _ = tokio::task::spawn_blocking(move || {

@@ -1,11 +1,61 @@
-//! What the cache's memory map holds for a key, and what that weighs: each key by its
-//! strings plus the map's own bookkeeping, so `cache.memory_size` bounds bytes, not a count
-//! of keys of any size.
+//! The cache's two in-memory maps: what it knows of a key (the memory map), and the open
+//! files of hot entries. What a key weighs in the memory map: its strings plus the map's
+//! own bookkeeping, so `cache.memory_size` bounds bytes, not a count of keys of any size.
+//!
+//! Both are `quick_cache` maps: sharded, one read lock and a flag store per lookup, and
+//! S3-FIFO eviction. moka's lookups, which log each read for its eviction policy, cost
+//! ~800 instructions each, and a hit makes two (callgrind).
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::Entry;
+
+/// The hasher of the maps every request probes: foldhash, randomly seeded per process;
+/// std's SipHash cost ~150 instructions per probe of a symbol path.
+type Hasher = foldhash::fast::RandomState;
+
+/// Normalized key → what memory knows of it, bounded in bytes by [`Known::weight`].
+pub(super) type Memory = quick_cache::sync::Cache<String, Known, Weigh, Hasher>;
+
+/// Normalized key → the entry's open file, bounded in files (`cache.open_files`).
+pub(super) type OpenFiles =
+    quick_cache::sync::Cache<String, Arc<std::fs::File>, quick_cache::UnitWeighter, Hasher>;
+
+/// The memory map, holding up to `bytes` of [`Known::weight`].
+pub(super) fn memory(bytes: u64) -> Memory {
+    // Only sizes the map's first allocation: a typical key weighs ~700 bytes.
+    let estimated_keys = (bytes / 700).clamp(16, 1 << 20) as usize;
+    quick_cache::sync::Cache::with(
+        estimated_keys,
+        bytes,
+        Weigh,
+        Hasher::default(),
+        Default::default(),
+    )
+}
+
+/// The open-file map, holding up to `files` descriptors.
+pub(super) fn open_files(files: u64) -> OpenFiles {
+    let estimated = files.clamp(16, 1 << 20) as usize;
+    quick_cache::sync::Cache::with(
+        estimated,
+        files,
+        quick_cache::UnitWeighter,
+        Hasher::default(),
+        Default::default(),
+    )
+}
+
+/// [`Known::weight`] for the memory map.
+#[derive(Clone, Copy)]
+pub(super) struct Weigh;
+
+impl quick_cache::Weighter<String, Known> for Weigh {
+    fn weight(&self, key: &String, known: &Known) -> u64 {
+        known.weight(key).into()
+    }
+}
 
 /// What memory knows of a key (the map's value).
 #[derive(Clone)]
@@ -22,10 +72,11 @@ pub(super) enum Known {
     },
 }
 
-/// What one key of the memory map costs besides its strings: moka's entry, its
-/// bookkeeping and the allocator's headers (measured with `bench/memory`: ~650 bytes per
-/// remembered miss of an 80-byte slot, in RSS).
-const KNOWN_OVERHEAD: usize = 550;
+/// What one key of the memory map costs besides its strings: the map's slot, its index
+/// and the allocator's rounding. Measured with `bench/memory` and the map unbounded:
+/// ~450 bytes of RSS per remembered miss of a 65-byte key, of which SQLite's page caches
+/// (bounded, 8 MiB each) took up to ~170.
+const KNOWN_OVERHEAD: usize = 300;
 
 impl Known {
     /// Estimated bytes of `key` → `self` in the memory map.
@@ -52,5 +103,40 @@ pub(super) fn memory_bytes(c: &crate::config::CacheConfig) -> u64 {
     match c.memory_entries {
         Some(n) => n.saturating_mul(512),
         None => c.memory_size.as_u64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_map_is_bounded_in_bytes() {
+        let bound = 256 * 1024;
+        let map = memory(bound);
+        let negative = Known::Negative {
+            digest: 1,
+            until: SystemTime::UNIX_EPOCH,
+        };
+        let key = |i: usize| format!("miss{i:07}.pdb/{i:032X}1/miss{i:07}.pdb");
+        for i in 0..10_000 {
+            map.insert(key(i), negative.clone());
+            assert!(map.weight() <= bound, "{} > {bound}", map.weight());
+        }
+        // Each weighs its key plus the overhead: the map holds what fits, the latest kept.
+        let each = negative.weight(&key(0)) as usize;
+        assert!(map.len() * each <= bound as usize);
+        assert!(map.len() * each > bound as usize / 2, "{} keys", map.len());
+        assert!(map.get(&key(9_999)).is_some());
+    }
+
+    #[test]
+    fn open_files_are_bounded_in_files() {
+        let map = open_files(20);
+        let file = Arc::new(std::fs::File::open("/dev/null").unwrap());
+        for i in 0..100 {
+            map.insert(format!("k{i}"), file.clone());
+        }
+        assert!(map.len() <= 20, "{}", map.len());
     }
 }

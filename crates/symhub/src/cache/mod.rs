@@ -127,20 +127,16 @@ pub(crate) enum Lookup {
     },
 }
 
-/// The hasher of the maps every request probes: foldhash (hashbrown's default), randomly
-/// seeded per process; std's SipHash cost ~150 instructions per probe of a symbol path.
-type Hasher = foldhash::fast::RandomState;
-
 pub struct Cache {
     store: Arc<SymbolStore>,
     objects: ObjectDir,
     index: Arc<Index>,
     /// Hot knowledge, positive and negative, in one map so any lookup costs one probe.
-    memory: moka::sync::Cache<String, Known, Hasher>,
+    memory: memory::Memory,
     /// Open descriptors of hot entries, like nginx's `open_file_cache`: a hit then costs
     /// one `pread` instead of open + read + close. Objects are immutable, so a cached
     /// descriptor never serves stale bytes (an evicted file stays readable through it).
-    open_files: moka::sync::Cache<String, Arc<std::fs::File>, Hasher>,
+    open_files: memory::OpenFiles,
     fills: Mutex<HashMap<String, Arc<Fill>>>,
     pending_touches: Mutex<HashMap<String, i64>>,
     upstreams: Arc<Upstreams>,
@@ -196,14 +192,8 @@ impl Cache {
         let cache = Arc::new(Self {
             objects,
             index,
-            memory: moka::sync::Cache::builder()
-                .max_capacity(memory::memory_bytes(&config.cache))
-                .weigher(|key: &String, known: &Known| known.weight(key))
-                .support_invalidation_closures()
-                .build_with_hasher(Hasher::default()),
-            open_files: moka::sync::Cache::builder()
-                .max_capacity(config.cache.open_files)
-                .build_with_hasher(Hasher::default()),
+            memory: memory::memory(memory::memory_bytes(&config.cache)),
+            open_files: memory::open_files(config.cache.open_files),
             fills: Mutex::default(),
             pending_touches: Mutex::default(),
             upstreams,
@@ -368,7 +358,7 @@ impl Cache {
             self.memory.insert(key.to_owned(), known);
         }
         if self.generation() != born {
-            self.memory.invalidate(key);
+            self.memory.remove(key);
         }
     }
 
@@ -399,8 +389,8 @@ impl Cache {
         // would multiply upstream downloads; a key uploaded elsewhere meanwhile is served
         // from the store once that download ends.
         self.detach_fills(|f| f.from_store);
-        self.memory.invalidate_all();
-        self.open_files.invalidate_all();
+        self.memory.clear();
+        self.open_files.clear();
     }
 
     /// Forgets what memory knows of keys whose answer an upload just changed: the keys
@@ -410,14 +400,12 @@ impl Cache {
         self.detach_fills(|f| keys.iter().any(|k| k.normalized() == f.key.normalized()));
         // A key's remembered miss is kept under the key: it goes with it.
         for k in keys {
-            self.memory.invalidate(k.normalized());
-            self.open_files.invalidate(k.normalized());
+            self.memory.remove(k.normalized());
+            self.open_files.remove(k.normalized());
         }
         if let Some((file, id)) = code {
             let prefix = format!("{}/{}/", file.to_lowercase(), id.to_lowercase());
-            let _ = self
-                .memory
-                .invalidate_entries_if(move |k, _| k.starts_with(&prefix));
+            self.memory.retain(|k, _| !k.starts_with(&prefix));
         }
     }
 
