@@ -347,7 +347,6 @@ impl fmt::Display for DebuginfodRequest {
     }
 }
 
-/// Percent-decoded; borrowed when there is nothing to decode (what clients send).
 /// The segment `rest` starts with, up to its first `/`; `rest` keeps what follows that `/`
 /// (`None` when there was none). `str::splitn`'s `char` searcher was half of a debuginfod
 /// hit's path parse (callgrind).
@@ -362,6 +361,7 @@ fn next_segment<'a>(rest: &mut Option<&'a str>) -> Option<&'a str> {
     }
 }
 
+/// Percent-decoded; borrowed when there is nothing to decode (what clients send).
 fn decode(s: &str) -> Result<std::borrow::Cow<'_, str>, DebuginfodError> {
     // Without an escape the segment is itself: the decoder walked it byte by byte anyway,
     // then checked it as UTF-8 (a third of a debuginfod hit's path parse, callgrind).

@@ -22,29 +22,24 @@ pub(super) type Memory = quick_cache::sync::Cache<String, Known, Weigh, Hasher>;
 pub(super) type OpenFiles =
     quick_cache::sync::Cache<String, Arc<std::fs::File>, quick_cache::UnitWeighter, Hasher>;
 
-/// The memory map, holding up to `bytes` of [`Known::weight`].
+/// The memory map, holding up to `bytes` of [`Known::weight`]. A typical key weighs ~700.
 pub(super) fn memory(bytes: u64) -> Memory {
-    // Only sizes the map's first allocation: a typical key weighs ~700 bytes.
-    let estimated_keys = (bytes / 700).clamp(16, 1 << 20) as usize;
-    quick_cache::sync::Cache::with(
-        estimated_keys,
-        bytes,
-        Weigh,
-        Hasher::default(),
-        Default::default(),
-    )
+    map(bytes / 700, bytes, Weigh)
 }
 
 /// The open-file map, holding up to `files` descriptors.
 pub(super) fn open_files(files: u64) -> OpenFiles {
-    let estimated = files.clamp(16, 1 << 20) as usize;
-    quick_cache::sync::Cache::with(
-        estimated,
-        files,
-        quick_cache::UnitWeighter,
-        Hasher::default(),
-        Default::default(),
-    )
+    map(files, files, quick_cache::UnitWeighter)
+}
+
+/// A map of up to `capacity` in `weigh`'s units; `keys` only sizes its first allocation.
+fn map<V: Clone, W: quick_cache::Weighter<String, V> + Clone>(
+    keys: u64,
+    capacity: u64,
+    weigh: W,
+) -> quick_cache::sync::Cache<String, V, W, Hasher> {
+    let keys = keys.clamp(16, 1 << 20) as usize;
+    quick_cache::sync::Cache::with(keys, capacity, weigh, Hasher::default(), Default::default())
 }
 
 /// [`Known::weight`] for the memory map.
