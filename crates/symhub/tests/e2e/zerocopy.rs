@@ -30,7 +30,8 @@ async fn large_hits_go_out_with_sendfile_over_http1_and_are_copied_over_http2() 
     let r = client().get(&url).send().await.unwrap();
     assert_eq!(r.headers()["x-cache"], "HIT");
     assert_eq!(r.bytes().await.unwrap(), body);
-    assert_eq!(s.metric(SENT).await - before, LEN as f64);
+    assert_sent_with_sendfile(s.metric(SENT).await - before, LEN);
+    let before = s.metric(SENT).await;
 
     let r = client()
         .get(&url)
@@ -40,7 +41,8 @@ async fn large_hits_go_out_with_sendfile_over_http1_and_are_copied_over_http2() 
         .unwrap();
     assert_eq!(r.status(), 206);
     assert_eq!(r.bytes().await.unwrap(), body.slice(100_000..2_500_001));
-    assert_eq!(s.metric(SENT).await - before, (LEN + 2_400_001) as f64);
+    assert_sent_with_sendfile(s.metric(SENT).await - before, 2_400_001);
+    let before = s.metric(SENT).await;
 
     // HTTP/2 (cleartext, prior knowledge): hyper frames the body itself, so it is copied.
     let h2 = reqwest::Client::builder()
@@ -50,7 +52,7 @@ async fn large_hits_go_out_with_sendfile_over_http1_and_are_copied_over_http2() 
     let r = h2.get(&url).send().await.unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
     assert_eq!(r.bytes().await.unwrap(), body);
-    assert_eq!(s.metric(SENT).await - before, (LEN + 2_400_001) as f64);
+    assert_eq!(s.metric(SENT).await - before, 0.0);
 }
 
 /// HEAD, a whole file, a range, a small file and the whole file again on one keep-alive
@@ -91,7 +93,7 @@ async fn sendfile_bodies_keep_their_place_on_a_keep_alive_connection() {
     .await
     .unwrap();
     let sent = s.metric(SENT).await;
-    assert_eq!(sent, (2 * LEN + 1_130_001 + 300_000) as f64);
+    assert_sent_with_sendfile(sent, 2 * LEN + 1_130_001 + 300_000);
 }
 
 #[tokio::test]
@@ -130,7 +132,8 @@ async fn sendfile_over_a_unix_socket() {
         .lines()
         .find_map(|l| l.strip_prefix(SENT)?.trim().parse().ok())
         .unwrap();
-    assert!(sent >= LEN as f64, "{sent}");
+    // A hit's pages may be reclaimed meanwhile and copied: see `assert_sent_with_sendfile`.
+    assert!(sent >= LEN as f64 / 2.0, "{sent}");
     drop(s);
 }
 
