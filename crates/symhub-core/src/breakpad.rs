@@ -124,6 +124,7 @@ pub fn code_sym_name(code_file: &str) -> String {
 /// stored under. The first is always `<file>/<id>/<file>` as sent (the SymSrv key for PE and
 /// PDB); the others are the SSQP forms debuggers ask for, when the id has their shape.
 pub fn native_keys(upload_type: &str, file: &str, id: &str) -> Result<Vec<SymbolKey>, NativeError> {
+    use crate::debuginfod::ssqp::{debuginfo_key, executable_key, SsqpError};
     let mut keys = vec![SymbolKey::from_segments(file, id, file)?];
     let lower = id.to_ascii_lowercase();
     let hex = |len: std::ops::RangeInclusive<usize>| {
@@ -132,32 +133,24 @@ pub fn native_keys(upload_type: &str, file: &str, id: &str) -> Result<Vec<Symbol
             && lower.bytes().all(|b| b.is_ascii_hexdigit())
     };
     let ssqp = |a: &str, b: String, c: &str| SymbolKey::from_segments(a, b, c);
-    match upload_type.to_ascii_uppercase().as_str() {
-        "PE" | "PDB" | "DWP" => {}
-        // An ELF build id is 8 to 40 bytes (GNU: 20).
-        "ELF" if hex(16..=80) => {
-            keys.push(ssqp(file, format!("elf-buildid-{lower}"), file)?);
-            keys.push(ssqp(
-                "_.debug",
-                format!("elf-buildid-sym-{lower}"),
-                "_.debug",
-            )?);
+    // An ELF build id, spelled as debuginfod requests look it up (padded as SSQP pads it).
+    let build_id = crate::debuginfod::BuildId::parse_hex(&lower).ok();
+    let ssqp_error = |SsqpError::FileName(e)| NativeError::BadKey(e);
+    match (upload_type.to_ascii_uppercase().as_str(), &build_id) {
+        ("PE" | "PDB" | "DWP", _) => {}
+        ("ELF", Some(build_id)) => {
+            keys.push(executable_key(build_id, file).map_err(ssqp_error)?);
+            keys.push(debuginfo_key(build_id).map_err(ssqp_error)?);
         }
-        "DEBUG_ONLY" if hex(16..=80) => {
-            keys.push(ssqp(
-                "_.debug",
-                format!("elf-buildid-sym-{lower}"),
-                "_.debug",
-            )?);
-        }
-        "MACHO" if hex(32..=32) => keys.push(ssqp(file, format!("mach-uuid-{lower}"), file)?),
-        "DSYM" if hex(32..=32) => keys.push(ssqp(
+        ("DEBUG_ONLY", Some(build_id)) => keys.push(debuginfo_key(build_id).map_err(ssqp_error)?),
+        ("MACHO", _) if hex(32..=32) => keys.push(ssqp(file, format!("mach-uuid-{lower}"), file)?),
+        ("DSYM", _) if hex(32..=32) => keys.push(ssqp(
             "_.dwarf",
             format!("mach-uuid-sym-{lower}"),
             "_.dwarf",
         )?),
-        "ELF" | "DEBUG_ONLY" | "MACHO" | "DSYM" => {}
-        other => return Err(NativeError::UnknownType(other.to_owned())),
+        ("ELF" | "DEBUG_ONLY" | "MACHO" | "DSYM", _) => {}
+        (other, _) => return Err(NativeError::UnknownType(other.to_owned())),
     }
     Ok(keys)
 }
@@ -434,6 +427,23 @@ mod tests {
                 format!("hello/elf-buildid-{id}/hello"),
                 format!("_.debug/elf-buildid-sym-{id}/_.debug"),
             ]
+        );
+        // Keys spelled as debuginfod requests look them up: an md5 id padded to 20 bytes, a
+        // 4-byte one as it is.
+        let md5 = "D8F1DB379E2179D0896EB8F060CBFF05";
+        let keys = native_keys("DEBUG_ONLY", "hello", md5).unwrap();
+        assert_eq!(
+            keys[1].to_string(),
+            format!(
+                "_.debug/elf-buildid-sym-{}00000000/_.debug",
+                md5.to_lowercase()
+            )
+        );
+        let keys = native_keys("ELF", "hello", "c0ffee01").unwrap();
+        assert_eq!(keys[1].to_string(), "hello/elf-buildid-c0ffee01/hello");
+        assert_eq!(
+            keys[2].to_string(),
+            "_.debug/elf-buildid-sym-c0ffee01/_.debug"
         );
         assert_eq!(native_keys("PE", "a.dll", "5F00AA1000").unwrap().len(), 1);
         assert_eq!(native_keys("elf", "x", "notabuildid").unwrap().len(), 1);

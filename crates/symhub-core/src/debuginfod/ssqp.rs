@@ -7,8 +7,12 @@
 //! - a binary: `<file name>/elf-buildid-<id>/<file name>`. This is debuginfod's
 //!   `executable`, but a debuginfod request carries no file name: the caller must know it
 //!   (from an index of what it stores) and pass it to [`executable_key`].
-//! - `<id>` is the build id in lowercase hex, **zero-padded to 20 bytes**; dotnet only keys
-//!   ids of 8 to 20 bytes (`NormalizeBuildId`) and none longer, so neither does this.
+//! - `<id>` is the build id in lowercase hex, **zero-padded to 20 bytes**. dotnet only keys
+//!   ids of 8 to 20 bytes (`NormalizeBuildId`); debuginfod serves any length, and real ones
+//!   exist outside that range (mold's and `--build-id=sha256`'s 32 bytes, `--build-id=0x…`).
+//!   Those are spelled unpadded, so their keys never meet a padded one (16 or fewer, or 41
+//!   or more hex digits, against 40): no SSQP publisher has them, but symhub's own store and
+//!   debuginfod upstreams do.
 //!
 //! Sources and sections have no SSQP counterpart (SSQP keys sources by a SHA-1 of their
 //! content, which a debuginfod request does not know).
@@ -28,36 +32,36 @@ pub const DEBUG_FILE_NAME: &str = "_.debug";
 /// Why there is no SSQP key for a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SsqpError {
-    #[error("a build id of {0} bytes has no SSQP key (only {SSQP_MIN_BUILD_ID_BYTES} to {SSQP_BUILD_ID_BYTES} bytes)")]
-    BuildIdLength(usize),
     #[error("the file name is not a valid key segment: {0}")]
     FileName(#[from] KeyError),
 }
 
-/// The build id as SSQP keys spell it: lowercase hex, zero-padded to 20 bytes (40 digits).
-/// Errors for ids shorter than 8 or longer than 20 bytes, which dotnet never keys.
-pub fn ssqp_build_id(id: &BuildId) -> Result<String, SsqpError> {
+/// The build id as SSQP keys spell it: lowercase hex, zero-padded to 20 bytes (40 digits)
+/// when it has 8 to 20 bytes, as it is otherwise (see the module's note).
+pub fn ssqp_build_id(id: &BuildId) -> String {
     ssqp_id_segment("", id)
 }
 
 /// `prefix` followed by [`ssqp_build_id`], made in one allocation: a debuginfod hit makes
 /// one (`format!` and a second string were a tenth of its path's instructions, callgrind).
-fn ssqp_id_segment(prefix: &str, id: &BuildId) -> Result<String, SsqpError> {
+fn ssqp_id_segment(prefix: &str, id: &BuildId) -> String {
     let n = id.len_bytes();
-    if !(SSQP_MIN_BUILD_ID_BYTES..=SSQP_BUILD_ID_BYTES).contains(&n) {
-        return Err(SsqpError::BuildIdLength(n));
-    }
-    let mut s = String::with_capacity(prefix.len() + 2 * SSQP_BUILD_ID_BYTES);
+    let pad = if (SSQP_MIN_BUILD_ID_BYTES..=SSQP_BUILD_ID_BYTES).contains(&n) {
+        SSQP_BUILD_ID_BYTES - n
+    } else {
+        0
+    };
+    let mut s = String::with_capacity(prefix.len() + 2 * (n + pad));
     s.push_str(prefix);
     s.push_str(id.as_str());
-    s.extend(std::iter::repeat_n('0', 2 * (SSQP_BUILD_ID_BYTES - n)));
-    Ok(s)
+    s.extend(std::iter::repeat_n('0', 2 * pad));
+    s
 }
 
 /// `_.debug/elf-buildid-sym-<padded id>/_.debug`: where SSQP keeps what debuginfod calls
 /// `buildid/<id>/debuginfo`.
 pub fn debuginfo_key(id: &BuildId) -> Result<SymbolKey, SsqpError> {
-    let sid = ssqp_id_segment("elf-buildid-sym-", id)?;
+    let sid = ssqp_id_segment("elf-buildid-sym-", id);
     Ok(SymbolKey::from_segments(
         DEBUG_FILE_NAME,
         sid,
@@ -69,7 +73,7 @@ pub fn debuginfo_key(id: &BuildId) -> Result<SymbolKey, SsqpError> {
 /// debuginfod calls `buildid/<id>/executable`. `file_name` is a base name (`libc.so.6`,
 /// `hello`), as the binary was published; a debuginfod request does not carry it.
 pub fn executable_key(id: &BuildId, file_name: &str) -> Result<SymbolKey, SsqpError> {
-    let sid = ssqp_id_segment("elf-buildid-", id)?;
+    let sid = ssqp_id_segment("elf-buildid-", id);
     Ok(SymbolKey::from_segments(file_name, sid, file_name)?)
 }
 
@@ -168,24 +172,37 @@ mod tests {
             format!("_.debug/elf-buildid-sym-{MD5}00000000/_.debug")
         );
         assert_eq!(
-            ssqp_build_id(&id("0123456789abcdef")).unwrap(),
+            ssqp_build_id(&id("0123456789abcdef")),
             format!("0123456789abcdef{}", "0".repeat(24))
         );
         // Uppercase input, lowercase key.
-        assert_eq!(ssqp_build_id(&id(&SHA1.to_uppercase())).unwrap(), SHA1);
+        assert_eq!(ssqp_build_id(&id(&SHA1.to_uppercase())), SHA1);
     }
 
     #[test]
-    fn ids_dotnet_never_keys_have_no_key() {
+    fn ids_dotnet_never_keys_are_spelled_unpadded_and_read_back() {
+        let short = id("0123456789abcd");
+        let key = debuginfo_key(&short).unwrap();
         assert_eq!(
-            debuginfo_key(&id("0123456789abcd")),
-            Err(SsqpError::BuildIdLength(7))
+            key.to_string(),
+            "_.debug/elf-buildid-sym-0123456789abcd/_.debug"
         );
-        let sha256 = "ab".repeat(32);
         assert_eq!(
-            executable_key(&id(&sha256), "a"),
-            Err(SsqpError::BuildIdLength(32))
+            SsqpElfKey::parse(&key).unwrap().build_id_candidates(),
+            [short]
         );
+        let sha256 = id(&"ab".repeat(32));
+        let key = executable_key(&sha256, "a").unwrap();
+        assert_eq!(
+            key.to_string(),
+            format!("a/elf-buildid-{}/a", "ab".repeat(32))
+        );
+        assert_eq!(
+            SsqpElfKey::parse(&key).unwrap().build_id_candidates(),
+            [sha256]
+        );
+        let longest = id(&"cd".repeat(64));
+        assert!(debuginfo_key(&longest).is_ok());
         for bad in ["", "a/b", "..", "x\n"] {
             assert!(
                 matches!(executable_key(&id(SHA1), bad), Err(SsqpError::FileName(_))),

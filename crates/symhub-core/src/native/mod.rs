@@ -279,7 +279,7 @@ fn elf_object<'data, R: ReadRef<'data>>(
     if keys.is_empty() {
         return Err(IdentifyError::NoId(
             Format::Elf,
-            "a build id SSQP cannot key (shorter than 8 or longer than 20 bytes)",
+            "a binary whose file name is not a valid key segment",
         ));
     }
     // Breakpad names a Linux module by its binary; a split file is conventionally the

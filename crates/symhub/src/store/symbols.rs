@@ -237,7 +237,7 @@ impl SymbolStore {
         // 8-byte and md5's 16-byte ids).
         let padded = symhub_core::BuildId::parse_hex(build_id)
             .ok()
-            .and_then(|id| symhub_core::debuginfod::ssqp::ssqp_build_id(&id).ok());
+            .map(|id| symhub_core::debuginfod::ssqp::ssqp_build_id(&id));
         let ids =
             [Some(build_id), padded.as_deref()].map(|i| i.map(|i| format!("elf-buildid-{i}")));
         let rows = self.db.query(

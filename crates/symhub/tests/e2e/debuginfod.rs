@@ -436,3 +436,64 @@ async fn ssqp_and_debuginfod_upstreams_answer_each_others_requests() {
     assert_eq!(s.get(pdb).await.status(), 404);
     assert_eq!(d.total_hits(), before);
 }
+
+/// Build ids of any length: outside SSQP's 8 to 20 bytes (mold's and `--build-id=sha256`'s
+/// 32, a short `--build-id=0x…`) and padded by it (md5's 16). Binaries and debug files
+/// uploaded with `sym_upload -t elf` are served to `debuginfod-find`, and a debuginfod
+/// upstream's files are fetched, cached and served again as hits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_ids_of_any_length_are_uploaded_served_and_federated() {
+    if !elfutils_tools() {
+        return;
+    }
+    let up = FakeUpstream::start().await;
+    let s = Symhub::start(&format!(
+        "{}\n{}",
+        auth_config(KEY),
+        config_with(&[("d", &up.url, "protocol = \"debuginfod\"")], "")
+    ));
+    let sha256 = "5a".repeat(31) + "01";
+    // 32 bytes, 16 (md5's and uuid's length, which SSQP pads to 20) and 4.
+    let md5 = "0f".repeat(15) + "e0";
+    for style in [
+        format!("0x{sha256}"),
+        format!("0x{md5}"),
+        "0xC0FFEE01".to_owned(),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let built = blocking(|| build_c_program_with(dir.path(), &style));
+        let id = built.build_id.clone();
+        upload_native(&s, &built.debug, "hello", &id, "DEBUG_ONLY").await;
+        upload_native(&s, &built.stripped, "hello", &id, "ELF").await;
+        let url = s.url.clone();
+        let found = blocking(move || {
+            [
+                debuginfod_find(&[&url], &["debuginfo", &id]),
+                debuginfod_find(&[&url], &["executable", &id]),
+            ]
+        });
+        for (f, file) in found.iter().zip([&built.debug, &built.stripped]) {
+            assert!(f.ok(), "{style}: {}\n{}", f.describe(), s.stderr());
+            assert!(f.bytes() == std::fs::read(file).unwrap(), "{style}");
+        }
+    }
+    assert_eq!(up.total_hits(), 0, "uploads answered without upstreams");
+
+    for id in [
+        "ab".repeat(32),
+        "c0de".to_owned(),
+        "0123456789abcdef0123".repeat(2),
+    ] {
+        let debug = data(3000 + id.len(), 22);
+        up.serve(&format!("/buildid/{id}/debuginfo"), debug.clone());
+        let path = format!("/buildid/{}/debuginfo", id.to_uppercase());
+        let r = s.get(&path).await;
+        assert_eq!(r.status(), 200, "{id}: {}", s.stderr());
+        assert_eq!(r.headers()["x-symhub-upstream"], "d");
+        assert_eq!(r.bytes().await.unwrap(), debug);
+        s.settle().await;
+        let r = s.get(&path).await;
+        assert_eq!(r.headers()["x-cache"], "HIT", "{id}");
+        assert_eq!(r.bytes().await.unwrap(), debug);
+    }
+}

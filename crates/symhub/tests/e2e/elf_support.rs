@@ -76,7 +76,7 @@ pub struct Built {
     pub index_dir: PathBuf,
     /// The directory of the sources (`src`), as the DWARF records it.
     pub src_dir: PathBuf,
-    /// Build id, lowercase hex (20 bytes, `--build-id=sha1`).
+    /// Build id, lowercase hex (20 bytes with `--build-id=sha1`).
     pub build_id: String,
     /// The sources' absolute paths, exactly as the DWARF names them (gcc was given absolute
     /// paths): `src/main.c` and `src/greet.c`.
@@ -118,6 +118,12 @@ int greet_count(const char *name)
 /// Panics (with the tool's output) if a step fails, or if `symhub_core::elf` and
 /// `eu-readelf -n` disagree on the build id or the files are not what they should be.
 pub fn build_c_program(dir: &Path) -> Built {
+    build_c_program_with(dir, "sha1")
+}
+
+/// [`build_c_program`] linked with `--build-id=<style>`: `sha1`, or `0x<hex>` for an id of any
+/// length (mold's and `--build-id=sha256`'s are 32 bytes; `0x…` gives what it is told).
+pub fn build_c_program_with(dir: &Path, style: &str) -> Built {
     let dir = dir.canonicalize().expect("the build directory exists");
     let (src_dir, build, index) = (dir.join("src"), dir.join("build"), dir.join("index"));
     for d in [&src_dir, &build, &index] {
@@ -130,7 +136,7 @@ pub fn build_c_program(dir: &Path) -> Built {
     let debug = index.join("hello.debug");
     let stripped = index.join("hello");
     run(Command::new("gcc")
-        .args(["-g", "-O0", "-Wl,--build-id=sha1", "-o"])
+        .args(["-g", "-O0", &format!("-Wl,--build-id={style}"), "-o"])
         .arg(&exe)
         .args(&sources)
         .current_dir(&dir));
@@ -148,6 +154,10 @@ pub fn build_c_program(dir: &Path) -> Built {
         .arg(&stripped));
 
     let build_id = checked_build_id(&stripped, &debug);
+    match style.strip_prefix("0x") {
+        Some(hex) => assert_eq!(build_id, hex.to_lowercase(), "--build-id={style}"),
+        None => assert_eq!(build_id.len(), 40, "--build-id=sha1 gives 20 bytes"),
+    }
     Built {
         dir,
         exe,
@@ -169,7 +179,6 @@ fn checked_build_id(stripped: &Path, debug: &Path) -> String {
     let exe = ElfFile::parse(&exe_bytes).expect("the stripped binary is ELF");
     let dbg = ElfFile::parse(&debug_bytes).expect("the .debug file is ELF");
     let id = exe.debuginfod_build_id().expect("a build id").to_string();
-    assert_eq!(id.len(), 40, "--build-id=sha1 gives 20 bytes");
     assert_eq!(
         dbg.debuginfod_build_id().map(|b| b.to_string()),
         Some(id.clone())

@@ -113,14 +113,22 @@ async fn build_ids_of_every_length_and_a_split_file_without_dwarf() {
     let src = dir.path().join("p.c");
     std::fs::write(&src, "int main(void) { return 0; }\n").unwrap();
     let s = server();
-    for (style, bytes) in [("sha1", 20), ("md5", 16), ("fast", 8)] {
+    // What sha256 would give (mold's default, 32 bytes), and an id shorter than SSQP keys.
+    let (sha256, short) = (format!("0x{}", "7e".repeat(32)), "0x0badcafe");
+    for (style, bytes) in [
+        ("sha1", 20),
+        ("md5", 16),
+        ("fast", 8),
+        (sha256.as_str(), 32),
+        (short, 4),
+    ] {
         let linker = if style == "fast" {
             "-fuse-ld=lld"
         } else {
             "-fuse-ld=bfd"
         };
         let build_id = format!("-Wl,--build-id={style}");
-        let out = dir.path().join(style);
+        let out = dir.path().join(&style[..style.len().min(8)]);
         let (bin, debug) = split_build(
             &out,
             "p",
