@@ -115,59 +115,32 @@ impl Fill {
         state.unwrap_or(FillState::Failed)
     }
 
-    /// Bytes `start..end` (or to the end) of the fill, following it as it grows. If the
-    /// download breaks off, the stream ends in an error, so a reader sees a cut body, never a
-    /// short one that looks complete. A copy of a stored file from the bucket is checked
-    /// against the store's SHA-256 only once it is whole, so there the range's last byte is
-    /// held until the fill has ended well: no reader ever gets a whole body of wrong bytes.
+    /// Bytes `start..end` (or to the end) of the fill, following it as it grows, read in
+    /// chunks of at most [`CHUNK`]. How it ends is [`Follower::next`]'s.
     pub fn stream(
         &self,
         start: u64,
         end: Option<u64>,
     ) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
-        use std::io;
-        let checked = self.from_store;
-        futures_util::stream::try_unfold(
-            (self.subscribe(), start),
-            move |(mut rx, offset)| async move {
-                loop {
-                    let (file, len, written, done) = match &*rx.borrow_and_update() {
-                        FillState::Streaming(p) => {
-                            (p.file.clone(), p.len, p.written, p.done.clone())
-                        }
-                        _ => return Err(io::Error::other("fill state lost")),
-                    };
-                    if checked && matches!(done, Some(Err(()))) {
-                        return Err(io::Error::other("stored file failed its check"));
-                    }
-                    // A bucket copy always knows its length (the store's record).
-                    let hold = checked && done.is_none();
-                    let stop = match end.or(len) {
-                        Some(e) if hold => e.saturating_sub(1),
-                        Some(e) => e,
-                        None => u64::MAX,
-                    };
-                    let limit = stop.min(written);
-                    if offset < limit {
-                        let n = (limit - offset).min(CHUNK as u64) as usize;
-                        let chunk = super::read::read_chunk(file, offset, n).await?;
-                        return Ok(Some((chunk, (rx, offset + n as u64))));
-                    }
-                    if end.is_some_and(|e| offset >= e) {
-                        return Ok(None);
-                    }
-                    match done {
-                        Some(Ok(_)) => return Ok(None),
-                        Some(Err(())) => return Err(io::Error::other("upstream download failed")),
-                        None => {
-                            if rx.changed().await.is_err() {
-                                return Err(io::Error::other("fill ended without completing"));
-                            }
-                        }
-                    }
-                }
-            },
-        )
+        futures_util::stream::try_unfold(self.follow(start, end), |mut f| async move {
+            let Some((file, at, n)) = f.next(CHUNK).await? else {
+                return Ok(None);
+            };
+            let chunk = super::read::read_chunk(file, at, n).await?;
+            f.advance(n);
+            Ok(Some((chunk, f)))
+        })
+    }
+
+    /// A reader's place in bytes `start..end` (or to the end) of the fill, for bodies that
+    /// read the temp file their own way (`http::zerocopy` sends it with `sendfile`).
+    pub fn follow(&self, start: u64, end: Option<u64>) -> Follower {
+        Follower {
+            rx: self.subscribe(),
+            offset: start,
+            end,
+            checked: self.from_store,
+        }
     }
 
     /// Waits until the fill has ended and returns the committed entry, if any.
@@ -188,6 +161,66 @@ impl Fill {
             FillState::NotFound => Ok(None),
             _ => Err(()),
         }
+    }
+}
+
+/// Where one reader is in a fill: the next byte it wants and where it stops.
+#[derive(Clone)]
+pub struct Follower {
+    rx: watch::Receiver<FillState>,
+    offset: u64,
+    end: Option<u64>,
+    /// A copy of a stored file from the bucket, checked against the store's SHA-256 once
+    /// whole: its last byte is held until then.
+    checked: bool,
+}
+
+impl Follower {
+    /// The next bytes the reader may have: `(file, offset, len)`, at most `max` bytes of the
+    /// temp file from the reader's place, waiting for them to land. `None` at the end. If
+    /// the download breaks off, an error, so a reader sees a cut body, never a short one
+    /// that looks complete; for a bucket copy the range's last byte is held until the fill
+    /// has ended well, so no reader ever gets a whole body of wrong bytes. Does not move the
+    /// reader: [`Follower::advance`] says how much it took.
+    pub async fn next(&mut self, max: usize) -> io::Result<Option<(Arc<File>, u64, usize)>> {
+        loop {
+            let (file, len, written, done) = match &*self.rx.borrow_and_update() {
+                FillState::Streaming(p) => (p.file.clone(), p.len, p.written, p.done.clone()),
+                _ => return Err(io::Error::other("fill state lost")),
+            };
+            if self.checked && matches!(done, Some(Err(()))) {
+                return Err(io::Error::other("stored file failed its check"));
+            }
+            // A bucket copy always knows its length (the store's record).
+            let hold = self.checked && done.is_none();
+            let stop = match self.end.or(len) {
+                Some(e) if hold => e.saturating_sub(1),
+                Some(e) => e,
+                None => u64::MAX,
+            };
+            let limit = stop.min(written);
+            if self.offset < limit {
+                let n = (limit - self.offset).min(max as u64) as usize;
+                return Ok(Some((file, self.offset, n)));
+            }
+            if self.end.is_some_and(|e| self.offset >= e) {
+                return Ok(None);
+            }
+            match done {
+                Some(Ok(_)) => return Ok(None),
+                Some(Err(())) => return Err(io::Error::other("upstream download failed")),
+                None => {
+                    if self.rx.changed().await.is_err() {
+                        return Err(io::Error::other("fill ended without completing"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves the reader `n` bytes on, past bytes [`Follower::next`] gave.
+    pub fn advance(&mut self, n: usize) {
+        self.offset += n as u64;
     }
 }
 

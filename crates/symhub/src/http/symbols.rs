@@ -433,12 +433,14 @@ fn serve_streaming(
         Some((_, Wanted::Part(s, e))) => (StatusCode::PARTIAL_CONTENT, s, Some(e + 1)),
         Some((len, Wanted::Unsatisfiable)) => return range_not_satisfiable(len, cache),
     };
-    let body = if head {
-        Body::empty()
+    let mut r = if head {
+        Response::new(Body::empty())
     } else {
-        Body::from_stream(fill.stream(start, end))
+        let mut r = Response::new(Body::from_stream(fill.stream(start, end)));
+        // For a connection that can send the bytes without copying them (`zerocopy`).
+        r.extensions_mut().insert(fill.follow(start, end));
+        r
     };
-    let mut r = Response::new(body);
     r.headers_mut().reserve(FILE_HEADERS);
     *r.status_mut() = status;
     if let (Some(end), Some(len)) = (end, p.len) {

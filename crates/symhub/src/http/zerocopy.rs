@@ -1,6 +1,7 @@
-//! Zero-copy file bodies on HTTP/1 connections: a committed file's bytes go from the page
-//! cache to the socket with `sendfile(2)`, as nginx's `sendfile on` sends them, instead of
-//! being copied into a buffer and out of it again.
+//! Zero-copy file bodies on HTTP/1 connections: a committed file's bytes, and a fill's as
+//! they land in its temp file, go from the page cache to the socket with `sendfile(2)`, as
+//! nginx's `sendfile on` sends them, instead of being copied into a buffer and out of it
+//! again.
 //!
 //! hyper keeps the framing (the head, `Content-Length` accounting, keep-alive), so the file
 //! still flows through hyper as a body, made of slices of [`PLACEHOLDER`], a static that is
@@ -21,7 +22,8 @@
 //! they are sent: a committed file changed in place meanwhile would send the changed bytes
 //! (a break-it pass truncated one by hand and got zeroes in a complete response). symhub
 //! never changes one: files are written once and replaced by rename, which leaves the
-//! pages of an open file alone.
+//! pages of an open file alone, and a fill only appends to its temp file, behind the bytes
+//! its readers are given.
 //!
 //! Measured (100 MiB hits, `wrk -t1 -c4`, 2 cores): see `bench/README.md`.
 
@@ -39,6 +41,7 @@ use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
+use crate::cache::fill::Follower;
 use crate::cache::read::{read_chunk, shorter_than_recorded, CHUNK};
 
 /// Bytes one placeholder chunk stands for. It costs no memory: the static is zeroes in
@@ -75,10 +78,13 @@ struct Queued {
 }
 
 impl Sendfiles {
-    /// Gives `r` a zero-copy body when it carries a [`FileRange`].
+    /// Gives `r` a zero-copy body when it carries a [`FileRange`] or a fill's [`Follower`].
     pub fn adopt(&self, mut r: Response) -> Response {
-        if let Some(range) = r.extensions_mut().remove::<FileRange>() {
+        let extensions = r.extensions_mut();
+        if let Some(range) = extensions.remove::<FileRange>() {
             *r.body_mut() = self.body(range);
+        } else if let Some(follower) = extensions.remove::<Follower>() {
+            *r.body_mut() = self.growing_body(follower);
         }
         r
     }
@@ -93,24 +99,54 @@ impl Sendfiles {
                     return Ok(None);
                 }
                 let len = (end - offset).min(PLACEHOLDER_LEN as u64) as usize;
-                if !in_page_cache(&file, offset, len) {
-                    let len = len.min(CHUNK);
-                    let chunk = read_chunk(file, offset, len).await?;
-                    return Ok::<_, io::Error>(Some((chunk, offset + len as u64)));
-                }
-                let queued = Queued {
-                    file,
-                    offset,
-                    len,
-                    sent: 0,
-                };
-                lock(&queue).push_back(queued);
-                let chunk = Bytes::from_static(&PLACEHOLDER[..len]);
-                Ok(Some((chunk, offset + len as u64)))
+                let (chunk, n) = next_chunk(&queue, file, offset, len).await?;
+                Ok::<_, io::Error>(Some((chunk, offset + n as u64)))
             }
         });
         Body::from_stream(stream)
     }
+
+    /// The bytes of a fill as they land in its temp file: each stretch that has arrived
+    /// since the last one is sent from the page cache, where the fill's write just put it,
+    /// instead of being read back into a buffer and copied to the socket.
+    fn growing_body(&self, follower: Follower) -> Body {
+        let queue = self.queue.clone();
+        let stream = futures_util::stream::try_unfold(follower, move |mut f| {
+            let queue = queue.clone();
+            async move {
+                let Some((file, offset, len)) = f.next(PLACEHOLDER_LEN).await? else {
+                    return Ok(None);
+                };
+                let (chunk, n) = next_chunk(&queue, file, offset, len).await?;
+                f.advance(n);
+                Ok::<_, io::Error>(Some((chunk, f)))
+            }
+        });
+        Body::from_stream(stream)
+    }
+}
+
+/// The body chunk for up to `len` bytes of `file` at `offset`, and how many bytes it stands
+/// for: a placeholder for all of them, queued for `sendfile`, when their pages are cached;
+/// otherwise at most [`CHUNK`] bytes read on the blocking pool.
+async fn next_chunk(
+    queue: &Mutex<VecDeque<Queued>>,
+    file: Arc<File>,
+    offset: u64,
+    len: usize,
+) -> io::Result<(Bytes, usize)> {
+    if !in_page_cache(&file, offset, len) {
+        let len = len.min(CHUNK);
+        return Ok((read_chunk(file, offset, len).await?, len));
+    }
+    let queued = Queued {
+        file,
+        offset,
+        len,
+        sent: 0,
+    };
+    lock(queue).push_back(queued);
+    Ok((Bytes::from_static(&PLACEHOLDER[..len]), len))
 }
 
 fn lock(queue: &Mutex<VecDeque<Queued>>) -> std::sync::MutexGuard<'_, VecDeque<Queued>> {

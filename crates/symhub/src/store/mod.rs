@@ -18,6 +18,7 @@ pub mod missing;
 pub mod modules;
 pub mod objects;
 pub mod packages;
+mod pipelined;
 pub mod retention;
 mod schema;
 pub mod sessions;
@@ -30,6 +31,7 @@ pub use changes::StoreChange;
 pub use claims::BlobClaim;
 pub use locate::BlobLocation;
 pub use objects::{object_id, ObjectDir, TempObject};
+pub use pipelined::Pipelined;
 pub use symbols::{StoredSymbol, SymbolStore};
 
 /// The store's bucket or shared database failed to answer: clients should retry later

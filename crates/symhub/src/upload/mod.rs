@@ -27,8 +27,8 @@ use symhub_core::SymbolKey;
 use crate::config::UploadConfig;
 use crate::store::sessions::Session;
 use crate::store::symbols::{Committed, ModuleId, Origin, Received};
+use crate::store::Pipelined;
 use crate::store::SymbolStore;
-use crate::store::TempObject;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
@@ -339,12 +339,11 @@ where
         return Err(UploadError::TooLarge(max));
     }
     // Whatever has arrived is written in one hand-off to the blocking pool, and the next
-    // batch is read from the network while the previous one is written (writes stay in
-    // order: a batch waits for the one before it). A body that stops arriving is cut (and
-    // its partial file deleted) after `idle`, so a stalled client cannot hold a temp file.
+    // batch is read from the network while the previous one is written ([`Pipelined`]). A
+    // body that stops arriving is cut (and its partial file deleted) after `idle`, so a
+    // stalled client cannot hold a temp file.
     let mut body = std::pin::pin!(body.ready_chunks(64));
-    let mut idle_writer = Some(store.writer()?);
-    let mut writing: Option<tokio::task::JoinHandle<std::io::Result<TempObject>>> = None;
+    let mut out = Pipelined::new(store.writer()?);
     let mut size = 0u64;
     loop {
         let batch = match tokio::time::timeout(idle, body.next()).await {
@@ -362,21 +361,9 @@ where
             }
             chunks.push(chunk);
         }
-        let mut out = match writing.take() {
-            Some(w) => w.await.map_err(std::io::Error::other)??,
-            None => idle_writer.take().expect("a writer when none is busy"),
-        };
-        writing = Some(tokio::task::spawn_blocking(move || {
-            for chunk in chunks {
-                out.write(&chunk)?;
-            }
-            Ok(out)
-        }));
+        out.write(chunks).await?;
     }
-    let out = match writing {
-        Some(w) => w.await.map_err(std::io::Error::other)??,
-        None => idle_writer.take().expect("a writer when none is busy"),
-    };
+    let out = out.finish().await?;
     let done = out.finish()?;
     Ok(Received {
         path: done.temp,

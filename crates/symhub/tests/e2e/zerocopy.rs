@@ -1,6 +1,7 @@
-//! Large hits sent from the page cache with `sendfile(2)` (HTTP/1, TCP and UNIX sockets),
-//! copied on HTTP/2 and for pages the cache no longer holds: the bytes are the file's
-//! either way, and `symhub_sendfile_bytes_total` says which way they went.
+//! Large hits, and downloads still arriving, sent from the page cache with `sendfile(2)`
+//! (HTTP/1, TCP and UNIX sockets), copied on HTTP/2 and for pages the cache no longer holds:
+//! the bytes are the file's either way, and `symhub_sendfile_bytes_total` says which way
+//! they went.
 
 use std::time::Duration;
 
@@ -64,6 +65,8 @@ async fn sendfile_bodies_keep_their_place_on_a_keep_alive_connection() {
     let small = data(5_000, 78);
     up.serve(small_key, small.clone());
     s.get(small_key).await.bytes().await.unwrap();
+    s.settle().await;
+    let before = s.metric(SENT).await;
 
     let url = s.url.clone();
     let body2 = body.clone();
@@ -92,7 +95,7 @@ async fn sendfile_bodies_keep_their_place_on_a_keep_alive_connection() {
     })
     .await
     .unwrap();
-    let sent = s.metric(SENT).await;
+    let sent = s.metric(SENT).await - before;
     assert_sent_with_sendfile(sent, 2 * LEN + 1_130_001 + 300_000);
 }
 
@@ -153,4 +156,86 @@ async fn pages_not_in_the_page_cache_are_copied() {
     let sent = s.metric(SENT).await - before;
     // At least the first chunk (256 KiB) was not cached and came through a read.
     assert!(sent <= (LEN - 256 * 1024) as f64, "{sent}");
+}
+
+/// A download still arriving goes to every waiting HTTP/1 client from the temp file's pages
+/// with `sendfile`, stretch by stretch as it lands (a range too); an HTTP/2 client of it gets
+/// copies. A download that breaks off cuts every such body, and nothing is cached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_streams_to_its_waiting_clients_with_sendfile() {
+    let up = FakeUpstream::start().await;
+    let body = data(LEN, 80);
+    up.route(
+        KEY,
+        Behavior::Serve(Serve::bytes(body.clone()).drip(40, Duration::from_millis(10))),
+    );
+    let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
+    let before = s.metric(SENT).await;
+    let url = format!("{}{KEY}", s.url);
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let get = |c: reqwest::Client, range: Option<&'static str>| {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let mut req = c.get(&url);
+            if let Some(r) = range {
+                req = req.header("range", r);
+            }
+            let r = req.send().await.unwrap();
+            (
+                r.headers()["x-cache"].to_str().unwrap().to_owned(),
+                r.bytes().await.unwrap(),
+            )
+        })
+    };
+    let waiting = [
+        get(client(), None),
+        get(client(), None),
+        get(client(), Some("bytes=1000000-2999999")),
+        get(h2, None),
+    ];
+    let mut answers = Vec::new();
+    for w in waiting {
+        answers.push(w.await.unwrap());
+    }
+    for (i, (cache, bytes)) in answers.iter().enumerate() {
+        assert_ne!(cache, "HIT", "client {i} waited for the download");
+        let want = if i == 2 {
+            body.slice(1_000_000..3_000_000)
+        } else {
+            body.clone()
+        };
+        assert!(*bytes == want, "client {i}'s bytes");
+    }
+    assert_eq!(up.hits(KEY), 1, "one download");
+    assert_sent_with_sendfile(s.metric(SENT).await - before, 2 * LEN + 2_000_000);
+
+    // Cut after 2 MiB: every HTTP/1 body that followed it is cut, none looks whole.
+    let cut_key = "/cut.pdb/0123456789ABCDEF0123456789ABCDEF1/cut.pdb";
+    up.route(
+        cut_key,
+        Behavior::Serve(
+            Serve::bytes(body.clone())
+                .drip(20, Duration::from_millis(10))
+                .cut_after(2 << 20),
+        ),
+    );
+    let url = format!("{}{cut_key}", s.url);
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { client().get(&url).send().await.unwrap().bytes().await })
+        })
+        .collect();
+    for r in readers {
+        assert!(r.await.unwrap().is_err(), "a cut download served as whole");
+    }
+    s.settle().await;
+    assert_eq!(
+        s.get(cut_key).await.headers()["x-cache"],
+        "MISS",
+        "not cached"
+    );
 }
