@@ -58,6 +58,19 @@ pub fn source(id: &BuildId, path: &SourcePath) -> Option<SymbolKey> {
     .ok()
 }
 
+/// The debuginfod `executable` keys an SSQP binary key (`<name>/elf-buildid-<id>/<name>`)
+/// answers: one per build id its padded id may stand for. None for other keys.
+pub fn executable_keys_of(key: &SymbolKey) -> Vec<SymbolKey> {
+    match SsqpElfKey::parse(key) {
+        Some(elf @ SsqpElfKey::Executable { .. }) => elf
+            .build_id_candidates()
+            .iter()
+            .filter_map(executable)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// The build id of a debuginfod-only executable key.
 pub fn executable_build_id(key: &SymbolKey) -> Option<&str> {
     if !(key.is_triple() && key.file().eq_ignore_ascii_case(EXECUTABLE_NAME)) {

@@ -124,21 +124,27 @@ impl SsqpElfKey {
         }
     }
 
-    /// The debuginfod build ids this key may stand for. Padding loses the length: a 20-byte
-    /// id ending in zero bytes may be a padded shorter one — 16 bytes (md5, uuid), 8 (xxhash),
-    /// or any length `--build-id=0x…` gave. So: every length from the last non-zero byte (and
-    /// at least [`SSQP_MIN_BUILD_ID_BYTES`]) up to 20, shortest first, because a real id
-    /// ending in a zero byte is a 1 in 256 event per byte and a padded short id the normal
-    /// case. A sha1 id (last byte non-zero) is only itself; ids of other lengths (unpadded
-    /// publishers) too.
+    /// The debuginfod build ids this key may stand for, likeliest first. Padding loses the
+    /// length: a 20-byte id ending in zero bytes may be a padded shorter one — 16 bytes (md5,
+    /// uuid), 8 (lld's `fast`), or any length `--build-id=0x…` gave. So: every length from the
+    /// last non-zero byte (and at least [`SSQP_MIN_BUILD_ID_BYTES`]) up to 20. First the
+    /// shortest of the lengths linkers make (8, 16, 20) that holds every non-zero byte: one
+    /// trailing zero byte is a sha1 id's 1 in 256, four are an md5 id's padding (a sha1 id
+    /// ends so once in 4 billion). Then the others, shortest first. A sha1 id (last byte
+    /// non-zero) is only itself; ids of other lengths (unpadded publishers) too.
     pub fn build_id_candidates(&self) -> Vec<BuildId> {
+        const LINKER_LENGTHS: [usize; 3] = [8, 16, SSQP_BUILD_ID_BYTES];
         let id = self.id();
         if id.len_bytes() != SSQP_BUILD_ID_BYTES {
             return vec![id.clone()];
         }
         let bytes = id.to_bytes();
         let used = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-        (used.max(SSQP_MIN_BUILD_ID_BYTES)..=SSQP_BUILD_ID_BYTES)
+        let shortest = used.max(SSQP_MIN_BUILD_ID_BYTES);
+        let likeliest = LINKER_LENGTHS.into_iter().find(|&n| n >= shortest);
+        likeliest
+            .into_iter()
+            .chain((shortest..=SSQP_BUILD_ID_BYTES).filter(|&n| Some(n) != likeliest))
             .filter_map(|len| BuildId::from_bytes(&bytes[..len]).ok())
             .collect()
     }
@@ -234,10 +240,19 @@ mod tests {
         assert_eq!(c.len(), 13, "8 to 20 bytes");
         assert_eq!(c[0], id("0123456789abcdef"));
         assert!(c.iter().zip(8..).all(|(b, n)| b.len_bytes() == n));
-        // The fuzzer's case: an 11-byte id (`--build-id=0x…`) is among its candidates.
+        // The fuzzer's case: an 11-byte id (`--build-id=0x…`) is among its candidates, after
+        // the md5 length that holds it.
         let odd = id("180a373d6afbabf0e2caec");
         let back = SsqpElfKey::parse(&debuginfo_key(&odd).unwrap()).unwrap();
-        assert_eq!(back.build_id_candidates()[0], odd);
+        let c = back.build_id_candidates();
+        assert_eq!((c[0].len_bytes(), &c[1]), (16, &odd));
+        // A sha1 id ending in a zero byte is asked as itself first.
+        let sha1_00 = id("180a373d6afbabf0eb1f09be1bc45bd796a71000");
+        let back = SsqpElfKey::parse(&debuginfo_key(&sha1_00).unwrap()).unwrap();
+        assert_eq!(
+            back.build_id_candidates(),
+            [sha1_00, id("180a373d6afbabf0eb1f09be1bc45bd796a710")]
+        );
         // An id whose own last byte is zero is still found.
         let zero_end = id("0123456789abcd00");
         let back = SsqpElfKey::parse(&debuginfo_key(&zero_end).unwrap()).unwrap();

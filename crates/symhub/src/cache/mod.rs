@@ -402,6 +402,11 @@ impl Cache {
         for k in keys {
             self.memory.remove(k.normalized());
             self.open_files.remove(k.normalized());
+            // A binary is also debuginfod's `executable` of its build id, asked under a key
+            // of its own (found by the store's build-id index, not by this key).
+            for exe in crate::debuginfod::executable_keys_of(k) {
+                self.memory.remove(exe.normalized());
+            }
         }
         if let Some((file, id)) = code {
             let prefix = format!("{}/{}/", file.to_lowercase(), id.to_lowercase());

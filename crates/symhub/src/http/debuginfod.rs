@@ -17,7 +17,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, HeaderValue, Method, Uri};
-use symhub_core::debuginfod::{Artifact, DebuginfodRequest};
+use symhub_core::debuginfod::{Artifact, BuildId, DebuginfodRequest};
 
 use super::log::{Outcome, Reply};
 use super::names::{self, X_FORWARDED_FOR};
@@ -66,7 +66,14 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
             let Some(key) = key else {
                 return not_found("INVALID", Outcome::new("invalid"));
             };
-            let answer = app.cache.resolve_with(&key, sent, federate, None).await;
+            // A padded key does not say how long the id was: debuginfod upstreams are asked
+            // for the id as the client sent it (a sha1 id may end in zero bytes).
+            let exact = request.artifact == Artifact::Debuginfo && padding_hides_length(id);
+            let target: Option<Arc<str>> = exact.then(|| request.url_path().into());
+            let answer = app
+                .cache
+                .resolve_with(&key, sent, federate, target.as_ref())
+                .await;
             (key, answer)
         }
         Artifact::Source(path) => {
@@ -89,6 +96,14 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
     let mut r = respond(&app, &key, answer, headers, uri.query(), head).await;
     debuginfod_headers(&mut r.response, key.name());
     r
+}
+
+/// Whether the SSQP key of `id` could stand for more than one id: the id is padded to 20
+/// bytes (8 to 19 bytes long) or ends in a zero byte. Checked so that the other 255 in 256
+/// sha1 ids make no target on their hot path.
+fn padding_hides_length(id: &BuildId) -> bool {
+    let hex = id.as_str();
+    (8..20).contains(&id.len_bytes()) || hex.ends_with("00")
 }
 
 /// `X-Forwarded-For: symhub, symhub, …` with `n` entries (1 to `MAX_HOPS + 1`), made once:

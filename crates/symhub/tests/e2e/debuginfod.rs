@@ -463,6 +463,10 @@ async fn build_ids_of_any_length_are_uploaded_served_and_federated() {
         let dir = tempfile::tempdir().unwrap();
         let built = blocking(|| build_c_program_with(dir.path(), &style));
         let id = built.build_id.clone();
+        // Asked before it is uploaded: a remembered miss, which the upload must lift.
+        let exe = format!("/buildid/{id}/executable");
+        assert_eq!(s.get(&exe).await.status(), 404);
+        assert_eq!(s.get(&exe).await.headers()["x-cache"], "NEGATIVE");
         upload_native(&s, &built.debug, "hello", &id, "DEBUG_ONLY").await;
         upload_native(&s, &built.stripped, "hello", &id, "ELF").await;
         let url = s.url.clone();
@@ -477,12 +481,15 @@ async fn build_ids_of_any_length_are_uploaded_served_and_federated() {
             assert!(f.bytes() == std::fs::read(file).unwrap(), "{style}");
         }
     }
-    assert_eq!(up.total_hits(), 0, "uploads answered without upstreams");
+    assert_eq!(up.total_hits(), 3, "only the misses asked upstream");
 
+    // A sha1 id may end in zero bytes (1 in 256): the upstream is asked for that id, not for
+    // a shorter one its padded key could also stand for.
     for id in [
         "ab".repeat(32),
         "c0de".to_owned(),
         "0123456789abcdef0123".repeat(2),
+        "0123456789abcdef0123456789abcdef01234500".to_owned(),
     ] {
         let debug = data(3000 + id.len(), 22);
         up.serve(&format!("/buildid/{id}/debuginfo"), debug.clone());
@@ -496,4 +503,14 @@ async fn build_ids_of_any_length_are_uploaded_served_and_federated() {
         assert_eq!(r.headers()["x-cache"], "HIT", "{id}");
         assert_eq!(r.bytes().await.unwrap(), debug);
     }
+    // Asked by its SSQP key, whose padding hides the length, the likeliest id goes first: a
+    // sha1 id with one trailing zero byte is itself, not a 19-byte id.
+    let id = "fedcba9876543210fedcba9876543210fedcba00";
+    let debug = data(2000, 23);
+    up.serve(&format!("/buildid/{id}/debuginfo"), debug.clone());
+    let r = s
+        .get(&format!("/_.debug/elf-buildid-sym-{id}/_.debug"))
+        .await;
+    assert_eq!(r.status(), 200, "{}", s.stderr());
+    assert_eq!(r.bytes().await.unwrap(), debug);
 }
