@@ -32,6 +32,7 @@ use std::fs::File;
 use std::io::{self, IoSlice};
 use std::os::fd::AsFd;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 
@@ -68,6 +69,9 @@ pub struct FileRange {
 #[derive(Clone, Default)]
 pub struct Sendfiles {
     queue: Arc<Mutex<VecDeque<Queued>>>,
+    /// A body of the connection broke off: it is reset when closed (see [`ZeroCopyIo`]'s
+    /// `Drop`).
+    broken: Arc<AtomicBool>,
 }
 
 struct Queued {
@@ -103,7 +107,7 @@ impl Sendfiles {
                 Ok::<_, io::Error>(Some((chunk, offset + n as u64)))
             }
         });
-        Body::from_stream(stream)
+        self.breakable(stream)
     }
 
     /// The bytes of a fill as they land in its temp file: each stretch that has arrived
@@ -122,7 +126,17 @@ impl Sendfiles {
                 Ok::<_, io::Error>(Some((chunk, f)))
             }
         });
-        Body::from_stream(stream)
+        self.breakable(stream)
+    }
+
+    /// A body that marks the connection broken when it ends in an error.
+    fn breakable(
+        &self,
+        stream: impl futures_util::Stream<Item = io::Result<Bytes>> + Send + 'static,
+    ) -> Body {
+        use futures_util::TryStreamExt;
+        let broken = self.broken.clone();
+        Body::from_stream(stream.inspect_err(move |_| broken.store(true, Ordering::Relaxed)))
     }
 }
 
@@ -200,7 +214,7 @@ socket!(tokio::net::TcpStream);
 socket!(tokio::net::UnixStream);
 
 /// A connection's stream that writes placeholder slices as the file ranges behind them.
-pub struct ZeroCopyIo<S> {
+pub struct ZeroCopyIo<S: AsFd> {
     inner: S,
     sendfiles: Sendfiles,
     /// `symhub_sendfile_bytes_total`.
@@ -260,6 +274,20 @@ impl<S: Socket> ZeroCopyIo<S> {
                         io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
                     ) => {}
                 Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl<S: AsFd> Drop for ZeroCopyIo<S> {
+    /// A response that broke off is cut by a reset, not a clean close: an HTTP/1.0 body, or
+    /// one without a length (an upstream's chunked or encoded body), is delimited by the
+    /// close, so a FIN would pass a short body for a whole one (curl `--http1.0` exited 0).
+    fn drop(&mut self) {
+        if self.sendfiles.broken.load(Ordering::Relaxed) {
+            let linger = Some(std::time::Duration::ZERO);
+            if let Err(e) = rustix::net::sockopt::set_socket_linger(self.inner.as_fd(), linger) {
+                tracing::debug!("cannot reset a connection whose response broke off: {e}");
             }
         }
     }

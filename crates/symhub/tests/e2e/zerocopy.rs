@@ -239,3 +239,40 @@ async fn a_download_streams_to_its_waiting_clients_with_sendfile() {
         "not cached"
     );
 }
+
+/// A download without a length (the upstream's body is chunked) that breaks off: an HTTP/1.0
+/// client, whose body only the close delimits, sees the connection reset, never a clean close
+/// that would pass a short body for a whole one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_body_without_a_length_ends_in_a_reset() {
+    use std::io::{Read, Write};
+    let up = FakeUpstream::start().await;
+    let body = data(LEN, 81);
+    up.route(
+        KEY,
+        Behavior::Serve(
+            Serve::bytes(body)
+                .chunked()
+                .drip(8, Duration::from_millis(20))
+                .cut_after(LEN / 2),
+        ),
+    );
+    let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let read = tokio::task::spawn_blocking(move || {
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.write_all(format!("GET {KEY} HTTP/1.0\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut got = Vec::new();
+        let ended = c.read_to_end(&mut got);
+        (ended, got)
+    })
+    .await
+    .unwrap();
+    let (ended, got) = read;
+    let head = String::from_utf8_lossy(&got[..got.len().min(200)]).to_lowercase();
+    assert!(head.starts_with("http/1.0 200") || got.is_empty(), "{head}");
+    assert!(!head.contains("content-length"), "{head}");
+    let err = ended.expect_err("a clean close after a broken body");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
+}
