@@ -162,8 +162,18 @@ async fn section(
     head: bool,
 ) -> Reply {
     let id = &request.build_id;
-    for key in [debuginfo(id), executable(id)].into_iter().flatten() {
-        let (file, entry, route) = match app.cache.resolve_with(&key, sent, federate, None).await {
+    // Upstreams are asked for the whole debug file by the id as sent (see `handle`).
+    let exact: Option<Arc<str>> =
+        padding_hides_length(id).then(|| format!("buildid/{}/debuginfo", id.as_str()).into());
+    let targets = [exact, None];
+    let keys = [debuginfo(id), executable(id)];
+    for (key, target) in keys.into_iter().zip(&targets) {
+        let Some(key) = key else { continue };
+        let answer = app
+            .cache
+            .resolve_with(&key, sent, federate, target.as_ref())
+            .await;
+        let (file, entry, route) = match answer {
             Answer::File { file, entry, route } => (file, entry, route),
             Answer::Streaming { fill, route, .. } => match finished(app, &fill).await {
                 Some((file, entry)) => (file, entry, route),

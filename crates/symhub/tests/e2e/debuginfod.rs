@@ -513,4 +513,13 @@ async fn build_ids_of_any_length_are_uploaded_served_and_federated() {
         .await;
     assert_eq!(r.status(), 200, "{}", s.stderr());
     assert_eq!(r.bytes().await.unwrap(), debug);
+    // A section of a 12-byte id's debug file: the whole file is asked by that id, not by the
+    // 16 bytes its padded key would suggest.
+    let id = "00112233445566778899aabb";
+    let elf = std::fs::read(fixtures().join("elf/hello.debug")).unwrap();
+    up.serve(&format!("/buildid/{id}/debuginfo"), elf.clone());
+    let r = s.get(&format!("/buildid/{id}/section/.debug_info")).await;
+    assert_eq!(r.status(), 200, "{}", s.stderr());
+    let parsed = symhub_core::elf::ElfFile::parse(&elf).unwrap();
+    assert!(r.bytes().await.unwrap() == parsed.section(".debug_info").unwrap());
 }
