@@ -170,10 +170,22 @@ pub fn client_address<'a>(
     for hop in forwarded.iter().rev() {
         match hop.parse::<IpAddr>() {
             Ok(ip) if trusted(Some(ip), false, proxies) => continue,
-            _ => return (*hop).to_owned(),
+            _ => return loggable_hop(hop),
         }
     }
-    forwarded.first().map_or(direct, |s| (*s).to_owned())
+    forwarded.first().map_or(direct, |s| loggable_hop(s))
+}
+
+/// A forwarded hop as the log's unquoted `client=` field may show it: at most 64 bytes, and
+/// anything but what addresses, ports and obfuscated names are made of (`[A-Za-z0-9.:_[]-]`)
+/// turned into `_`, so a header cannot add fields of its own to the line
+/// (`X-Forwarded-For: 1.1.1.1 outcome="hit"`).
+fn loggable_hop(hop: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || ".:_[]-".contains(c);
+    hop.chars()
+        .take(64)
+        .map(|c| if safe(c) { c } else { '_' })
+        .collect()
 }
 
 /// What is known of a request before it is handled. Building it costs no allocation: the
@@ -431,6 +443,23 @@ mod tests {
             "198.51.100.7"
         );
         assert_eq!(client_address(Some(&proxy), [], &proxies), "10.0.0.1");
+        // A hop that is not an address cannot add fields to the line.
+        h.insert(
+            "x-forwarded-for",
+            "1.1.1.1 outcome=\"hit\" method=POST".parse().unwrap(),
+        );
+        assert_eq!(
+            client_address(Some(&proxy), h.get_all(X_FORWARDED_FOR), &proxies),
+            "1.1.1.1_outcome__hit__method_POST"
+        );
+        h.insert(
+            "x-forwarded-for",
+            "[2001:db8::1]:4711, _hidden".parse().unwrap(),
+        );
+        assert_eq!(
+            client_address(Some(&proxy), h.get_all(X_FORWARDED_FOR), &proxies),
+            "_hidden"
+        );
     }
 
     #[test]
