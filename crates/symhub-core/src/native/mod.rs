@@ -279,7 +279,7 @@ fn elf_object<'data, R: ReadRef<'data>>(
     if keys.is_empty() {
         return Err(IdentifyError::NoId(
             Format::Elf,
-            "a binary whose file name is not a valid key segment",
+            "its file name cannot be part of a symbol key (empty, `.` or `..`, too long, or with a slash, backslash or control character)",
         ));
     }
     // Breakpad names a Linux module by its binary; a split file is conventionally the

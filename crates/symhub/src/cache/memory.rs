@@ -22,7 +22,8 @@ pub(super) type Memory = quick_cache::sync::Cache<String, Known, Weigh, Hasher>;
 pub(super) type OpenFiles =
     quick_cache::sync::Cache<String, Arc<std::fs::File>, quick_cache::UnitWeighter, Hasher>;
 
-/// The memory map, holding up to `bytes` of [`Known::weight`]. A typical key weighs ~700.
+/// The memory map, holding up to `bytes` of [`Known::weight`]. Its first allocation is
+/// sized for keys of ~700: an entry's weight (a remembered miss weighs about half).
 pub(super) fn memory(bytes: u64) -> Memory {
     map(bytes / 700, bytes, Weigh)
 }

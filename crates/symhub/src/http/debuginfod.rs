@@ -66,10 +66,10 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
             let Some(key) = key else {
                 return not_found("INVALID", Outcome::new("invalid"));
             };
-            // A padded key does not say how long the id was: debuginfod upstreams are asked
-            // for the id as the client sent it (a sha1 id may end in zero bytes).
-            let exact = request.artifact == Artifact::Debuginfo && padding_hides_length(id);
-            let target: Option<Arc<str>> = exact.then(|| request.url_path().into());
+            let target = match request.artifact {
+                Artifact::Debuginfo => debuginfo_target(id),
+                _ => None,
+            };
             let answer = app
                 .cache
                 .resolve_with(&key, sent, federate, target.as_ref())
@@ -98,12 +98,13 @@ pub async fn handle(app: Arc<App>, method: &Method, uri: &Uri, headers: &HeaderM
     r
 }
 
-/// Whether the SSQP key of `id` could stand for more than one id: the id is padded to 20
-/// bytes (8 to 19 bytes long) or ends in a zero byte. Checked so that the other 255 in 256
-/// sha1 ids make no target on their hot path.
-fn padding_hides_length(id: &BuildId) -> bool {
-    let hex = id.as_str();
-    (8..20).contains(&id.len_bytes()) || hex.ends_with("00")
+/// What debuginfod upstreams are asked for the debug file of `id` when its padded SSQP key
+/// could stand for more than one id (an id of 8 to 19 bytes, or one ending in a zero byte,
+/// as 1 in 256 sha1 ids do): `buildid/<id>/debuginfo`, the id as the client sent it. `None`
+/// otherwise, so the other sha1 ids make no string on their hot path.
+fn debuginfo_target(id: &BuildId) -> Option<Arc<str>> {
+    let hides_length = (8..20).contains(&id.len_bytes()) || id.as_str().ends_with("00");
+    hides_length.then(|| format!("buildid/{}/debuginfo", id.as_str()).into())
 }
 
 /// `X-Forwarded-For: symhub, symhub, …` with `n` entries (1 to `MAX_HOPS + 1`), made once:
@@ -162,12 +163,12 @@ async fn section(
     head: bool,
 ) -> Reply {
     let id = &request.build_id;
-    // Upstreams are asked for the whole debug file by the id as sent (see `handle`).
-    let exact: Option<Arc<str>> =
-        padding_hides_length(id).then(|| format!("buildid/{}/debuginfo", id.as_str()).into());
-    let targets = [exact, None];
-    let keys = [debuginfo(id), executable(id)];
-    for (key, target) in keys.into_iter().zip(&targets) {
+    // Upstreams are asked for the whole debug file, by the id as sent.
+    let tries = [
+        (debuginfo(id), debuginfo_target(id)),
+        (executable(id), None),
+    ];
+    for (key, target) in tries {
         let Some(key) = key else { continue };
         let answer = app
             .cache

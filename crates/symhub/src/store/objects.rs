@@ -183,14 +183,22 @@ impl TempObject {
     }
 
     /// [`TempObject::write`] of several chunks on the blocking pool, for async callers.
-    pub async fn write_async(mut self, chunks: Vec<bytes::Bytes>) -> io::Result<Self> {
+    pub async fn write_async(self, chunks: Vec<bytes::Bytes>) -> io::Result<Self> {
+        self.spawn_write(chunks).await?
+    }
+
+    /// [`TempObject::write`] of several chunks, handed to the blocking pool now: the file
+    /// comes back with the handle.
+    pub fn spawn_write(
+        mut self,
+        chunks: Vec<bytes::Bytes>,
+    ) -> tokio::task::JoinHandle<io::Result<Self>> {
         tokio::task::spawn_blocking(move || {
             for chunk in chunks {
                 self.write(&chunk)?;
             }
             Ok(self)
         })
-        .await?
     }
 
     pub fn written(&self) -> u64 {

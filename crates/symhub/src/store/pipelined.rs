@@ -41,13 +41,7 @@ impl Pipelined {
     /// Hands `chunks` to the blocking pool once the batch before them is written. An error
     /// is that earlier batch's.
     pub async fn write(&mut self, chunks: Vec<Bytes>) -> io::Result<()> {
-        let mut temp = self.settled().await?;
-        self.busy = Some(tokio::task::spawn_blocking(move || {
-            for chunk in chunks {
-                temp.write(&chunk)?;
-            }
-            Ok(temp)
-        }));
+        self.busy = Some(self.settled().await?.spawn_write(chunks));
         Ok(())
     }
 
