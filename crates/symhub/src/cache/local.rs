@@ -63,32 +63,9 @@ impl Cache {
         key: &SymbolKey,
         headers: &HeaderMap,
     ) -> Result<LocalFile, NoFile> {
-        let mut key = key.clone();
-        // An entry evicted between lookup and open, or one redirect, is followed once more.
+        // An entry evicted between lookup and open is looked up once more.
         for _ in 0..3 {
-            if self.blocklist.is_match(key.normalized()) {
-                return Err(NoFile::Missing);
-            }
-            let entry = match self.lookup(&key, headers.into(), true, None).await {
-                Lookup::Hit(entry) => entry,
-                Lookup::Redirect(to) => {
-                    key = SymbolKey::parse_path(&to).map_err(|_| NoFile::Missing)?;
-                    continue;
-                }
-                Lookup::Negative | Lookup::LocalOnly => return Err(NoFile::Missing),
-                Lookup::Unavailable => return Err(NoFile::Unknown),
-                Lookup::Fill { fill, .. } => match fill.headers().await {
-                    FillState::Ready(entry) => entry,
-                    FillState::Streaming(_) => match fill.finished().await {
-                        Ok(Some(entry)) => entry,
-                        _ => return Err(NoFile::Unknown),
-                    },
-                    FillState::NotFound => return Err(NoFile::Missing),
-                    FillState::Resolving | FillState::Failed | FillState::Unavailable => {
-                        return Err(NoFile::Unknown)
-                    }
-                },
-            };
+            let entry = self.entry_with(key, headers).await?;
             match self.open_entry(&entry) {
                 Ok(file) => {
                     return Ok(LocalFile {
@@ -103,6 +80,45 @@ impl Cache {
                 }
                 Err(_) => self.forget(&entry.key).await,
             }
+        }
+        Err(NoFile::Unknown)
+    }
+
+    /// The entry `key` answers with now, without opening its file: what
+    /// [`Cache::local_file_with`] would read, waiting for a fill when there is one. Cheap for a
+    /// key memory knows (no file is opened or copied from the bucket), so a parse of an older
+    /// file can be told from the current one by [`Entry::sha256`]. A code-id `.sym` key is
+    /// followed to its debug-id key (at most two redirects).
+    pub async fn entry_with(
+        self: &Arc<Self>,
+        key: &SymbolKey,
+        headers: &HeaderMap,
+    ) -> Result<Arc<Entry>, NoFile> {
+        let mut key = key.clone();
+        for _ in 0..3 {
+            if self.blocklist.is_match(key.normalized()) {
+                return Err(NoFile::Missing);
+            }
+            return match self.lookup(&key, headers.into(), true, None).await {
+                Lookup::Hit(entry) => Ok(entry),
+                Lookup::Redirect(to) => {
+                    key = SymbolKey::parse_path(&to).map_err(|_| NoFile::Missing)?;
+                    continue;
+                }
+                Lookup::Negative | Lookup::LocalOnly => Err(NoFile::Missing),
+                Lookup::Unavailable => Err(NoFile::Unknown),
+                Lookup::Fill { fill, .. } => match fill.headers().await {
+                    FillState::Ready(entry) => Ok(entry),
+                    FillState::Streaming(_) => match fill.finished().await {
+                        Ok(Some(entry)) => Ok(entry),
+                        _ => Err(NoFile::Unknown),
+                    },
+                    FillState::NotFound => Err(NoFile::Missing),
+                    FillState::Resolving | FillState::Failed | FillState::Unavailable => {
+                        Err(NoFile::Unknown)
+                    }
+                },
+            };
         }
         Err(NoFile::Unknown)
     }

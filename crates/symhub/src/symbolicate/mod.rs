@@ -32,6 +32,9 @@ pub struct Symbols {
     pub code_file: Option<String>,
     /// Bytes of the `.sym`: its weight in the memory cache.
     pub size: u64,
+    /// SHA-256 of the `.sym` parsed ([`crate::cache::Entry::sha256`]): a key whose file was
+    /// replaced since (an upload) is parsed again.
+    sha256: String,
 }
 
 /// Why a module has no symbols.
@@ -94,9 +97,10 @@ pub struct Symbolicator {
     cache: Arc<Cache>,
     /// Parsed files by normalized `.sym` key, weighed in KiB of estimated memory.
     parsed: moka::future::Cache<String, Arc<Symbols>>,
-    /// `.sym` files that did not parse (or are another module's), by key, for a minute: a
-    /// broken file is not parsed again for every request that names it.
-    unusable: moka::sync::Cache<String, String>,
+    /// `.sym` files that did not parse (or are another module's), by key, with their SHA-256
+    /// and why, for a minute: a broken file is not parsed again for every request that names
+    /// it (but other bytes uploaded under its key are).
+    unusable: moka::sync::Cache<String, (String, String)>,
     /// Requests worked on at once (`symbolication.max_concurrent_requests`).
     pub permits: tokio::sync::Semaphore,
     pub config: SymbolicationConfig,
@@ -139,14 +143,37 @@ impl Symbolicator {
 
     /// The parsed `.sym` of `key`, one fetch and parse for any number of concurrent callers;
     /// `hints` tell a conversion what else is known of the module.
+    ///
+    /// What the key answers with is asked first (for a key memory knows, one lookup, no file
+    /// opened): a parse of bytes an upload has replaced, or of a key deleted since, is never
+    /// used (a `GET` of the key answers with the new bytes at once; so must symbolication).
     async fn by_key_with(
         &self,
         key: &SymbolKey,
         hints: &http::HeaderMap,
     ) -> Result<Arc<Symbols>, NoSymbols> {
         let norm = key.normalized().to_owned();
-        if let Some(why) = self.unusable.get(&norm) {
+        let entry = match self.cache.entry_with(key, hints).await {
+            Ok(entry) => entry,
+            Err(e) => {
+                if e == NoFile::Missing {
+                    self.parsed.invalidate(&norm).await;
+                }
+                return Err(no_symbols(e));
+            }
+        };
+        if let Some((_, why)) = self
+            .unusable
+            .get(&norm)
+            .filter(|(sha, _)| *sha == entry.sha256)
+        {
             return Err(NoSymbols::Corrupt(why));
+        }
+        if let Some(parsed) = self.parsed.get(&norm).await {
+            if parsed.sha256 == entry.sha256 {
+                return Ok(parsed);
+            }
+            self.parsed.invalidate(&norm).await;
         }
         let found = self
             .parsed
@@ -154,7 +181,8 @@ impl Symbolicator {
             .await
             .map_err(|e| (*e).clone());
         if let Err(NoSymbols::Corrupt(why)) = &found {
-            self.unusable.insert(norm, why.clone());
+            self.unusable
+                .insert(norm, (entry.sha256.clone(), why.clone()));
         }
         found
     }
@@ -168,10 +196,7 @@ impl Symbolicator {
             .cache
             .local_file_with(key, hints)
             .await
-            .map_err(|e| match e {
-                NoFile::Missing => NoSymbols::Missing,
-                NoFile::Unknown => NoSymbols::Unavailable,
-            })?;
+            .map_err(no_symbols)?;
         let started = std::time::Instant::now();
         let asked = key.clone();
         let parsed = tokio::task::spawn_blocking(move || parse(&local, &asked))
@@ -183,6 +208,13 @@ impl Symbolicator {
             Err(e) => tracing::warn!(key = %key, "cannot use this symbol file: {e:?}"),
         }
         parsed.map(Arc::new)
+    }
+}
+
+fn no_symbols(e: NoFile) -> NoSymbols {
+    match e {
+        NoFile::Missing => NoSymbols::Missing,
+        NoFile::Unknown => NoSymbols::Unavailable,
     }
 }
 
@@ -225,5 +257,6 @@ fn parse(local: &crate::cache::LocalFile, key: &SymbolKey) -> Result<Symbols, No
         file,
         code_file: header.code_file,
         size: local.entry.size,
+        sha256: local.entry.sha256.clone(),
     })
 }

@@ -101,3 +101,17 @@ async fn a_pdb_only_in_the_bucket_is_converted_on_demand() {
     assert!(made.lines().filter(|l| l.starts_with("FUNC")).count() > 100);
     assert!(c.b.stderr().contains("made a .sym on demand"));
 }
+
+/// A module parsed on one instance is parsed again there once the other replaces its
+/// `.sym`, and dropped once the other deletes it (the change reaches it through the database).
+#[tokio::test]
+async fn symbols_replaced_or_deleted_through_one_instance_are_not_used_by_the_other() {
+    let Some(c) = Cluster::start() else { return };
+    crate::symbolication::replaced::replaced_and_deleted_symbols_are_not_used(
+        &c.a,
+        KEY,
+        &c.b,
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+}

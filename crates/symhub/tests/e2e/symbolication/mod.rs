@@ -5,6 +5,7 @@
 mod hostile;
 mod minidumps;
 mod on_demand;
+pub(crate) mod replaced;
 mod v5;
 
 use std::path::Path;
