@@ -198,8 +198,19 @@ impl Uploads {
         let key = object.breakpad_key.clone()?;
         let store = self.store.clone();
         if committed == Committed::Duplicate {
-            let k = key.normalized().to_owned();
-            let have = blocking(move || Ok(store.get(&k)?.is_some())).await;
+            let (k, transaction) = (key.clone(), origin.transaction);
+            let have = blocking(move || {
+                let Some(sym) = store.get(k.normalized())? else {
+                    return Ok(false);
+                };
+                // A run that sends the same files again (`--force`) ships the `.sym` an
+                // earlier run made: deleting that earlier run must not take it from this one.
+                if let Some(id) = transaction {
+                    store.record_held(id, std::slice::from_ref(&k), &sym.sha256, sym.size)?;
+                }
+                Ok(true)
+            })
+            .await;
             if have.unwrap_or(false) {
                 return None;
             }

@@ -1,5 +1,5 @@
 //! Native uploads over a build's life: a `.sym` made from two runs' files survives the
-//! deletion of either run; build ids of every length gcc and lld write; a `-g`-less split
+//! deletion of either run, and so does one a `--force` re-run sent the files of; build ids of every length gcc and lld write; a `-g`-less split
 //! debug file; a PE and its PDB named apart (as cargo names them).
 
 use std::process::Command;
@@ -209,4 +209,34 @@ async fn an_image_and_its_pdb_named_apart_keep_their_names() {
             pe.timestamp, pe.size_of_image
         )
     );
+}
+
+/// A release uploaded again with `--force` sends files the store already holds: the `.sym`
+/// an earlier run made from them is this run's too, so deleting the earlier run keeps it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forced_rerun_keeps_the_sym_an_earlier_run_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "dump_syms_regtest64.pdb";
+    std::fs::copy(fixtures().join("windows").join(name), dir.path().join(name)).unwrap();
+    // Without conversions on demand, a `.sym` the store lost would stay lost.
+    let s = Symhub::start(&format!(
+        "upstream = []\n{}[symbolication]\non_demand = false\n",
+        auth_config(KEY)
+    ));
+    let (ok, first) = upload(&s, &["--product", "app", "--version", "2"], &[dir.path()]).await;
+    assert!(ok, "{first}");
+    let (ok, again) = upload(
+        &s,
+        &["--product", "app", "--version", "3", "--force"],
+        &[dir.path()],
+    )
+    .await;
+    assert!(ok, "{again}");
+    let sym = "dump_syms_regtest64.pdb/72E103A85CB249078B76B2E7C06257B13/dump_syms_regtest64.sym";
+    let (status, made) = fetch(&s, sym).await;
+    assert_eq!(status, 200);
+    delete_transaction(&s, transaction_id(&first)).await;
+    assert_eq!(fetch(&s, sym).await, (200, made), "{sym}");
+    delete_transaction(&s, transaction_id(&again)).await;
+    assert_eq!(fetch(&s, sym).await.0, 404, "nothing holds it any more");
 }
