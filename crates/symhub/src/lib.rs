@@ -78,11 +78,7 @@ pub async fn serve(
         let packages = packages.clone();
         tokio::task::spawn_blocking(move || packages.recover()).await??;
     }
-    let uploads = Arc::new(upload::Uploads::new(
-        store.clone(),
-        config.upload.clone(),
-        config.server.body_idle_timeout,
-    ));
+    let uploads = Arc::new(upload::Uploads::new(store.clone(), &config));
     let expiry = tokio::spawn({
         let (uploads, packages) = (uploads.clone(), packages.clone());
         async move {

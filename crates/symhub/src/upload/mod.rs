@@ -92,6 +92,8 @@ pub struct Claim {
 pub struct Uploads {
     store: Arc<SymbolStore>,
     config: UploadConfig,
+    /// `packages.max_ratio`: bounds what a zip member unpacks to (`unpack`).
+    max_ratio: u64,
     pub body_idle_timeout: std::time::Duration,
     /// `.sym` makers that may run at once: each reads its file whole, so as many as there
     /// are cores, not as many as there are uploads.
@@ -107,15 +109,14 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 impl Uploads {
-    pub fn new(
-        store: Arc<SymbolStore>,
-        config: UploadConfig,
-        body_idle_timeout: std::time::Duration,
-    ) -> Self {
+    /// `[upload]`, `server.body_idle_timeout`, and `packages.max_ratio` (what a zip's member
+    /// may unpack to, per compressed byte, as for SSQP packages).
+    pub fn new(store: Arc<SymbolStore>, config: &crate::config::Config) -> Self {
         Self {
             store,
-            config,
-            body_idle_timeout,
+            config: config.upload.clone(),
+            max_ratio: config.packages.max_ratio,
+            body_idle_timeout: config.server.body_idle_timeout,
             symgen_slots: tokio::sync::Semaphore::new(crate::config::or_per_core(0, 1)),
         }
     }

@@ -52,6 +52,7 @@ impl Uploads {
         zip: &Received,
     ) -> Result<Vec<Result<(String, Received), String>>, UploadError> {
         let (store, path, limit) = (self.store.clone(), zip.path.to_path_buf(), self.max_size());
+        let max_ratio = self.max_ratio;
         blocking(move || {
             let mut archive = zip::ZipArchive::new(File::open(&path)?)
                 .map_err(|e| UploadError::NotDebugFile(format!("an unreadable zip: {e}")))?;
@@ -91,10 +92,28 @@ impl Uploads {
                     out.push(Err(format!("{name}: larger than upload.max_size")));
                     continue;
                 }
+                // A zip bomb: a big member from few compressed bytes. Small members may
+                // compress very well (runs of zeros). Refused whole, as `symhub package add`
+                // refuses one. (The zip reader stops a member at the size its header gives;
+                // the copy is bounded all the same.)
+                let bomb = || {
+                    UploadError::NotDebugFile(format!(
+                        "{name}: a compression ratio above packages.max_ratio ({max_ratio}:1), \
+                         a zip bomb; nothing in this zip was stored"
+                    ))
+                };
+                let by_ratio = entry
+                    .compressed_size()
+                    .saturating_mul(max_ratio)
+                    .max(1 << 20);
+                if entry.size() > by_ratio {
+                    return Err(bomb());
+                }
                 let base = symhub_core::native::base_name(&name).to_owned();
-                match copy_bounded(&store, &mut entry, limit) {
+                match copy_bounded(&store, &mut entry, limit.min(by_ratio)) {
                     Ok(file) if file.size > 0 => out.push(Ok((base, file))),
                     Ok(_) => {}
+                    Err(UploadError::TooLarge(_)) if by_ratio < limit => return Err(bomb()),
                     Err(UploadError::TooLarge(_)) => {
                         out.push(Err(format!("{name}: unpacks to more than upload.max_size")))
                     }

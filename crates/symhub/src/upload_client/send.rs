@@ -99,11 +99,7 @@ impl Sink {
             }),
             Opened::Remote(remote) => Sink::Remote(remote),
             Opened::Local { .. } if v2 => anyhow::bail!("--sym-upload-v2 needs --url"),
-            Opened::Local { store, config } => Sink::Local(Arc::new(Uploads::new(
-                store,
-                config.upload.clone(),
-                config.server.body_idle_timeout,
-            ))),
+            Opened::Local { store, config } => Sink::Local(Arc::new(Uploads::new(store, &config))),
         })
     }
 

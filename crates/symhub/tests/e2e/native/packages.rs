@@ -185,3 +185,31 @@ async fn a_portable_pdb_embedded_in_a_dll_is_unpacked_and_keyed() {
         "{report}"
     );
 }
+
+/// A `.nupkg` whose member unpacks to a thousand times its compressed size is a zip bomb:
+/// refused whole (as `symhub package add` refuses one), and nothing in it is stored. (A
+/// header that hides the size is the zip reader's to catch: that member is unreadable.) A member that merely compresses well stays welcome.
+#[tokio::test]
+async fn a_zip_bomb_among_build_output_is_refused_whole() {
+    let s = server();
+    let dll = std::fs::read(fixtures().join("dotnet/System.Threading.Thread.dll")).unwrap();
+    let zeros = vec![0u8; 64 << 20];
+    let bomb = zip_of(&[
+        ("lib/net8.0/System.Threading.Thread.dll", dll.clone()),
+        ("lib/net8.0/zeros.pdb", zeros.clone()),
+    ]);
+    let (status, json) = put_file(&s, "bomb.1.0.0.nupkg", bomb).await;
+    assert_eq!(status, 422, "{json}");
+    let message = json["message"].as_str().unwrap();
+    assert!(message.contains("packages.max_ratio"), "{json}");
+    let stored = s.json(&format!("/api/symbols?key={KEY}&limit=10")).await;
+    assert_eq!(stored["symbols"], serde_json::json!([]), "nothing stored");
+    assert!(s.objects().is_empty(), "{:?}", s.objects());
+    // 64 KiB of zeros beside the DLL: small, however well it compresses.
+    let fine = zip_of(&[
+        ("lib/net8.0/System.Threading.Thread.dll", dll),
+        ("lib/net8.0/zeros.pdb", zeros[..64 << 10].to_vec()),
+    ]);
+    let (status, json) = put_file(&s, "fine.1.0.0.nupkg", fine).await;
+    assert_eq!(status, 200, "{json}");
+}
