@@ -256,6 +256,26 @@ impl PgConn {
     }
 }
 
+impl Drop for PgConn {
+    /// `postgres::Client` closes its connection by blocking on a runtime of its own, which
+    /// panics on a thread that runs tokio (the server drops its last reference to the store
+    /// at shutdown, on its main runtime: exit 134 on every SIGTERM of a shared-store
+    /// instance). There it is closed on a thread of its own; if none can be started, the
+    /// process is ending and the connection is left to the kernel.
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let client = std::mem::ManuallyDrop::new(client);
+        let _ = std::thread::Builder::new()
+            .name("symhub-pg-close".into())
+            .spawn(move || drop(std::mem::ManuallyDrop::into_inner(client)));
+    }
+}
+
 /// `?1` → `$1`. Store SQL has no `?` inside string literals.
 fn dollar_placeholders(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());

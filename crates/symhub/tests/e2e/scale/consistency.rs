@@ -1,6 +1,6 @@
 //! Two instances on one bucket and one database answer identically: a v1 upload on A is
 //! served by B, a v2 session spans both, and a package ingested on one and removed on the
-//! other is seen (and gone) on both.
+//! other is seen (and gone) on both; SIGTERM ends both with exit 0.
 
 use super::{sym, until_status, upload_v1, Cluster, KEY};
 use crate::packages::{index, make_zip};
@@ -114,4 +114,23 @@ async fn two_instances_on_one_bucket_answer_identically() {
         2,
         "the package's blob left the bucket; the two uploads stay"
     );
+}
+
+/// SIGTERM ends an instance on a shared store as it ends one on a data dir: exit 0, once
+/// its database connections are closed (they used to abort the process as they closed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_instances_on_a_shared_store_cleanly() {
+    let Some(mut c) = Cluster::start() else {
+        return;
+    };
+    let id = "37DBF1D89E79D021896EB8F060CBFF050";
+    assert_eq!(upload_v1(&c.a, &sym("hello", id)).await.status(), 200);
+    until_status(&c.b, &format!("/hello/{id}/hello.sym"), 200).await;
+    for s in [&mut c.a, &mut c.b] {
+        let status =
+            tokio::task::block_in_place(|| s.terminate(std::time::Duration::from_secs(15)))
+                .expect("exited after SIGTERM");
+        assert_eq!(status.code(), Some(0), "{}", s.stderr());
+        assert!(!s.stderr().contains("panicked"), "{}", s.stderr());
+    }
 }
