@@ -61,6 +61,9 @@ pub struct Fill {
     pub(super) target: Option<Arc<str>>,
     /// Bytes of a stored key, from the bucket (not an upstream).
     pub from_store: bool,
+    /// The validator of a stored file, known before its bytes (its SHA-256, as its entry
+    /// will give it): a conditional request is answered while the file still arrives.
+    etag: Option<http::HeaderValue>,
     /// [`crate::upstream::Upstreams::wire_digest`] of what upstreams are sent (0 for a
     /// copy from the bucket): a miss is remembered for it.
     pub(super) digest: u64,
@@ -80,6 +83,7 @@ impl Fill {
             slot,
             target: None,
             from_store: false,
+            etag: None,
             digest: 0,
             born,
             state: watch::Sender::new(FillState::Resolving),
@@ -95,10 +99,17 @@ impl Fill {
         self
     }
 
-    /// Bytes of a stored key, copied from the bucket.
-    pub(super) fn bucket_copy(mut self) -> Self {
+    /// Bytes of a stored key, copied from the bucket; `sha256`: the store's record of them.
+    pub(super) fn bucket_copy(mut self, sha256: &str) -> Self {
         self.from_store = true;
+        self.etag = Some(super::etag_of(sha256));
         self
+    }
+
+    /// The `ETag` the file will have, when it is known before the file is whole (a stored
+    /// file's); `None` for an upstream's download, whose hash is known only at its end.
+    pub fn etag(&self) -> Option<&http::HeaderValue> {
+        self.etag.as_ref()
     }
 
     pub fn subscribe(&self) -> watch::Receiver<FillState> {

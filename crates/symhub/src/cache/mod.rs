@@ -364,7 +364,7 @@ impl Cache {
 
     fn remember_at(&self, e: CachedEntry, path: PathBuf, source: Source, born: u64) -> Arc<Entry> {
         let entry = Arc::new(Entry {
-            etag: header_value(format!("\"{}\"", &e.sha256[..32.min(e.sha256.len())])),
+            etag: etag_of(&e.sha256),
             http_date: header_value(httpdate::fmt_http_date(e.last_modified)),
             path,
             source,
@@ -450,7 +450,7 @@ impl Cache {
         let fill = Fill::new(key.clone(), slot.clone(), born);
         let fill = Arc::new(match &from {
             FillFrom::Upstreams { target, digest, .. } => fill.upstream(target.clone(), *digest),
-            FillFrom::Bucket(_) => fill.bucket_copy(),
+            FillFrom::Bucket(stored) => fill.bucket_copy(&stored.sha256),
         });
         fills.insert(slot, fill.clone());
         drop(fills);
@@ -535,6 +535,11 @@ impl Cache {
         }
         Ok(entry)
     }
+}
+
+/// The `ETag` of a file whose SHA-256 is `sha256`: its first 128 bits, quoted.
+fn etag_of(sha256: &str) -> http::HeaderValue {
+    header_value(format!("\"{}\"", &sha256[..32.min(sha256.len())]))
 }
 
 /// A header value made of text symhub formats itself (hex, an HTTP date): always valid.

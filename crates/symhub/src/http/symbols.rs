@@ -420,7 +420,9 @@ pub(super) fn serve_part(
     Some(r)
 }
 
-/// Serves a fill still in progress: headers now, bytes as they land in the temp file.
+/// Serves a fill still in progress: headers now, bytes as they land in the temp file. A
+/// stored file arriving from the bucket has its `ETag` already: `If-None-Match` (304) and
+/// `If-Range` hold as they do for a local copy.
 fn serve_streaming(
     fill: &Fill,
     p: &Progress,
@@ -428,12 +430,20 @@ fn serve_streaming(
     head: bool,
     cache: &'static str,
 ) -> Response {
-    let (status, start, end) = match p.len.map(|len| (len, wanted(headers, len, None))) {
+    let etag = fill.etag().and_then(|v| v.to_str().ok());
+    let not_modified = etag.is_some_and(|etag| {
+        headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|inm| etag_matches(inm, etag))
+    });
+    let (status, start, end) = match p.len.map(|len| (len, wanted(headers, len, etag))) {
+        _ if not_modified => (StatusCode::NOT_MODIFIED, 0, Some(0)),
         None | Some((_, Wanted::All)) => (StatusCode::OK, 0, p.len),
         Some((_, Wanted::Part(s, e))) => (StatusCode::PARTIAL_CONTENT, s, Some(e + 1)),
         Some((len, Wanted::Unsatisfiable)) => return range_not_satisfiable(len, cache),
     };
-    let mut r = if head {
+    let mut r = if head || not_modified {
         Response::new(Body::empty())
     } else {
         let mut r = Response::new(Body::from_stream(fill.stream(start, end)));
@@ -443,11 +453,14 @@ fn serve_streaming(
     };
     r.headers_mut().reserve(FILE_HEADERS);
     *r.status_mut() = status;
-    if let (Some(end), Some(len)) = (end, p.len) {
+    if let (Some(end), Some(len), false) = (end, p.len, not_modified) {
         set_length(&mut r, status, start, end, len);
     }
     let last_modified = httpdate::fmt_http_date(p.last_modified);
     let last_modified = HeaderValue::from_str(&last_modified).expect("an HTTP date is ASCII");
     base_headers(&mut r, cache, &last_modified);
+    if let Some(etag) = fill.etag() {
+        r.headers_mut().insert(header::ETAG, etag.clone());
+    }
     r
 }

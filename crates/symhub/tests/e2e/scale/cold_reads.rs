@@ -1,7 +1,8 @@
 //! Reading stored files an instance has no local copy of: streamed from a slow bucket as
 //! they arrive (one download for concurrent clients, ranges, a damaged blob never served
 //! whole or kept), the local copy then sent from the page cache, and store hits redirected
-//! to presigned bucket URLs.
+//! to presigned bucket URLs; a first read has the validators (ETag, 304, If-Range) of a
+//! local copy.
 
 use super::{put_package, Cluster, Pipe, BUCKET};
 use crate::support::*;
@@ -159,4 +160,73 @@ async fn store_hits_can_redirect_to_presigned_bucket_urls() {
         .get("/nothing.pdb/0000000000000000000000000000DEAD1/nothing.pdb")
         .await;
     assert_eq!(r2.status(), 404);
+}
+
+/// A stored file an instance reads from the bucket for the first time has the validators of
+/// its local copy: the `ETag` (its SHA-256) and `Last-Modified` at once, a 304 for a client
+/// that has it, and `If-Range` honoured. Behind a load balancer a conditional request gets
+/// the same answer from every instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_read_from_the_bucket_has_the_validators_of_a_local_copy() {
+    use sha2::Digest;
+    let Some(c) = Cluster::start() else { return };
+    let (blob, other) = (data(3 << 20, 31), data(3 << 20, 32));
+    let keys = [
+        "val.pdb/0123456789ABCDEF0123456789ABCDEF1/val.pdb",
+        "val.pdb/0123456789ABCDEF0123456789ABCDEF2/val.pdb",
+        "val.pdb/0123456789ABCDEF0123456789ABCDEF3/val.pdb",
+    ];
+    for (i, key) in keys.iter().enumerate() {
+        put_package(
+            &c.a,
+            &format!("val{i}"),
+            key,
+            if i == 1 { &other } else { &blob },
+        )
+        .await;
+    }
+    let etag = |b: &[u8]| format!("\"{}\"", &hex::encode(sha2::Sha256::digest(b))[..32]);
+    // B has no copy of any of them. A HEAD: validators at once.
+    let r = client()
+        .head(format!("{}/{}", c.b.url, keys[0]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["etag"], etag(&blob).as_str());
+    assert!(
+        r.headers().contains_key("last-modified"),
+        "{:?}",
+        r.headers()
+    );
+    // A client that has the file: 304, no body.
+    let r = client()
+        .get(format!("{}/{}", c.b.url, keys[1]))
+        .header("if-none-match", etag(&other))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    assert_eq!(r.headers()["etag"], etag(&other).as_str());
+    assert!(r.bytes().await.unwrap().is_empty());
+    // If-Range with the file's validator: the part; with another: the whole file.
+    let url = format!("{}/{}", c.b.url, keys[2]);
+    let r = client()
+        .get(&url)
+        .header("range", "bytes=10-19")
+        .header("if-range", etag(&blob))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().await.unwrap(), blob[10..20]);
+    let r = client()
+        .get(&url)
+        .header("range", "bytes=10-19")
+        .header("if-range", etag(&other))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().len(), blob.len());
 }
