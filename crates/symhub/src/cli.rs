@@ -228,8 +228,13 @@ fn init_logging(format: LogFormat) {
             "info,breakpad_symbols=error,minidump=error,minidump_processor=error,minidump_unwind=error",
         )
     });
+    // A log reader that went away (a `| head` that exited, a crashed collector) costs the
+    // log, not the service: by default the subscriber reports a failed write with
+    // `eprintln!`, which panics on a closed stderr, in whatever task was logging (every
+    // request failed, and SIGTERM never ended the server).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .log_internal_errors(false)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),

@@ -143,7 +143,9 @@ pub async fn serve(
     let history = tokio::spawn(app.metrics.history.clone().run());
     let listeners = http::bind(&config).await?;
     for l in &listeners {
-        println!("symhub: listening on {}", l.describe());
+        // Not `println!`, which panics once whoever read the first line has gone.
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "symhub: listening on {}", l.describe());
     }
     let names: Vec<_> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
     tracing::info!(

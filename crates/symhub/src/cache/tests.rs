@@ -264,7 +264,8 @@ fn bucket_copy(body: &[u8]) -> (Arc<Fill>, Progress) {
     use std::io::Write;
     let mut file = tempfile::tempfile().unwrap();
     file.write_all(body).unwrap();
-    let fill = Arc::new(Fill::new(key(), key().normalized().to_owned(), 0).bucket_copy(&"00".repeat(32)));
+    let fill =
+        Arc::new(Fill::new(key(), key().normalized().to_owned(), 0).bucket_copy(&"00".repeat(32)));
     let progress = Progress {
         file: Arc::new(file),
         len: Some(body.len() as u64),

@@ -399,3 +399,54 @@ async fn a_request_cut_before_its_response_is_logged() {
     assert!(waiting.await.unwrap().is_err(), "the request was cut");
     assert_eq!(cut(&s.stderr(), stopped), 1, "{}", s.stderr());
 }
+
+/// A reader of the log that goes away (a `| head` that exits, a crashed collector) costs the
+/// log, not the service: requests are answered and SIGTERM ends the server with exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_log_pipe_costs_the_log_not_the_service() {
+    use std::io::BufRead;
+    let data = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("symhub: listening on ")
+        .unwrap()
+        .to_owned();
+    // Both readers are gone now: every later write to stdout or stderr fails.
+    drop(child.stderr.take());
+    for _ in 0..3 {
+        let r = client().get(format!("{url}/healthz")).send().await;
+        assert_eq!(r.map(|r| r.status().as_u16()).ok(), Some(200));
+    }
+    std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "exited after SIGTERM"
+    );
+}
