@@ -462,6 +462,14 @@ mod tests {
                 "trusted_proxies[0]",
             ),
             ("[server]\nworkers = 100000\n", "server.workers"),
+            (
+                "[server]\nheader_read_timeout = \"0s\"\n",
+                "server.header_read_timeout: must be more than 0",
+            ),
+            (
+                "[[upstream]]\nname = \"u\"\nurl = \"http://x\"\nfirst_byte_timeout = \"0s\"\n",
+                "upstream[0] (`u`).first_byte_timeout",
+            ),
         ];
         for (text, want) in cases {
             let err = format!("{:#}", Config::parse(text).unwrap_err());

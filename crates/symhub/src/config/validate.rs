@@ -95,6 +95,7 @@ impl Config {
         if self.server.workers > MAX_WORKERS {
             bail!("server.workers: at most {MAX_WORKERS} (0 is one per core)");
         }
+        self.waits()?;
         if self.retention.interval < std::time::Duration::from_millis(100) {
             bail!("retention.interval: must be at least 100ms (as in \"5m\")");
         }
@@ -131,6 +132,15 @@ impl Config {
         let mut names = std::collections::HashSet::new();
         for (i, u) in self.upstreams.iter().enumerate() {
             let at = format!("upstream[{i}] (`{}`)", u.name);
+            for (name, wait) in [
+                ("connect_timeout", u.connect_timeout),
+                ("first_byte_timeout", u.first_byte_timeout),
+                ("idle_timeout", u.idle_timeout),
+            ] {
+                if wait.is_zero() {
+                    bail!("{at}.{name}: must be more than 0 (as in \"20s\"): 0 fails every request to it");
+                }
+            }
             if u.name.is_empty()
                 || !u
                     .name
@@ -178,6 +188,41 @@ impl Config {
             .with_context(|| {
                 format!("server.unix_socket_mode: `{m}` is not an octal mode like \"0660\"")
             })
+    }
+
+    /// Timeouts and lifetimes that 0 would make useless: every connection, upload,
+    /// conversion or request ended at once (`header_read_timeout = "0s"` reset every
+    /// connection without a word in the log).
+    fn waits(&self) -> anyhow::Result<()> {
+        let s3 = &self.storage.s3;
+        let waits = [
+            (
+                "server.header_read_timeout",
+                self.server.header_read_timeout,
+            ),
+            ("server.idle_timeout", self.server.idle_timeout),
+            ("server.body_idle_timeout", self.server.body_idle_timeout),
+            ("upload.session_ttl", self.upload.session_ttl),
+            ("upload.breakpad_timeout", self.upload.breakpad_timeout),
+            (
+                "symbolication.convert_timeout",
+                self.symbolication.convert_timeout,
+            ),
+            (
+                "symbolication.request_timeout",
+                self.symbolication.request_timeout,
+            ),
+            ("storage.s3.connect_timeout", s3.connect_timeout),
+            ("storage.s3.timeout", s3.timeout),
+            ("storage.s3.write_timeout", s3.write_timeout),
+            ("storage.s3.redirect_ttl", s3.redirect_ttl),
+        ];
+        for (name, wait) in waits {
+            if wait.is_zero() {
+                bail!("{name}: must be more than 0 (as in \"30s\"): 0 would end every one at once");
+            }
+        }
+        Ok(())
     }
 
     pub fn trusted_proxies(&self) -> anyhow::Result<Vec<TrustedProxy>> {
