@@ -7,7 +7,9 @@
 //! entry (the reason goes to the log).
 //!
 //! A derived entry records the converter that made it ([`derived_tag`]) as its upstream; an
-//! entry made by another converter version is ignored by lookups and made again.
+//! entry made by another converter version is ignored by lookups and made again. So is a
+//! PDB's `.sym` made without its binary (nothing named it, none was uploaded) once a request
+//! names the binary ([`CODE_FILE_HINT`]): its CFI and `INFO CODE_ID` are worth a conversion.
 //!
 //! Which debug file a `.sym` key comes from (Breakpad's naming, Tecken's code-id form):
 //! - `foo.pdb/<GUID+age>/foo.sym` → the PDB `foo.pdb/<GUID+age>/foo.pdb` (or its `.pd_`);
@@ -37,11 +39,32 @@ use crate::upload::dump_worker::{dump, name_code_file, DumpLimits};
 /// The converter and the revision of how symhub drives it. Changing either makes every
 /// derived `.sym` again (old ones are evicted as they go cold). Kept equal to the dump_syms
 /// version in Cargo.lock by a test.
-pub const CONVERTER: &str = "dump_syms-2.3.9+symhub.1";
+pub const CONVERTER: &str = "dump_syms-2.3.9+symhub.2";
 
-/// Every derived entry's `upstream`.
-pub fn derived_tag() -> String {
-    format!("{DERIVED_PREFIX}{CONVERTER}")
+/// Every derived entry's `upstream`; `without_binary` for a PDB's `.sym` made from the PDB
+/// alone when no request named its binary.
+pub fn derived_tag(without_binary: bool) -> String {
+    let suffix = if without_binary { WITHOUT_BINARY } else { "" };
+    format!("{DERIVED_PREFIX}{CONVERTER}{suffix}")
+}
+
+/// The end of the tag of a PDB's `.sym` made without its binary.
+const WITHOUT_BINARY: &str = " without binary";
+
+/// Whether the request's headers name a PDB's binary ([`CODE_FILE_HINT`]).
+pub(super) fn names_binary(headers: &HeaderMap) -> bool {
+    headers.contains_key(CODE_FILE_HINT)
+}
+
+/// Whether a cache entry is made again rather than served: made by another converter, or
+/// made without the binary that this request (`names_binary`) names.
+pub(super) fn remake(upstream: &str, names_binary: bool) -> bool {
+    is_stale(upstream) || (names_binary && made_without_binary(upstream))
+}
+
+/// Whether a cache entry is a PDB's `.sym` made without its binary.
+pub(super) fn made_without_binary(upstream: &str) -> bool {
+    upstream.ends_with(WITHOUT_BINARY) && is_derived(upstream)
 }
 
 /// The `upstream` prefix of every derived entry, whatever converter made it.
@@ -56,7 +79,7 @@ pub(crate) fn is_derived(upstream: &str) -> bool {
 pub(super) fn is_stale(upstream: &str) -> bool {
     upstream
         .strip_prefix(DERIVED_PREFIX)
-        .is_some_and(|c| c != CONVERTER)
+        .is_some_and(|c| c.strip_suffix(WITHOUT_BINARY).unwrap_or(c) != CONVERTER)
 }
 
 pub(super) struct Converter {
@@ -272,6 +295,8 @@ impl Cache {
                 (None, Some((b, _))) => (b, None),
                 (None, None) => continue,
             };
+            // Made again when a request names the binary (see [`remake`]).
+            let without_binary = recipe.is_pdb() && binary.is_none() && !names_binary(headers);
             let _slot = self.converter.slots.acquire().await;
             let made = self
                 .convert(
@@ -281,7 +306,7 @@ impl Cache {
                 )
                 .await;
             return match made {
-                Ok(sym) => self.derived(fill, sym).await,
+                Ok(sym) => self.derived(fill, sym, without_binary).await,
                 Err(Failure::Input(reason)) => {
                     tracing::warn!(key = %fill.key, from = %recipe.debug,
                         "cannot make this .sym on demand (remembered as missing): {reason}");
@@ -391,7 +416,12 @@ impl Cache {
 
     /// Hands a made `.sym` to the fill: copied into a cache temp object (hashed as it is
     /// written), announced to the waiting requests, then committed by the caller.
-    async fn derived(self: &Arc<Self>, fill: &Arc<Fill>, sym: MadeSym) -> Outcome {
+    async fn derived(
+        self: &Arc<Self>,
+        fill: &Arc<Fill>,
+        sym: MadeSym,
+        without_binary: bool,
+    ) -> Outcome {
         let objects = self.objects.clone();
         let temp = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
             let mut temp = objects.writer()?;
@@ -407,7 +437,7 @@ impl Cache {
             }
             Err(_) => return Outcome::Ended(Ended::Failed),
         };
-        let upstream: Arc<str> = derived_tag().into();
+        let upstream: Arc<str> = derived_tag(without_binary).into();
         let now = SystemTime::now();
         fill.state.send_replace(FillState::Streaming(Progress {
             file: temp.file().clone(),
@@ -537,7 +567,13 @@ mod tests {
             "bump CONVERTER to dump_syms-{version}: derived .sym files must be made again"
         );
         assert!(is_stale("derived:dump_syms-0.1+symhub.1"));
-        assert!(!is_stale(&derived_tag()));
+        assert!(is_stale("derived:dump_syms-0.1+symhub.1 without binary"));
+        assert!(!is_stale(&derived_tag(false)));
+        assert!(!is_stale(&derived_tag(true)));
         assert!(!is_stale("microsoft"));
+        assert!(remake(&derived_tag(true), true));
+        assert!(!remake(&derived_tag(true), false));
+        assert!(!remake(&derived_tag(false), true));
+        assert!(!remake("microsoft without binary", true));
     }
 }

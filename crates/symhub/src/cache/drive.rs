@@ -19,7 +19,7 @@ use std::sync::Arc;
 use http::HeaderMap;
 use symhub_core::SymbolKey;
 
-use super::derive::is_stale;
+use super::derive::{names_binary, remake};
 use super::fetch::{self, CabSource, Ended, Work};
 use super::fill::{Fill, FillState};
 use super::index::CachedEntry;
@@ -127,7 +127,7 @@ impl Cache {
         // no fill of the key, in any spelling, ended since, the index is not read again:
         // that hop to the blocking pool was on every cold miss's way to its first byte.
         if self.fills_ended.of(&fill.key) != ended {
-            match self.meanwhile(fill).await {
+            match self.meanwhile(fill, names_binary(headers)).await {
                 Meanwhile::Committed(e) => return Outcome::Ready(self.remember(e, fill.born)),
                 Meanwhile::Missing(until) => {
                     let known = super::Known::Negative {
@@ -174,11 +174,14 @@ impl Cache {
 
     /// What the index holds now for the fill's key and slot. An index that cannot say is
     /// [`Meanwhile::Nothing`]: upstreams are asked.
-    async fn meanwhile(&self, fill: &Fill) -> Meanwhile {
+    async fn meanwhile(&self, fill: &Fill, names_binary: bool) -> Meanwhile {
         let (index, slot) = (self.index.clone(), fill.slot.clone());
         let key = fill.key.normalized().to_owned();
         let read = tokio::task::spawn_blocking(move || -> rusqlite::Result<_> {
-            if let Some(e) = index.get(&key)?.filter(|e| !is_stale(&e.upstream)) {
+            if let Some(e) = index
+                .get(&key)?
+                .filter(|e| !remake(&e.upstream, names_binary))
+            {
                 return Ok(Meanwhile::Committed(e));
             }
             Ok(match index.get_negative(&slot)? {

@@ -18,12 +18,14 @@ impl Cache {
         slot: &str,
         digest: u64,
         born: u64,
+        names_binary: bool,
     ) -> Loaded {
         let this = self.clone();
         let (key, slot) = (key.clone(), slot.to_owned());
-        let found =
-            tokio::task::spawn_blocking(move || this.load_blocking(&key, &slot, digest, born))
-                .await;
+        let found = tokio::task::spawn_blocking(move || {
+            this.load_blocking(&key, &slot, digest, born, names_binary)
+        })
+        .await;
         match found {
             Ok(Ok(loaded)) => loaded,
             Ok(Err(e)) => {
@@ -43,6 +45,7 @@ impl Cache {
         slot: &str,
         digest: u64,
         born: u64,
+        names_binary: bool,
     ) -> anyhow::Result<Loaded> {
         let norm = key.normalized();
         let found = match crate::debuginfod::executable_build_id(key) {
@@ -96,11 +99,12 @@ impl Cache {
                 return Ok(Loaded::Redirect(to));
             }
         }
-        // A `.sym` made by another converter version is made again (and replaced).
+        // A `.sym` made by another converter version, or without the binary this request
+        // names, is made again (and replaced).
         if let Some(e) = self
             .index
             .get(norm)?
-            .filter(|e| !derive::is_stale(&e.upstream))
+            .filter(|e| !derive::remake(&e.upstream, names_binary))
         {
             return Ok(Loaded::Entry(self.remember(e, born)));
         }

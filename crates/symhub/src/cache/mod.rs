@@ -263,10 +263,15 @@ impl Cache {
         let born = self.generation();
         let norm = key.normalized();
         let remembered = match self.memory.get(norm) {
-            Some(Known::Entry(entry)) => {
+            Some(Known::Entry(entry))
+                if !derive::made_without_binary(&entry.upstream)
+                    || !derive::names_binary(&sent.headers()) =>
+            {
                 self.touch(&entry);
                 return Lookup::Hit(entry);
             }
+            // A PDB's `.sym` made alone, asked for with its binary named: made again.
+            Some(Known::Entry(_)) => None,
             Some(Known::Redirect(to)) => return Lookup::Redirect(to),
             Some(Known::Negative { digest, until }) => Some((digest, until)),
             None => None,
@@ -287,7 +292,8 @@ impl Cache {
         }
         // Read before the index is, see `FillFrom::Upstreams::ended`.
         let ended = self.fills_ended.of(key);
-        match self.load(key, &slot, digest, born).await {
+        let names_binary = derive::names_binary(&sent.headers());
+        match self.load(key, &slot, digest, born, names_binary).await {
             Loaded::Entry(entry) => return Lookup::Hit(entry),
             Loaded::Redirect(to) => return Lookup::Redirect(to),
             Loaded::Negative => return Lookup::Negative,

@@ -40,9 +40,10 @@ async fn a_pdb_only_upstream_gives_the_sym_dump_syms_makes() {
         let path = pdb_path(name, id, &format!("{name}.sym"));
         let r = s.get(&path).await;
         assert_eq!(r.status(), 200, "{path}");
+        // Made here, from the PDB alone: nothing named its binary.
         assert_eq!(
             r.headers()["x-symhub-upstream"],
-            "derived:dump_syms-2.3.9+symhub.1"
+            "derived:dump_syms-2.3.9+symhub.2 without binary"
         );
         let made = r.text().await.unwrap();
         let want = std::fs::read_to_string(fixtures().join(format!("windows/{name}.sym"))).unwrap();
@@ -326,4 +327,44 @@ async fn a_pdb_sym_is_made_with_its_pe_when_the_client_names_it() {
     let made = r.text().await.unwrap();
     assert!(!made.contains("INFO CODE_ID"), "{made:.300}");
     assert!(s.stderr().contains("the named binary is not of this PDB"));
+}
+
+/// A PDB's `.sym` first asked for without its binary (a debugger, the Firefox Profiler) is
+/// made from the PDB alone; the first request that names the binary makes it again with the
+/// PE's CFI and `INFO CODE_ID`, and from then on every request gets that one.
+#[tokio::test]
+async fn a_sym_made_without_its_binary_is_made_again_once_a_request_names_it() {
+    let up = pdb_upstream().await;
+    let exe = "/dump_syms_regtest64.exe/589DFD111A000/dump_syms_regtest64.exe";
+    up.serve(
+        exe,
+        std::fs::read(fixtures().join("windows/dump_syms_regtest64.exe")).unwrap(),
+    );
+    let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
+    let (name, id) = PDBS[1];
+    let sym = pdb_path(name, id, &format!("{name}.sym"));
+    let get = |path: String| {
+        let s = &s;
+        async move { s.get(&path).await.text().await.unwrap() }
+    };
+    let cfi = |sym: &str| {
+        sym.lines()
+            .filter(|l| l.starts_with("STACK CFI INIT"))
+            .count()
+    };
+    let alone = get(sym.clone()).await;
+    assert!(!alone.contains("INFO CODE_ID"), "{alone:.300}");
+    assert_eq!(cfi(&alone), 0);
+    assert_eq!(up.hits(exe), 0);
+    let named = format!("{sym}?code_file=dump_syms_regtest64.exe&code_id=589DFD111A000");
+    let complete = get(named.clone()).await;
+    assert!(complete.contains("INFO CODE_ID 589DFD111A000 dump_syms_regtest64.exe"));
+    assert!(cfi(&complete) > 0);
+    assert_eq!(up.hits(exe), 1);
+    // Everyone gets the complete one now, and nothing is made again.
+    assert_eq!(get(sym.clone()).await, complete);
+    assert_eq!(get(named).await, complete);
+    assert_eq!(up.hits(exe), 1);
+    let conversions = s.stderr().matches("made a .sym on demand").count();
+    assert_eq!(conversions, 2, "{}", s.stderr());
 }
