@@ -136,8 +136,12 @@ pub async fn bind(config: &Config) -> anyhow::Result<Vec<Bound>> {
             }
             ListenAddr::Unix(path) => {
                 remove_stale_socket(&path).await?;
-                let l = UnixListener::bind(&path)
-                    .with_context(|| format!("cannot listen on unix:{}", path.display()))?;
+                let l = UnixListener::bind(&path).with_context(|| {
+                    format!(
+                        "cannot listen on unix:{} (server.listen / --listen)",
+                        path.display()
+                    )
+                })?;
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
                     .with_context(|| format!("cannot set permissions of {}", path.display()))?;
                 bound.push(Bound::Unix(l, path));

@@ -52,10 +52,12 @@ pub async fn metrics(
     for u in app.cache.upstreams().list() {
         app.metrics.set_upstream_down(&u.name, u.health.is_down());
     }
+    // The body is OpenMetrics (`# EOF`, counters typed without their `_total`), so it says
+    // so: read as Prometheus' older text format, the types would not match the samples.
     Ok((
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         app.metrics.render(),
     )

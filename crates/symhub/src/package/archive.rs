@@ -30,6 +30,8 @@ pub enum PackageError {
     NotZip(String),
     #[error("entry `{0}` has an unsafe name (absolute, `..`, `\\`, NUL or a drive letter)")]
     UnsafeName(String),
+    #[error("an entry name is in the package twice: which entry counts depends on the zip reader")]
+    DuplicateEntries,
     #[error("entry `{0}` is a symbolic link")]
     Symlink(String),
     #[error("entry `{0}` is encrypted")]
@@ -101,6 +103,11 @@ pub fn inspect<R: Read + Seek>(
     let count = zip.len();
     if count > limits.max_entries {
         return Err(PackageError::TooManyEntries(limits.max_entries));
+    }
+    // Zip readers disagree on which of two same-named entries counts (this one keeps the
+    // last, others the first): another tool would see a different package.
+    if zip.has_duplicate_names() {
+        return Err(PackageError::DuplicateEntries);
     }
     let mut names = Vec::with_capacity(count);
     let mut sizes = Vec::with_capacity(count);

@@ -62,6 +62,13 @@ impl Uploads {
                     archive.len()
                 )));
             }
+            if archive.has_duplicate_names() {
+                return Err(UploadError::NotDebugFile(
+                    "a zip that names an entry twice (which one counts depends on the zip \
+                     reader)"
+                        .into(),
+                ));
+            }
             if archive.index_for_name("symbol_index.json").is_some() {
                 return Err(UploadError::NotDebugFile(
                     "an SSQP package (it has a symbol_index.json): add it with `symhub package \

@@ -171,6 +171,18 @@ async fn duplicate_keys_and_missing_blobs_are_refused_with_nothing_visible() {
     assert!(list["packages"].as_array().unwrap().is_empty());
 }
 
+/// Renames entry `from` to `to` (of the same length) in a zip's local and central headers.
+pub(crate) fn rename_entries(zip: &mut [u8], from: &[u8], to: &[u8]) {
+    let mut renamed = 0;
+    for at in 0..zip.len() - from.len() {
+        if &zip[at..at + from.len()] == from {
+            zip[at..at + from.len()].copy_from_slice(to);
+            renamed += 1;
+        }
+    }
+    assert_eq!(renamed, 2, "one local and one central header");
+}
+
 /// Sets bits in every local and central header of a zip (flags or method), as a hostile
 /// tool would write them.
 fn patch_headers(zip: &mut [u8], local_at: usize, central_at: usize, value: u16, or: bool) {
@@ -247,6 +259,23 @@ async fn hostile_zips_are_refused_and_nothing_is_written_outside_the_data_dir() 
             z[..z.len() / 2].to_vec()
         }),
     ];
+    // Two entries of one name (the zip writer refuses to make them: renamed after), and two
+    // indexes: which one counts would depend on the reader.
+    let mut twice = make_zip(&[
+        ("symbol_index.json", &idx("dupAAAA")),
+        ("dupAAAA", b"first"),
+        ("dupBBBB", b"second"),
+    ]);
+    rename_entries(&mut twice, b"dupBBBB", b"dupAAAA");
+    cases.push(("an entry twice", twice));
+    let mut two_indexes = make_zip(&[
+        ("symbol_index.json", &idx("a")),
+        ("symbol_index.jsoX", &idx("b")),
+        ("a", b"x"),
+        ("b", b"y"),
+    ]);
+    rename_entries(&mut two_indexes, b"symbol_index.jsoX", b"symbol_index.json");
+    cases.push(("two indexes", two_indexes));
     // A symlink entry.
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let opts = zip::write::SimpleFileOptions::default();

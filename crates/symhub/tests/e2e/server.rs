@@ -301,7 +301,13 @@ async fn logs_one_json_line_per_request_with_its_outcome() {
     assert_eq!(lines[1]["fields"]["status"], 200);
     assert!(lines[1]["fields"]["took_ms"].is_number());
     assert_eq!(lines[3]["fields"]["status"], 404);
-    let metrics = s.get("/metrics").await.text().await.unwrap();
+    let r = s.get("/metrics").await;
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let metrics = r.text().await.unwrap();
+    assert!(metrics.ends_with("# EOF\n"), "OpenMetrics: {metrics}");
     assert!(
         metrics.contains("symhub_requests_total{outcome=\"hit\"} 1"),
         "{metrics}"

@@ -213,3 +213,32 @@ async fn a_zip_bomb_among_build_output_is_refused_whole() {
     let (status, json) = put_file(&s, "fine.1.0.0.nupkg", fine).await;
     assert_eq!(status, 200, "{json}");
 }
+
+/// A `.nupkg` naming one entry twice is refused: which of the two a zip reader takes
+/// differs between readers, so what was checked need not be what is stored.
+#[tokio::test]
+async fn a_zip_naming_an_entry_twice_is_refused() {
+    let s = server();
+    let dll = std::fs::read(fixtures().join("dotnet/System.Threading.Thread.dll")).unwrap();
+    // The real DLL last: this reader would take it and store it.
+    let mut zip = zip_of(&[
+        (
+            "lib/net8.0/System.Threading.Thread.dlX",
+            b"not the dll".to_vec(),
+        ),
+        ("lib/net8.0/System.Threading.Thread.dll", dll),
+    ]);
+    crate::packages::rename_entries(
+        &mut zip,
+        b"lib/net8.0/System.Threading.Thread.dlX",
+        b"lib/net8.0/System.Threading.Thread.dll",
+    );
+    let (status, json) = put_file(&s, "dup.1.0.0.nupkg", zip).await;
+    assert_eq!(status, 422, "{json}");
+    assert!(
+        json["message"].as_str().unwrap().contains("entry twice"),
+        "{json}"
+    );
+    let stored = s.json(&format!("/api/symbols?key={KEY}&limit=10")).await;
+    assert_eq!(stored["symbols"], serde_json::json!([]), "nothing stored");
+}
