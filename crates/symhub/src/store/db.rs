@@ -440,6 +440,11 @@ impl Db {
                 if config.get_connect_timeout().is_none() {
                     config.connect_timeout(Duration::from_secs(3));
                 }
+                // The schema's `IF NOT EXISTS` makes the server say "already exists,
+                // skipping" on every start: news only for whoever debugs the database.
+                config.notice_callback(|n| {
+                    tracing::debug!(severity = n.severity(), "database notice: {}", n.message())
+                });
                 // The driver's default is `prefer`, which here would mean a verified TLS
                 // connection to any server that offers TLS (Debian's, with its self-signed
                 // certificate, does): TLS is used only when the URL asks for it.
