@@ -86,6 +86,9 @@ impl Cache {
         Work {
             objects: &self.objects,
             store: &self.store,
+            evict_now: &self.evict_now,
+            disk_short: &self.disk_short,
+            cache_size: &self.size,
             max_unpacked_size: self.max_unpacked_size,
         }
     }

@@ -1,5 +1,6 @@
 //! Background maintenance of the cache: least-recently-used eviction down to a low-water mark
-//! below `cache.max_size`, batched access-time writes, and purging expired negative entries.
+//! below `cache.max_size` (or further, when a download found the disk full), batched
+//! access-time writes, and purging expired negative entries.
 //!
 //! Eviction removes the index row first, then the file, then the memory entry: a request that
 //! still holds the old metadata finds the file gone and is treated as a miss; a request
@@ -72,10 +73,15 @@ impl Cache {
     }
 
     fn evict(&self) {
-        if self.size.load(Ordering::Relaxed) <= self.max_size {
+        let (size, short) = (
+            self.size.load(Ordering::Relaxed),
+            self.disk_short.swap(0, Ordering::Relaxed),
+        );
+        if size <= self.max_size && short == 0 {
             return;
         }
-        let target = (self.max_size as f64 * LOW_WATER) as u64;
+        // A full disk asks for room below `cache.max_size` (what a download found missing).
+        let target = ((self.max_size as f64 * LOW_WATER) as u64).min(size.saturating_sub(short));
         let (mut files, mut bytes) = (0u64, 0u64);
         while self.size.load(Ordering::Relaxed) > target {
             let victims = match self.index.oldest(BATCH) {
@@ -87,7 +93,19 @@ impl Cache {
                 }
             };
             for (key, size) in victims {
-                match self.index.remove(&key) {
+                let removed = match self.index.remove(&key) {
+                    // A full disk has no room for the index's journal: the file goes first,
+                    // to make some (a request that still finds the row takes the missing
+                    // file for a miss).
+                    Err(rusqlite::Error::SqliteFailure(f, _))
+                        if f.code == rusqlite::ErrorCode::DiskFull =>
+                    {
+                        let _ = self.objects.remove(&object_id(&key));
+                        self.index.remove(&key)
+                    }
+                    removed => removed,
+                };
+                match removed {
                     Ok(true) => {}
                     Ok(false) => continue,
                     Err(e) => {

@@ -24,6 +24,38 @@ pub(super) struct Work<'a> {
     pub store: &'a Arc<SymbolStore>,
     /// `cache.max_unpacked_size`: bounds CAB members and content-decoded bodies.
     pub max_unpacked_size: u64,
+    /// Wakes eviction.
+    pub evict_now: &'a tokio::sync::Notify,
+    /// See [`Work::disk_full`].
+    pub disk_short: &'a AtomicU64,
+    /// Bytes of the cache's files.
+    pub cache_size: &'a AtomicU64,
+}
+
+impl Work<'_> {
+    /// A download of `needed` bytes, `written` of them in a temp file about to be deleted,
+    /// found the disk full: least recently used files are evicted to make the room it
+    /// lacked, below `cache.max_size` if need be, so that the next request for it can be
+    /// cached. A `cache.max_size` bigger than the disk would otherwise fail every miss that
+    /// does not fit, for good. (Evicting cannot make room beyond the cache's own files: a
+    /// download bigger than that is left to fail, never emptying the cache for nothing.)
+    fn disk_full(&self, key: &symhub_core::SymbolKey, needed: u64, written: u64) {
+        let cached = self.cache_size.load(Ordering::Relaxed);
+        let dir = self.objects.tmp_dir();
+        let free = rustix::fs::statvfs(&dir).map_or(0, |s| s.f_bavail.saturating_mul(s.f_frsize));
+        let short = needed.saturating_sub(free.saturating_add(written));
+        let helps = short <= cached;
+        tracing::error!(key = %key, dir = %dir.display(), needed, short, evicting = helps,
+            "the cache's disk is full: this download is not cached{}. Set cache.max_size \
+             below the room the disk of storage.data_dir has",
+            if helps { "; least recently used files are evicted to make room for it" } else { ", and is bigger than evicting could make room for" });
+        if helps {
+            // A little more than it lacked: other writes are filling the disk too.
+            let margin = (needed / 20).max(1 << 20);
+            self.disk_short.fetch_max(short + margin, Ordering::Relaxed);
+            self.evict_now.notify_one();
+        }
+    }
 }
 
 /// How a fill's work ended. The cache settles it (commit, memory, registry, final state).
@@ -137,8 +169,14 @@ pub(super) async fn download(work: &Work<'_>, fill: &Arc<Fill>, found: Found) ->
                 work.max_unpacked_size
             ));
         }
+        let written = sink.written();
+        let needed = len.unwrap_or(written + arrived);
         sink = match sink.write_async(chunks).await {
             Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => {
+                work.disk_full(&fill.key, needed, written);
+                return Ended::Failed;
+            }
             Err(e) => {
                 tracing::error!(key = %fill.key, "cannot write to the cache: {e}");
                 return Ended::Failed;

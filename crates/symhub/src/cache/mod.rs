@@ -146,6 +146,9 @@ pub struct Cache {
     decompress_cab: bool,
     max_unpacked_size: u64,
     evict_now: Notify,
+    /// Room a download found missing on a full disk: eviction frees it, below
+    /// `cache.max_size` if need be ([`fetch::Work::disk_full`]).
+    disk_short: AtomicU64,
     metrics: Arc<Metrics>,
     /// Store hits answer with a redirect to the bucket (`storage.s3.redirect`).
     store_redirects: bool,
@@ -203,6 +206,7 @@ impl Cache {
             decompress_cab: config.cache.decompress_cab,
             max_unpacked_size: config.cache.max_unpacked_size.as_u64(),
             evict_now: Notify::new(),
+            disk_short: AtomicU64::new(0),
             metrics,
             store_redirects: store.redirects_hits(),
             store,

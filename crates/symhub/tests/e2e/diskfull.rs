@@ -1,6 +1,7 @@
 //! A full disk: symhub's data dir on a small tmpfs (mounted here when running as root;
 //! skipped with a message otherwise). A fill and an upload that run out of space fail
-//! cleanly, nothing half-written is kept or served, and hits keep being served.
+//! cleanly, nothing half-written is kept or served, and hits keep being served; a download
+//! that finds the disk full makes eviction free the room it lacked.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -109,6 +110,62 @@ async fn a_full_disk_fails_cleanly_and_hits_keep_working() {
     assert_eq!(r.bytes().await.unwrap(), small);
     assert!(walk(&fs.path().join("data/cache/tmp")).is_empty());
     assert!(walk(&fs.path().join("data/store/tmp")).is_empty());
+    s.kill();
+}
+
+/// A `cache.max_size` bigger than the disk (the default 200 GiB on a small one): a download
+/// that finds the disk full is cut, and least recently used files are evicted to make the
+/// room it lacked, so asking again gets it whole and cached; the other files stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_evicts_what_a_download_lacked_and_the_next_try_is_cached() {
+    let Some((fs, _dir)) = Tmpfs::mount("24m") else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)");
+        return;
+    };
+    let up = FakeUpstream::start().await;
+    let files: Vec<(String, bytes::Bytes)> = ["a", "b", "c"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (format!("/{n}.pdb/1/{n}.pdb"), data(10 << 20, 10 + i as u64)))
+        .collect();
+    for (path, body) in &files {
+        up.serve(path, body.clone());
+    }
+    let mut s = Symhub::start_in(
+        &config_with(&[("up", &up.url, "")], ""),
+        fs.path().join("data"),
+    );
+    for (path, body) in &files[..2] {
+        assert!(s.get(path).await.bytes().await.unwrap() == *body);
+    }
+    assert_eq!(s.get(&files[1].0).await.headers()["x-cache"], "HIT");
+    // 20 MiB cached on a 24 MiB disk: the third does not fit, at first.
+    let (c, body) = &files[2];
+    let first = s.get(c).await.bytes().await;
+    assert!(first.is_err(), "cut, never short-but-complete");
+    assert!(
+        s.stderr().contains("the cache's disk is full"),
+        "{}",
+        s.stderr()
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let r = s.get(c).await;
+        if let Ok(got) = r.bytes().await {
+            assert!(got == *body);
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "never fit: {}",
+            s.stderr()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(s.get(c).await.headers()["x-cache"], "HIT");
+    // The least recently used went; the other stayed.
+    assert_eq!(s.get(&files[1].0).await.headers()["x-cache"], "HIT");
+    assert_ne!(s.get(&files[0].0).await.headers()["x-cache"], "HIT");
     s.kill();
 }
 
