@@ -400,12 +400,59 @@ fn elf_keys_by_content(
     Ok(())
 }
 
+/// Checks that a native file uploaded with a `sym_upload -t` claim is what it claims: a file
+/// of that format whose own headers give the claimed id (its build id, code id, debug id or
+/// UUID). The claim alone would put any bytes, a text file, under an ELF's build id for
+/// debuggers. A `DWP` has no id of its own to check. Blocking (reads the file's headers).
+fn claimed_by_content(
+    path: &std::path::Path,
+    claim: &Claim,
+    kind: &str,
+) -> Result<(), UploadError> {
+    use symhub_core::native::Format;
+    let formats: &[Format] = match kind {
+        "ELF" | "DEBUG_ONLY" => &[Format::Elf],
+        "PE" => &[Format::Pe],
+        "PDB" => &[Format::Pdb, Format::PortablePdb],
+        "MACHO" | "DSYM" => &[Format::MachO],
+        _ => return Ok(()),
+    };
+    let cache = object::read::ReadCache::new(std::fs::File::open(path)?);
+    let found = symhub_core::native::identify(&cache, &claim.debug_file).map_err(|e| {
+        UploadError::NotDebugFile(format!("not the {kind} file it is uploaded as: {e}"))
+    })?;
+    let id = claim.debug_id.to_ascii_lowercase();
+    let names_it = |o: &symhub_core::native::DebugObject| {
+        let ids = [Some(&o.debug_id), Some(&o.index_id), o.code_id.as_ref()];
+        formats.contains(&o.format)
+            && (ids
+                .into_iter()
+                .flatten()
+                .any(|i| i.eq_ignore_ascii_case(&id))
+                || o.keys.iter().any(|k| k.id().eq_ignore_ascii_case(&id)))
+    };
+    if found.objects.iter().any(names_it) {
+        return Ok(());
+    }
+    let what: Vec<String> = found
+        .objects
+        .iter()
+        .map(|o| format!("{} {}", o.format.kind(), o.debug_id))
+        .collect();
+    Err(UploadError::NotDebugFile(format!(
+        "its headers say it is {}, not the {kind} {} it is uploaded as",
+        what.join(", "),
+        claim.debug_id
+    )))
+}
+
 /// The keys and module identity of a received file. Blocking (reads the file's head).
 fn identify(received: &Received, claim: &Claim) -> Result<(Vec<SymbolKey>, ModuleId), UploadError> {
     let kind = claim.upload_type.to_ascii_uppercase();
     if kind != "BREAKPAD" {
         let mut keys = native_keys(&kind, &claim.debug_file, &claim.debug_id)
             .map_err(|e| UploadError::BadRequest(e.to_string()))?;
+        claimed_by_content(&received.path, claim, &kind)?;
         elf_keys_by_content(&kind, &received.path, &mut keys)?;
         let module = ModuleId {
             kind,

@@ -136,8 +136,9 @@ async fn v2_behind_a_path_prefix_and_native_elf_uploads() {
         "upstream = []\n{}[server]\npath_prefix = \"/prefix\"\n",
         auth_config(KEY)
     ));
-    let id = "d8f1db379e2179d0896eb8f060cbff0576178c03";
-    let elf = data(5888, 7);
+    // A real debug file: its own build id is checked against the claim.
+    let id = "fb89faed92941c861f194450d2f07cf0b1d2caec";
+    let elf = std::fs::read(fixtures().join("elf/hello.debug")).unwrap();
     let url = s.url.clone();
     let (s_ref, elf_ref) = (&s, &elf);
     tokio::task::block_in_place(|| {
@@ -209,6 +210,35 @@ async fn module_mismatch_unparsable_file_and_unknown_upload_are_refused_with_not
         );
         assert_eq!(r.status, 422);
         assert!(r.text().contains("not_a_symbol_file"), "{}", r.text());
+        // `sym_upload -t`: a text file claimed to be an ELF, and a real ELF claimed under
+        // another build id, would be served to debuggers as that build id's files.
+        let elf = std::fs::read(fixtures().join("elf/hello.debug")).unwrap();
+        for (what, bytes, id) in [
+            (
+                "text as ELF",
+                HELLO.as_bytes(),
+                "d8f1db379e2179d0896eb8f060cbff0576178c03",
+            ),
+            (
+                "another build id",
+                &elf[..],
+                "d8f1db379e2179d0896eb8f060cbff0576178c03",
+            ),
+        ] {
+            let r = upload_v2(
+                s_ref,
+                &mut conn,
+                "",
+                bytes,
+                &complete_body("hello", id, "ELF"),
+            );
+            assert_eq!(r.status, 422, "{what}: {}", r.text());
+            assert!(
+                r.text().contains("not_a_debug_file"),
+                "{what}: {}",
+                r.text()
+            );
+        }
         let r = upload_v2(s_ref, &mut conn, "", HELLO.as_bytes(), "{ not even close");
         assert_eq!(r.status, 422);
         let h = host(s_ref);
