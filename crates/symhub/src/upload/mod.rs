@@ -421,7 +421,8 @@ fn claimed_by_content(
     let found = symhub_core::native::identify(&cache, &claim.debug_file).map_err(|e| {
         UploadError::NotDebugFile(format!("not the {kind} file it is uploaded as: {e}"))
     })?;
-    let id = claim.debug_id.to_ascii_lowercase();
+    // A UUID or GUID may come with its dashes.
+    let id = claim.debug_id.replace('-', "");
     let names_it = |o: &symhub_core::native::DebugObject| {
         let ids = [Some(&o.debug_id), Some(&o.index_id), o.code_id.as_ref()];
         formats.contains(&o.format)
