@@ -7,18 +7,7 @@ use serde_json::json;
 
 use super::{shared_config, Cluster, CREDS_ENV, KEY};
 use crate::support::*;
-use crate::symbolication::{frames, PDBS};
-
-async fn walk(s: &Symhub, dump: &[u8]) -> serde_json::Value {
-    let r = client()
-        .post(format!("{}/api/minidump", s.url))
-        .body(dump.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{}", s.stderr());
-    serde_json::from_slice(&r.bytes().await.unwrap()).unwrap()
-}
+use crate::symbolication::{frames, walk_dump as walk, PDBS};
 
 #[tokio::test]
 async fn symbols_uploaded_through_one_instance_symbolicate_on_the_other() {

@@ -140,6 +140,18 @@ pub fn frames(doc: &serde_json::Value) -> Vec<Vec<[String; 5]>> {
         .collect()
 }
 
+/// `POST /api/minidump` of `dump` to `s`: symhub's stackwalk, which must succeed.
+pub async fn walk_dump(s: &Symhub, dump: &[u8]) -> serde_json::Value {
+    let r = client()
+        .post(format!("{}/api/minidump", s.url))
+        .body(dump.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", s.stderr());
+    serde_json::from_slice(&r.bytes().await.unwrap()).unwrap()
+}
+
 /// `minidump-stackwalk --json DUMP` with symbols from `symbols_url`.
 pub async fn stackwalk_json(tool: &str, symbols_url: &str, dump: &Path) -> serde_json::Value {
     serde_json::from_str(&stackwalk_dump(tool, symbols_url, dump, &["--json"]).await).unwrap()

@@ -4,6 +4,17 @@ use std::collections::BTreeMap;
 
 use super::*;
 
+/// The fixture PE of `dump_syms_regtest64.pdb`, where an upstream has it (by code id).
+const REGTEST64_EXE: &str = "/dump_syms_regtest64.exe/589DFD111A000/dump_syms_regtest64.exe";
+
+/// An upstream with the fixture PDBs and the PE of one of them ([`REGTEST64_EXE`]).
+async fn pdb_and_pe_upstream() -> FakeUpstream {
+    let up = pdb_upstream().await;
+    let pe = std::fs::read(fixtures().join("windows/dump_syms_regtest64.exe")).unwrap();
+    up.serve(REGTEST64_EXE, pe);
+    up
+}
+
 /// `FUNC`/`PUBLIC` records by address: `(size, name)`; names compared by their qualified
 /// identifier, since Breakpad's Windows dump_syms and Mozilla's write return types and
 /// parameter lists differently (`static int ns::i()` / `ns::i()`), and Mozilla's keeps the
@@ -239,17 +250,13 @@ async fn minidump_stackwalk_symbolicates_windows_frames_from_an_upstream_pdb() {
     let Some(tool) = minidump_stackwalk() else {
         return;
     };
-    let up = pdb_upstream().await;
+    let up = pdb_and_pe_upstream().await;
     let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
     let dir = tempfile::tempdir().unwrap();
     let dump = dir.path().join("regtest64.dmp");
     // 0x1030 is inside `main` (FUNC 1010 6a), on line 59 of dump_syms_regtest.cc.
     std::fs::write(&dump, regtest64_dump(0x1030)).unwrap();
-    let exe = "/dump_syms_regtest64.exe/589DFD111A000/dump_syms_regtest64.exe";
-    up.serve(
-        exe,
-        std::fs::read(fixtures().join("windows/dump_syms_regtest64.exe")).unwrap(),
-    );
+    let exe = REGTEST64_EXE;
     let theirs = stackwalk_json(&tool, &format!("{}/", s.url), &dump).await;
     // minidump-stackwalk named the binary, so the .sym was made with its CFI.
     assert_eq!(up.hits(exe), 1);
@@ -275,12 +282,8 @@ async fn minidump_stackwalk_symbolicates_windows_frames_from_an_upstream_pdb() {
 
 #[tokio::test]
 async fn a_pdb_sym_is_made_with_its_pe_when_the_client_names_it() {
-    let up = pdb_upstream().await;
-    let exe = "/dump_syms_regtest64.exe/589DFD111A000/dump_syms_regtest64.exe";
-    up.serve(
-        exe,
-        std::fs::read(fixtures().join("windows/dump_syms_regtest64.exe")).unwrap(),
-    );
+    let up = pdb_and_pe_upstream().await;
+    let exe = REGTEST64_EXE;
     let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
     let (name, id) = PDBS[1];
     // rust-minidump's query: the binary of the module.
@@ -310,11 +313,7 @@ async fn a_pdb_sym_is_made_with_its_pe_when_the_client_names_it() {
     assert_eq!(up.hits(exe), 1);
 
     // A binary of another module is not paired with the PDB.
-    let up = pdb_upstream().await;
-    up.serve(
-        exe,
-        std::fs::read(fixtures().join("windows/dump_syms_regtest64.exe")).unwrap(),
-    );
+    let up = pdb_and_pe_upstream().await;
     let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
     let (name, id) = PDBS[0];
     let sym = pdb_path(name, id, &format!("{name}.sym"));
@@ -334,12 +333,8 @@ async fn a_pdb_sym_is_made_with_its_pe_when_the_client_names_it() {
 /// PE's CFI and `INFO CODE_ID`, and from then on every request gets that one.
 #[tokio::test]
 async fn a_sym_made_without_its_binary_is_made_again_once_a_request_names_it() {
-    let up = pdb_upstream().await;
-    let exe = "/dump_syms_regtest64.exe/589DFD111A000/dump_syms_regtest64.exe";
-    up.serve(
-        exe,
-        std::fs::read(fixtures().join("windows/dump_syms_regtest64.exe")).unwrap(),
-    );
+    let up = pdb_and_pe_upstream().await;
+    let exe = REGTEST64_EXE;
     let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
     let (name, id) = PDBS[1];
     let sym = pdb_path(name, id, &format!("{name}.sym"));

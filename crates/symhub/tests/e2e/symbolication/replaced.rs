@@ -107,15 +107,7 @@ async fn replaced_and_deleted_symbols_are_not_used_on_a_data_dir() {
 
 /// The first frame's function of the fixture minidump walked by `s`.
 async fn crashed_in(s: &Symhub, dump: &[u8]) -> String {
-    let r = client()
-        .post(format!("{}/api/minidump", s.url))
-        .body(dump.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let doc: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-    frames(&doc)[0][0][1].clone()
+    frames(&walk_dump(s, dump).await)[0][0][1].clone()
 }
 
 /// sym-upload v1 of test_app's `.sym` to `s`.
