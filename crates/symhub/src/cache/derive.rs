@@ -42,7 +42,7 @@ use crate::upload::dump_worker::{dump, name_code_file, DumpLimits};
 pub const CONVERTER: &str = "dump_syms-2.3.9+symhub.2";
 
 /// Every derived entry's `upstream`; `without_binary` for a PDB's `.sym` made from the PDB
-/// alone when no request named its binary.
+/// alone (no binary was named, or the one named is nowhere or another module's).
 pub fn derived_tag(without_binary: bool) -> String {
     let suffix = if without_binary { WITHOUT_BINARY } else { "" };
     format!("{DERIVED_PREFIX}{CONVERTER}{suffix}")
@@ -295,8 +295,14 @@ impl Cache {
                 (None, Some((b, _))) => (b, None),
                 (None, None) => continue,
             };
-            // Made again when a request names the binary (see [`remake`]).
-            let without_binary = recipe.is_pdb() && binary.is_none() && !names_binary(headers);
+            // Made again when a request names the binary (see [`remake`]); a request whose
+            // binary is nowhere (or not this PDB's) keeps the one made without it.
+            let without_binary = recipe.is_pdb() && binary.is_none();
+            if without_binary && names_binary(headers) {
+                if let Some(made) = self.made_alone(fill).await {
+                    return Outcome::Ready(made);
+                }
+            }
             let _slot = self.converter.slots.acquire().await;
             let made = self
                 .convert(
@@ -322,6 +328,17 @@ impl Cache {
         Outcome::NotFound {
             definitive: !unknown,
         }
+    }
+
+    /// The `.sym` of `fill`'s key already made without its binary, if any.
+    async fn made_alone(self: &Arc<Self>, fill: &Fill) -> Option<Arc<super::Entry>> {
+        let (index, key) = (self.index.clone(), fill.key.normalized().to_owned());
+        let e = tokio::task::spawn_blocking(move || index.get(&key))
+            .await
+            .ok()?
+            .ok()??;
+        (made_without_binary(&e.upstream) && !is_stale(&e.upstream))
+            .then(|| self.remember(e, fill.born))
     }
 
     /// The PE of a PDB's module, to make its `.sym` with: the one the request names, else

@@ -527,6 +527,8 @@ impl Cache {
     fn publish(&self, fill: &Fill, e: CachedEntry) -> anyhow::Result<Arc<Entry>> {
         let old = self.index.get(&e.key)?;
         self.index.insert(&e)?;
+        // A file made again (a `.sym` remade with its binary) replaced the one kept open.
+        self.open_files.remove(&e.key);
         let added = e.size;
         let path = self.objects.path(&object_id(&e.key));
         let entry = self.remember_at(e, path, Source::Cache, fill.born);

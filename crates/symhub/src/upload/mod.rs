@@ -421,16 +421,18 @@ fn claimed_by_content(
     let found = symhub_core::native::identify(&cache, &claim.debug_file).map_err(|e| {
         UploadError::NotDebugFile(format!("not the {kind} file it is uploaded as: {e}"))
     })?;
-    // A UUID or GUID may come with its dashes.
-    let id = claim.debug_id.replace('-', "");
+    let id = &claim.debug_id;
     let names_it = |o: &symhub_core::native::DebugObject| {
         let ids = [Some(&o.debug_id), Some(&o.index_id), o.code_id.as_ref()];
+        // A debug-only file (or a dSYM) is its debug information.
+        let debug_only = matches!(kind, "DEBUG_ONLY" | "DSYM");
         formats.contains(&o.format)
+            && (o.has_debug_info || !debug_only)
             && (ids
                 .into_iter()
                 .flatten()
-                .any(|i| i.eq_ignore_ascii_case(&id))
-                || o.keys.iter().any(|k| k.id().eq_ignore_ascii_case(&id)))
+                .any(|i| i.eq_ignore_ascii_case(id))
+                || o.keys.iter().any(|k| k.id().eq_ignore_ascii_case(id)))
     };
     if found.objects.iter().any(names_it) {
         return Ok(());
@@ -438,7 +440,15 @@ fn claimed_by_content(
     let what: Vec<String> = found
         .objects
         .iter()
-        .map(|o| format!("{} {}", o.format.kind(), o.debug_id))
+        .map(|o| {
+            let id = o.code_id.as_ref().unwrap_or(&o.debug_id);
+            let debug = if o.has_debug_info {
+                ""
+            } else {
+                " without debug info"
+            };
+            format!("{} {id}{debug}", o.format.kind())
+        })
         .collect();
     Err(UploadError::NotDebugFile(format!(
         "its headers say it is {}, not the {kind} {} it is uploaded as",
@@ -451,6 +461,11 @@ fn claimed_by_content(
 fn identify(received: &Received, claim: &Claim) -> Result<(Vec<SymbolKey>, ModuleId), UploadError> {
     let kind = claim.upload_type.to_ascii_uppercase();
     if kind != "BREAKPAD" {
+        // A UUID or GUID may come with its dashes; keys spell ids without.
+        let claim = &Claim {
+            debug_id: claim.debug_id.replace('-', ""),
+            ..claim.clone()
+        };
         let mut keys = native_keys(&kind, &claim.debug_file, &claim.debug_id)
             .map_err(|e| UploadError::BadRequest(e.to_string()))?;
         claimed_by_content(&received.path, claim, &kind)?;

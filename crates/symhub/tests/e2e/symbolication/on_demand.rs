@@ -329,8 +329,9 @@ async fn a_pdb_sym_is_made_with_its_pe_when_the_client_names_it() {
 }
 
 /// A PDB's `.sym` first asked for without its binary (a debugger, the Firefox Profiler) is
-/// made from the PDB alone; the first request that names the binary makes it again with the
-/// PE's CFI and `INFO CODE_ID`, and from then on every request gets that one.
+/// made from the PDB alone; a request naming a binary that is nowhere keeps that one; the
+/// first request that names the binary makes it again with the PE's CFI and `INFO CODE_ID`,
+/// and from then on every request gets that one, the file kept open for hits included.
 #[tokio::test]
 async fn a_sym_made_without_its_binary_is_made_again_once_a_request_names_it() {
     let up = pdb_and_pe_upstream().await;
@@ -340,26 +341,43 @@ async fn a_sym_made_without_its_binary_is_made_again_once_a_request_names_it() {
     let sym = pdb_path(name, id, &format!("{name}.sym"));
     let get = |path: String| {
         let s = &s;
-        async move { s.get(&path).await.text().await.unwrap() }
+        async move {
+            let r = s.get(&path).await;
+            assert_eq!(r.status(), 200, "{path}: {}", s.stderr());
+            // Said by a response that made or fetched the file (not by a hit).
+            let tag = r
+                .headers()
+                .get("x-symhub-upstream")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (tag.unwrap_or_default(), r.text().await.unwrap())
+        }
     };
+    let conversions = || s.stderr().matches("made a .sym on demand").count();
     let cfi = |sym: &str| {
         sym.lines()
             .filter(|l| l.starts_with("STACK CFI INIT"))
             .count()
     };
-    let alone = get(sym.clone()).await;
+    let (tag, alone) = get(sym.clone()).await;
+    assert!(tag.ends_with(" without binary"), "{tag}");
     assert!(!alone.contains("INFO CODE_ID"), "{alone:.300}");
     assert_eq!(cfi(&alone), 0);
+    assert_eq!(get(sym.clone()).await.1, alone, "a hit, its file kept open");
+    // A binary that is nowhere: the one made alone stays, and is not made again.
+    let nowhere = format!("{sym}?code_file=nothere.exe&code_id=DEADBEEF1000");
+    assert_eq!(get(nowhere.clone()).await.1, alone);
+    assert_eq!(get(nowhere).await.1, alone);
+    assert_eq!(conversions(), 1, "{}", s.stderr());
     assert_eq!(up.hits(exe), 0);
     let named = format!("{sym}?code_file=dump_syms_regtest64.exe&code_id=589DFD111A000");
-    let complete = get(named.clone()).await;
+    let (tag, complete) = get(named.clone()).await;
+    assert!(!tag.ends_with(" without binary"), "{tag}");
     assert!(complete.contains("INFO CODE_ID 589DFD111A000 dump_syms_regtest64.exe"));
     assert!(cfi(&complete) > 0);
     assert_eq!(up.hits(exe), 1);
     // Everyone gets the complete one now, and nothing is made again.
-    assert_eq!(get(sym.clone()).await, complete);
-    assert_eq!(get(named).await, complete);
+    assert_eq!(get(sym.clone()).await.1, complete);
+    assert_eq!(get(named).await.1, complete);
     assert_eq!(up.hits(exe), 1);
-    let conversions = s.stderr().matches("made a .sym on demand").count();
-    assert_eq!(conversions, 2, "{}", s.stderr());
+    assert_eq!(conversions(), 2, "{}", s.stderr());
 }

@@ -171,6 +171,21 @@ async fn v2_behind_a_path_prefix_and_native_elf_uploads() {
     }
     let blobs = walk(&s.data_dir.join("store/objects"));
     assert_eq!(blobs.len(), 1, "three keys, one blob");
+    // A GUID with its dashes, as some tools print it: keyed without them.
+    let pdb = std::fs::read(fixtures().join("windows/dump_syms_regtest64.pdb")).unwrap();
+    let (s_ref, pdb_ref) = (&s, &pdb);
+    tokio::task::block_in_place(|| {
+        let mut conn = RawConn::open(&url);
+        let guid = "72E103A8-5CB2-4907-8B76-B2E7C06257B1-3";
+        let body = complete_body("dump_syms_regtest64.pdb", guid, "PDB");
+        let r = upload_v2(s_ref, &mut conn, "/prefix", pdb_ref, &body);
+        assert_eq!(r.text(), r#"{"result": "OK"}"#);
+    });
+    let key =
+        "/prefix/dump_syms_regtest64.pdb/72E103A85CB249078B76B2E7C06257B13/dump_syms_regtest64.pdb";
+    let r = s.get(key).await;
+    assert_eq!(r.status(), 200, "{key}");
+    assert!(r.bytes().await.unwrap() == pdb);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,24 +228,21 @@ async fn module_mismatch_unparsable_file_and_unknown_upload_are_refused_with_not
         // `sym_upload -t`: a text file claimed to be an ELF, and a real ELF claimed under
         // another build id, would be served to debuggers as that build id's files.
         let elf = std::fs::read(fixtures().join("elf/hello.debug")).unwrap();
-        for (what, bytes, id) in [
-            (
-                "text as ELF",
-                HELLO.as_bytes(),
-                "d8f1db379e2179d0896eb8f060cbff0576178c03",
-            ),
-            (
-                "another build id",
-                &elf[..],
-                "d8f1db379e2179d0896eb8f060cbff0576178c03",
-            ),
+        // And a stripped binary claimed to be a debug-only file.
+        let stripped = std::fs::read(fixtures().join("elf/hello")).unwrap();
+        let other = "d8f1db379e2179d0896eb8f060cbff0576178c03";
+        let build_id = "fb89faed92941c861f194450d2f07cf0b1d2caec";
+        for (what, bytes, id, kind) in [
+            ("text as ELF", HELLO.as_bytes(), other, "ELF"),
+            ("another build id", &elf[..], other, "ELF"),
+            ("no debug info", &stripped[..], build_id, "DEBUG_ONLY"),
         ] {
             let r = upload_v2(
                 s_ref,
                 &mut conn,
                 "",
                 bytes,
-                &complete_body("hello", id, "ELF"),
+                &complete_body("hello", id, kind),
             );
             assert_eq!(r.status, 422, "{what}: {}", r.text());
             assert!(
