@@ -369,14 +369,23 @@ impl Cache {
                 found
                     .objects
                     .into_iter()
-                    .map(|o| o.debug_id)
+                    .map(|o| (o.debug_id, o.code_id))
                     .collect::<Vec<_>>()
             })
         })
         .await
         .ok()?;
         match ids {
-            Ok(ids) if ids.iter().any(|i| i.eq_ignore_ascii_case(&recipe.expect)) => {
+            // Its CodeView record names this PDB, and its own code id is the one it was asked
+            // by (an upstream's file under another name's key would name the module wrongly).
+            Ok(ids)
+                if ids.iter().any(|(debug, code)| {
+                    debug.eq_ignore_ascii_case(&recipe.expect)
+                        && code
+                            .as_ref()
+                            .is_some_and(|c| c.eq_ignore_ascii_case(key.id()))
+                }) =>
+            {
                 Some((pe, key.file().to_owned()))
             }
             _ => {

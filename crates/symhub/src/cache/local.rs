@@ -107,6 +107,11 @@ impl Cache {
                 }
                 Lookup::Negative | Lookup::LocalOnly => Err(NoFile::Missing),
                 Lookup::Unavailable => Err(NoFile::Unknown),
+                Lookup::Fill { fill, leader }
+                    if !leader && self.made_alone_for(&fill, headers).await =>
+                {
+                    continue;
+                }
                 Lookup::Fill { fill, .. } => match fill.headers().await {
                     FillState::Ready(entry) => Ok(entry),
                     FillState::Streaming(_) => match fill.finished().await {

@@ -183,6 +183,9 @@ impl Cache {
                 Lookup::LocalOnly => return not_found(Missing::LocalOnly, None),
                 Lookup::Fill { fill, leader } => (fill, leader),
             };
+            if !leader && self.made_alone_for(&fill, &sent.headers()).await {
+                continue;
+            }
             let route = match (fill.from_store, leader) {
                 (true, true) => Route::StoreFetch,
                 (true, false) => Route::StoreCoalesced,
@@ -192,6 +195,21 @@ impl Cache {
             return self.answer_of_fill(fill, route).await;
         }
         not_found(Missing::NotUpstream, Some(Route::Miss))
+    }
+
+    /// Whether a request that names a PDB's binary joined a fill (someone else's) that made
+    /// the `.sym` without it: once that one is committed, the request looks again, and makes
+    /// it with the binary (`derive`).
+    pub(super) async fn made_alone_for(&self, fill: &Fill, headers: &HeaderMap) -> bool {
+        if !super::derive::names_binary(headers) {
+            return false;
+        }
+        let alone = match fill.headers().await {
+            FillState::Ready(e) => super::derive::made_without_binary(&e.upstream),
+            FillState::Streaming(p) => super::derive::made_without_binary(&p.upstream),
+            _ => false,
+        };
+        alone && fill.finished().await.is_ok()
     }
 
     async fn answer_of_fill(&self, fill: Arc<Fill>, route: Route) -> Answer {

@@ -381,3 +381,59 @@ async fn a_sym_made_without_its_binary_is_made_again_once_a_request_names_it() {
     assert_eq!(up.hits(exe), 1);
     assert_eq!(conversions(), 2, "{}", s.stderr());
 }
+
+/// A request naming the binary that joins a conversion without it (a plain request came
+/// first, its PDB still downloading) waits for that one, then makes the `.sym` with the binary:
+/// a stackwalk that overlaps a debugger's request still gets the PE's CFI.
+#[tokio::test]
+async fn a_request_naming_the_binary_that_joins_a_conversion_without_it_gets_the_cfi() {
+    let up = pdb_and_pe_upstream().await;
+    let (name, id) = PDBS[1];
+    let pdb = std::fs::read(fixtures().join(format!("windows/{name}.pdb"))).unwrap();
+    let slow = Serve::bytes(pdb).delay(std::time::Duration::from_millis(600));
+    up.route(
+        &pdb_path(name, id, &format!("{name}.pdb")),
+        Behavior::Serve(slow),
+    );
+    let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
+    let sym = pdb_path(name, id, &format!("{name}.sym"));
+    let plain = format!("{}{sym}", s.url);
+    let first = tokio::spawn(async move { client().get(plain).send().await?.text().await });
+    while up.hits(&pdb_path(name, id, &format!("{name}.pdb"))) == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let named = format!("{sym}?code_file=dump_syms_regtest64.exe&code_id=589DFD111A000");
+    let r = s.get_now(&named).await;
+    assert_eq!(r.status(), 200);
+    let complete = r.text().await.unwrap();
+    assert!(
+        complete.contains("INFO CODE_ID 589DFD111A000"),
+        "{complete:.300}"
+    );
+    assert!(complete.lines().any(|l| l.starts_with("STACK CFI INIT")));
+    let alone = first.await.unwrap().unwrap();
+    assert!(
+        !alone.contains("INFO CODE_ID"),
+        "the plain request got what it started"
+    );
+    assert_eq!(s.stderr().matches("made a .sym on demand").count(), 2);
+}
+
+/// The right PE under another name's key (a misfiled upstream): its code id is not the one it
+/// was asked by, so it does not name the module, and the `.sym` is made without it.
+#[tokio::test]
+async fn a_pe_under_another_key_does_not_name_the_module() {
+    let up = pdb_upstream().await;
+    let pe = std::fs::read(fixtures().join("windows/dump_syms_regtest64.exe")).unwrap();
+    up.serve("/other.exe/DEADBEEF1000/other.exe", pe);
+    let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
+    let (name, id) = PDBS[1];
+    let sym = pdb_path(name, id, &format!("{name}.sym"));
+    let r = s
+        .get(&format!("{sym}?code_file=other.exe&code_id=DEADBEEF1000"))
+        .await;
+    assert_eq!(r.status(), 200);
+    let made = r.text().await.unwrap();
+    assert!(!made.contains("INFO CODE_ID"), "{made:.300}");
+    assert!(s.stderr().contains("the named binary is not of this PDB"));
+}
