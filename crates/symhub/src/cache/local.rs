@@ -95,7 +95,7 @@ impl Cache {
         headers: &HeaderMap,
     ) -> Result<Arc<Entry>, NoFile> {
         let mut key = key.clone();
-        for _ in 0..3 {
+        for attempt in 0..3 {
             if self.blocklist.is_match(key.normalized()) {
                 return Err(NoFile::Missing);
             }
@@ -107,8 +107,9 @@ impl Cache {
                 }
                 Lookup::Negative | Lookup::LocalOnly => Err(NoFile::Missing),
                 Lookup::Unavailable => Err(NoFile::Unknown),
+                // Not on the last look, which takes what it finds (as `resolve_with` does).
                 Lookup::Fill { fill, leader }
-                    if !leader && self.made_alone_for(&fill, headers).await =>
+                    if attempt < 2 && !leader && self.made_alone_for(&fill, headers).await =>
                 {
                     continue;
                 }

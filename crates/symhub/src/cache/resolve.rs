@@ -159,7 +159,7 @@ impl Cache {
             return not_found(Missing::Blocked, None);
         }
         // An entry evicted or deleted between lookup and open is looked up once more.
-        for _ in 0..2 {
+        for attempt in 0..2 {
             let (fill, leader) = match self.lookup(key, sent, federate, target).await {
                 Lookup::Hit(entry) => {
                     if let Some(url) = self.store_redirect(&entry).await {
@@ -183,7 +183,8 @@ impl Cache {
                 Lookup::LocalOnly => return not_found(Missing::LocalOnly, None),
                 Lookup::Fill { fill, leader } => (fill, leader),
             };
-            if !leader && self.made_alone_for(&fill, &sent.headers()).await {
+            // Not on the last look, which serves what it finds.
+            if attempt == 0 && !leader && self.made_alone_for(&fill, &sent.headers()).await {
                 continue;
             }
             let route = match (fill.from_store, leader) {
