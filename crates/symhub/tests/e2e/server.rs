@@ -411,14 +411,25 @@ async fn a_request_cut_before_its_response_is_logged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_log_pipe_costs_the_log_not_the_service() {
     use std::io::BufRead;
+    /// Killed however the test ends: a server that ignores SIGTERM must not outlive it.
+    struct Reaped(std::process::Child);
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let data = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut server = Reaped(
+        std::process::Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut server.0;
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -445,7 +456,6 @@ async fn a_closed_log_pipe_costs_the_log_not_the_service() {
             break Some(status);
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
             break None;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
