@@ -121,19 +121,6 @@ pub fn section_range(file: &File, name: &str) -> Option<(u64, u64)> {
     (size > 0).then_some((offset, size))
 }
 
-/// Whether an ELF file carries DWARF (a `.debug_info` or `.zdebug_info` section with
-/// contents); `None` when it is not an ELF file. Reads only headers, like [`section_range`].
-pub fn has_debug_info(file: &File) -> Option<bool> {
-    use object::read::{Object, ObjectSection, ReadCache};
-    let cache = ReadCache::new(file);
-    let elf = object::File::parse(&cache).ok()?;
-    Some([".debug_info", ".zdebug_info"].iter().any(|name| {
-        elf.section_by_name(name)
-            .and_then(|s| s.file_range())
-            .is_some_and(|(_, size)| size > 0)
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,15 +186,13 @@ mod tests {
             &bytes[offset as usize..(offset + len) as usize],
             parsed.section(".debug_info").unwrap()
         );
-        assert_eq!(has_debug_info(&debug), Some(true));
-        assert_eq!(
-            has_debug_info(&File::open(dir.join("hello")).unwrap()),
-            Some(false)
-        );
-        assert_eq!(
-            has_debug_info(&File::open(dir.join("README.md")).unwrap()),
-            None
-        );
+        assert!(parsed.has_debug_info());
+        let stripped = std::fs::read(dir.join("hello")).unwrap();
+        assert!(!symhub_core::elf::ElfFile::parse(&stripped)
+            .unwrap()
+            .has_debug_info());
+        let text = std::fs::read(dir.join("README.md")).unwrap();
+        assert!(symhub_core::elf::ElfFile::parse(&text).is_err());
         // `.text` is NOBITS in a split debug file: not served from it.
         assert_eq!(section_range(&debug, ".text"), None);
         assert_eq!(section_range(&debug, ".nope"), None);

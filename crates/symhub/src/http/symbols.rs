@@ -326,11 +326,16 @@ fn set_length(r: &mut Response, status: StatusCode, start: u64, end: u64, len: u
     }
 }
 
-fn etag_matches(if_none_match: &str, etag: &str) -> bool {
-    if_none_match
-        .split(',')
-        .map(|t| t.trim().trim_start_matches("W/"))
-        .any(|t| t == "*" || t == etag)
+/// What the request's `If-None-Match` says of `etag`: `Some(true)` when it names it (or `*`),
+/// `None` without the header.
+fn none_match(headers: &HeaderMap, etag: &str) -> Option<bool> {
+    let if_none_match = headers.get(header::IF_NONE_MATCH)?.to_str().ok()?;
+    Some(
+        if_none_match
+            .split(',')
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .any(|t| t == "*" || t == etag),
+    )
 }
 
 /// Headers of a file response: length, type, ranges, validators, `X-Cache`, where it came
@@ -379,11 +384,8 @@ pub(super) fn serve_part(
     label: &'static str,
 ) -> Option<Response> {
     let etag = part.etag;
-    let not_modified = match headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(inm) => etag_matches(inm, etag),
+    let not_modified = match none_match(headers, etag) {
+        Some(matched) => matched,
         None => headers
             .get(header::IF_MODIFIED_SINCE)
             .and_then(|v| v.to_str().ok())
@@ -431,12 +433,7 @@ fn serve_streaming(
     cache: &'static str,
 ) -> Response {
     let etag = fill.etag().and_then(|v| v.to_str().ok());
-    let not_modified = etag.is_some_and(|etag| {
-        headers
-            .get(header::IF_NONE_MATCH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|inm| etag_matches(inm, etag))
-    });
+    let not_modified = etag.is_some_and(|etag| none_match(headers, etag) == Some(true));
     let (status, start, end) = match p.len.map(|len| (len, wanted(headers, len, etag))) {
         _ if not_modified => (StatusCode::NOT_MODIFIED, 0, Some(0)),
         None | Some((_, Wanted::All)) => (StatusCode::OK, 0, p.len),

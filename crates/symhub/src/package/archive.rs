@@ -95,6 +95,14 @@ fn safe_name(name: &str) -> bool {
         && name.split('/').all(|c| c != ".." && c != ".")
 }
 
+/// The most a zip entry of `compressed` bytes may unpack to before it is a bomb: `max_ratio`
+/// (`packages.max_ratio`) times its compressed size, and never less than 1 MiB, since small
+/// entries may compress very well legitimately (runs of zeros). Used for SSQP packages and
+/// for zips of build output (`upload::unpack`).
+pub fn ratio_bound(compressed: u64, max_ratio: u64) -> u64 {
+    compressed.saturating_mul(max_ratio).max(1 << 20)
+}
+
 /// Checks every entry and the index. Blocking.
 pub fn inspect<R: Read + Seek>(
     zip: &mut ZipArchive<R>,
@@ -147,9 +155,7 @@ pub fn inspect<R: Read + Seek>(
         if total > limits.max_unpacked_size.as_u64() {
             return Err(PackageError::TooBig(limits.max_unpacked_size.as_u64()));
         }
-        // Small entries may compress very well legitimately (runs of zeros); a bomb is a
-        // big claim from few bytes.
-        if e.size() > 1 << 20 && e.size() / e.compressed_size().max(1) > limits.max_ratio {
+        if e.size() > ratio_bound(e.compressed_size(), limits.max_ratio) {
             return Err(PackageError::Bomb(name, limits.max_ratio));
         }
         if !e.is_dir() {

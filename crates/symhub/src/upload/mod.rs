@@ -378,44 +378,35 @@ where
 /// other: `_.debug/elf-buildid-sym-<id>/_.debug` (debuginfod's `debuginfo`) only for a file
 /// that carries DWARF, and a `DEBUG_ONLY` upload under that key alone, not also under
 /// `<file>/<id>/<file>` where the binary lives. A file that is not ELF keeps the claimed
-/// keys. Blocking (reads the ELF headers).
-fn elf_keys_by_content(
-    kind: &str,
-    path: &std::path::Path,
-    keys: &mut Vec<SymbolKey>,
-) -> std::io::Result<()> {
+/// keys. `has_debug_info`: what the file's headers say ([`claimed_by_content`]).
+fn elf_keys_by_content(kind: &str, has_debug_info: Option<bool>, keys: &mut Vec<SymbolKey>) {
     let is_debug_key = |k: &SymbolKey| {
         k.is_triple() && k.id().to_ascii_lowercase().starts_with("elf-buildid-sym-")
     };
     match kind {
-        "ELF" => {
-            let file = std::fs::File::open(path)?;
-            if crate::debuginfod::has_debug_info(&file) == Some(false) {
-                keys.retain(|k| !is_debug_key(k));
-            }
-        }
+        "ELF" if has_debug_info == Some(false) => keys.retain(|k| !is_debug_key(k)),
         "DEBUG_ONLY" if keys.iter().any(is_debug_key) => keys.retain(is_debug_key),
         _ => {}
     }
-    Ok(())
 }
 
 /// Checks that a native file uploaded with a `sym_upload -t` claim is what it claims: a file
 /// of that format whose own headers give the claimed id (its build id, code id, debug id or
 /// UUID). The claim alone would put any bytes, a text file, under an ELF's build id for
-/// debuggers. A `DWP` has no id of its own to check. Blocking (reads the file's headers).
+/// debuggers. A `DWP` has no id of its own to check. Whether the file carries debug
+/// information (`None` for a DWP). Blocking (reads the file's headers).
 fn claimed_by_content(
     path: &std::path::Path,
     claim: &Claim,
     kind: &str,
-) -> Result<(), UploadError> {
+) -> Result<Option<bool>, UploadError> {
     use symhub_core::native::Format;
     let formats: &[Format] = match kind {
         "ELF" | "DEBUG_ONLY" => &[Format::Elf],
         "PE" => &[Format::Pe],
         "PDB" => &[Format::Pdb, Format::PortablePdb],
         "MACHO" | "DSYM" => &[Format::MachO],
-        _ => return Ok(()),
+        _ => return Ok(None),
     };
     let cache = object::read::ReadCache::new(std::fs::File::open(path)?);
     let found = symhub_core::native::identify(&cache, &claim.debug_file).map_err(|e| {
@@ -434,8 +425,8 @@ fn claimed_by_content(
                 .any(|i| i.eq_ignore_ascii_case(id))
                 || o.keys.iter().any(|k| k.id().eq_ignore_ascii_case(id)))
     };
-    if found.objects.iter().any(names_it) {
-        return Ok(());
+    if let Some(o) = found.objects.iter().find(|o| names_it(o)) {
+        return Ok(Some(o.has_debug_info));
     }
     let what: Vec<String> = found
         .objects
@@ -468,8 +459,8 @@ fn identify(received: &Received, claim: &Claim) -> Result<(Vec<SymbolKey>, Modul
         };
         let mut keys = native_keys(&kind, &claim.debug_file, &claim.debug_id)
             .map_err(|e| UploadError::BadRequest(e.to_string()))?;
-        claimed_by_content(&received.path, claim, &kind)?;
-        elf_keys_by_content(&kind, &received.path, &mut keys)?;
+        let has_debug_info = claimed_by_content(&received.path, claim, &kind)?;
+        elf_keys_by_content(&kind, has_debug_info, &mut keys);
         let module = ModuleId {
             kind,
             debug_file: claim.debug_file.clone(),

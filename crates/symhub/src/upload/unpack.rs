@@ -99,20 +99,17 @@ impl Uploads {
                     out.push(Err(format!("{name}: larger than upload.max_size")));
                     continue;
                 }
-                // A zip bomb: a big member from few compressed bytes. Small members may
-                // compress very well (runs of zeros). Refused whole, as `symhub package add`
-                // refuses one. (The zip reader stops a member at the size its header gives;
-                // the copy is bounded all the same.)
+                // A zip bomb, refused whole as `symhub package add` refuses one. (The zip
+                // reader stops a member at the size its header gives; the copy is bounded
+                // all the same.)
                 let bomb = || {
                     UploadError::NotDebugFile(format!(
                         "{name}: a compression ratio above packages.max_ratio ({max_ratio}:1), \
                          a zip bomb; nothing in this zip was stored"
                     ))
                 };
-                let by_ratio = entry
-                    .compressed_size()
-                    .saturating_mul(max_ratio)
-                    .max(1 << 20);
+                let by_ratio =
+                    crate::package::archive::ratio_bound(entry.compressed_size(), max_ratio);
                 if entry.size() > by_ratio {
                     return Err(bomb());
                 }
