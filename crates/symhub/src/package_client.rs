@@ -1,13 +1,12 @@
 //! `symhub package …`: manage SSQP packages either directly in a data directory (a running
 //! server notices within a second) or through a server's API with a key.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reqwest::Method;
 use symhub::package::{Packages, Progress};
 
@@ -66,21 +65,20 @@ fn default_name(file: &Path) -> anyhow::Result<String> {
     Ok(stem.to_owned())
 }
 
-/// Prints progress to stderr at most twice a second.
-fn progress_printer(label: String) -> impl Fn(Progress) {
-    let last = std::sync::Mutex::new(Instant::now() - Duration::from_secs(1));
+/// A progress bar on stderr, drawn only when stderr is a terminal (indicatif hides it
+/// otherwise), so a log or a pipe gets the summary lines alone.
+fn progress_bar(len: u64, template: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    bar.set_style(ProgressStyle::with_template(template).expect("a valid template"));
+    bar
+}
+
+/// Follows an unpacking's [`Progress`] on `bar` (entries; the message says the bytes).
+fn unpacking(bar: &ProgressBar) -> impl Fn(Progress) + '_ {
     move |p: Progress| {
-        let mut last = last.lock().unwrap();
-        if last.elapsed() >= Duration::from_millis(500) || p.entries_done == p.entries_total {
-            *last = Instant::now();
-            eprint!(
-                "\r{label}: {}/{} files, {} MiB unpacked   ",
-                p.entries_done,
-                p.entries_total,
-                p.bytes_done >> 20
-            );
-            let _ = std::io::stderr().flush();
-        }
+        bar.set_length(p.entries_total as u64);
+        bar.set_position(p.entries_done as u64);
+        bar.set_message(format!("{} MiB unpacked", p.bytes_done >> 20));
     }
 }
 
@@ -106,28 +104,22 @@ pub fn run(command: PackageCommand) -> anyhow::Result<()> {
                 let started = Instant::now();
                 let summary = match &mode {
                     Mode::Local(p) => {
-                        let done = p.ingest_file(&name, file, &progress_printer(name.clone()));
-                        eprintln!();
+                        let bar = progress_bar(0, "{prefix}: [{elapsed_precise}] {wide_bar} {pos}/{len} files, {msg}");
+                        bar.set_prefix(name.clone());
+                        let done = p.ingest_file(&name, file, &unpacking(&bar));
+                        bar.finish_and_clear();
                         serde_json::to_value(done.with_context(|| format!("{}", file.display()))?)?
                     }
                     Mode::Remote(r) => runtime.block_on(async {
                         let size = std::fs::metadata(file)?.len();
-                        let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
-                        let counter = sent.clone();
-                        let label = name.clone();
+                        let bar = progress_bar(size, "{prefix}: [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec}");
+                        bar.set_prefix(name.clone());
+                        let sending = bar.clone();
                         let stream = futures_util::StreamExt::map(
                             tokio_util::io::ReaderStream::new(tokio::fs::File::open(file).await?),
                             move |chunk| {
                                 if let Ok(c) = &chunk {
-                                    let n = counter.fetch_add(
-                                        c.len() as u64,
-                                        std::sync::atomic::Ordering::Relaxed,
-                                    );
-                                    eprint!(
-                                        "\r{label}: {} of {} MiB sent   ",
-                                        (n + c.len() as u64) >> 20,
-                                        size >> 20
-                                    );
+                                    sending.inc(c.len() as u64);
                                 }
                                 chunk
                             },
@@ -138,7 +130,7 @@ pub fn run(command: PackageCommand) -> anyhow::Result<()> {
                                 .body(reqwest::Body::wrap_stream(stream)),
                         )
                         .await;
-                        eprintln!();
+                        bar.finish_and_clear();
                         v.with_context(|| format!("{}", file.display()))
                     })?,
                 };

@@ -498,6 +498,8 @@ async fn the_package_command_works_on_a_data_dir_and_through_a_server() {
     .unwrap();
     assert!(ok, "{out}");
     assert!(out.contains("tools-2.1: 1 keys"), "{out}");
+    // A pipe gets the summary alone: progress is drawn on a terminal only.
+    assert!(!out.contains('\r'), "progress written into a pipe: {out:?}");
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let r = s.get(&format!("/{A}")).await;
@@ -524,6 +526,7 @@ async fn the_package_command_works_on_a_data_dir_and_through_a_server() {
     .await
     .unwrap();
     assert!(ok, "{out}");
+    assert!(!out.contains('\r'), "progress written into a pipe: {out:?}");
     let (ok, out) = tokio::task::spawn_blocking({
         let u = url.clone();
         move || cmd(&["package", "list", "--url", &u, "--key", KEY])
