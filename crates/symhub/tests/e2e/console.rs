@@ -316,6 +316,10 @@ async fn the_console_shows_and_changes_what_symhub_holds() {
         "no Delete for a download key"
     );
     screenshot(&c, "entry-download-key").await;
+    // The Keys page by its address: it says an admin key is needed, and offers no form.
+    c.goto(&format!("{}/ui/#/keys", s.url)).await.unwrap();
+    wait_text(&c, "#notice", |t| t.contains("admin")).await;
+    assert_eq!(count(&c, "#new-key-form").await, 0, "no New key form");
     click(&c, "nav a[data-nav=\"missing\"]").await;
     wait_text(&c, "#missing tr[data-key*=\"once.pdb\"]", |_| true).await;
     assert_eq!(

@@ -952,9 +952,12 @@
     const list = h('div', {}, loading());
     const result = h('div', { id: 'new-key-result', class: 'new-key', tabindex: '-1', hidden: true });
     const reload = () => loadKeys(ctx, list);
-    ctx.root.append(heading('API keys'),
-      section('Keys', list),
-      section('New key', newKeyForm(ctx, result, reload), result));
+    ctx.root.append(heading('API keys'), section('Keys', list));
+    // Only an admin key may make one: others reach this page by its address alone, and
+    // are told so by the list's error rather than offered a form that is refused.
+    if (currentScope === 'admin') {
+      ctx.root.append(section('New key', newKeyForm(ctx, result, reload), result));
+    }
     reload();
   }
 
