@@ -416,6 +416,9 @@ impl Cache {
             // of its own (found by the store's build-id index, not by this key).
             for exe in crate::debuginfod::executable_keys_of(k) {
                 self.memory.remove(exe.normalized());
+                // Its kept-open file is the replaced one: the new entry's length with the
+                // old bytes would be served (break-it pass: a cut old binary to gdb).
+                self.open_files.remove(exe.normalized());
             }
         }
         if let Some((file, id)) = code {

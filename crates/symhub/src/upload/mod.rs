@@ -373,19 +373,38 @@ where
     })
 }
 
+/// What a native file's own headers say it holds ([`claimed_by_content`]).
+#[derive(Clone, Copy)]
+struct Content {
+    /// DWARF, a PDB's streams: what a Breakpad `.sym` is made from.
+    has_debug_info: bool,
+    /// Runnable code: for an ELF file, whether it is a binary at all, not a split debug
+    /// file (`objcopy --only-keep-debug` leaves `.text` without bytes).
+    runnable: bool,
+}
+
 /// Corrects the keys a client's claim gives an ELF file by what the file is, so that a
-/// stripped binary and its split debug file, uploaded in either order, never replace each
-/// other: `_.debug/elf-buildid-sym-<id>/_.debug` (debuginfod's `debuginfo`) only for a file
-/// that carries DWARF, and a `DEBUG_ONLY` upload under that key alone, not also under
-/// `<file>/<id>/<file>` where the binary lives. A file that is not ELF keeps the claimed
-/// keys. `has_debug_info`: what the file's headers say ([`claimed_by_content`]).
-fn elf_keys_by_content(kind: &str, has_debug_info: Option<bool>, keys: &mut Vec<SymbolKey>) {
+/// stripped binary and its split debug file, uploaded in either order and under either
+/// type, never replace each other: `_.debug/elf-buildid-sym-<id>/_.debug` (debuginfod's
+/// `debuginfo`) only for a file that carries DWARF, `<file>/<id>/<file>` (the binary,
+/// debuginfod's `executable`) only for one with runnable code, and a `DEBUG_ONLY` upload
+/// under the debug key alone. A split debug file sent as `-t elf` (the README's own
+/// example once did) would otherwise have replaced the binary for gdb and perf. A file that
+/// is not ELF keeps the claimed keys. `content`: what the file's headers say
+/// ([`claimed_by_content`]).
+fn elf_keys_by_content(kind: &str, content: Option<Content>, keys: &mut Vec<SymbolKey>) {
     let is_debug_key = |k: &SymbolKey| {
         k.is_triple() && k.id().to_ascii_lowercase().starts_with("elf-buildid-sym-")
     };
-    match kind {
-        "ELF" if has_debug_info == Some(false) => keys.retain(|k| !is_debug_key(k)),
-        "DEBUG_ONLY" if keys.iter().any(is_debug_key) => keys.retain(is_debug_key),
+    match (kind, content) {
+        ("ELF", Some(c)) => keys.retain(|k| {
+            if is_debug_key(k) {
+                c.has_debug_info
+            } else {
+                c.runnable
+            }
+        }),
+        ("DEBUG_ONLY", _) if keys.iter().any(is_debug_key) => keys.retain(is_debug_key),
         _ => {}
     }
 }
@@ -393,13 +412,13 @@ fn elf_keys_by_content(kind: &str, has_debug_info: Option<bool>, keys: &mut Vec<
 /// Checks that a native file uploaded with a `sym_upload -t` claim is what it claims: a file
 /// of that format whose own headers give the claimed id (its build id, code id, debug id or
 /// UUID). The claim alone would put any bytes, a text file, under an ELF's build id for
-/// debuggers. A `DWP` has no id of its own to check. Whether the file carries debug
-/// information (`None` for a DWP). Blocking (reads the file's headers).
+/// debuggers. A `DWP` has no id of its own to check. What the file holds (`None` for a
+/// DWP). Blocking (reads the file's headers).
 fn claimed_by_content(
     path: &std::path::Path,
     claim: &Claim,
     kind: &str,
-) -> Result<Option<bool>, UploadError> {
+) -> Result<Option<Content>, UploadError> {
     use symhub_core::native::Format;
     let formats: &[Format] = match kind {
         "ELF" | "DEBUG_ONLY" => &[Format::Elf],
@@ -426,7 +445,12 @@ fn claimed_by_content(
                 || o.keys.iter().any(|k| k.id().eq_ignore_ascii_case(id)))
     };
     if let Some(o) = found.objects.iter().find(|o| names_it(o)) {
-        return Ok(Some(o.has_debug_info));
+        // Only ELF files are ever without runnable code and still identified.
+        let debug_key = |k: &SymbolKey| k.id().to_ascii_lowercase().starts_with("elf-buildid-sym-");
+        return Ok(Some(Content {
+            has_debug_info: o.has_debug_info,
+            runnable: o.format != Format::Elf || o.keys.iter().any(|k| !debug_key(k)),
+        }));
     }
     let what: Vec<String> = found
         .objects
@@ -459,8 +483,8 @@ fn identify(received: &Received, claim: &Claim) -> Result<(Vec<SymbolKey>, Modul
         };
         let mut keys = native_keys(&kind, &claim.debug_file, &claim.debug_id)
             .map_err(|e| UploadError::BadRequest(e.to_string()))?;
-        let has_debug_info = claimed_by_content(&received.path, claim, &kind)?;
-        elf_keys_by_content(&kind, has_debug_info, &mut keys);
+        let content = claimed_by_content(&received.path, claim, &kind)?;
+        elf_keys_by_content(&kind, content, &mut keys);
         let module = ModuleId {
             kind,
             debug_file: claim.debug_file.clone(),

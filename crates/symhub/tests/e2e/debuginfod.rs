@@ -523,3 +523,46 @@ async fn build_ids_of_any_length_are_uploaded_served_and_federated() {
     let parsed = symhub_core::elf::ElfFile::parse(&elf).unwrap();
     assert!(r.bytes().await.unwrap() == parsed.section(".debug_info").unwrap());
 }
+
+/// `executable` stays the runnable binary: a re-upload with the same build id (the
+/// unstripped build, then the stripped release) is served whole, not cut to the new length
+/// from the old file kept open; and a split debug file sent as `sym_upload -t elf` is only
+/// the debuginfo, never the binary (break-it pass: gdb got a cut binary, then a debug file,
+/// as the core file's executable).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executable_is_the_latest_runnable_binary_uploaded() {
+    let Some((_dir, built)) = program() else {
+        return;
+    };
+    let id = built.build_id.clone();
+    let s = Symhub::start(&format!("upstream = []\n{}", auth_config(KEY)));
+    let exe = format!("/buildid/{id}/executable");
+    upload_native(&s, &built.exe, "hello", &id, "ELF").await;
+    let full = std::fs::read(&built.exe).unwrap();
+    assert!(s.get(&exe).await.bytes().await.unwrap() == full);
+    // The stripped release replaces it: shorter, so an old descriptor would cut the old bytes.
+    upload_native(&s, &built.stripped, "hello", &id, "ELF").await;
+    let stripped = std::fs::read(&built.stripped).unwrap();
+    let r = s.get(&exe).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.bytes().await.unwrap() == stripped,
+        "the new binary, whole"
+    );
+    // And back: longer than its record would be if the old file were read.
+    upload_native(&s, &built.exe, "hello", &id, "ELF").await;
+    let r = s.get(&exe).await;
+    assert_eq!(r.status(), 200, "{}", s.stderr());
+    assert!(r.bytes().await.unwrap() == full);
+
+    // The split debug file, typed as the binary: it becomes the debuginfo and nothing else.
+    upload_native(&s, &built.debug, "hello", &id, "ELF").await;
+    let debug = std::fs::read(&built.debug).unwrap();
+    for path in [exe.clone(), format!("/hello/elf-buildid-{id}/hello")] {
+        let r = s.get(&path).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(r.bytes().await.unwrap() == full, "{path}: still the binary");
+    }
+    let r = s.get(&format!("/buildid/{id}/debuginfo")).await;
+    assert!(r.bytes().await.unwrap() == debug);
+}
