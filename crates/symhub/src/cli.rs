@@ -200,12 +200,18 @@ impl ServeArgs {
         // elfutils' convention: a debuginfod server federates to the servers its environment
         // names. Symhub itself is never one of them if it is reached at the same URL (the
         // hop count stops loops that go through other servers).
-        if let Ok(urls) = std::env::var("DEBUGINFOD_URLS") {
+        let from_env = std::env::var("DEBUGINFOD_URLS").ok();
+        if let Some(urls) = &from_env {
             config
                 .upstreams
-                .extend(UpstreamConfig::from_debuginfod_urls(&urls));
+                .extend(UpstreamConfig::from_debuginfod_urls(urls));
         }
-        config.validate().context("command-line flags")?;
+        config.validate().context(match from_env {
+            Some(_) => {
+                "command-line flags and DEBUGINFOD_URLS (its upstreams are named debuginfod-1, -2…)"
+            }
+            None => "command-line flags",
+        })?;
         Ok(config)
     }
 }

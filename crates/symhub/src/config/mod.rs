@@ -370,8 +370,13 @@ pub enum Protocol {
 impl UpstreamConfig {
     /// The upstreams named by `DEBUGINFOD_URLS` (space-separated base URLs, as elfutils'
     /// clients and server read it): federation targets, after the configured upstreams.
+    /// elfutils' IMA policy words (`ima:enforcing`, `ima:permissive`, `ima:ignore`, which
+    /// debuginfod-client-config(7) allows between the URLs and Fedora's
+    /// `/etc/debuginfod/*.urls` carry) are skipped: they tell a client how to check the
+    /// signatures of the servers that follow, and symhub checks none.
     pub fn from_debuginfod_urls(urls: &str) -> Vec<Self> {
         urls.split_whitespace()
+            .filter(|word| !word.to_ascii_lowercase().starts_with("ima:"))
             .enumerate()
             .map(|(i, url)| {
                 let mut u = Self::new(&format!("debuginfod-{}", i + 1), url);

@@ -395,7 +395,7 @@ async fn symhub_federates_to_elfutils_debuginfod() {
 /// One file, two spellings, across upstream kinds: a debuginfod request is answered by a
 /// SymSrv/SSQP upstream that has the file under its `elf-buildid-sym` key, an SSQP request by
 /// a debuginfod upstream; `DEBUGINFOD_URLS` in symhub's environment names debuginfod
-/// upstreams (elfutils' convention).
+/// upstreams (elfutils' convention), its `ima:` policy words skipped.
 #[tokio::test]
 async fn ssqp_and_debuginfod_upstreams_answer_each_others_requests() {
     let id = "0123456789abcdef0123456789abcdef01234567";
@@ -422,7 +422,11 @@ async fn ssqp_and_debuginfod_upstreams_answer_each_others_requests() {
     d.serve(&format!("/buildid/{id}/debuginfo"), debug.clone());
     let s = Symhub::start_env(
         "upstream = []",
-        &[("DEBUGINFOD_URLS", &format!("{}/", d.url))],
+        // With elfutils' IMA policy words, as Fedora's /etc/debuginfod/*.urls give them.
+        &[(
+            "DEBUGINFOD_URLS",
+            &format!("ima:enforcing {}/ ima:ignore", d.url),
+        )],
     );
     let r = s
         .get(&format!("/_.debug/elf-buildid-sym-{id}/_.debug"))
