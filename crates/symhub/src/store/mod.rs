@@ -21,6 +21,7 @@ pub mod packages;
 mod pipelined;
 pub mod retention;
 mod schema;
+mod scratch;
 pub mod sessions;
 mod spare;
 pub mod symbols;

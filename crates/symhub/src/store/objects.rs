@@ -1,8 +1,10 @@
 //! A directory of immutable objects named by a hash, written only through atomic commits.
 //!
 //! Layout under the directory's root:
-//! - `tmp/` — files being written. Nothing here is ever served; start-up empties it, so a
-//!   crash at any moment leaves nothing partial behind.
+//! - `tmp/p<pid>-…/` — files being written, in a directory of each process's own
+//!   ([`super::scratch`]). Nothing here is ever served; a dead process's directory is
+//!   removed by the next process that opens the directory, so a crash at any moment leaves
+//!   nothing partial behind, and the server's writes in flight survive an offline command.
 //! - `objects/<2 hex>/<64 hex>` — committed objects. An object appears here only by
 //!   `rename(2)` of a temp file whose length (and hash) was checked and which was fsynced.
 //!
@@ -18,6 +20,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use tempfile::TempPath;
 
+use super::scratch::Scratch;
 use super::spare::{self, Spare};
 
 /// The on-disk name of a key: hex SHA-256 of its normalized form.
@@ -31,27 +34,26 @@ pub struct ObjectDir {
     /// The file of the next proxy download, made ahead ([`spare`]); `None` unless asked
     /// for ([`ObjectDir::with_spare`]) and the filesystem can have one.
     spare: Option<Arc<Spare>>,
+    /// This process's directory of temp files.
+    scratch: Arc<Scratch>,
 }
 
 impl ObjectDir {
-    /// Opens (creating if needed) the directory and removes temp files left by a crash.
+    /// Opens (creating if needed) the directory and removes temp files left by dead
+    /// processes (see [`super::scratch`]).
     pub fn open(root: &Path) -> anyhow::Result<Self> {
         use anyhow::Context;
-        let dir = Self {
+        let objects = root.join("objects");
+        std::fs::create_dir_all(&objects)
+            .with_context(|| format!("cannot create {}", objects.display()))?;
+        let tmp = root.join("tmp");
+        let scratch = Scratch::open(&tmp)
+            .with_context(|| format!("cannot make a directory for temp files in {} (it must be writable by the user symhub runs as)", tmp.display()))?;
+        Ok(Self {
             root: root.to_path_buf(),
             spare: None,
-        };
-        std::fs::create_dir_all(dir.objects_root())
-            .with_context(|| format!("cannot create {}", dir.objects_root().display()))?;
-        let tmp = dir.tmp_dir();
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).with_context(|| {
-                format!("cannot clear leftover temp files in {}", tmp.display())
-            })?;
-        }
-        std::fs::create_dir_all(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        Ok(dir)
+            scratch: Arc::new(scratch),
+        })
     }
 
     /// Keeps a file made ahead for [`ObjectDir::writer_hashed_at_end`] (see [`spare`]): for
@@ -61,8 +63,9 @@ impl ObjectDir {
         self
     }
 
+    /// Where this process writes temp files: its own directory under `tmp/`.
     pub fn tmp_dir(&self) -> PathBuf {
-        self.root.join("tmp")
+        self.scratch.path().to_path_buf()
     }
 
     fn objects_root(&self) -> PathBuf {

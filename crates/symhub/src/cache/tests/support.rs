@@ -260,9 +260,9 @@ impl Harness {
         found
     }
 
-    /// Every file in the cache's temp dir.
+    /// Every file in the cache's temp dir (this process's own, under `tmp/`).
     pub fn temp_files(&self) -> Vec<PathBuf> {
-        files(&self.cache_dir().join("tmp"))
+        files(&self.cache.objects.tmp_dir())
     }
 
     /// Whether the index has a row for `key`.

@@ -102,3 +102,43 @@ async fn code_id_requests_redirect_to_the_debug_id_key() {
         "/dump_syms_regtest64.pdb/72E103A85CB249078B76B2E7C06257B13/dump_syms_regtest64.sym?key=k1&x=%2F"
     );
 }
+
+/// An offline command run beside the server on its data dir (as the README allows) leaves
+/// the server's uploads in flight alone: opening the store once emptied all of `tmp/`, and
+/// the upload being received failed with a 500 (break-it pass).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_command_beside_the_server_leaves_its_uploads_in_flight_alone() {
+    let s = Symhub::start(&format!("upstream = []\n{}", auth_config(KEY)));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let body = reqwest::Body::wrap_stream(chunks);
+    let put = client()
+        .put(format!("{}/api/files/hello.sym", s.url))
+        .bearer_auth(KEY)
+        .body(body)
+        .send();
+    let put = tokio::spawn(put);
+    let (head, rest) = HELLO.as_bytes().split_at(HELLO.len() / 2);
+    tx.send(Ok(head.to_vec())).await.unwrap();
+    // The first half is in the server's temp file when the command runs.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let data_dir = s.data_dir.clone();
+    let listed = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(bin())
+            .args(["key", "list", "--data-dir"])
+            .arg(&data_dir)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    tx.send(Ok(rest.to_vec())).await.unwrap();
+    drop(tx);
+    let r = put.await.unwrap().unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let key = format!("/hello/{HELLO_ID}/hello.sym");
+    assert_eq!(s.get(&key).await.text().await.unwrap(), HELLO);
+}
