@@ -157,6 +157,15 @@ impl Config {
             if !matches!(url.scheme(), "http" | "https") {
                 bail!("{at}.url: `{}` must be http or https", u.url);
             }
+            // Keys are appended to the URL's path: a query would end up before them and
+            // every request would miss.
+            if url.query().is_some() || url.fragment().is_some() {
+                bail!(
+                    "{at}.url: `{}` has a query or fragment; symhub appends each key to the \
+                     URL's path, so send a token as a header instead ({at}.headers)",
+                    url.host_str().unwrap_or_default()
+                );
+            }
             for (name, value) in &u.headers {
                 http::HeaderName::try_from(name.as_str())
                     .with_context(|| format!("{at}.headers: `{name}` is not a header name"))?;

@@ -1,7 +1,9 @@
 //! `GET /api/status`: what the console's Status page shows, from what the server keeps
 //! itself — each upstream's health and record, request counts over the last hour
 //! ([`crate::history`]), downloads in progress, the cache's use against its limit, and the
-//! store's size. Public like `/metrics`, unless `auth.require_for_metrics`.
+//! store's size. Public like `/metrics`, unless `auth.require_for_metrics`; what it shows
+//! to anyone holds no secret: upstream URLs without their credentials, and the keys being
+//! downloaded only to a key holder when downloads need a key.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -51,7 +53,7 @@ pub async fn status(
         .map(|u| {
             let mut v = serde_json::to_value(u.stats.snapshot()).unwrap_or_default();
             v["name"] = json!(&*u.name);
-            v["url"] = json!(u.base());
+            v["url"] = json!(shown_url(u.base()));
             v["down"] = json!(u.health.is_down());
             v
         })
@@ -70,6 +72,19 @@ pub async fn status(
     let (cache_bytes, cache_limit) = app.cache.usage();
     let (keys, bytes) = store_totals(&app).await?;
     let started = app.metrics.started;
+    let mut fills = app.cache.fills_in_progress();
+    // Private symbols' names are theirs to see only.
+    if app.keys.require_for_downloads
+        && app
+            .keys
+            .check(&headers, uri.query(), crate::auth::Scope::Download)
+            .await
+            .is_err()
+    {
+        for f in &mut fills {
+            f.key = "(hidden: downloads need a key)".into();
+        }
+    }
     let body = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "started_at": rfc3339(started),
@@ -81,7 +96,7 @@ pub async fn status(
             "bytes_served": t.bytes,
         },
         "history": { "interval_s": crate::history::INTERVAL.as_secs(), "points": points },
-        "fills": app.cache.fills_in_progress(),
+        "fills": fills,
         "cache": {
             "bytes": cache_bytes,
             "limit": cache_limit,
@@ -90,4 +105,34 @@ pub async fn status(
         "store": { "keys": keys, "bytes": bytes, "shared": app.cache.store().is_shared() },
     });
     Ok(json::reply(StatusCode::OK, &body).noted("status"))
+}
+
+/// An upstream's base URL as anyone may see it: without its user name and password (symhub
+/// sends them as Basic credentials: a break-it pass read them off the public Status page).
+fn shown_url(base: &str) -> String {
+    match reqwest::Url::parse(base) {
+        Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
+            let _ = url.set_password(None);
+            let _ = url.set_username("");
+            let shown = url.to_string();
+            shown.replacen("://", "://…@", 1)
+        }
+        Ok(url) => url.to_string(),
+        Err(_) => "(not shown)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credentials_are_never_shown() {
+        let shown = super::shown_url("https://builduser:S3cret@symbols.example/sym/");
+        assert_eq!(shown, "https://…@symbols.example/sym/");
+        let shown = super::shown_url("https://token@symbols.example/");
+        assert!(!shown.contains("token"), "{shown}");
+        assert_eq!(
+            super::shown_url("https://msdl.microsoft.com/download/symbols/"),
+            "https://msdl.microsoft.com/download/symbols/"
+        );
+    }
 }

@@ -1,6 +1,11 @@
-//! Hostile and invalid paths: 404, no upstream traffic, nothing written anywhere.
+//! Hostile and invalid paths: 404, no upstream traffic, nothing written anywhere; and no
+//! secret on a public page.
+
+use std::time::Duration;
 
 use crate::support::*;
+
+const KEY: &str = "security-test-key";
 
 // Multi-threaded: the raw requests block, and the fake upstream must still answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,4 +96,79 @@ async fn methods_other_than_get_and_head_are_refused() {
         .unwrap();
     assert_eq!(r.status(), 405);
     assert_eq!(up.total_hits(), 0);
+}
+
+/// The public Status answer shows upstreams without the credentials in their URLs (sent as
+/// Basic credentials), and with downloads behind a key, not the keys being downloaded
+/// (break-it pass: both were readable without a key).
+#[tokio::test]
+async fn the_public_status_holds_no_credentials_and_no_private_key_names() {
+    let up = FakeUpstream::start().await;
+    let slow = "/secret-project.pdb/0123456789ABCDEF0123456789ABCDEF1/secret-project.pdb";
+    up.route(
+        slow,
+        Behavior::Serve(Serve::bytes(data(50_000, 1)).drip(20, Duration::from_millis(50))),
+    );
+    let with_user = up
+        .url
+        .replacen("http://", "http://builduser:S3cretPassw0rd@", 1);
+    let extra = format!("{}require_for_downloads = true\n", auth_config(KEY));
+    let s = Symhub::start(&config_with(&[("corp", &with_user, "")], &extra));
+    // A download in progress, by a key holder.
+    let fill = tokio::spawn({
+        let url = format!("{}{slow}", s.url);
+        async move {
+            client()
+                .get(url)
+                .bearer_auth(KEY)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        let r = client()
+            .get(format!("{}/api/status", s.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        if !v["fills"].as_array().unwrap().is_empty() {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no fill in progress: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let text = status.to_string();
+    assert!(
+        !text.contains("S3cret") && !text.contains("builduser"),
+        "{text}"
+    );
+    assert!(!text.contains("secret-project"), "{text}");
+    assert!(status["upstreams"][0]["url"]
+        .as_str()
+        .unwrap()
+        .contains("127.0.0.1"));
+    // A key holder sees what is being downloaded.
+    let r = client()
+        .get(format!("{}/api/status", s.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert!(v.to_string().contains("secret-project"), "{v}");
+    fill.await.unwrap().unwrap();
+    // The credentials still reach the upstream.
+    assert!(up
+        .requests()
+        .iter()
+        .any(|(path, headers)| path == slow && headers.contains_key("authorization")));
 }

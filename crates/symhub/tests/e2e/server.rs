@@ -166,6 +166,31 @@ fn bad_config_is_refused_naming_the_file_and_key() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("must be http or https"));
+
+    // A token in the query would sit before every key appended to the path: refused, and
+    // the error does not repeat the token.
+    let mut child = std::process::Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--upstream"])
+        .arg("https://sym.example/s?token=T0KEN")
+        .arg("--data-dir")
+        .arg(dir.path().join("d"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("symhub started with a query in an upstream URL");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("query") && err.contains("headers"), "{err}");
+    assert!(!err.contains("T0KEN"), "{err}");
 }
 
 #[tokio::test]
