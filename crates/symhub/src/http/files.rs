@@ -51,7 +51,10 @@ pub async fn put(
     Ok(json::reply(StatusCode::OK, &report).noted("file-stored"))
 }
 
+/// Unknown fields are refused, here and in each file ([`crate::upload::files::Held`]): a
+/// misspelt `derived` would otherwise leave a `.sym` out of the transaction unnoticed.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MissingRequest {
     files: Vec<crate::upload::files::Held>,
 }

@@ -84,7 +84,10 @@ pub async fn list(_: RequireKey<need::Admin>, State(app): State<Arc<App>>) -> An
     Ok(json::reply(StatusCode::OK, &json!({ "keys": keys })).noted("keys"))
 }
 
+/// Unknown fields are refused: a misspelt `expire` would otherwise make a key that never
+/// expires.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewKey {
     name: String,
     scope: String,

@@ -55,7 +55,10 @@ pub(super) fn transaction_param(query: Option<&str>) -> Result<Option<i64>, ApiE
         .transpose()
 }
 
+/// Unknown fields are refused: a misspelt `expire` would otherwise make a run that
+/// retention never removes.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewTransaction {
     product: String,
     #[serde(default)]

@@ -332,6 +332,7 @@ impl Uploads {
 
 /// A file a client has, as it asks whether the server holds it (`POST /api/files/missing`).
 #[derive(Debug, Clone, serde::Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct Held {
     pub sha256: String,
     /// The keys the file is stored under.

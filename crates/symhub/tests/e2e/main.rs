@@ -6,6 +6,7 @@ mod native_support;
 mod support;
 
 mod access;
+mod api_errors;
 mod console;
 mod debuginfod;
 mod debuginfod_rig;
