@@ -43,6 +43,8 @@ pub enum ApiError {
     Transaction(TransactionError),
     /// The request is malformed: `code` names what (`bad_query`, `bad_name`).
     BadRequest(&'static str, String),
+    /// A request body over the route's limit (`too_large`).
+    TooLarge(String),
     /// A named thing that does not exist (`unknown_package`).
     NotFound(&'static str, String),
     /// The request conflicts with what exists (`key_exists`).
@@ -185,6 +187,7 @@ fn classify(e: &ApiError) -> (StatusCode, &'static str, String) {
         }
         ApiError::Transaction(t) => transaction(t),
         ApiError::BadRequest(code, m) => (S::BAD_REQUEST, code, m.clone()),
+        ApiError::TooLarge(m) => (S::PAYLOAD_TOO_LARGE, "too_large", m.clone()),
         ApiError::NotFound(code, m) => (S::NOT_FOUND, code, m.clone()),
         ApiError::Conflict(code, m) => (S::CONFLICT, code, m.clone()),
         ApiError::MethodNotAllowed(m) => (S::METHOD_NOT_ALLOWED, "method_not_allowed", m.clone()),

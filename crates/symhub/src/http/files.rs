@@ -22,6 +22,7 @@ use serde_json::json;
 
 use super::api::declared_length;
 use super::error::{ApiError, RequireKey};
+use super::extract::{Json, JsonBody};
 use super::log::Noted;
 use super::{json, App};
 
@@ -59,20 +60,17 @@ pub struct MissingRequest {
     files: Vec<crate::upload::files::Held>,
 }
 
+impl JsonBody for MissingRequest {
+    const SHAPE: &'static str = r#"{"files": [{"sha256", "keys", "derived"}]}"#;
+}
+
 pub async fn missing(
     _: RequireKey,
     State(app): State<Arc<App>>,
     RawQuery(query): RawQuery,
-    body: axum::body::Bytes,
+    Json(body): Json<MissingRequest>,
 ) -> Result<Response, ApiError> {
     let transaction = super::transactions::transaction_param(query.as_deref())?;
-    // Parsed here, not by axum's extractor, so a bad body gets this API's JSON error.
-    let body: MissingRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::BadRequest(
-            "bad_body",
-            format!("expected {{\"files\": [{{\"sha256\", \"keys\", \"derived\"}}]}}: {e}"),
-        )
-    })?;
     if body.files.len() > 10_000 {
         return Err(ApiError::BadRequest(
             "too_many_files",

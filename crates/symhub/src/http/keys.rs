@@ -13,14 +13,14 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::error::{need, ApiError, RequireKey};
+use super::extract::{Json, JsonBody, Path};
 use super::log::Noted;
 use super::{json, App};
 use crate::auth::{key_state, Scope};
@@ -88,24 +88,23 @@ pub async fn list(_: RequireKey<need::Admin>, State(app): State<Arc<App>>) -> An
 /// expires.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewKey {
+pub struct NewKey {
     name: String,
     scope: String,
     #[serde(default)]
     expires: Option<String>,
 }
 
+impl JsonBody for NewKey {
+    const SHAPE: &'static str =
+        r#"{"name": …, "scope": "download|upload|admin", "expires": "90d"}"#;
+}
+
 pub async fn create(
     _: RequireKey<need::Admin>,
     State(app): State<Arc<App>>,
-    body: Bytes,
+    Json(new): Json<NewKey>,
 ) -> Answer {
-    let new: NewKey = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::BadRequest(
-            "bad_body",
-            format!("expected {{\"name\": …, \"scope\": \"download|upload|admin\", \"expires\": \"90d\"}}: {e}"),
-        )
-    })?;
     let scope = Scope::parse(&new.scope).ok_or_else(|| {
         ApiError::BadRequest(
             "bad_scope",

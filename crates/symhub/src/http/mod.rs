@@ -11,6 +11,7 @@ mod console;
 mod debuginfod;
 mod entries;
 pub mod error;
+mod extract;
 mod files;
 mod idle;
 pub mod json;

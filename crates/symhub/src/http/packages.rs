@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
@@ -16,6 +16,7 @@ use serde_json::json;
 
 use super::api::declared_length;
 use super::error::{need, ApiError, RequireKey};
+use super::extract::{Path, Query};
 use super::log::Noted;
 use super::{json, App};
 use crate::package::valid_name;

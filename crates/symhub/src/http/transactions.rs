@@ -12,14 +12,14 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::Response;
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::error::{need, ApiError, RequireKey};
+use super::extract::{Json, JsonBody, Path};
 use super::log::Noted;
 use super::{json, App};
 use crate::store::transactions::TransactionError;
@@ -59,7 +59,7 @@ pub(super) fn transaction_param(query: Option<&str>) -> Result<Option<i64>, ApiE
 /// retention never removes.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewTransaction {
+pub struct NewTransaction {
     product: String,
     #[serde(default)]
     version: String,
@@ -70,13 +70,15 @@ struct NewTransaction {
     expires: Option<String>,
 }
 
-pub async fn create(key: RequireKey, State(app): State<Arc<App>>, body: Bytes) -> Answer {
-    let new: NewTransaction = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::BadRequest(
-            "bad_body",
-            format!("expected {{\"product\": …, \"version\": …, \"comment\": …}}: {e}"),
-        )
-    })?;
+impl JsonBody for NewTransaction {
+    const SHAPE: &'static str = r#"{"product": …, "version": …, "comment": …, "expires": "28d"}"#;
+}
+
+pub async fn create(
+    key: RequireKey,
+    State(app): State<Arc<App>>,
+    Json(new): Json<NewTransaction>,
+) -> Answer {
     let uploader = key.caller().name.to_string();
     let expires = crate::store::retention::parse_expiry(new.expires.as_deref())
         .map_err(|m| ApiError::BadRequest("bad_expiry", m))?;
