@@ -461,6 +461,12 @@ mod tests {
             ("[server]\nlisten = [\"nonsense\"]\n", "server.listen[0]"),
             ("[server]\nunix_socket_mode = \"999\"\n", "unix_socket_mode"),
             ("[server]\npath_prefix = \"symbols\"\n", "path_prefix"),
+            (
+                "[server]\npath_prefix = \"/metrics\"\n",
+                "server.path_prefix",
+            ),
+            ("[upload]\nv1_path = \"/api/keys\"\n", "upload.v1_path"),
+            ("[upload]\nv1_path = \"/a//b\"\n", "upload.v1_path"),
             ("[cache]\nblocklist = [\"a[\"]\n", "cache.blocklist[0]"),
             (
                 "[server]\ntrusted_proxies = [\"x\"]\n",

@@ -107,12 +107,28 @@ impl Config {
         if !prefix.is_empty() && (!prefix.starts_with('/') || prefix.ends_with('/')) {
             bail!("server.path_prefix: `{prefix}` must start with `/` and not end with one, as in `/symbols`");
         }
+        if !prefix.is_empty() {
+            route_path(prefix).context("server.path_prefix")?;
+        }
+        if let Some(route) = crate::http::prefix_taken(prefix) {
+            bail!(
+                "server.path_prefix: `{prefix}` is or falls under symhub's own route `{route}`; \
+                 choose a prefix of its own, as `/symbols`"
+            );
+        }
         for (i, k) in self.auth.api_keys.iter().enumerate() {
             parse_key_hash(k).with_context(|| format!("auth.api_keys[{i}]"))?;
         }
         let v1 = &self.upload.v1_path;
         if !v1.starts_with('/') || v1.len() < 2 || v1.ends_with('/') {
             bail!("upload.v1_path: `{v1}` must be a path like `/symupload`");
+        }
+        route_path(v1).context("upload.v1_path")?;
+        if let Some(route) = crate::http::v1_path_taken(prefix, v1) {
+            bail!(
+                "upload.v1_path: `{v1}` is or falls under symhub's own route `{route}`; \
+                 choose a path of its own, as `/symupload` (the default)"
+            );
         }
         if !self.upload.public_url.is_empty() {
             let u = reqwest::Url::parse(&self.upload.public_url).with_context(|| {
@@ -253,6 +269,22 @@ impl Config {
             })
             .collect()
     }
+}
+
+/// Checks a path symhub mounts a route at, from `/`: segments of the characters a URL path
+/// holds as they are, none empty, `.` or `..` (a client would never send it as written),
+/// and no `{` or `}`, which axum would read as a parameter.
+fn route_path(path: &str) -> anyhow::Result<()> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@".contains(c);
+    for segment in path.split('/').skip(1) {
+        if segment.is_empty() || segment == "." || segment == ".." {
+            bail!("`{path}` has an empty, `.` or `..` segment; write it as in `/symbols`");
+        }
+        if let Some(c) = segment.chars().find(|c| !plain(*c)) {
+            bail!("`{path}` holds {c:?}, which a URL path cannot hold as it is; use letters, digits, `-`, `_` or `.`");
+        }
+    }
+    Ok(())
 }
 
 /// Most connection worker threads (`server.workers`): far beyond any machine's cores, low

@@ -30,7 +30,7 @@ mod transactions;
 mod workers;
 mod zerocopy;
 
-pub use routes::{front, Front};
+pub use routes::{front, prefix_taken, v1_path_taken, Front};
 
 use std::convert::Infallible;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};

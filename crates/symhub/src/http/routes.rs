@@ -38,6 +38,81 @@ pub fn front(app: Arc<App>) -> Front {
 /// The first path segment of debuginfod's routes (`/buildid/<id>/<artifact>`).
 const DEBUGINFOD_ROOT: &str = "buildid";
 
+/// Every route symhub serves below `server.path_prefix` besides its root and
+/// `upload.v1_path`, spelt as axum spells it. [`Routes::route`] checks that each route it
+/// adds is here or in [`UNPREFIXED`] (in debug builds, so every test run), so that the
+/// config's validation, which asks [`v1_path_taken`] and [`prefix_taken`] before the router
+/// exists, knows them all: axum panics on two handlers for one method and path.
+const PREFIXED: &[&str] = &[
+    "/symbols/{debug_file}/{id_action}",
+    "/v1/symbols/{debug_file}/{id_action}",
+    "/uploads:create",
+    "/v1/uploads:create",
+    "/uploads/{key_action}",
+    "/v1/uploads/{key_action}",
+    "/_upload/{upload_key}/{token}",
+    "/api/symbols",
+    "/api/symbols/{*key}",
+    "/api/files/{name}",
+    "/api/files/missing",
+    "/buildid/{*rest}",
+    "/api/sources/{*rest}",
+    "/api/packages",
+    "/api/packages/{name}",
+    "/api/transactions",
+    "/api/transactions/{id}",
+    "/api/status",
+    "/api/whoami",
+    "/ui/",
+    "/ui/app.js",
+    "/ui/app.css",
+    "/ui",
+    "/api/keys",
+    "/api/keys/{name}",
+    "/api/missing",
+    "/api/missing/{*key}",
+    "/symbolicate/v5",
+    "/api/minidump",
+    "/api/{*rest}",
+];
+
+/// Routes outside the prefix, where load balancers and Prometheus look for them.
+const UNPREFIXED: &[&str] = &["/healthz", "/metrics"];
+
+/// Whether `path` is `route` or below it: `{x}` stands for one segment, `{*x}` for one or
+/// more. Below counts too, so a configured route never sits inside one of symhub's.
+fn covers(route: &str, path: &str) -> bool {
+    let mut segments = path.split('/').skip(1);
+    for r in route.split('/').skip(1) {
+        if r.starts_with("{*") {
+            return segments.next().is_some();
+        }
+        match segments.next() {
+            Some(s) if r == s || r.starts_with('{') => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// The built-in route that `upload.v1_path` (below `prefix`) is or falls under, as it is
+/// spelt with the prefix; `None` for a path of its own.
+pub fn v1_path_taken(prefix: &str, v1_path: &str) -> Option<String> {
+    let path = format!("{prefix}{v1_path}");
+    UNPREFIXED
+        .iter()
+        .map(|r| (*r).to_owned())
+        .chain(PREFIXED.iter().map(|r| format!("{prefix}{r}")))
+        .find(|r| covers(r, &path))
+}
+
+/// The route outside the prefix that `server.path_prefix` is or falls under (`/metrics`):
+/// the routes below the prefix move with it, but the console's address is the prefix
+/// itself.
+pub fn prefix_taken(prefix: &str) -> Option<&'static str> {
+    UNPREFIXED.iter().copied().find(|r| covers(r, prefix))
+}
+
 /// A request answered without the router: a download whose handler the path alone names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Direct {
@@ -132,7 +207,22 @@ impl Routes {
         }
     }
 
-    fn route(mut self, path: &str, handler: MethodRouter<Arc<App>>) -> Self {
+    /// Adds one of [`PREFIXED`] or [`UNPREFIXED`], or the root.
+    fn route(self, path: &str, handler: MethodRouter<Arc<App>>) -> Self {
+        let prefix = self.claimed.prefix.as_str();
+        debug_assert!(
+            UNPREFIXED.contains(&path)
+                || path.strip_prefix(prefix).is_some_and(|below| {
+                    below.is_empty() || below == "/" || PREFIXED.contains(&below)
+                }),
+            "{path} is missing from routes::PREFIXED, which config validation reads"
+        );
+        self.configured(path, handler)
+    }
+
+    /// Adds a route whose path the config gives: validated against the others by
+    /// [`v1_path_taken`] and [`prefix_taken`].
+    fn configured(mut self, path: &str, handler: MethodRouter<Arc<App>>) -> Self {
         self.claimed.claim(path);
         self.router = self.router.route(path, handler);
         self
@@ -172,7 +262,7 @@ fn router(app: Arc<App>) -> (Router, Claimed) {
         &format!("{p}/_upload/{{upload_key}}/{{token}}"),
         put(api::put).layer(DefaultBodyLimit::disable()),
     )
-    .route(
+    .configured(
         &format!("{p}{}", app.v1_path),
         post(api::v1).layer(DefaultBodyLimit::disable()),
     )
@@ -268,8 +358,32 @@ async fn method_not_allowed(method: http::Method, uri: http::Uri) -> axum::respo
 
 #[cfg(test)]
 mod tests {
-    use super::{Claimed, Direct};
+    use super::{prefix_taken, v1_path_taken, Claimed, Direct};
     use http::Method;
+
+    #[test]
+    fn a_configured_path_is_refused_on_or_below_a_built_in_route_only() {
+        for (prefix, v1, taken) in [
+            ("", "/api/keys", Some("/api/keys")),
+            ("", "/api/files/missing", Some("/api/files/{name}")),
+            ("", "/api/anything/else", Some("/api/{*rest}")),
+            ("", "/v1/uploads:create", Some("/v1/uploads:create")),
+            ("", "/metrics/x", Some("/metrics")),
+            ("/s", "/api/keys", Some("/s/api/keys")),
+            ("/s", "/healthz", None),
+            ("", "/symupload", None),
+            ("", "/v1/symupload", None),
+            ("", "/api", None),
+            ("", "/symbols/x", None),
+        ] {
+            assert_eq!(v1_path_taken(prefix, v1).as_deref(), taken, "{prefix} {v1}");
+        }
+        assert_eq!(prefix_taken("/metrics"), Some("/metrics"));
+        assert_eq!(prefix_taken("/healthz/x"), Some("/healthz"));
+        for own in ["", "/symbols", "/api", "/ui", "/healthzz"] {
+            assert_eq!(prefix_taken(own), None, "{own}");
+        }
+    }
 
     #[test]
     fn paths_a_route_starts_with_are_the_routers_the_rest_are_symbol_paths() {

@@ -193,6 +193,91 @@ fn bad_config_is_refused_naming_the_file_and_key() {
     assert!(!err.contains("T0KEN"), "{err}");
 }
 
+/// A route setting on one of symhub's own routes used to pass validation: axum then panicked
+/// after "listening on" (two handlers for one method and path), or the setting's route
+/// silently took the other's place.
+#[tokio::test]
+async fn route_settings_on_symhubs_own_routes_are_refused_before_anything_starts() {
+    let v1 = |path: &str| {
+        (
+            format!("[upload]\nv1_path = \"{path}\"\n"),
+            "upload.v1_path",
+        )
+    };
+    let prefix = |p: &str| {
+        (
+            format!("[server]\npath_prefix = \"{p}\"\n"),
+            "server.path_prefix",
+        )
+    };
+    let cases = [
+        v1("/api/keys"),
+        v1("/api/transactions"),
+        v1("/api/files/missing"),
+        v1("/v1/uploads:create"),
+        v1("/api/keys/contractor"),
+        v1("/healthz"),
+        v1("/ui/x"),
+        v1("/sym{upload}"),
+        v1("/a//b"),
+        prefix("/metrics"),
+        prefix("/healthz"),
+        prefix("/healthz/x"),
+        prefix("/symbols//x"),
+        prefix("/symbols/./x"),
+    ];
+    for (config, setting) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("symhub.toml");
+        std::fs::write(&cfg, &config).unwrap();
+        let mut child = std::process::Command::new(bin())
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                panic!("{config}: accepted, symhub is serving");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(!status.success(), "{config}");
+        assert!(
+            err.contains(setting) && !err.contains("panicked"),
+            "{config}: {err}"
+        );
+        assert!(
+            !dir.path().join("data").exists(),
+            "{config}: data dir created"
+        );
+    }
+    // Paths of their own, beside symhub's routes, are taken.
+    let s = Symhub::start("[server]\npath_prefix = \"/symbols\"\n[upload]\nv1_path = \"/v1/up\"\n");
+    let r = client()
+        .post(format!("{}/symbols/v1/up", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        403,
+        "the v1 route, refusing: no key is configured"
+    );
+    assert_eq!(s.get("/healthz").await.status(), 200);
+}
+
 #[tokio::test]
 async fn flags_override_the_config_file() {
     let configured = FakeUpstream::start().await;
