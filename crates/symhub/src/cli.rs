@@ -119,7 +119,7 @@ fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     let dst = symhub::store::SymbolStore::open_with(&config.storage)?;
     let started = std::time::Instant::now();
     let done = symhub::store::migrate::migrate(&src, &dst, &|line| eprintln!("migrate: {line}"))?;
-    println!(
+    say!(
         "{}",
         serde_json::json!({ "migrated": done, "seconds": started.elapsed().as_secs_f64() })
     );
@@ -291,12 +291,28 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             use tokio::signal::unix::{signal as on, SignalKind};
             let mut term = on(SignalKind::terminate()).expect("SIGTERM handler");
             let mut int = on(SignalKind::interrupt()).expect("SIGINT handler");
+            // Its default ends the process at once, cutting every download: it is what a
+            // closed terminal sends, and operators' "reload" reflex (break-it pass).
+            let mut hup = on(SignalKind::hangup()).expect("SIGHUP handler");
+            loop {
+                tokio::select! {
+                    _ = term.recv() => break,
+                    _ = int.recv() => break,
+                    _ = hup.recv() => tracing::warn!(
+                        "SIGHUP ignored: symhub reads its configuration at start only; \
+                         restart it (SIGTERM drains in-flight responses) to apply changes"
+                    ),
+                }
+            }
+            tracing::info!("shutting down: no new connections, finishing in-flight responses");
+            signal.cancel();
+            // A second request to stop does not wait for the grace period.
             tokio::select! {
                 _ = term.recv() => {}
                 _ = int.recv() => {}
             }
-            tracing::info!("shutting down: no new connections, finishing in-flight responses");
-            signal.cancel();
+            tracing::warn!("stopping now (a second signal): responses in flight are cut");
+            std::process::exit(1);
         });
         symhub::serve(config, keys, shutdown).await
     })

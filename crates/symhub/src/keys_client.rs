@@ -69,8 +69,8 @@ pub fn run(command: KeyCommand) -> anyhow::Result<()> {
 fn new(args: NewArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let Some(name) = args.name else {
         let (key, line) = symhub::auth::new_key();
-        println!("API key (give it to the uploader; it is not stored anywhere):\n  {key}\n");
-        println!("Add to symhub.toml so symhub accepts it:\n  [auth]\n  api_keys = [\"{line}\"]");
+        say!("API key (give it to the uploader; it is not stored anywhere):\n  {key}\n");
+        say!("Add to symhub.toml so symhub accepts it:\n  [auth]\n  api_keys = [\"{line}\"]");
         return Ok(());
     };
     let Some(scope) = Scope::parse(&args.scope) else {
@@ -97,7 +97,7 @@ fn new(args: NewArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         }
     };
     let text = |k: &str| made[k].as_str().unwrap_or("never").to_owned();
-    println!(
+    say!(
         "API key `{}` ({} scope, expires: {}); give it to its user, it is not shown again:\n  {}",
         text("name"),
         text("scope"),
@@ -124,17 +124,21 @@ fn list(args: ListArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()>
         }
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&keys)?);
+        say!("{}", serde_json::to_string_pretty(&keys)?);
         return Ok(());
     }
     let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
-    println!(
+    say!(
         "{:<24}  {:<8}  {:<7}  {:<20}  {:<20}  source",
-        "name", "scope", "state", "created", "expires"
+        "name",
+        "scope",
+        "state",
+        "created",
+        "expires"
     );
     let list = keys.as_array().map(Vec::as_slice).unwrap_or_default();
     for k in list {
-        println!(
+        say!(
             "{:<24}  {:<8}  {:<7}  {:<20}  {:<20}  {}",
             text(&k["name"]),
             text(&k["scope"]),
@@ -145,7 +149,7 @@ fn list(args: ListArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()>
         );
     }
     let active = list.iter().filter(|k| k["state"] == "active").count();
-    println!("{} keys, {active} active", list.len());
+    say!("{} keys, {active} active", list.len());
     Ok(())
 }
 
@@ -159,7 +163,7 @@ fn revoke(args: RevokeArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result
             runtime.block_on(call(r.request(Method::DELETE, &path)))?;
         }
     }
-    println!("API key `{}` revoked", args.name);
+    say!("API key `{}` revoked", args.name);
     Ok(())
 }
 

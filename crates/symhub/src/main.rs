@@ -1,5 +1,15 @@
 //! The `symhub` binary: argument parsing lives in [`cli`]; everything else in the library.
 
+/// `println!` for the commands' output, which goes on when stdout has gone: `println!` panics
+/// on a closed pipe (`symhub upload … | head`, a log collector that went away), and an
+/// upload stopped halfway left a transaction that looked complete (break-it pass).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod cli;
 mod keys_client;
 mod package_client;

@@ -134,7 +134,7 @@ pub fn run(command: PackageCommand) -> anyhow::Result<()> {
                         v.with_context(|| format!("{}", file.display()))
                     })?,
                 };
-                println!(
+                say!(
                     "{name}: {} keys ({} derived from portable PDBs), {} blobs, {} bytes{} in {:.1}s",
                     summary["keys"],
                     summary["derived_keys"],
@@ -153,9 +153,9 @@ pub fn run(command: PackageCommand) -> anyhow::Result<()> {
                     .block_on(call(r.request(Method::GET, "/api/packages")))?["packages"]
                     .clone(),
             };
-            println!("{:<40} {:>12} {:>10}  added", "name", "size", "keys");
+            say!("{:<40} {:>12} {:>10}  added", "name", "size", "keys");
             for p in list.as_array().into_iter().flatten() {
-                println!(
+                say!(
                     "{:<40} {:>12} {:>10}  {}",
                     p["name"].as_str().unwrap_or_default(),
                     p["size"],
@@ -175,7 +175,7 @@ pub fn run(command: PackageCommand) -> anyhow::Result<()> {
                             bail!("no package `{name}`");
                         };
                         if after.is_empty() {
-                            println!("{}", serde_json::to_string_pretty(&info)?);
+                            say!("{}", serde_json::to_string_pretty(&info)?);
                         }
                         keys.into_iter()
                             .map(|k| (k.key, k.display, k.size))
@@ -187,7 +187,7 @@ pub fn run(command: PackageCommand) -> anyhow::Result<()> {
                                 .query(&[("after", after.as_str())]),
                         ))?;
                         if after.is_empty() {
-                            println!("{}", serde_json::to_string_pretty(&v["package"])?);
+                            say!("{}", serde_json::to_string_pretty(&v["package"])?);
                         }
                         v["keys"]
                             .as_array()
@@ -201,7 +201,7 @@ pub fn run(command: PackageCommand) -> anyhow::Result<()> {
                     }
                 };
                 for (_, display, size) in &page {
-                    println!("{display}\t{size}");
+                    say!("{display}\t{size}");
                 }
                 match page.last() {
                     Some((norm, _, _)) if page.len() == 1000 => after = norm.clone(),
@@ -223,7 +223,7 @@ pub fn run(command: PackageCommand) -> anyhow::Result<()> {
                     ))?;
                 }
             }
-            println!("removed {name}");
+            say!("removed {name}");
             Ok(())
         }
     }

@@ -62,7 +62,7 @@ pub fn list(args: ListArgs) -> anyhow::Result<()> {
         }
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        say!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
     }
     print_table(list.as_array().map(Vec::as_slice).unwrap_or_default());
@@ -72,9 +72,16 @@ pub fn list(args: ListArgs) -> anyhow::Result<()> {
 /// One line per transaction; the comment last, on one line, shortened.
 fn print_table(list: &[Value]) {
     let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-    println!(
+    say!(
         "{:>6}  {:<7}  {:<20}  {:<20}  {:<12}  {:>7}  {:>12}  {:<22}  comment",
-        "id", "state", "created", "product", "version", "keys", "bytes", "uploader"
+        "id",
+        "state",
+        "created",
+        "product",
+        "version",
+        "keys",
+        "bytes",
+        "uploader"
     );
     for t in list {
         let mut comment: String = text(&t["comment"])
@@ -84,7 +91,7 @@ fn print_table(list: &[Value]) {
         if comment.chars().count() > 60 {
             comment = comment.chars().take(59).chain(['…']).collect();
         }
-        println!(
+        say!(
             "{:>6}  {:<7}  {:<20}  {:<20}  {:<12}  {:>7}  {:>12}  {:<22}  {comment}",
             // A `Value`'s Display ignores widths: numbers go through strings.
             t["id"].to_string(),
@@ -98,7 +105,7 @@ fn print_table(list: &[Value]) {
         );
     }
     let live = list.iter().filter(|t| t["state"] == "active").count();
-    println!("{} transactions, {live} live", list.len());
+    say!("{} transactions, {live} live", list.len());
 }
 
 pub fn delete(args: DeleteArgs) -> anyhow::Result<()> {
@@ -136,12 +143,15 @@ pub fn delete(args: DeleteArgs) -> anyhow::Result<()> {
             .sum::<u64>()
     };
     for r in reports {
-        println!(
+        say!(
             "transaction {}: {} keys removed, {} kept, {} blobs removed",
-            r["id"], r["keys_removed"], r["keys_kept"], r["blobs_removed"]
+            r["id"],
+            r["keys_removed"],
+            r["keys_kept"],
+            r["blobs_removed"]
         );
     }
-    println!(
+    say!(
         "deleted {} transactions: {} keys removed, {} kept (replaced since, or still used by \
          another transaction or a package), {} blobs removed, in {:.1}s",
         reports.len(),

@@ -90,28 +90,28 @@ pub fn run(args: UploadArgs) -> anyhow::Result<()> {
                 ..
             }) => {
                 totals.refused += 1;
-                println!("REFUSED   {}: {why}", path.display());
+                say!("REFUSED   {}: {why}", path.display());
             }
             Ok(p) => {
                 totals.not_debug += 1;
                 if args.dry_run {
-                    println!("{}: {}", p.path.display(), p.describe().join("; "));
+                    say!("{}: {}", p.path.display(), p.describe().join("; "));
                 }
             }
             Err(e) => {
                 totals.failed += 1;
-                println!("FAILED    {}: {e:#}", path.display());
+                say!("FAILED    {}: {e:#}", path.display());
             }
         }
     }
     if args.dry_run {
         for p in &planned {
-            println!("{}", p.path.display());
+            say!("{}", p.path.display());
             for line in p.describe() {
-                println!("  {line}");
+                say!("  {line}");
             }
         }
-        println!(
+        say!(
             "{} debug files, {} other files, {} refused, {} failed (dry run: nothing uploaded)",
             planned.len(),
             totals.not_debug,
@@ -151,7 +151,7 @@ pub fn run(args: UploadArgs) -> anyhow::Result<()> {
     };
     let sink = Sink::open(args.target, args.sym_upload_v2)?;
     runtime.block_on(upload_all(&sink, planned, &run, &mut totals))?;
-    println!(
+    say!(
         "{} uploaded, {} skipped (already there), {} failed; {} keys, {}, {} refused, {} not debug files{}",
         totals.uploaded,
         totals.skipped,
@@ -201,9 +201,10 @@ async fn upload_all(
         )
         .await?;
     if let Some(id) = transaction {
-        println!(
+        say!(
             "transaction {id}: product {:?} version {:?}",
-            args.product, args.version
+            args.product,
+            args.version
         );
     }
     let held = if args.force {
@@ -280,7 +281,7 @@ async fn upload_all(
                 format!("[{n}/{total}] FAILED    {}: {why}", p.path.display())
             }
         };
-        bar.suspend(|| println!("{line}"));
+        bar.suspend(|| say!("{line}"));
     }
     bar.finish_and_clear();
     Ok(())

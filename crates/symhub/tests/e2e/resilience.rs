@@ -248,11 +248,21 @@ async fn restart_keeps_the_cache_and_clears_temp_files() {
     let mut s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
     assert_eq!(s.get(KEY).await.bytes().await.unwrap(), body);
     assert_eq!(s.get("/none.pdb/1/none.pdb").await.status(), 404);
-    let leftover = s.data_dir.join("cache/tmp/fill-leftover");
     s.kill();
+    // The killed server's own temp directory, with what a crash would leave in it.
+    let dead: Vec<_> = std::fs::read_dir(s.data_dir.join("cache/tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dead.len(), 1, "one directory per process: {dead:?}");
+    let leftover = dead[0].join("fill-leftover");
     std::fs::write(&leftover, b"half a file").unwrap();
     s.restart();
-    assert!(!leftover.exists(), "start-up removes temp files");
+    assert!(
+        !leftover.exists(),
+        "start-up removes a dead process's temp files"
+    );
+    assert!(!dead[0].exists());
     let r = s.get(KEY).await;
     assert_eq!(r.headers()["x-cache"], "HIT");
     assert_eq!(r.bytes().await.unwrap(), body);

@@ -330,7 +330,16 @@ async fn sigterm_lets_an_in_flight_response_finish() {
     let url = format!("{}{KEY}", s.url);
     let download =
         tokio::spawn(async move { client().get(&url).send().await.unwrap().bytes().await });
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // SIGHUP (a closed terminal, a reflex "reload") neither stops nor cuts anything.
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &s.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(s.get_now("/healthz").await.status(), 200, "still serving");
+    assert!(s.stderr().contains("SIGHUP ignored"), "{}", s.stderr());
     let started = Instant::now();
     let status =
         tokio::task::block_in_place(|| s.terminate(Duration::from_secs(8))).expect("exited");

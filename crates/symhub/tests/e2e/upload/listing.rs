@@ -62,3 +62,39 @@ async fn listing_and_the_upload_subcommand() {
         "a full page says where the next one starts"
     );
 }
+
+/// An upload whose stdout reader went away (`| head`, a log collector that died) sends
+/// every file and ends well: it once panicked on its first line and left a transaction
+/// that looked like a whole release with a few of its files (break-it pass).
+#[tokio::test]
+async fn an_upload_whose_output_pipe_closed_still_sends_everything() {
+    let s = Symhub::start(&format!("upstream = []\n{}", auth_config(KEY)));
+    let symbols = fixtures().join("breakpad/symbols");
+    let url = s.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(bin())
+            .args(["upload", "--url", &url, "--key", KEY, "--product", "p"])
+            .arg(&symbols)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader is gone before the first line.
+        drop(child.stdout.take());
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let list: serde_json::Value = serde_json::from_slice(
+        &s.get(&format!("/api/symbols?key={KEY}"))
+            .await
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(list["symbols"].as_array().unwrap().len(), 4, "{list}");
+}
