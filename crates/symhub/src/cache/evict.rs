@@ -82,48 +82,80 @@ impl Cache {
         }
         // A full disk asks for room below `cache.max_size` (what a download found missing).
         let target = ((self.max_size as f64 * LOW_WATER) as u64).min(size.saturating_sub(short));
-        let (mut files, mut bytes) = (0u64, 0u64);
-        while self.size.load(Ordering::Relaxed) > target {
-            let victims = match self.index.oldest(BATCH) {
-                Ok(v) if !v.is_empty() => v,
-                Ok(_) => break,
+        let mut evicted = Evicted::default();
+        // A file bigger than the cache can keep goes first, whatever its age: evicting the
+        // least recently used for it would empty the cache, and it would go next anyway
+        // (break-it pass: one 2 MB PDB on a 1 MiB cache emptied it at every fetch).
+        let oversized = self.index.larger_than(target, BATCH);
+        let mut step = match oversized {
+            Ok(victims) => self.evict_rows(victims, target, &mut evicted),
+            Err(e) => {
+                tracing::error!("cannot look for cache entries too big to keep: {e}");
+                Step::Stop
+            }
+        };
+        while matches!(step, Step::More) && self.size.load(Ordering::Relaxed) > target {
+            step = match self.index.oldest(BATCH) {
+                Ok(v) if !v.is_empty() => self.evict_rows(v, target, &mut evicted),
+                Ok(_) => Step::Stop,
                 Err(e) => {
                     tracing::error!("cannot choose cache entries to evict: {e}");
-                    break;
+                    Step::Stop
                 }
             };
-            for (key, size) in victims {
-                let removed = match self.index.remove(&key) {
-                    // A full disk has no room for the index's journal: the file goes first,
-                    // to make some (a request that still finds the row takes the missing
-                    // file for a miss).
-                    Err(rusqlite::Error::SqliteFailure(f, _))
-                        if f.code == rusqlite::ErrorCode::DiskFull =>
-                    {
-                        let _ = self.objects.remove(&object_id(&key));
-                        self.index.remove(&key)
-                    }
-                    removed => removed,
-                };
-                match removed {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(e) => {
-                        tracing::error!(key, "cannot evict: {e}");
-                        return;
-                    }
-                }
-                let now = self.unlinked(&key, size);
-                self.metrics.evictions.inc();
-                files += 1;
-                bytes += size;
-                if now <= target {
-                    break;
-                }
-            }
         }
-        if files > 0 {
+        if evicted.files > 0 {
+            let Evicted { files, bytes } = evicted;
             tracing::info!(files, bytes, "evicted least recently used cache entries");
         }
     }
+
+    /// Evicts `victims` in order until the cache is at `target` bytes.
+    fn evict_rows(&self, victims: Vec<(String, u64)>, target: u64, done: &mut Evicted) -> Step {
+        for (key, size) in victims {
+            let removed = match self.index.remove(&key) {
+                // A full disk has no room for the index's journal: the file goes first,
+                // to make some (a request that still finds the row takes the missing
+                // file for a miss).
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if f.code == rusqlite::ErrorCode::DiskFull =>
+                {
+                    let _ = self.objects.remove(&object_id(&key));
+                    self.index.remove(&key)
+                }
+                removed => removed,
+            };
+            match removed {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::error!(key, "cannot evict: {e}");
+                    return Step::Stop;
+                }
+            }
+            let now = self.unlinked(&key, size);
+            self.metrics.evictions.inc();
+            done.files += 1;
+            done.bytes += size;
+            if now <= target {
+                return Step::Reached;
+            }
+        }
+        Step::More
+    }
+}
+
+/// Where an eviction pass stands.
+enum Step {
+    /// Still above its target.
+    More,
+    Reached,
+    /// Cannot go on (the index failed, or has nothing left).
+    Stop,
+}
+
+#[derive(Default)]
+struct Evicted {
+    files: u64,
+    bytes: u64,
 }

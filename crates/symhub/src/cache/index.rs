@@ -151,6 +151,18 @@ impl Index {
         rows.collect()
     }
 
+    /// Entries bigger than `size` bytes (at most `limit`), biggest first.
+    pub fn larger_than(&self, size: u64, limit: usize) -> rusqlite::Result<Vec<(String, u64)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT key, size FROM cache_entries WHERE size > ?1 ORDER BY size DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map([size as i64, limit as i64], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+        })?;
+        rows.collect()
+    }
+
     /// Removes an entry's row; returns whether it existed.
     pub fn remove(&self, key: &str) -> rusqlite::Result<bool> {
         Ok(self

@@ -305,6 +305,20 @@ async fn eviction_keeps_the_cache_under_max_size_least_recently_used_first() {
     // The newest entry survived; the oldest was evicted and is fetched again.
     assert_eq!(s.get("/e9.pdb/1/e9.pdb").await.headers()["x-cache"], "HIT");
     assert_eq!(s.get("/e0.pdb/1/e0.pdb").await.headers()["x-cache"], "MISS");
+
+    // A file bigger than the whole cache is served, then goes alone: the others stay
+    // (least recently used first once emptied the cache for it).
+    let big = "/big.pdb/1/big.pdb";
+    up.serve(big, data(300 * 1024, 7));
+    assert_eq!(s.get(big).await.bytes().await.unwrap().len(), 300 * 1024);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while s.objects().iter().map(|(_, l)| l).sum::<u64>() > 100 * 1024 {
+        assert!(Instant::now() < deadline, "the big file was never evicted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for kept in ["/e9.pdb/1/e9.pdb", "/e0.pdb/1/e0.pdb"] {
+        assert_eq!(s.get(kept).await.headers()["x-cache"], "HIT", "{kept}");
+    }
 }
 
 /// A miss whose upstreams could not answer says which and how in its log line (not the same
