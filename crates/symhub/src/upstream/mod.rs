@@ -80,6 +80,9 @@ pub struct Upstreams {
     spelling_matters: bool,
     /// Every header any upstream forwards, once.
     forwarded: Vec<HeaderName>,
+    /// What the upstreams are, as configured ([`config_seed`]): the start of every
+    /// [`Upstreams::wire_digest`].
+    seed: u64,
     accept_html: bool,
     metrics: Arc<Metrics>,
 }
@@ -357,6 +360,36 @@ impl Upstream {
     }
 }
 
+/// A digest of what decides the answers of the configured upstreams: each one's name, URL,
+/// protocol, spelling, extensions and headers, in order, and `cache.negative_ttl`. Misses
+/// remembered under other upstreams are not theirs: an upstream added, or moved to another
+/// URL, is asked at once after a restart (break-it pass: adding the upstream that has the
+/// file did nothing for `negative_ttl`), and so is every miss after `negative_ttl` changes.
+/// Timeouts and redirect limits are left out: they change no answer.
+fn config_seed(config: &Config) -> u64 {
+    use std::hash::Hasher;
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(0, 0);
+    let mut text = |t: &str| {
+        h.write(&(t.len() as u64).to_le_bytes());
+        h.write(t.as_bytes());
+    };
+    for u in &config.upstreams {
+        text(&u.name);
+        text(&u.url);
+        text(&format!("{:?} {:?}", u.protocol, u.key_spelling));
+        for e in &u.extensions {
+            text(e);
+        }
+        for (name, value) in &u.headers {
+            text(name);
+            text(value);
+        }
+        text("|");
+    }
+    text(&config.cache.negative_ttl.as_secs().to_string());
+    h.finish()
+}
+
 impl Upstreams {
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
         let list: Vec<Arc<Upstream>> = config
@@ -375,6 +408,7 @@ impl Upstreams {
             list,
             spelling_matters,
             forwarded,
+            seed: config_seed(config),
             accept_html: config.cache.accept_html,
             metrics,
         })
@@ -384,7 +418,8 @@ impl Upstreams {
         &self.list
     }
 
-    /// What the upstreams are sent for this request, as a digest: the client's spelling of
+    /// What the upstreams are sent for this request, as a digest: which upstreams there are
+    /// and how they are asked ([`config_seed`]), the client's spelling of
     /// the key when some upstream's URL depends on it (every spelling but `lowercase`), and
     /// the value of every client header an upstream forwards. Requests for one key with the
     /// same digest are sent the same way, so only they may share a remembered miss or a
@@ -401,6 +436,7 @@ impl Upstreams {
         // impls may decide it. The stream is the one those impls wrote when this was
         // pinned (`wire_digests_are_stable`), so misses remembered before stay found.
         let mut h = siphasher::sip::SipHasher13::new_with_keys(0, 0);
+        h.write(&self.seed.to_le_bytes());
         if self.spelling_matters {
             h.write(key.as_str().as_bytes());
             h.write_u8(0xff);
@@ -518,8 +554,9 @@ mod tests {
     }
 
     /// The digest is part of every remembered miss's key in the cache index, so it must
-    /// not change between builds: these values were computed when it was first written down
-    /// as bytes (they are std's SipHash-1-3 of the same byte stream, as before).
+    /// not change between builds of one configuration: these values were computed when the
+    /// configured upstreams joined it (the tenth session; misses remembered before are asked
+    /// again once). Another upstream list gives other digests.
     #[test]
     fn wire_digests_are_stable() {
         let mut config = Config::default();
@@ -552,12 +589,15 @@ mod tests {
         assert_eq!(
             [none, checksum, hops, unrelated, among_others],
             [
-                0x1260e43d88014b7f,
-                0xa7d0860c9fb1dd49,
-                0x21202e8688c95235,
-                0x1260e43d88014b7f,
-                0xa7d0860c9fb1dd49
+                0xb6b01b640ccc0434,
+                0xaf199468ac72779f,
+                0x10e72852d47060c9,
+                0xb6b01b640ccc0434,
+                0xaf199468ac72779f
             ]
         );
+        config.upstreams[1].url = "http://127.0.0.1:3/".into();
+        let moved = Upstreams::new(&config, Arc::new(Metrics::default())).unwrap();
+        assert_ne!(moved.wire_digest(&key, &HeaderMap::new()), none);
     }
 }

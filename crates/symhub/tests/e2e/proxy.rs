@@ -109,6 +109,35 @@ async fn negative_entries_are_remembered_until_they_expire() {
     assert_eq!(up.hits(&sent), 2);
 }
 
+/// A miss remembered under one set of upstreams is not the answer of another: after a
+/// restart with the upstream that has the file added, it is asked at once (break-it pass:
+/// nothing changed for `negative_ttl`, an hour by default).
+#[tokio::test]
+async fn a_miss_is_asked_again_when_the_upstreams_change() {
+    let (without, with) = (FakeUpstream::start().await, FakeUpstream::start().await);
+    let body = data(1000, 4);
+    with.serve(KEY, body.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let one = config_with(&[("first", &without.url, "")], "");
+    let mut s = Symhub::start_in(&one, data_dir.clone());
+    assert_eq!(s.get(KEY).await.status(), 404);
+    assert_eq!(s.get(KEY).await.headers()["x-cache"], "NEGATIVE");
+    s.kill();
+    // The same upstreams again: the miss is still remembered.
+    let mut s = Symhub::start_in(&one, data_dir.clone());
+    assert_eq!(s.get(KEY).await.headers()["x-cache"], "NEGATIVE");
+    s.kill();
+    let two = config_with(
+        &[("first", &without.url, ""), ("second", &with.url, "")],
+        "",
+    );
+    let s = Symhub::start_in(&two, data_dir);
+    let r = s.get(KEY).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), body);
+}
+
 #[tokio::test]
 async fn forbidden_and_gone_are_negative_but_server_errors_are_not() {
     let up = FakeUpstream::start().await;
