@@ -389,3 +389,48 @@ async fn a_pdb_streams_out_of_a_pd_underscore_while_it_arrives() {
     assert_eq!(s.get(pdb).await.headers()["x-cache"], "HIT");
     assert_eq!(s.get(pd_).await.headers()["x-cache"], "HIT");
 }
+
+/// An upstream that closes a kept-alive connection as the next request arrives on it (an
+/// idle timeout racing the request) is asked again on a new connection: the client gets
+/// the file, not a 404 (break-it pass).
+#[tokio::test]
+async fn a_closed_keep_alive_connection_is_retried_on_a_new_one() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = requests.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                // The first request on a connection is answered, kept alive.
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = conn.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    head.extend_from_slice(&buf[..n]);
+                }
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let body = b"symbols";
+                let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                conn.write_all(answer.as_bytes()).await.unwrap();
+                conn.write_all(body).await.unwrap();
+                // The next one closes it, unanswered.
+                let _ = conn.read(&mut buf).await;
+            });
+        }
+    });
+    let s = Symhub::start(&config_with(&[("up", &url, "")], ""));
+    for i in 0..3 {
+        let key = format!("/k{i}.pdb/0123456789ABCDEF0123456789ABCDEF1/k{i}.pdb");
+        let r = s.get(&key).await;
+        assert_eq!(r.status(), 200, "{key}: {}", s.stderr());
+        assert_eq!(&r.bytes().await.unwrap()[..], b"symbols");
+    }
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
