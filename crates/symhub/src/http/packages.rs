@@ -1,5 +1,6 @@
 //! SSQP package management over HTTP (every route needs an API key):
 //! - `PUT /api/packages/<name>` — add, or replace atomically, from the zip in the body
+//!   (replacing needs an admin key, like removing: the keys the new zip lacks go)
 //! - `POST /api/packages?name=<name>` — the same
 //! - `GET /api/packages` — name, size, key count, added-at of every package
 //! - `GET /api/packages/<name>?after=…&limit=…` — one package and a page of its keys
@@ -19,16 +20,40 @@ use super::error::{need, ApiError, RequireKey};
 use super::extract::{Path, Query};
 use super::log::Noted;
 use super::{json, App};
+use crate::auth::{Caller, Denied, Scope};
 use crate::package::valid_name;
 
 type Answer = Result<Response, ApiError>;
 
-async fn ingest(app: Arc<App>, name: String, headers: HeaderMap, body: Body) -> Answer {
+async fn ingest(
+    app: Arc<App>,
+    caller: &Caller,
+    name: String,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
     if !valid_name(&name) {
         return Err(ApiError::BadRequest(
             "bad_name",
             format!("`{name}` is not a valid package name (letters, digits, `.`, `_`, `-`, `+`)"),
         ));
+    }
+    // Replacing takes away the keys the new zip lacks, as removing does: an upload key
+    // emptied an admin's package, unrecorded (break-it pass). Checked before the body is
+    // read; two adds of one new name racing each other are both upload-key adds.
+    if caller.scope != Scope::Admin
+        && app
+            .packages
+            .page(name.clone(), String::new(), 1)
+            .await?
+            .is_some()
+    {
+        return Err(Denied::Scope {
+            name: caller.name.to_string(),
+            have: caller.scope,
+            need: Scope::Admin,
+        }
+        .into());
     }
     let packages = &app.packages;
     let zip = crate::upload::receive(
@@ -49,13 +74,13 @@ async fn ingest(app: Arc<App>, name: String, headers: HeaderMap, body: Body) -> 
 }
 
 pub async fn put(
-    _: RequireKey,
+    key: RequireKey,
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Answer {
-    ingest(app, name, headers, body).await
+    ingest(app, key.caller(), name, headers, body).await
 }
 
 #[derive(Deserialize)]
@@ -67,7 +92,7 @@ pub struct NameQuery {
 }
 
 pub async fn add(
-    _: RequireKey,
+    key: RequireKey,
     State(app): State<Arc<App>>,
     Query(q): Query<NameQuery>,
     headers: HeaderMap,
@@ -79,7 +104,7 @@ pub async fn add(
             "POST /api/packages needs ?name=<package name>".into(),
         ));
     };
-    ingest(app, name, headers, body).await
+    ingest(app, key.caller(), name, headers, body).await
 }
 
 pub async fn list(_: RequireKey<need::Download>, State(app): State<Arc<App>>) -> Answer {

@@ -166,6 +166,34 @@ async fn every_route_refuses_a_key_below_its_scope_and_takes_one_at_it() {
         text.contains("ci-windows") && text.contains("admin"),
         "{text}"
     );
+    // An upload key adds packages, but replacing one takes keys away, as removing does:
+    // an admin's, refused before its body is read, and the package is left as it was.
+    let zip = |key: &str| {
+        let index = crate::packages::index(&[(key, "f")]);
+        crate::packages::make_zip(&[("symbol_index.json", &index), ("f", b"bytes")])
+    };
+    let put = |key: &str, name: &str, body: Vec<u8>| {
+        client()
+            .put(format!("{}/api/packages/{name}", s.url))
+            .bearer_auth(key)
+            .body(body)
+            .send()
+    };
+    let (one, two) = ("one.pdb/1/one.pdb", "two.pdb/2/two.pdb");
+    assert_eq!(put(&admin, "corp", zip(one)).await.unwrap().status(), 201);
+    let r = put(&upload, "corp", zip(two)).await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("insufficient_scope"));
+    let get = |path: String| {
+        client()
+            .get(format!("{}/{path}", s.url))
+            .bearer_auth(&download)
+            .send()
+    };
+    assert_eq!(get(one.into()).await.unwrap().status(), 200, "unchanged");
+    assert_eq!(put(&upload, "ci", zip(two)).await.unwrap().status(), 201);
+    assert_eq!(put(&admin, "corp", zip(two)).await.unwrap().status(), 200);
+    assert_eq!(get(one.into()).await.unwrap().status(), 404);
     let log = s.stderr();
     for k in [&download, &upload, &admin] {
         assert!(!log.contains(k.as_str()), "a key was logged");
