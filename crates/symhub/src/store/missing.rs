@@ -55,6 +55,13 @@ impl SymbolStore {
                         m.clients
                     ],
                 )?;
+                // Stored meanwhile (an upload deletes its keys' rows, and a miss counted
+                // just before it would bring one back): not missing.
+                c.execute(
+                    "DELETE FROM missing_symbols WHERE key = ?1
+                         AND EXISTS (SELECT 1 FROM symbols WHERE key = ?1)",
+                    p![m.key.as_str()],
+                )?;
             }
             let total = c
                 .query_opt("SELECT COUNT(*) FROM missing_symbols", p![])?

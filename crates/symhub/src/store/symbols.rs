@@ -385,6 +385,11 @@ impl SymbolStore {
                         origin.transaction.is_none(),
                     ],
                 )?;
+                // Found now: the missing-symbols report stops sending people after it.
+                tx.execute(
+                    "DELETE FROM missing_symbols WHERE key = ?1",
+                    p![key.normalized()],
+                )?;
             }
             if let Some(id) = transaction {
                 super::transactions::record_transaction_keys(

@@ -115,6 +115,30 @@ async fn misses_are_counted_with_what_upstreams_answered_and_who_asked() {
         .find(|m| m["key"] == a.trim_start_matches('/'))
         .cloned();
     assert_eq!(row.unwrap()["count"], 1, "counted afresh");
+    // Uploaded since: no longer missing, though its miss was counted just before.
+    let id = "2123456789ABCDEF0123456789ABCDEF1";
+    let sym_key = format!("/later.pdb/{id}/later.sym");
+    assert_eq!(get_as(&s, &sym_key, "minidump-stackwalk").await, 404);
+    let r = client()
+        .put(format!("{}/api/files/later.sym", s.url))
+        .bearer_auth(KEY)
+        .body(format!(
+            "MODULE windows x86_64 {id} later.pdb\nPUBLIC 1000 0 f\n"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    for _ in 0..2 {
+        let v = ledger(&s, "").await;
+        let listed = v["missing"].as_array().unwrap();
+        assert!(
+            listed
+                .iter()
+                .all(|m| m["key"] != sym_key.trim_start_matches('/')),
+            "{v}"
+        );
+    }
     // A key is needed; a bad order is refused.
     let r = client()
         .get(format!("{}/api/missing", s.url))
