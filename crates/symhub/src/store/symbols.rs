@@ -183,15 +183,10 @@ impl SymbolStore {
     /// The stored file for a key: an upload, else the winning package (explicit mappings
     /// before derived ones, then the package added first). Indexed lookups only.
     pub fn get(&self, key: &str) -> DbResult<Option<StoredSymbol>> {
-        let mut conn = self.db.conn();
-        let uploaded = conn.query_opt(
-            "SELECT display, sha256, size, uploaded_at FROM symbols WHERE key = ?1",
-            p![key],
-        )?;
-        if let Some(r) = uploaded {
-            return Ok(Some(stored(key.to_owned(), &r, 0)));
+        if let Some(uploaded) = self.get_uploaded(key)? {
+            return Ok(Some(uploaded));
         }
-        let packaged = conn.query_opt(
+        let packaged = self.db.query_opt(
             "SELECT pk.display, pk.sha256, pk.size, p.added_at
              FROM package_keys pk JOIN packages p ON p.seq = pk.seq
              WHERE pk.key = ?1 AND p.state = 'active'
@@ -199,6 +194,16 @@ impl SymbolStore {
             p![key],
         )?;
         Ok(packaged.map(|r| stored(key.to_owned(), &r, 0)))
+    }
+
+    /// The uploaded file for a key, not a package's: what an upload that finds the same
+    /// bytes may count as already there (a package can be removed or replaced under it).
+    pub fn get_uploaded(&self, key: &str) -> DbResult<Option<StoredSymbol>> {
+        let uploaded = self.db.query_opt(
+            "SELECT display, sha256, size, uploaded_at FROM symbols WHERE key = ?1",
+            p![key],
+        )?;
+        Ok(uploaded.map(|r| stored(key.to_owned(), &r, 0)))
     }
 
     /// Whether a module with this identity was uploaded (sym-upload-v2 `checkStatus`).
@@ -306,9 +311,9 @@ impl SymbolStore {
             self.check_transaction(id)?;
         }
         let _claim = self.claim(&received.sha256)?;
-        let duplicate = keys.iter().all(
-            |k| matches!(self.get(k.normalized()), Ok(Some(s)) if s.sha256 == received.sha256),
-        );
+        let duplicate = keys.iter().all(|k| {
+            matches!(self.get_uploaded(k.normalized()), Ok(Some(s)) if s.sha256 == received.sha256)
+        });
         if duplicate {
             // The run still records the keys; an upload outside any run pins them. `false`:
             // the rows changed meanwhile, so this is a commit after all.

@@ -356,14 +356,10 @@ impl SymbolStore {
             let mut done = Vec::with_capacity(files.len());
             'files: for &(keys, sha256, size) in files {
                 for k in keys {
-                    // What `get` would answer: the key's row, else a package's mapping.
+                    // An upload's row: a package's mapping can go with its package, and
+                    // the run would lose a file it ships (`get_uploaded`).
                     let still = tx.query_opt(
-                        "SELECT 1 FROM symbols WHERE key = ?1 AND sha256 = ?2
-                         UNION ALL
-                         SELECT 1 FROM package_keys pk JOIN packages p ON p.seq = pk.seq
-                         WHERE pk.key = ?1 AND pk.sha256 = ?2 AND p.state = 'active'
-                         AND NOT EXISTS (SELECT 1 FROM symbols s WHERE s.key = ?1)
-                         LIMIT 1",
+                        "SELECT 1 FROM symbols WHERE key = ?1 AND sha256 = ?2",
                         p![k.normalized(), sha256],
                     )?;
                     if still.is_none() {

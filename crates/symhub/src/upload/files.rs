@@ -367,7 +367,7 @@ impl Uploads {
                 let keys: Vec<_> = held.keys.iter().filter_map(parse).collect();
                 let mut stored = Vec::new();
                 for k in &keys {
-                    match store.get(k.normalized())? {
+                    match store.get_uploaded(k.normalized())? {
                         Some(s) if s.sha256.eq_ignore_ascii_case(&held.sha256) => stored.push(s),
                         _ => break,
                     }
@@ -379,7 +379,7 @@ impl Uploads {
                 if transaction.is_some() {
                     held_files.push((i, keys, stored[0].sha256.clone(), stored[0].size));
                     for d in held.derived.iter().filter_map(parse) {
-                        if let Some(s) = store.get(d.normalized())? {
+                        if let Some(s) = store.get_uploaded(d.normalized())? {
                             derived.push((vec![d], s.sha256, s.size));
                         }
                     }

@@ -340,3 +340,53 @@ async fn the_cli_lists_and_deletes_offline_and_through_the_api() {
     assert!(!ok && out.contains("no live transaction"), "{out}");
     assert_eq!(blob_count(&s), 0);
 }
+
+/// A file the server holds only through an SSQP package is uploaded for real, by a run
+/// (`symhub upload`) and by a plain upload alike: the package can go, and the release must
+/// keep what it ships (break-it pass: skipped as `present`, it was 404 once the package was
+/// removed, while the transaction still listed it).
+#[tokio::test]
+async fn a_file_held_only_by_a_package_is_uploaded_for_real() {
+    use reqwest::Method as M;
+    let s = server();
+    let (run, plain) = (sym("inrun", ID1, ""), sym("plain", ID2, ""));
+    let entries: Vec<(String, String)> = [&run, &plain]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            (
+                sym_path(t).trim_start_matches('/').to_owned(),
+                format!("f{i}"),
+            )
+        })
+        .collect();
+    let pairs: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|(k, f)| (k.as_str(), f.as_str()))
+        .collect();
+    let index = crate::packages::index(&pairs);
+    let zip = crate::packages::make_zip(&[
+        ("symbol_index.json", &index),
+        ("f0", run.as_bytes()),
+        ("f1", plain.as_bytes()),
+    ]);
+    let r = client()
+        .put(format!("{}/api/packages/vendor", s.url))
+        .bearer_auth(KEY)
+        .body(zip)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("inrun.sym"), &run).unwrap();
+    upload_dir_with(&s.url, KEY, dir.path().to_path_buf(), &["--product", "rel"]).await;
+    assert_eq!(upload_v1_in(&s, KEY, &plain, None).await, 200);
+    let (status, _) = api(&s, KEY, M::DELETE, "/api/packages/vendor", None).await;
+    assert_eq!(status, 200);
+    for text in [&run, &plain] {
+        let r = s.get(&sym_path(text)).await;
+        assert_eq!(r.status(), 200, "{}", sym_path(text));
+        assert_eq!(r.text().await.unwrap(), *text);
+    }
+}
