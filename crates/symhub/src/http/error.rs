@@ -112,6 +112,7 @@ fn classify(e: &ApiError) -> (StatusCode, &'static str, String) {
                 (S::NOT_FOUND, "unknown_transaction")
             }
             TransactionError::Deleted(_) => (S::CONFLICT, "transaction_deleted"),
+            TransactionError::Expired(_) => (S::CONFLICT, "transaction_expired"),
             TransactionError::Db(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
         };
         (status, code, t.to_string())

@@ -45,6 +45,8 @@ pub enum TransactionError {
     Unknown(i64),
     #[error("transaction {0} was deleted")]
     Deleted(i64),
+    #[error("transaction {0} has expired: retention removes it and what only it holds")]
+    Expired(i64),
     #[error("no live transaction of {0}")]
     NoMatch(String),
     #[error("{0}")]
@@ -171,11 +173,27 @@ fn state(conn: &mut Conn, id: i64) -> DbResult<Result<(), TransactionError>> {
     Ok(judge(id, conn.query_opt(STATE, p![id])?))
 }
 
+/// Whether transaction `id` takes keys: live, and not past its `expires_at` (files put in
+/// it then would be removed by the next retention pass, after a 200).
+const TAKES: &str = "SELECT state, expires_at FROM transactions WHERE id = ?1";
+
+fn judge_commit(id: i64, row: Option<Row>) -> Result<(), TransactionError> {
+    let expired = row
+        .as_ref()
+        .and_then(|r| r.opt_int(1))
+        .is_some_and(|at| at <= unix_millis(SystemTime::now()));
+    judge(id, row)?;
+    match expired {
+        true => Err(TransactionError::Expired(id)),
+        false => Ok(()),
+    }
+}
+
 /// First thing in a commit's SQL transaction: takes the ledger lock (shared) and checks that
 /// transaction `id` takes keys. `Err` inside: refused, and nothing was written.
 pub(super) fn open_for_commit(conn: &mut Conn, id: i64) -> DbResult<Result<(), TransactionError>> {
     lock_ledger(conn, false)?;
-    state(conn, id)
+    Ok(judge_commit(id, conn.query_opt(TAKES, p![id])?))
 }
 
 /// Records that transaction `id` put `sha256` under `keys`. Called inside the SQL
@@ -310,7 +328,7 @@ impl SymbolStore {
     /// Refuses early, before any byte is stored, a commit into a transaction that does not
     /// take keys. The commit checks again under the lock.
     pub fn check_transaction(&self, id: i64) -> anyhow::Result<()> {
-        Ok(judge(id, self.db.query_opt(STATE, p![id])?)?)
+        Ok(judge_commit(id, self.db.query_opt(TAKES, p![id])?)?)
     }
 
     /// Live transactions that recorded `sha256` under `key` (normalized).

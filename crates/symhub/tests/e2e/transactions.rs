@@ -390,3 +390,30 @@ async fn a_file_held_only_by_a_package_is_uploaded_for_real() {
         assert_eq!(r.text().await.unwrap(), *text);
     }
 }
+
+/// A transaction past its `expires_at` takes no more files (409 `transaction_expired`,
+/// nothing stored): retention would remove them at its next pass, after a 200 (break-it
+/// pass).
+#[tokio::test]
+async fn an_expired_transaction_takes_no_more_files() {
+    use reqwest::Method as M;
+    let s = server();
+    let body = json!({ "product": "try", "expires": "1s" });
+    let (status, v) = api(&s, KEY, M::POST, "/api/transactions", Some(body)).await;
+    assert_eq!(status, 201, "{v}");
+    let id = v["id"].as_i64().unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let late = sym("late", ID1, "");
+    let r = client()
+        .put(format!("{}/api/files/late.sym?transaction={id}", s.url))
+        .bearer_auth(KEY)
+        .body(late.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(v["error"], "transaction_expired", "{v}");
+    assert_eq!(upload_v1_in(&s, KEY, &late, Some(id)).await, 409);
+    assert_eq!(s.get(&sym_path(&late)).await.status(), 404);
+}
