@@ -346,6 +346,18 @@ impl Upstream {
                         self.health.success();
                         Answer::Found(resp)
                     }
+                    // The upstream sent us elsewhere, so it has the file: a refusal there is
+                    // the blob host's (an expired signed URL, clock skew), not remembered as
+                    // a miss for `negative_ttl` (break-it pass).
+                    StatusCode::NOT_FOUND | StatusCode::FORBIDDEN | StatusCode::GONE
+                        if self.redirected_away(&resp) =>
+                    {
+                        let host = resp.url().host_str().unwrap_or_default().to_owned();
+                        tracing::warn!(upstream = %self.name, key = %key, %status, host,
+                            "the host the upstream redirected to refused the file; not \
+                             remembered as missing, asked again next time");
+                        Answer::Failed(format!("status {} at {host}", status.as_u16()))
+                    }
                     StatusCode::NOT_FOUND | StatusCode::FORBIDDEN | StatusCode::GONE => {
                         self.health.success();
                         Answer::Missing
@@ -360,6 +372,14 @@ impl Upstream {
                 }
             }
         }
+    }
+
+    /// Whether `resp` came from another server than the upstream's own, after a redirect
+    /// (another host or port; `http` to `https` on default ports is the same server).
+    fn redirected_away(&self, resp: &reqwest::Response) -> bool {
+        let own = Url::parse(&self.base).ok();
+        let at = resp.url();
+        own.is_some_and(|own| own.host_str() != at.host_str() || own.port() != at.port())
     }
 
     /// Records a failure (also used by the cache when a body breaks off mid-stream).

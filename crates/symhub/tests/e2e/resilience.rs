@@ -213,6 +213,20 @@ async fn redirects_are_followed_bodies_cached_and_credentials_stay_home() {
     assert_eq!(r.headers()["x-cache"], "HIT");
     assert_eq!(r.bytes().await.unwrap(), body);
     assert_eq!((front.hits(KEY), blob.total_hits()), (1, 1));
+
+    // A refusal by the host redirected to (an expired signature) is no remembered miss.
+    let other = "/other.pdb/0123456789ABCDEF0123456789ABCDEF1/other.pdb";
+    front.route(
+        other,
+        Behavior::Redirect(format!("{}/signed/expired", blob.url)),
+    );
+    blob.route("/signed/expired", Behavior::Status(403));
+    for asked in 1..=2 {
+        let r = s.get(other).await;
+        assert_eq!(r.status(), 404);
+        assert_eq!(r.headers()["x-cache"], "MISS", "not NEGATIVE");
+        assert_eq!(front.hits(other), asked, "asked again");
+    }
 }
 
 #[tokio::test]
