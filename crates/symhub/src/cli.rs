@@ -229,11 +229,15 @@ fn init_logging(format: LogFormat) {
     // rust-minidump warns about each oddity of a dump or a `.sym` (thousands of lines for one
     // Windows system module): the quality of the input, not the server's health. SYMHUB_LOG
     // replaces the whole default.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SYMHUB_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(
-            "info,breakpad_symbols=error,minidump=error,minidump_processor=error,minidump_unwind=error",
-        )
-    });
+    let asked = std::env::var("SYMHUB_LOG").ok().map(|s| log_levels(&s));
+    let filter = asked
+        .as_deref()
+        .and_then(|s| tracing_subscriber::EnvFilter::try_new(s).ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::EnvFilter::new(
+                "info,breakpad_symbols=error,minidump=error,minidump_processor=error,minidump_unwind=error",
+            )
+        });
     // A log reader that went away (a `| head` that exited, a crashed collector) costs the
     // log, not the service: by default the subscriber reports a failed write with
     // `eprintln!`, which panics on a closed stderr, in whatever task was logging (every
@@ -246,6 +250,21 @@ fn init_logging(format: LogFormat) {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
+}
+
+/// `SYMHUB_LOG` with `warning` read as the level `warn`: tracing's filter takes the word for
+/// a target's name, and `SYMHUB_LOG=warning` silenced every line (break-it pass).
+fn log_levels(spec: &str) -> String {
+    spec.split(',')
+        .map(|directive| match directive.rsplit_once('=') {
+            Some((target, level)) if level.trim().eq_ignore_ascii_case("warning") => {
+                format!("{target}=warn")
+            }
+            None if directive.trim().eq_ignore_ascii_case("warning") => "warn".into(),
+            _ => directive.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 pub fn main() -> ExitCode {
@@ -316,4 +335,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         });
         symhub::serve(config, keys, shutdown).await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn warning_is_the_warn_level() {
+        assert_eq!(super::log_levels("warning"), "warn");
+        assert_eq!(
+            super::log_levels("WARNING,symhub=debug"),
+            "warn,symhub=debug"
+        );
+        assert_eq!(super::log_levels("info,hyper=warning"), "info,hyper=warn");
+        assert_eq!(super::log_levels("error"), "error");
+    }
 }
