@@ -151,6 +151,9 @@ struct ServeArgs {
     api_key_file: Option<PathBuf>,
 }
 
+/// Below this, a plaintext key from `--api-key-file` is warned about at start.
+const MIN_KEY_CHARS: usize = 16;
+
 fn read_key_file(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
     let text = std::fs::read_to_string(path).with_context(|| {
         format!(
@@ -296,6 +299,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => Vec::new(),
     };
     init_logging(config.server.log_format);
+    if let Some(path) = &args.api_key_file {
+        let short = keys
+            .iter()
+            .filter(|k| k.chars().count() < MIN_KEY_CHARS)
+            .count();
+        if short > 0 {
+            tracing::warn!(file = %path.display(), keys = short,
+                "API keys shorter than {MIN_KEY_CHARS} characters are easy to guess, and \
+                 uploads list a configured key by the first 12 hex digits of its SHA-256, \
+                 which is enough to find a short one; make keys with `symhub key new`");
+        }
+    }
     // Connections are served on their own workers (`http::serve`); this runtime keeps the
     // background work. Its blocking pool is bounded like theirs (see MAX_BLOCKING_THREADS).
     let runtime = tokio::runtime::Builder::new_multi_thread()
