@@ -192,6 +192,10 @@ async fn upload_all(
     args: &Run,
     totals: &mut Totals,
 ) -> anyhow::Result<()> {
+    // Ctrl-C ends the run with what it sent, and says so: the transaction otherwise looks
+    // like a whole release (break-it pass). Caught from here on, acted on between files.
+    let mut interrupted =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let transaction = sink
         .begin(
             &args.product,
@@ -241,7 +245,25 @@ async fn upload_all(
             }
         })
         .buffer_unordered(args.jobs.max(1));
-    while let Some((i, p, outcome)) = results.next().await {
+    let mut done = 0;
+    loop {
+        let next = tokio::select! {
+            next = results.next() => next,
+            _ = interrupted.recv() => {
+                bar.finish_and_clear();
+                let holds = match transaction {
+                    Some(id) => format!(
+                        "; transaction {id} holds only the files handled so far: run the same \
+                         command again to complete the release (files already there are \
+                         skipped), or remove it with `symhub delete --transaction {id}`"
+                    ),
+                    None => String::new(),
+                };
+                bail!("interrupted after {done} of {total} files{holds}");
+            }
+        };
+        let Some((i, p, outcome)) = next else { break };
+        done += 1;
         bar.set_message(p.name.clone());
         let n = i + 1;
         let line = match &outcome {

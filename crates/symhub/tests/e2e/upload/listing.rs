@@ -98,3 +98,55 @@ async fn an_upload_whose_output_pipe_closed_still_sends_everything() {
     .unwrap();
     assert_eq!(list["symbols"].as_array().unwrap().len(), 4, "{list}");
 }
+
+/// Ctrl-C in the middle of a run stops it with a message naming the transaction left
+/// incomplete and what to do (break-it pass: it exited silently, leaving a transaction
+/// that looked like a whole release).
+#[tokio::test]
+async fn an_interrupted_upload_names_the_incomplete_transaction() {
+    let s = Symhub::start(&format!("upstream = []\n{}", auth_config(KEY)));
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..3000u32 {
+        let text = format!("MODULE Linux x86_64 {i:032X}0 m{i}\nPUBLIC 1000 0 f\n");
+        std::fs::write(dir.path().join(format!("m{i}.sym")), text).unwrap();
+    }
+    let url = s.url.clone();
+    let path = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        let child = std::process::Command::new(bin())
+            .args([
+                "upload",
+                "-j",
+                "1",
+                "--url",
+                &url,
+                "--key",
+                KEY,
+                "--product",
+                "p",
+            ])
+            .arg(&path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let int = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(int.success());
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the run finished before Ctrl-C: make it longer"
+    );
+    assert!(
+        stderr.contains("interrupted after") && stderr.contains("symhub delete --transaction"),
+        "{stderr}"
+    );
+}
