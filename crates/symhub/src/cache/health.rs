@@ -1,5 +1,6 @@
-//! What `/healthz` reports: each upstream up or down, and for a shared store whether its
-//! bucket and database answer (a probe, so health recovers without traffic).
+//! What `/healthz` reports: each upstream up or down, for a shared store whether its
+//! bucket and database answer (a probe, so health recovers without traffic), and whether
+//! the data directory is still there to write in.
 
 use std::sync::Arc;
 
@@ -10,12 +11,17 @@ pub struct HealthReport {
     pub upstreams: Vec<(Arc<str>, bool)>,
     /// `(bucket_ok, database_ok)` of a shared store; `None` for a local one.
     pub store: Option<(bool, bool)>,
+    /// Whether the cache's and the store's directories of files being written still
+    /// exist: a data dir deleted or unmounted under the server fails every miss (break-it
+    /// pass: `/healthz` said `ok` meanwhile).
+    pub data_dir: bool,
 }
 
 impl HealthReport {
     pub fn degraded(&self) -> bool {
         self.upstreams.iter().any(|(_, down)| *down)
             || self.store.is_some_and(|(bucket, db)| !bucket || !db)
+            || !self.data_dir
     }
 }
 
@@ -37,6 +43,13 @@ impl Cache {
         } else {
             None
         };
-        HealthReport { upstreams, store }
+        let data_dir = [self.objects.tmp_dir(), self.store.tmp_dir()]
+            .iter()
+            .all(|d| d.is_dir());
+        HealthReport {
+            upstreams,
+            store,
+            data_dir,
+        }
     }
 }

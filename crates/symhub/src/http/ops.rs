@@ -36,7 +36,11 @@ pub async fn healthz(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) 
         .iter()
         .map(|(name, down)| serde_json::json!({ "name": &**name, "down": down }))
         .collect();
-    let mut body = serde_json::json!({ "status": status, "upstreams": upstreams });
+    let mut body = serde_json::json!({
+        "status": status,
+        "upstreams": upstreams,
+        "data_dir_ok": report.data_dir,
+    });
     if let Some((bucket, db)) = report.store {
         body["store"] = serde_json::json!({ "bucket_ok": bucket, "database_ok": db });
     }

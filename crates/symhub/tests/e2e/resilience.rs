@@ -380,3 +380,19 @@ async fn a_miss_names_the_upstreams_that_failed_and_how() {
         "{log}"
     );
 }
+
+/// A data dir deleted (or unmounted) under the running server fails every miss: `/healthz`
+/// says `degraded`, so a load balancer or a monitor sees it (break-it pass: it said `ok`).
+#[tokio::test]
+async fn healthz_is_degraded_when_the_data_dir_goes() {
+    let s = Symhub::start("upstream = []\n");
+    let health = || async {
+        let r = s.get_now("/healthz").await;
+        serde_json::from_slice::<serde_json::Value>(&r.bytes().await.unwrap()).unwrap()
+    };
+    assert_eq!(health().await["status"], "ok");
+    std::fs::remove_dir_all(&s.data_dir).unwrap();
+    let v = health().await;
+    assert_eq!(v["status"], "degraded", "{v}");
+    assert_eq!(v["data_dir_ok"], false, "{v}");
+}
