@@ -21,6 +21,11 @@ use rustix::fs::{flock, FlockOperation};
 /// alone this long after its last write: it may still be another process's upload.
 const LOOSE_FILE_AGE: Duration = Duration::from_secs(3600);
 
+/// A directory younger than this is left alone even if nobody holds its lock: its owner may
+/// be between making it and locking it (a re-test pass: of 60 commands started at once, a
+/// few removed each other's new directories, and a server lost its own).
+const NEW_DIR_AGE: Duration = Duration::from_secs(60);
+
 /// This process's directory under `tmp/`, locked as long as it is held.
 #[derive(Debug)]
 pub(super) struct Scratch {
@@ -46,7 +51,9 @@ impl Scratch {
             .tempdir_in(tmp)?
             .keep();
         let lock = File::open(&path)?;
-        flock(&lock, FlockOperation::NonBlockingLockExclusive)?;
+        // Blocking: another process may hold it for a moment, judging it (never past
+        // `NEW_DIR_AGE`, so it leaves it be).
+        flock(&lock, FlockOperation::LockExclusive)?;
         Ok(Self { path, _lock: lock })
     }
 
@@ -67,7 +74,15 @@ impl Drop for Scratch {
 /// taken, or a loose file untouched for [`LOOSE_FILE_AGE`].
 fn clear_if_dead(entry: &std::fs::DirEntry) -> io::Result<()> {
     let path = entry.path();
+    let age = |meta: std::fs::Metadata| -> io::Result<Duration> {
+        Ok(SystemTime::now()
+            .duration_since(meta.modified()?)
+            .unwrap_or_default())
+    };
     if entry.file_type()?.is_dir() {
+        if age(entry.metadata()?)? < NEW_DIR_AGE {
+            return Ok(());
+        }
         let dir = File::open(&path)?;
         match flock(&dir, FlockOperation::NonBlockingLockExclusive) {
             // Held while it is removed: no process can be using it.
@@ -76,11 +91,7 @@ fn clear_if_dead(entry: &std::fs::DirEntry) -> io::Result<()> {
             Err(e) => Err(e.into()),
         }
     } else {
-        let written = entry.metadata()?.modified()?;
-        let age = SystemTime::now()
-            .duration_since(written)
-            .unwrap_or_default();
-        if age > LOOSE_FILE_AGE {
+        if age(entry.metadata()?)? > LOOSE_FILE_AGE {
             std::fs::remove_file(&path)?;
         }
         Ok(())
@@ -102,16 +113,44 @@ mod tests {
         let dead = tmp.join("p1-dead");
         std::fs::create_dir(&dead).unwrap();
         std::fs::write(dead.join("fill-x"), b"left by a crash").unwrap();
+        let long_ago = SystemTime::now() - 2 * NEW_DIR_AGE;
+        File::open(&dead).unwrap().set_modified(long_ago).unwrap();
+        // One just made, whose owner has not locked it yet.
+        let unlocked_yet = tmp.join("p2-new");
+        std::fs::create_dir(&unlocked_yet).unwrap();
         let fresh_loose = tmp.join("fill-old-version");
         std::fs::write(&fresh_loose, b"maybe live").unwrap();
 
         let other = Scratch::open(&tmp).unwrap();
         assert!(live.path().join("upload").exists(), "a live upload is kept");
         assert!(!dead.exists(), "a dead process's directory is cleared");
+        assert!(
+            unlocked_yet.exists(),
+            "a new directory is left to its owner"
+        );
         assert!(fresh_loose.exists(), "a recent loose file is kept");
         assert_ne!(live.path(), other.path());
         drop(other);
         let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
-        assert_eq!(left.len(), 2, "the empty directory went with its owner");
+        assert_eq!(left.len(), 3, "the empty directory went with its owner");
+    }
+
+    /// Many processes opening at once each keep their own directory (a re-test pass saw a
+    /// few in 60 remove another's before it was locked).
+    #[test]
+    fn opens_at_the_same_moment_keep_their_own_directories() {
+        let root = tempfile::tempdir().unwrap();
+        let tmp = root.path().join("tmp");
+        for _ in 0..5 {
+            let opened: Vec<_> = std::thread::scope(|s| {
+                let all: Vec<_> = (0..24).map(|_| s.spawn(|| Scratch::open(&tmp))).collect();
+                all.into_iter()
+                    .map(|t| t.join().unwrap().unwrap())
+                    .collect()
+            });
+            for o in &opened {
+                assert!(o.path().is_dir(), "{} was removed", o.path().display());
+            }
+        }
     }
 }

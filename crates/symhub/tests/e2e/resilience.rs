@@ -271,6 +271,12 @@ async fn restart_keeps_the_cache_and_clears_temp_files() {
     assert_eq!(dead.len(), 1, "one directory per process: {dead:?}");
     let leftover = dead[0].join("fill-leftover");
     std::fs::write(&leftover, b"half a file").unwrap();
+    // Older than a directory whose owner may not have locked it yet (a minute).
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(120);
+    std::fs::File::open(&dead[0])
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
     s.restart();
     assert!(
         !leftover.exists(),
