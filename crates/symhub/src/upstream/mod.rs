@@ -204,14 +204,19 @@ impl Upstream {
                 }
             }
             let again = req.try_clone();
+            let asked = Instant::now();
             let mut sent = tokio::time::timeout(self.first_byte_timeout, req.send()).await;
             // A kept-alive connection the upstream closed as the request went out (idle
             // timeouts of a few seconds: Node, Apache, gunicorn) ends without an answer: the
             // request goes once more, on a new connection, as curl and browsers send it
             // (break-it pass: 404s for files the upstream has, counted against its health).
+            // Only for a connection closed before any answer, and within the same wait for
+            // a first byte (a re-test pass: every failure was asked twice, a slow close
+            // cost two waits).
+            let left = self.first_byte_timeout.saturating_sub(asked.elapsed());
             if let (Ok(Err(e)), Some(again)) = (&sent, again) {
-                if !e.is_connect() && !e.is_timeout() {
-                    sent = tokio::time::timeout(self.first_byte_timeout, again.send()).await;
+                if closed_unanswered(e) && !left.is_zero() {
+                    sent = tokio::time::timeout(left, again.send()).await;
                 }
             }
             let resp = sent
@@ -388,6 +393,20 @@ impl Upstream {
             tracing::warn!(upstream = %self.name, "upstream marked down after repeated failures; it is skipped until its blackout ends");
         }
     }
+}
+
+/// Whether a request failed because its connection closed before any answer: hyper's
+/// "connection closed before message completed", what a kept-alive connection the server
+/// just closed gives.
+fn closed_unanswered(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            return h.is_incomplete_message();
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// A digest of what decides the answers of the configured upstreams: each one's name, URL,

@@ -434,3 +434,30 @@ async fn a_closed_keep_alive_connection_is_retried_on_a_new_one() {
     }
     assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
+
+/// An upstream that answers something other than HTTP answered all the same: asked once per
+/// name, not again (a re-test pass: every failure was asked twice).
+#[tokio::test]
+async fn an_upstream_answering_garbage_is_not_asked_twice() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = requests.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let _ = conn.read(&mut buf).await;
+                let _ = conn.write_all(b"NOT HTTP AT ALL\r\n\r\n").await;
+            });
+        }
+    });
+    let s = Symhub::start(&config_with(&[("up", &url, "")], ""));
+    let key = "/g.pdb/0123456789ABCDEF0123456789ABCDEF1/g.pdb";
+    assert_eq!(s.get(key).await.status(), 404);
+    // The name and its CAB form (`g.pd_`), once each.
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
