@@ -340,10 +340,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
             tracing::info!("shutting down: no new connections, finishing in-flight responses");
             signal.cancel();
-            // A second request to stop does not wait for the grace period.
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+            // A second request to stop does not wait for the grace period, unless it came
+            // with the first: GNU `timeout` signals the child and then its process group.
+            let first = std::time::Instant::now();
+            loop {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                if first.elapsed() > std::time::Duration::from_secs(1) {
+                    break;
+                }
             }
             tracing::warn!("stopping now (a second signal): responses in flight are cut");
             std::process::exit(1);

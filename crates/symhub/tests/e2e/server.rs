@@ -340,6 +340,12 @@ async fn sigterm_lets_an_in_flight_response_finish() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(s.get_now("/healthz").await.status(), 200, "still serving");
     assert!(s.stderr().contains("SIGHUP ignored"), "{}", s.stderr());
+    // Two SIGTERMs at once (GNU timeout signals the child, then its group) are one.
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &s.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
     let started = Instant::now();
     let status =
         tokio::task::block_in_place(|| s.terminate(Duration::from_secs(8))).expect("exited");
