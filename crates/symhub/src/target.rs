@@ -92,12 +92,34 @@ impl Target {
             config.storage.data_dir = d;
         }
         config.validate()?;
+        as_the_owner(&config.storage.data_dir)?;
         let store = Arc::new(SymbolStore::open_with(&config.storage)?);
         Ok(Opened::Local {
             store,
             config: Box::new(config),
         })
     }
+}
+
+/// Refuses root on a data dir another user owns (the server's, `DynamicUser=yes` and all):
+/// files and directories it made would be root's, which the server cannot read or write
+/// in, and it would answer 404 for what root uploaded (re-test pass). A data dir that does
+/// not exist yet is root's to make.
+fn as_the_owner(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(data_dir) else {
+        return Ok(());
+    };
+    if rustix::process::geteuid().is_root() && meta.uid() != 0 {
+        let uid = meta.uid();
+        bail!(
+            "{} belongs to user {uid}: as root, this command would leave files there that the \
+             server, running as that user, cannot read. Run it as that user: \
+             sudo -u '#{uid}' symhub …",
+            data_dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// Sends an API request and returns its JSON answer; an error status becomes an error with

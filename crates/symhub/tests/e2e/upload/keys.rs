@@ -218,3 +218,27 @@ async fn basic_credentials_carry_the_key_and_downloads_challenge_for_them() {
     assert_eq!(r.status(), 200);
     assert!(!s.stderr().contains("basic-key"), "keys are never logged");
 }
+
+/// As root, an offline command refuses a data dir another user owns (the server's): what
+/// it wrote there would be root's, unreadable to the server, which then answered 404 for
+/// root's uploads (re-test pass). Skipped unless the tests run as root.
+#[test]
+fn root_refuses_another_users_data_dir_offline() {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata("/proc/self").unwrap().uid() != 0 {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::os::unix::fs::chown(&data, Some(65534), Some(65534)).unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["key", "list", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("65534") && err.contains("sudo -u"), "{err}");
+    assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0, "nothing made");
+}
