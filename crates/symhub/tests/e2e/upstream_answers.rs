@@ -396,35 +396,31 @@ async fn a_pdb_streams_out_of_a_pd_underscore_while_it_arrives() {
 #[tokio::test]
 async fn a_closed_keep_alive_connection_is_retried_on_a_new_one() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = requests.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut conn, _) = listener.accept().await.unwrap();
-            let counted = counted.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                // The first request on a connection is answered, kept alive.
-                let mut head = Vec::new();
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    let n = conn.read(&mut buf).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    head.extend_from_slice(&buf[..n]);
+    let url = raw_upstream(move |mut conn| {
+        let counted = counted.clone();
+        async move {
+            let mut buf = vec![0u8; 8192];
+            // The first request on a connection is answered, kept alive.
+            let mut head = Vec::new();
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    return;
                 }
-                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let body = b"symbols";
-                let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
-                conn.write_all(answer.as_bytes()).await.unwrap();
-                conn.write_all(body).await.unwrap();
-                // The next one closes it, unanswered.
-                let _ = conn.read(&mut buf).await;
-            });
+                head.extend_from_slice(&buf[..n]);
+            }
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let body = b"symbols";
+            let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+            conn.write_all(answer.as_bytes()).await.unwrap();
+            conn.write_all(body).await.unwrap();
+            // The next one closes it, unanswered.
+            let _ = conn.read(&mut buf).await;
         }
-    });
+    })
+    .await;
     let s = Symhub::start(&config_with(&[("up", &url, "")], ""));
     for i in 0..3 {
         let key = format!("/k{i}.pdb/0123456789ABCDEF0123456789ABCDEF1/k{i}.pdb");
@@ -440,24 +436,38 @@ async fn a_closed_keep_alive_connection_is_retried_on_a_new_one() {
 #[tokio::test]
 async fn an_upstream_answering_garbage_is_not_asked_twice() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = requests.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut conn, _) = listener.accept().await.unwrap();
-            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                let _ = conn.read(&mut buf).await;
-                let _ = conn.write_all(b"NOT HTTP AT ALL\r\n\r\n").await;
-            });
+    let url = raw_upstream(move |mut conn| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            let mut buf = vec![0u8; 8192];
+            let _ = conn.read(&mut buf).await;
+            let _ = conn.write_all(b"NOT HTTP AT ALL\r\n\r\n").await;
         }
-    });
+    })
+    .await;
     let s = Symhub::start(&config_with(&[("up", &url, "")], ""));
     let key = "/g.pdb/0123456789ABCDEF0123456789ABCDEF1/g.pdb";
     assert_eq!(s.get(key).await.status(), 404);
     // The name and its CAB form (`g.pd_`), once each.
     assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+/// An upstream speaking raw TCP on loopback, each connection served by `serve` in a task of
+/// its own: for answers no HTTP server library would give. Its base URL.
+async fn raw_upstream<F, Fut>(serve: F) -> String
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let (conn, _) = listener.accept().await.unwrap();
+            tokio::spawn(serve(conn));
+        }
+    });
+    url
 }
