@@ -7,7 +7,9 @@
 //!
 //! Invariant: a row exists only for an object that was committed before the row was written.
 //! A crash between the two leaves an unreferenced object (wasted space, never served), never
-//! a row without bytes. Calls block: async callers go through `spawn_blocking`.
+//! a row without bytes. Calls block: async callers go through `spawn_blocking`, but for the
+//! point lookups of [`Index::get`] and [`Index::get_negative`], which run on readers that never
+//! wait for the writer (`store::readers`) and may be called from a connection's worker.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -15,6 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::store::readers::Readers;
 use crate::store::{unix_millis, unix_secs};
 
 /// What the index knows of one cached file.
@@ -29,6 +32,7 @@ pub struct CachedEntry {
 
 pub struct Index {
     conn: Mutex<Connection>,
+    readers: Readers,
 }
 
 fn from_unix(secs: i64) -> SystemTime {
@@ -58,6 +62,7 @@ impl Index {
         )?;
         Ok(Self {
             conn: Mutex::new(conn),
+            readers: Readers::open(path, "index")?,
         })
     }
 
@@ -68,7 +73,8 @@ impl Index {
     }
 
     pub fn get(&self, key: &str) -> rusqlite::Result<Option<CachedEntry>> {
-        self.conn()
+        self.readers
+            .get()
             .prepare_cached(
                 "SELECT size, sha256, last_modified, upstream FROM cache_entries WHERE key = ?1",
             )?
@@ -182,7 +188,8 @@ impl Index {
     /// The expiry of a live negative entry, if any.
     pub fn get_negative(&self, key: &str) -> rusqlite::Result<Option<SystemTime>> {
         let now = unix_secs(SystemTime::now());
-        self.conn()
+        self.readers
+            .get()
             .prepare_cached("SELECT expires FROM negatives WHERE key = ?1 AND expires > ?2")?
             .query_row(params![key, now], |r| r.get::<_, i64>(0))
             .optional()

@@ -13,6 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 mod pg;
+use super::readers::Readers;
 pub use pg::PgConn;
 use pg::{pg_value, tls_connector};
 
@@ -202,6 +203,17 @@ fn sqlite_row(row: &rusqlite::Row<'_>, n: usize) -> rusqlite::Result<Row> {
     Ok(Row(values))
 }
 
+fn sqlite_query(
+    c: &rusqlite::Connection,
+    sql: &'static str,
+    params: &[P<'_>],
+) -> DbResult<Vec<Row>> {
+    let mut stmt = c.prepare_cached(sql)?;
+    let n = stmt.column_count();
+    let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| sqlite_row(r, n))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 impl Conn {
     pub fn is_postgres(&self) -> bool {
         matches!(self, Conn::Postgres(_))
@@ -209,13 +221,7 @@ impl Conn {
 
     pub fn query(&mut self, sql: &'static str, params: &[P<'_>]) -> DbResult<Vec<Row>> {
         match self {
-            Conn::Sqlite(c) => {
-                let mut stmt = c.prepare_cached(sql)?;
-                let n = stmt.column_count();
-                let rows =
-                    stmt.query_map(rusqlite::params_from_iter(params), |r| sqlite_row(r, n))?;
-                Ok(rows.collect::<rusqlite::Result<_>>()?)
-            }
+            Conn::Sqlite(c) => sqlite_query(c, sql, params),
             Conn::Postgres(pg) => {
                 let stmt = pg.statement(sql)?;
                 let args: Vec<&(dyn postgres::types::ToSql + Sync)> =
@@ -280,6 +286,9 @@ pub struct Db {
     conns: Vec<Mutex<Conn>>,
     next: AtomicUsize,
     postgres: bool,
+    /// SQLite's readers beside its one writer ([`Db::read_query`]); PostgreSQL reads on
+    /// its pool.
+    readers: Option<Readers>,
 }
 
 /// Where the metadata lives.
@@ -298,14 +307,12 @@ const PG_CONNECTIONS: usize = 4;
 impl Db {
     pub fn open(target: &DbTarget, sqlite_schema: &str, pg_schema: &str) -> anyhow::Result<Self> {
         use anyhow::Context;
+        let mut readers = None;
         let conns = match target {
             DbTarget::Sqlite(path) => {
-                vec![Conn::Sqlite(super::open_db(
-                    path,
-                    "store",
-                    "FULL",
-                    sqlite_schema,
-                )?)]
+                let writer = super::open_db(path, "store", "FULL", sqlite_schema)?;
+                readers = Some(Readers::open(path, "store")?);
+                vec![Conn::Sqlite(writer)]
             }
             DbTarget::Postgres { url, ca_file } => {
                 let mut config: postgres::Config = url.parse().context(
@@ -355,6 +362,7 @@ impl Db {
             postgres: matches!(target, DbTarget::Postgres { .. }),
             conns: conns.into_iter().map(Mutex::new).collect(),
             next: AtomicUsize::new(0),
+            readers,
         })
     }
 
@@ -392,6 +400,21 @@ impl Db {
 
     pub fn query_opt(&self, sql: &'static str, params: &[P<'_>]) -> DbResult<Option<Row>> {
         self.on_conn(|c| c.query_opt(sql, params))
+    }
+
+    /// A read that must not queue behind writes: on SQLite it runs on a reader and sees
+    /// the last committed state (see [`Readers`]); on PostgreSQL it is [`Db::query`].
+    /// Statements that write fail on a reader.
+    pub fn read_query(&self, sql: &'static str, params: &[P<'_>]) -> DbResult<Vec<Row>> {
+        match &self.readers {
+            Some(r) => sqlite_query(&r.get(), sql, params),
+            None => self.query(sql, params),
+        }
+    }
+
+    /// [`Db::read_query`]'s first row.
+    pub fn read_query_opt(&self, sql: &'static str, params: &[P<'_>]) -> DbResult<Option<Row>> {
+        Ok(self.read_query(sql, params)?.into_iter().next())
     }
 
     pub fn execute(&self, sql: &'static str, params: &[P<'_>]) -> DbResult<u64> {

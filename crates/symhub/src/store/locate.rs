@@ -24,6 +24,15 @@ pub enum BlobLocation {
 }
 
 impl SymbolStore {
+    /// Whether a lookup (`get`, `by_code_id`, `executable_by_build_id`, and `locate`
+    /// without a redirect) reads only this machine's files: SQLite's readers, which never
+    /// wait for a writer, and the local objects directory. Then it takes microseconds and
+    /// may run on a connection's worker; with a bucket or PostgreSQL it goes over the
+    /// network and belongs on the blocking pool.
+    pub fn lookups_are_local(&self) -> bool {
+        !self.is_shared() && !self.db.is_postgres()
+    }
+
     /// Where blob `sha256` is. `redirect`: whether a presigned URL is wanted when the store
     /// is configured to answer hits with redirects. Blocking (presigning may call the
     /// credentials provider).

@@ -19,6 +19,7 @@ pub mod modules;
 pub mod objects;
 pub mod packages;
 mod pipelined;
+pub(crate) mod readers;
 pub mod retention;
 mod schema;
 mod scratch;

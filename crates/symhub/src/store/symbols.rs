@@ -186,7 +186,7 @@ impl SymbolStore {
         if let Some(uploaded) = self.get_uploaded(key)? {
             return Ok(Some(uploaded));
         }
-        let packaged = self.db.query_opt(
+        let packaged = self.db.read_query_opt(
             "SELECT pk.display, pk.sha256, pk.size, p.added_at
              FROM package_keys pk JOIN packages p ON p.seq = pk.seq
              WHERE pk.key = ?1 AND p.state = 'active'
@@ -199,7 +199,7 @@ impl SymbolStore {
     /// The uploaded file for a key, not a package's: what an upload that finds the same
     /// bytes may count as already there (a package can be removed or replaced under it).
     pub fn get_uploaded(&self, key: &str) -> DbResult<Option<StoredSymbol>> {
-        let uploaded = self.db.query_opt(
+        let uploaded = self.db.read_query_opt(
             "SELECT display, sha256, size, uploaded_at FROM symbols WHERE key = ?1",
             p![key],
         )?;
@@ -225,7 +225,7 @@ impl SymbolStore {
     pub fn by_code_id(&self, code_file: &str, code_id: &str) -> DbResult<Option<String>> {
         Ok(self
             .db
-            .query_opt(
+            .read_query_opt(
                 "SELECT display FROM symbols
                  WHERE code_id = ?1 AND code_file = ?2 AND kind IN ('BREAKPAD', 'BREAKPAD_MADE')
                  ORDER BY kind LIMIT 1",
@@ -245,7 +245,7 @@ impl SymbolStore {
             .map(|id| symhub_core::debuginfod::ssqp::ssqp_build_id(&id));
         let ids =
             [Some(build_id), padded.as_deref()].map(|i| i.map(|i| format!("elf-buildid-{i}")));
-        let rows = self.db.query(
+        let rows = self.db.read_query(
             "SELECT key, display, sha256, size, uploaded_at FROM symbols
              WHERE debug_id = ?1 AND kind = 'ELF'",
             p![build_id],
