@@ -4,7 +4,8 @@
 //! `sendfile_bytes_total` (of those, sent from the page cache without a copy),
 //! `upstream_requests_total{upstream,status}` (status is the HTTP code or `error`),
 //! `upstream_latency_seconds{upstream}` (time to response headers), `cache_size_bytes`,
-//! `cache_entries`, `cache_evictions_total`, `fills_in_flight`, `upstream_down{upstream}`.
+//! `cache_entries`, `cache_evictions_total`, `fills_in_flight`, `upstream_down{upstream}`,
+//! `connections{worker}` (client connections open on each connection worker thread).
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -25,6 +26,11 @@ struct OutcomeLabel {
 struct UpstreamStatus {
     upstream: String,
     status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabel {
+    worker: u32,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -50,6 +56,7 @@ pub struct Metrics {
     pub cache_entries: Gauge,
     pub evictions: Counter,
     pub fills_in_flight: Gauge,
+    connections: Family<WorkerLabel, Gauge>,
     /// The same counts over the last hour, for the console ([`crate::history`]).
     pub history: std::sync::Arc<crate::history::History>,
     pub started: std::time::SystemTime,
@@ -116,6 +123,12 @@ impl Default for Metrics {
             "Upstream downloads in progress",
             fills_in_flight.clone(),
         );
+        let connections = Family::<WorkerLabel, Gauge>::default();
+        registry.register(
+            "connections",
+            "Client connections open, per connection worker thread",
+            connections.clone(),
+        );
         let common = COMMON_OUTCOMES
             .map(|outcome| requests.get_or_create(&OutcomeLabel { outcome }).clone());
         Self {
@@ -131,6 +144,7 @@ impl Default for Metrics {
             cache_entries,
             evictions,
             fills_in_flight,
+            connections,
             history: Default::default(),
             started: std::time::SystemTime::now(),
         }
@@ -145,6 +159,15 @@ impl Metrics {
         };
         self.served_bytes.inc_by(bytes);
         self.history.count(outcome, bytes);
+    }
+
+    /// The gauge of the connections worker `worker` serves (`symhub_connections`), which
+    /// the workers also balance by (`http::workers`).
+    pub fn connections(&self, worker: usize) -> Gauge {
+        let worker = u32::try_from(worker).unwrap_or(u32::MAX);
+        self.connections
+            .get_or_create(&WorkerLabel { worker })
+            .clone()
     }
 
     pub fn upstream_request(&self, upstream: &str, status: &str) {

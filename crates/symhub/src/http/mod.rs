@@ -5,6 +5,7 @@
 //! routes, `/symbolicate/v5`, and every other path is a symbol path (under
 //! `server.path_prefix` when one is configured).
 
+mod accept;
 mod api;
 mod body;
 mod console;
@@ -43,7 +44,7 @@ use anyhow::{bail, Context as _};
 use futures_util::future::{ready, BoxFuture, Either, FutureExt, Ready};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::server::graceful::Watcher;
 use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -206,23 +207,27 @@ pub async fn serve(
     max_connections: usize,
     workers: usize,
 ) -> anyhow::Result<()> {
-    let workers = Arc::new(workers::Workers::start(workers, MAX_BLOCKING_THREADS)?);
-    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
-    let mut loops = Vec::new();
-    let mut sockets = Vec::new();
-    for l in listeners {
-        if let Bound::Unix(_, p) = &l {
-            sockets.push(p.clone());
-        }
-        loops.push(tokio::spawn(accept_loop(
-            l,
-            front.clone(),
-            shutdown.clone(),
-            limits,
-            slots.clone(),
-            workers.clone(),
-        )));
-    }
+    let workers = Arc::new(workers::Workers::start(
+        workers,
+        MAX_BLOCKING_THREADS,
+        &front.app.metrics,
+    )?);
+    let sockets: Vec<PathBuf> = listeners
+        .iter()
+        .filter_map(|l| match l {
+            Bound::Unix(_, p) => Some(p.clone()),
+            Bound::Tcp(_) => None,
+        })
+        .collect();
+    let shared = accept::Shared {
+        front,
+        shutdown,
+        limits,
+        slots: Arc::new(tokio::sync::Semaphore::new(max_connections)),
+        workers: workers.clone(),
+    };
+    let loops = accept::start(listeners, &shared)?;
+    drop(shared);
     for l in loops {
         let _ = l.await;
     }
@@ -239,89 +244,6 @@ pub async fn serve(
 /// connections tokio would grow a pool to 512 threads, each with its own stack and malloc
 /// arena; 64 keep the disk busy without that memory.
 pub const MAX_BLOCKING_THREADS: usize = 64;
-
-async fn accept_loop(
-    listener: Bound,
-    front: Front,
-    shutdown: CancellationToken,
-    limits: ConnLimits,
-    slots: Arc<tokio::sync::Semaphore>,
-    workers: Arc<workers::Workers>,
-) {
-    let graceful = GracefulShutdown::new();
-    loop {
-        // A free slot first: past the cap, connections wait in the kernel's backlog
-        // instead of each costing a task and buffers here.
-        let slot = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            s = slots.clone().acquire_owned() => s.expect("the semaphore is never closed"),
-        };
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            a = accept(&listener) => a,
-        };
-        match accepted {
-            Ok(conn) => {
-                let (front, watcher) = (front.clone(), graceful.watcher());
-                hand_off(conn, workers.next(), front, watcher, limits, slot);
-            }
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-    drop(listener);
-    let grace = limits.grace;
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("shutdown grace period ({grace:?}) over; closing remaining connections");
-    }
-}
-
-enum Conn {
-    Tcp(tokio::net::TcpStream, std::net::SocketAddr),
-    Unix(tokio::net::UnixStream),
-}
-
-async fn accept(l: &Bound) -> std::io::Result<Conn> {
-    match l {
-        Bound::Tcp(l) => l.accept().await.map(|(s, a)| Conn::Tcp(s, a)),
-        Bound::Unix(l, _) => l.accept().await.map(|(s, _)| Conn::Unix(s)),
-    }
-}
-
-/// An accepted connection between runtimes: a socket is registered with the reactor that
-/// made it, so it is taken out of the accepting one and registered anew on its worker's.
-enum Moving {
-    Tcp(std::net::TcpStream, std::net::SocketAddr),
-    Unix(std::os::unix::net::UnixStream),
-}
-
-impl Conn {
-    fn into_std(self) -> std::io::Result<Moving> {
-        Ok(match self {
-            Conn::Tcp(s, addr) => {
-                let _ = s.set_nodelay(true);
-                Moving::Tcp(s.into_std()?, addr)
-            }
-            Conn::Unix(s) => Moving::Unix(s.into_std()?),
-        })
-    }
-}
-
-impl Moving {
-    /// Registers the socket with the current runtime's reactor.
-    fn into_tokio(self) -> std::io::Result<Conn> {
-        Ok(match self {
-            Moving::Tcp(s, addr) => Conn::Tcp(tokio::net::TcpStream::from_std(s)?, addr),
-            Moving::Unix(s) => Conn::Unix(tokio::net::UnixStream::from_std(s)?),
-        })
-    }
-}
 
 /// The reply to one request: a download from its handler, anything else from the router.
 ///
@@ -354,32 +276,6 @@ fn answer(
         Poll::Ready(r) => Either::Left(ready(r)),
         Poll::Pending => Either::Right(reply),
     }
-}
-
-/// Moves an accepted connection to `worker`'s runtime and serves it there.
-fn hand_off(
-    conn: Conn,
-    worker: &tokio::runtime::Handle,
-    front: Front,
-    watcher: Watcher,
-    limits: ConnLimits,
-    slot: tokio::sync::OwnedSemaphorePermit,
-) {
-    let moving = match conn.into_std() {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::warn!("cannot hand a new connection to a worker, closed: {e}");
-            return;
-        }
-    };
-    worker.spawn(async move {
-        match moving.into_tokio() {
-            Ok(Conn::Tcp(s, addr)) => serve_conn(s, Peer::Tcp(addr), front, watcher, limits).await,
-            Ok(Conn::Unix(s)) => serve_conn(s, Peer::Unix, front, watcher, limits).await,
-            Err(e) => tracing::warn!("a worker cannot take over a new connection, closed: {e}"),
-        }
-        drop(slot);
-    });
 }
 
 /// Serves one connection until it closes, idles out or the server shuts down.

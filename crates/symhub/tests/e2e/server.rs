@@ -83,8 +83,9 @@ async fn path_prefix_moves_the_symbol_routes() {
     assert_eq!(up.total_hits(), 1);
 }
 
-/// Connections are served on `server.workers` threads of their own, taken in turn, each
-/// connection's request and the fill it starts on one of them (`http::workers`).
+/// Connections are served on `server.workers` threads of their own, spread over them
+/// (`symhub_connections{worker}`), each connection's request and the fill it starts on one
+/// of them (`http::workers`).
 #[tokio::test]
 async fn connections_are_served_on_the_configured_workers() {
     let up = FakeUpstream::start().await;
@@ -93,6 +94,37 @@ async fn connections_are_served_on_the_configured_workers() {
         &[("up", &up.url, "")],
         "[server]\nworkers = 3",
     ));
+    // Eight kept-alive connections, one after the other, and the ninth asks: however they
+    // were accepted, no worker serves more than two more than another.
+    let mut kept = Vec::new();
+    for _ in 0..8 {
+        let client = reqwest::Client::new();
+        assert_eq!(
+            client
+                .get(format!("{}/healthz", s.url))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        kept.push(client);
+    }
+    let asks = reqwest::Client::new().get(format!("{}/metrics", s.url));
+    let metrics = asks.send().await.unwrap().text().await.unwrap();
+    let open: Vec<u64> = (0..3)
+        .map(|w| {
+            let line = format!("symhub_connections{{worker=\"{w}\"}} ");
+            let n = metrics.lines().find_map(|l| l.strip_prefix(line.as_str()));
+            n.unwrap_or_else(|| panic!("no {line}in {metrics}"))
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(open.iter().sum::<u64>() >= 9, "{open:?}");
+    let (most, least) = (open.iter().max().unwrap(), open.iter().min().unwrap());
+    assert!(most - least <= 2, "{open:?}");
+    drop(kept);
     // A connection each: one fills, the others join it or hit what it cached.
     let gets = (0..6).map(|_| {
         let url = format!("{}{KEY}", s.url);
@@ -485,7 +517,8 @@ async fn log_lines_of_heads_refusals_and_hostile_paths() {
         "{}",
         key.len()
     );
-    let metrics = s.get("/metrics").await.text().await.unwrap();
+    let asks = reqwest::Client::new().get(format!("{}/metrics", s.url));
+    let metrics = asks.send().await.unwrap().text().await.unwrap();
     assert!(
         metrics.contains("symhub_requests_total{outcome=\"refused\"} 1"),
         "{metrics}"
