@@ -118,8 +118,6 @@ pub(super) async fn accept_loop(me: usize, socket: Listening, shared: Shared) {
                     hand_off(conn, workers.handle(to), front, watcher, limits, held);
                 }
             }
-            // Another accepting worker took it: each is woken for every connection.
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!("accept failed: {e}");
