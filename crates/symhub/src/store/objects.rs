@@ -287,7 +287,7 @@ mod tests {
 
     /// A proxy download writes into the spare made ahead: nothing shows in `tmp/` while it
     /// is written or when it is abandoned, it is named only when finished, and the next
-    /// spare is made on the blocking pool.
+    /// spare is made on the blocking pool once the taker yields.
     #[tokio::test]
     async fn a_download_writes_into_an_unnamed_spare_named_when_finished() {
         let dir = tempfile::tempdir().unwrap();
@@ -303,6 +303,11 @@ mod tests {
         assert_eq!(listed(), 0, "an unnamed file is not in tmp/");
         drop(w);
         assert_eq!(listed(), 0);
+        // The next spare is not made while the taker still runs (its wake-up of the
+        // blocking pool would be on a cold miss's way to its first byte): only once it
+        // yields.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!spare.is_ready(), "made before the taker yielded");
 
         for _ in 0..100 {
             if spare.is_ready() {
