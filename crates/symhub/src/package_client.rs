@@ -106,7 +106,8 @@ pub fn run(command: PackageCommand) -> anyhow::Result<()> {
                     Mode::Local(p) => {
                         let bar = progress_bar(0, "{prefix}: [{elapsed_precise}] {wide_bar} {pos}/{len} files, {msg}");
                         bar.set_prefix(name.clone());
-                        let done = p.ingest_file(&name, file, &unpacking(&bar));
+                        // The data dir's owner, offline: an admin.
+                        let done = p.ingest_file(&name, file, true, &unpacking(&bar));
                         bar.finish_and_clear();
                         serde_json::to_value(done.with_context(|| format!("{}", file.display()))?)?
                     }

@@ -177,6 +177,9 @@ fn classify(e: &ApiError) -> (StatusCode, &'static str, String) {
                     return (S::PAYLOAD_TOO_LARGE, "too_large", p.to_string())
                 }
                 PackageError::Internal(e) => return server_side(e, "store the package"),
+                PackageError::ReplaceNeedsAdmin(_) => {
+                    return (S::FORBIDDEN, "insufficient_scope", p.to_string())
+                }
                 PackageError::Duplicates { .. } => "duplicate_keys",
                 PackageError::MissingBlob(_) => "missing_blob",
                 PackageError::NoIndex | PackageError::BadIndex(_) | PackageError::BadKey { .. } => {

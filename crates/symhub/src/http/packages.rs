@@ -40,8 +40,10 @@ async fn ingest(
     }
     // Replacing takes away the keys the new zip lacks, as removing does: an upload key
     // emptied an admin's package, unrecorded (break-it pass). Checked before the body is
-    // read; two adds of one new name racing each other are both upload-key adds.
-    if caller.scope != Scope::Admin
+    // read, so a refusal costs no upload, and again when the package goes live: one added
+    // meanwhile is not replaced either.
+    let may_replace = caller.scope == Scope::Admin;
+    if !may_replace
         && app
             .packages
             .page(name.clone(), String::new(), 1)
@@ -64,7 +66,7 @@ async fn ingest(
         app.uploads.body_idle_timeout,
     )
     .await?;
-    let done = packages.ingest(name, zip).await?;
+    let done = packages.ingest(name, zip, may_replace).await?;
     let status = if done.replaced {
         StatusCode::OK
     } else {

@@ -58,6 +58,8 @@ pub enum PackageError {
     Duplicates { count: usize, shown: String },
     #[error("reading entry `{0}`: {1}")]
     Read(String, String),
+    #[error("package `{0}` exists: replacing it needs an admin key (the keys the new zip lacks would go)")]
+    ReplaceNeedsAdmin(String),
     #[error("storage error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }

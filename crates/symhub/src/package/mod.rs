@@ -20,7 +20,7 @@ use std::sync::Arc;
 use symhub_core::SymbolKey;
 
 use crate::config::PackageConfig;
-use crate::store::packages::{PackageInfo, PackageKey};
+use crate::store::packages::{Activation, PackageInfo, PackageKey};
 use crate::store::SymbolStore;
 pub use archive::PackageError;
 
@@ -82,11 +82,13 @@ impl Packages {
         Ok(())
     }
 
-    /// Ingests the zip at `path` as package `name`. Blocking.
+    /// Ingests the zip at `path` as package `name`. `may_replace`: whether a live package
+    /// of that name may be replaced (checked when the new one goes live). Blocking.
     pub fn ingest_file(
         &self,
         name: &str,
         path: &Path,
+        may_replace: bool,
         progress: &dyn Fn(Progress),
     ) -> Result<Ingested, PackageError> {
         if !valid_name(name) {
@@ -109,7 +111,7 @@ impl Packages {
             .store
             .begin_package(name, zip_size)
             .map_err(store_err)?;
-        let result = self.unpack_and_publish(seq, name, &mut zip, &plan, progress);
+        let result = self.unpack_and_publish(seq, name, &mut zip, &plan, may_replace, progress);
         if result.is_err() {
             if let Err(e) = self.store.drop_package(seq) {
                 tracing::error!(package = name, "cannot clean up a failed ingest: {e}");
@@ -124,6 +126,7 @@ impl Packages {
         name: &str,
         zip: &mut zip::ZipArchive<std::fs::File>,
         plan: &archive::Plan,
+        may_replace: bool,
         progress: &dyn Fn(Progress),
     ) -> Result<Ingested, PackageError> {
         let store_err = |e: crate::store::db::DbError| PackageError::Internal(e.into());
@@ -219,10 +222,15 @@ impl Packages {
         // collects the blobs no key uses (a `.pdb` that was not a portable PDB).
         drop(used);
         drop(blobs);
-        let replaced = self
+        let replaced = match self
             .store
-            .activate_package(seq, key_count, blob_bytes)
-            .map_err(store_err)?;
+            .activate_package(seq, key_count, blob_bytes, may_replace)
+            .map_err(store_err)?
+        {
+            Activation::Refused => return Err(PackageError::ReplaceNeedsAdmin(name.to_owned())),
+            Activation::Replaced(old) => Some(old),
+            Activation::Added => None,
+        };
         if let Some(old) = replaced {
             self.store.drop_package(old).map_err(store_err)?;
         }

@@ -17,14 +17,16 @@ async fn off_thread<T: Send + 'static, E: From<anyhow::Error> + Send + 'static>(
 }
 
 impl Packages {
-    /// Ingests a received zip as package `name` (adding or replacing it).
+    /// Ingests a received zip as package `name` (adding it, or replacing it if
+    /// `may_replace`).
     pub async fn ingest(
         self: &Arc<Self>,
         name: String,
         zip: Received,
+        may_replace: bool,
     ) -> Result<Ingested, PackageError> {
         let this = self.clone();
-        off_thread(move || this.ingest_file(&name, &zip.path, &|_| {})).await
+        off_thread(move || this.ingest_file(&name, &zip.path, may_replace, &|_| {})).await
     }
 
     /// Every package.

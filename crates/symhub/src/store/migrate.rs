@@ -116,7 +116,7 @@ pub fn migrate(
             after = last.key.clone();
             dst.add_package_keys(new, &keys)?;
         }
-        dst.activate_package(new, info.key_count, info.blob_bytes)?;
+        dst.activate_package(new, info.key_count, info.blob_bytes, true)?;
         done.packages += 1;
         report(&format!(
             "package {}: {} keys copied",

@@ -15,6 +15,17 @@ use super::db::{p, DbResult, Row};
 use super::symbols::{bump, from_millis, SymbolStore};
 use super::unix_millis;
 
+/// How [`SymbolStore::activate_package`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// Live; no package had its name.
+    Added,
+    /// Live in place of the package with this `seq`, which is now to be dropped.
+    Replaced(i64),
+    /// A package of that name is live and could not be replaced: nothing changed.
+    Refused,
+}
+
 /// One key → blob mapping of a package.
 #[derive(Debug, Clone)]
 pub struct PackageKey {
@@ -128,12 +139,18 @@ impl SymbolStore {
     /// (which keeps its priority). Returns the sequence number of the replaced package.
     /// Blobs the ingest created but no key uses (a `.pdb` that was not a portable PDB) are
     /// deleted.
+    ///
+    /// `may_replace`: whether a live package of the same name may be replaced (an admin's
+    /// request). Decided here, in the transaction that would replace it, so that a package
+    /// added meanwhile by someone else is not replaced by a request that found none when it
+    /// began: [`Activation::Refused`], and nothing changed.
     pub fn activate_package(
         &self,
         seq: i64,
         key_count: u64,
         blob_bytes: u64,
-    ) -> DbResult<Option<i64>> {
+        may_replace: bool,
+    ) -> DbResult<Activation> {
         let replaced = self.db.tx(|tx| {
             let name = tx
                 .query_opt("SELECT name FROM packages WHERE seq = ?1", p![seq])?
@@ -145,6 +162,9 @@ impl SymbolStore {
                     p![&name],
                 )?
                 .map(|r| (r.int(0), r.int(1)));
+            if old.is_some() && !may_replace {
+                return Ok(None);
+            }
             if let Some((old_seq, _)) = old {
                 tx.execute(
                     "UPDATE packages SET state = 'removing' WHERE seq = ?1",
@@ -157,13 +177,19 @@ impl SymbolStore {
                 p![seq, key_count, blob_bytes, old.map(|(_, p)| p)],
             )?;
             bump(tx)?;
-            Ok(old.map(|(s, _)| s))
+            Ok(Some(old.map(|(s, _)| s)))
         })?;
+        let Some(replaced) = replaced else {
+            return Ok(Activation::Refused);
+        };
         self.changes.publish(&super::StoreChange::Any);
         for sha in self.take_new_blobs(seq)? {
             self.collect_blob(&sha);
         }
-        Ok(replaced)
+        Ok(match replaced {
+            Some(old) => Activation::Replaced(old),
+            None => Activation::Added,
+        })
     }
 
     /// Takes a live package out of service at once; its rows go in [`Self::drop_package`].

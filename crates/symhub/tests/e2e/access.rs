@@ -194,6 +194,27 @@ async fn every_route_refuses_a_key_below_its_scope_and_takes_one_at_it() {
     assert_eq!(put(&upload, "ci", zip(two)).await.unwrap().status(), 201);
     assert_eq!(put(&admin, "corp", zip(two)).await.unwrap().status(), 200);
     assert_eq!(get(one.into()).await.unwrap().status(), 404);
+    // Nor when the admin's package arrives while the upload key's body still does: the
+    // check is made again as the package goes live.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async { Some((rx.recv().await?, rx)) });
+    let late = client()
+        .put(format!("{}/api/packages/late", s.url))
+        .bearer_auth(&upload)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send();
+    let late = tokio::spawn(late);
+    let trickled = zip(two);
+    tx.send(Ok(trickled[..10].to_vec())).await.unwrap();
+    // Past the first check (no package `late` yet), its body still arriving.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(put(&admin, "late", zip(one)).await.unwrap().status(), 201);
+    tx.send(Ok(trickled[10..].to_vec())).await.unwrap();
+    drop(tx);
+    let r = late.await.unwrap().unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("insufficient_scope"));
+    assert_eq!(get(one.into()).await.unwrap().status(), 200, "the admin's");
     let log = s.stderr();
     for k in [&download, &upload, &admin] {
         assert!(!log.contains(k.as_str()), "a key was logged");
