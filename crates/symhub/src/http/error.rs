@@ -173,7 +173,7 @@ fn classify(e: &ApiError) -> (StatusCode, &'static str, String) {
         }
         ApiError::Package(p) => {
             let code = match p {
-                PackageError::TooBig(_) => {
+                PackageError::TooBig(_) | PackageError::ZipTooBig(_) => {
                     return (S::PAYLOAD_TOO_LARGE, "too_large", p.to_string())
                 }
                 PackageError::Internal(e) => return server_side(e, "store the package"),

@@ -21,7 +21,8 @@ use super::extract::{Path, Query};
 use super::log::Noted;
 use super::{json, App};
 use crate::auth::{Caller, Denied, Scope};
-use crate::package::valid_name;
+use crate::package::{valid_name, PackageError};
+use crate::upload::UploadError;
 
 type Answer = Result<Response, ApiError>;
 
@@ -65,7 +66,12 @@ async fn ingest(
         packages.config.max_size.as_u64(),
         app.uploads.body_idle_timeout,
     )
-    .await?;
+    .await
+    .map_err(|e| match e {
+        // The limit is the package's, not an upload's.
+        UploadError::TooLarge(max) => PackageError::ZipTooBig(max).into(),
+        e => ApiError::from(e),
+    })?;
     let done = packages.ingest(name, zip, may_replace).await?;
     let status = if done.replaced {
         StatusCode::OK

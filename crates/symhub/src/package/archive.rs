@@ -42,6 +42,8 @@ pub enum PackageError {
     TooManyEntries(usize),
     #[error("the package unpacks to more than packages.max_unpacked_size ({0} bytes)")]
     TooBig(u64),
+    #[error("the package is larger than packages.max_size ({0} bytes)")]
+    ZipTooBig(u64),
     #[error("entry `{0}` claims a compression ratio above packages.max_ratio ({1}:1)")]
     Bomb(String, u64),
     #[error("entry `{0}` does not unpack to the size its header declares")]

@@ -99,7 +99,7 @@ impl Packages {
         let file = std::fs::File::open(path)?;
         let zip_size = file.metadata()?.len();
         if zip_size > self.config.max_size.as_u64() {
-            return Err(PackageError::TooBig(self.config.max_size.as_u64()));
+            return Err(PackageError::ZipTooBig(self.config.max_size.as_u64()));
         }
         let mut zip =
             zip::ZipArchive::new(file).map_err(|e| PackageError::NotZip(e.to_string()))?;

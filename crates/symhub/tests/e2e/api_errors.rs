@@ -199,3 +199,32 @@ async fn every_api_refusal_is_json_with_its_status() {
         );
     }
 }
+
+/// A package over `packages.max_size` is refused naming that setting, not an upload's.
+#[tokio::test]
+async fn a_package_too_big_names_the_package_limit() {
+    let s = Symhub::start(&format!(
+        "{}[packages]\nmax_size = \"1 KiB\"\n",
+        auth_config(KEY)
+    ));
+    for declared in [true, false] {
+        let body = vec![0u8; 4096];
+        let body = if declared {
+            reqwest::Body::from(body)
+        } else {
+            let chunk: Result<Vec<u8>, std::io::Error> = Ok(body);
+            reqwest::Body::wrap_stream(futures_util::stream::iter([chunk]))
+        };
+        let r = client()
+            .put(format!("{}/api/packages/corp", s.url))
+            .bearer_auth(KEY)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (status, v) = json_error(r).await;
+        assert_eq!((status, v["error"].as_str().unwrap()), (413, "too_large"));
+        let message = v["message"].as_str().unwrap();
+        assert!(message.contains("packages.max_size"), "{message}");
+    }
+}
