@@ -1,6 +1,12 @@
 //! Per-upstream health: SymProxy's "blackout". After `failure_threshold` consecutive failures
 //! an upstream is down for `blackout`; then exactly one request is let through as a probe.
 //! The probe's success brings the upstream back, its failure starts a new blackout.
+//!
+//! A failure the upstream answered (a 5xx) is about one object: the same object failing
+//! again, in another spelling of its key (`foo.pdb`, `foo.pd_`, `file.ptr` of one id, as a
+//! debugger asks them), counts once, so one broken file does not black out an upstream
+//! that serves every other one. Failures of the upstream itself (unreachable, timed out,
+//! rate limited, a captive portal's page) count every time.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -15,6 +21,8 @@ pub struct Health {
 #[derive(Debug, Default)]
 struct State {
     consecutive_failures: u32,
+    /// The object of the last failure, when it was the object's (see [`Health::failure`]).
+    last_object: Option<u64>,
     down_until: Option<Instant>,
     probing: bool,
 }
@@ -62,11 +70,18 @@ impl Health {
         *s = State::default();
     }
 
-    /// Returns true when this failure took the upstream down.
-    pub fn failure(&self) -> bool {
+    /// Counts a failure; true when it took the upstream down. `object`: the failing
+    /// object's identity when the upstream answered and only that object failed, `None`
+    /// when the upstream itself did.
+    pub fn failure(&self, object: Option<u64>) -> bool {
         let mut s = self.state();
-        s.consecutive_failures = s.consecutive_failures.saturating_add(1);
         let was_probing = std::mem::take(&mut s.probing);
+        let again = object.is_some() && s.last_object == object;
+        s.last_object = object;
+        if again && !was_probing {
+            return false;
+        }
+        s.consecutive_failures = s.consecutive_failures.saturating_add(1);
         if was_probing || s.consecutive_failures >= self.threshold {
             let newly = s.down_until.is_none();
             s.down_until = Some(Instant::now() + self.blackout);
@@ -90,13 +105,13 @@ mod tests {
     fn blackout_then_single_probe() {
         let h = Health::new(2, Duration::from_millis(30));
         assert_eq!(h.admit(), Admission::Go);
-        assert!(!h.failure());
-        assert!(h.failure());
+        assert!(!h.failure(None));
+        assert!(h.failure(None));
         assert_eq!(h.admit(), Admission::Skip);
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(h.admit(), Admission::Probe);
         assert_eq!(h.admit(), Admission::Skip, "only one probe at a time");
-        h.failure();
+        h.failure(Some(1));
         assert_eq!(
             h.admit(),
             Admission::Skip,
@@ -107,5 +122,21 @@ mod tests {
         h.success();
         assert_eq!(h.admit(), Admission::Go);
         assert!(!h.is_down());
+    }
+
+    /// One object failing again and again is one failure; different objects, or the
+    /// upstream itself, count each time.
+    #[test]
+    fn one_broken_object_counts_once() {
+        let h = Health::new(3, Duration::from_secs(60));
+        for _ in 0..10 {
+            assert!(!h.failure(Some(7)));
+        }
+        assert!(!h.failure(Some(8)));
+        assert!(h.failure(Some(7)), "the third object in a row");
+        h.success();
+        assert!(!h.failure(None));
+        assert!(!h.failure(None));
+        assert!(h.failure(None), "the upstream itself, three times");
     }
 }

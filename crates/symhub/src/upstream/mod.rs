@@ -369,8 +369,10 @@ impl Upstream {
                     }
                     _ => {
                         tracing::warn!(upstream = %self.name, key = %key, %status, "unexpected upstream status");
-                        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                        if status == StatusCode::TOO_MANY_REQUESTS {
                             self.failure();
+                        } else if status.is_server_error() {
+                            self.failed(Some(object_of(key)));
                         }
                         Answer::Failed(format!("status {}", status.as_u16()))
                     }
@@ -387,12 +389,30 @@ impl Upstream {
         own.is_some_and(|own| own.host_str() != at.host_str() || own.port() != at.port())
     }
 
-    /// Records a failure (also used by the cache when a body breaks off mid-stream).
+    /// Records a failure of the upstream itself (also used by the cache when a body breaks
+    /// off mid-stream).
     pub fn failure(&self) {
-        if self.health.failure() {
+        self.failed(None)
+    }
+
+    /// Records a failure, of one object when `object` is given ([`Health::failure`]).
+    fn failed(&self, object: Option<u64>) {
+        if self.health.failure(object) {
             tracing::warn!(upstream = %self.name, "upstream marked down after repeated failures; it is skipped until its blackout ends");
         }
     }
+}
+
+/// What a failure of `key` is about, for [`Health::failure`]: its file and id, whatever the
+/// last segment (`foo.pdb`, `foo.pd_` and `file.ptr` of one id are one object).
+fn object_of(key: &SymbolKey) -> u64 {
+    use std::hash::BuildHasher;
+    let norm = key.normalized();
+    let object = norm
+        .rsplit_once('/')
+        .map_or(norm, |(file_and_id, _)| file_and_id);
+    // Fixed keys: compared within this process only.
+    std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(object)
 }
 
 /// Whether a request failed because its connection closed before any answer: hyper's

@@ -43,6 +43,31 @@ async fn a_failing_upstream_is_marked_down_skipped_then_probed() {
     assert_eq!(health["status"], "ok");
 }
 
+/// A file the upstream fails with a 5xx, asked again and again (and as its CAB), is one
+/// broken object, not a broken upstream: its other files are still fetched.
+#[tokio::test]
+async fn one_file_failing_does_not_black_out_its_upstream() {
+    let up = FakeUpstream::start().await;
+    let s = Symhub::start(&config_with(
+        &[("up", &up.url, "")],
+        "[health]\nfailure_threshold = 2\nblackout = \"60s\"",
+    ));
+    let broken = "/broken.pdb/1/broken.pdb";
+    up.route(broken, Behavior::Status(500));
+    up.route("/broken.pdb/1/broken.pd_", Behavior::Status(500));
+    for _ in 0..4 {
+        assert_ne!(s.get(broken).await.status(), 200);
+    }
+    assert!(
+        up.hits(broken) >= 4,
+        "failures are not remembered as misses"
+    );
+    up.serve(KEY, data(100, 1));
+    let r = s.get(KEY).await;
+    assert_eq!(r.status(), 200, "the upstream's other files are fetched");
+    assert_eq!(s.json("/healthz").await["status"], "ok");
+}
+
 #[tokio::test]
 async fn a_hanging_upstream_costs_its_first_byte_timeout_and_is_not_cached() {
     let hang = FakeUpstream::start().await;
