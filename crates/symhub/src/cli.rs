@@ -118,7 +118,11 @@ fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     let src = symhub::store::SymbolStore::open(&args.from_data_dir)?;
     let dst = symhub::store::SymbolStore::open_with(&config.storage)?;
     let started = std::time::Instant::now();
-    let done = symhub::store::migrate::migrate(&src, &dst, &|line| eprintln!("migrate: {line}"))?;
+    // Not `eprintln!`, which panics on a closed stderr halfway through.
+    let done = symhub::store::migrate::migrate(&src, &dst, &|line| {
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "migrate: {line}");
+    })?;
     say!(
         "{}",
         serde_json::json!({ "migrated": done, "seconds": started.elapsed().as_secs_f64() })

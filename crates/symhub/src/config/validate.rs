@@ -178,7 +178,8 @@ impl Config {
             if url.query().is_some() || url.fragment().is_some() {
                 bail!(
                     "{at}.url: `{}` has a query or fragment; symhub appends each key to the \
-                     URL's path, so send a token as a header instead ({at}.headers)",
+                     URL's path, so send a token as a header instead ({at}.headers, in a \
+                     config file)",
                     url.host_str().unwrap_or_default()
                 );
             }

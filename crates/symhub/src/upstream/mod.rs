@@ -326,7 +326,11 @@ impl Upstream {
                             .headers()
                             .get(http::header::CONTENT_TYPE)
                             .and_then(|v| v.to_str().ok())
-                            .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("text/html"));
+                            .map(str::to_ascii_lowercase)
+                            .is_some_and(|ct| {
+                                ct.starts_with("text/html")
+                                    || ct.starts_with("application/xhtml+xml")
+                            });
                         if html && !accept_html {
                             tracing::warn!(upstream = %self.name, key = %key,
                                 "upstream answered 200 with text/html; not a symbol file \

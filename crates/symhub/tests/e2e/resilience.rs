@@ -266,7 +266,14 @@ async fn redirect_loops_and_html_pages_are_not_symbols() {
             Serve::bytes("<html>login</html>").content_type("text/html; charset=utf-8"),
         ),
     );
+    // XHTML, as some sign-in pages are served.
+    let xhtml = "/xpage.pdb/1/xpage.pdb";
+    up.route(
+        xhtml,
+        Behavior::Serve(Serve::bytes("<html/>").content_type("application/xhtml+xml")),
+    );
     let s = Symhub::start(&config_with(&[("up", &up.url, "")], ""));
+    assert_eq!(s.get(xhtml).await.status(), 404);
     let started = Instant::now();
     assert_eq!(s.get(KEY).await.status(), 404);
     assert!(started.elapsed() < Duration::from_secs(3));
