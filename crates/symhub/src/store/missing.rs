@@ -55,11 +55,14 @@ impl SymbolStore {
                         m.clients
                     ],
                 )?;
-                // Stored meanwhile (an upload deletes its keys' rows, and a miss counted
-                // just before it would bring one back): not missing.
+                // Stored meanwhile (an upload or a package deletes its keys' rows, and a
+                // miss counted just before it would bring one back): not missing.
                 c.execute(
                     "DELETE FROM missing_symbols WHERE key = ?1
-                         AND EXISTS (SELECT 1 FROM symbols WHERE key = ?1)",
+                         AND (EXISTS (SELECT 1 FROM symbols WHERE key = ?1)
+                              OR EXISTS (SELECT 1 FROM package_keys pk
+                                         JOIN packages p ON p.seq = pk.seq
+                                         WHERE pk.key = ?1 AND p.state = 'active'))",
                     p![m.key.as_str()],
                 )?;
             }

@@ -176,6 +176,14 @@ impl SymbolStore {
                  priority = COALESCE(?4, priority) WHERE seq = ?1",
                 p![seq, key_count, blob_bytes, old.map(|(_, p)| p)],
             )?;
+            // Its keys are served now: off the missing-symbols ledger (a bounded table,
+            // each row one primary-key probe).
+            tx.execute(
+                "DELETE FROM missing_symbols WHERE EXISTS
+                     (SELECT 1 FROM package_keys pk WHERE pk.key = missing_symbols.key
+                      AND pk.seq = ?1)",
+                p![seq],
+            )?;
             bump(tx)?;
             Ok(Some(old.map(|(s, _)| s)))
         })?;

@@ -139,6 +139,29 @@ async fn misses_are_counted_with_what_upstreams_answered_and_who_asked() {
             "{v}"
         );
     }
+    // Served by a package added since: no longer missing either.
+    let packaged = "/pkg.pdb/3123456789ABCDEF0123456789ABCDEF1/pkg.pdb";
+    assert_eq!(get_as(&s, packaged, "Microsoft-Symbol-Server").await, 404);
+    let index = crate::packages::index(&[(packaged.trim_start_matches('/'), "f")]);
+    let zip = crate::packages::make_zip(&[("symbol_index.json", &index), ("f", b"pdb")]);
+    let r = client()
+        .put(format!("{}/api/packages/later", s.url))
+        .bearer_auth(KEY)
+        .body(zip)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    for _ in 0..2 {
+        let v = ledger(&s, "").await;
+        let listed = v["missing"].as_array().unwrap();
+        assert!(
+            listed
+                .iter()
+                .all(|m| m["key"] != packaged.trim_start_matches('/')),
+            "{v}"
+        );
+    }
     // A key is needed; a bad order is refused.
     let r = client()
         .get(format!("{}/api/missing", s.url))
