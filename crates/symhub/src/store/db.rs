@@ -8,7 +8,7 @@
 //! engine answers. Calls block: async callers go through `spawn_blocking`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -372,13 +372,7 @@ impl Db {
 
     /// A free connection if there is one, else the next in turn.
     pub fn conn(&self) -> MutexGuard<'_, Conn> {
-        for c in &self.conns {
-            if let Ok(g) = c.try_lock() {
-                return g;
-            }
-        }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
-        self.conns[i].lock().unwrap_or_else(|p| p.into_inner())
+        super::readers::free_or_next(&self.conns, &self.next)
     }
 
     /// Runs `f` on a connection, once more if it failed because that connection had been

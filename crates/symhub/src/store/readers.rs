@@ -56,15 +56,20 @@ impl Readers {
     /// A free reader if there is one, else the next in turn (held for one lookup's
     /// microseconds).
     pub fn get(&self) -> MutexGuard<'_, Connection> {
-        for c in &self.conns {
-            if let Ok(g) = c.try_lock() {
-                return g;
-            }
-        }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
-        // A panic mid-read leaves nothing half-done in a read-only connection.
-        self.conns[i].lock().unwrap_or_else(|p| p.into_inner())
+        free_or_next(&self.conns, &self.next)
     }
+}
+
+/// A free connection of a pool if there is one, else the next in turn. A panic while one
+/// was held leaves it usable: the database keeps its own transactions.
+pub(super) fn free_or_next<'a, T>(conns: &'a [Mutex<T>], next: &AtomicUsize) -> MutexGuard<'a, T> {
+    for c in conns {
+        if let Ok(g) = c.try_lock() {
+            return g;
+        }
+    }
+    let i = next.fetch_add(1, Ordering::Relaxed) % conns.len();
+    conns[i].lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
