@@ -1,8 +1,13 @@
 //! Accepting connections: each accepting worker ([`workers`]) waits on its own registration
-//! of every listening socket, takes a free connection slot (`server.max_connections`) before
-//! it accepts, and serves the connection itself or hands it to a less busy worker
+//! of every listening socket, takes a free connection slot (`server.max_connections`) for
+//! what it accepts, and serves the connection itself or hands it to a less busy worker
 //! ([`workers::Workers::place`]). At shutdown each loop stops accepting and gives its
 //! connections their grace period.
+//!
+//! A loop that has accepted waits for a slot before it accepts again: past the cap, each
+//! loop holds one connection and the rest wait in the kernel's backlog. Taking the slot
+//! before accepting, as one accept loop per listener did, let the idle loops of one listener
+//! (up to four per listener now) hold every slot while another's connections waited.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,18 +102,16 @@ pub(super) async fn accept_loop(me: usize, socket: Listening, shared: Shared) {
     } = shared;
     let graceful = GracefulShutdown::new();
     loop {
-        // A free slot first: past the cap, connections wait in the kernel's backlog
-        // instead of each costing a task and buffers here.
-        let slot = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            s = slots.clone().acquire_owned() => s.expect("the semaphore is never closed"),
-        };
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
             a = listener.accept() => a,
         };
         match accepted {
             Ok(conn) => {
+                let slot = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    s = slots.clone().acquire_owned() => s.expect("the semaphore is never closed"),
+                };
                 let to = workers.place(me);
                 let held = (slot, workers.serving(to));
                 let (front, watcher) = (front.clone(), graceful.watcher());

@@ -313,3 +313,52 @@ async fn keep_alive_waits_idle_timeout_and_a_slow_head_header_read_timeout() {
     );
     assert!(second.starts_with("HTTP/1.1 200"), "{second:?}");
 }
+
+/// With two listeners, slots go to what is accepted, not to idle accept loops: one
+/// listener's connections are served while the other has none (they waited for ever when
+/// every accepting worker's loop of the idle listener held a slot).
+#[test]
+fn the_connection_cap_is_not_held_by_an_idle_listener() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("symhub.toml");
+    std::fs::write(
+        &config,
+        "upstream = []\n[server]\nmax_connections = 2\nworkers = 2\n",
+    )
+    .unwrap();
+    let socket = format!("unix:{}", dir.path().join("s.sock").display());
+    let mut child = std::process::Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--listen", &socket])
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let addr = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("symhub: listening on http://")
+                .map(str::to_owned)
+        })
+        .expect("a TCP listener");
+    for i in 0..6 {
+        let mut c = TcpStream::connect(&addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        write!(
+            c,
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out);
+        assert!(out.starts_with("HTTP/1.1 200"), "request {i}: {out:?}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
