@@ -20,7 +20,35 @@ pub(super) type Memory = quick_cache::sync::Cache<String, Known, Weigh, Hasher>;
 
 /// Normalized key → the entry's open file, bounded in files (`cache.open_files`).
 pub(super) type OpenFiles =
-    quick_cache::sync::Cache<String, Arc<std::fs::File>, quick_cache::UnitWeighter, Hasher>;
+    quick_cache::sync::Cache<String, OpenFile, quick_cache::UnitWeighter, Hasher>;
+
+/// A kept-open file and the content it holds (its SHA-256, as the entry it was opened for
+/// gave it).
+#[derive(Clone)]
+pub(super) struct OpenFile {
+    sha256: Arc<str>,
+    file: Arc<std::fs::File>,
+}
+
+/// `entry`'s file: the one kept open for its key if it holds the entry's content, else
+/// opened now and kept. An entry read from the row of a replacement (a new upload of the
+/// key, committed a moment before the kept files are forgotten) never gets the replaced
+/// file: that served one version's bytes under the other's length (break-it pass). An
+/// error means the file is gone (evicted, removed by hand).
+pub(super) fn open_entry(files: &OpenFiles, entry: &Entry) -> std::io::Result<Arc<std::fs::File>> {
+    if let Some(open) = files.get(&entry.key) {
+        if *open.sha256 == *entry.sha256 {
+            return Ok(open.file);
+        }
+    }
+    let file = Arc::new(std::fs::File::open(&entry.path)?);
+    let open = OpenFile {
+        sha256: entry.sha256.as_str().into(),
+        file: file.clone(),
+    };
+    files.insert(entry.key.clone(), open);
+    Ok(file)
+}
 
 /// The memory map, holding up to `bytes` of [`Known::weight`]. Its first allocation is
 /// sized for keys of ~700: an entry's weight (a remembered miss weighs about half).
@@ -129,10 +157,51 @@ mod tests {
     #[test]
     fn open_files_are_bounded_in_files() {
         let map = open_files(20);
-        let file = Arc::new(std::fs::File::open("/dev/null").unwrap());
+        let file = OpenFile {
+            sha256: "0".into(),
+            file: Arc::new(std::fs::File::open("/dev/null").unwrap()),
+        };
         for i in 0..100 {
             map.insert(format!("k{i}"), file.clone());
         }
         assert!(map.len() <= 20, "{}", map.len());
+    }
+
+    /// A key's replacement is opened for itself, never given the kept file of the
+    /// version it replaced; the replaced version still gets its own.
+    #[test]
+    fn a_replaced_file_is_not_served_for_its_replacement() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let entry = |sha: &str, bytes: &[u8]| {
+            let path = dir.path().join(sha);
+            std::fs::write(&path, bytes).unwrap();
+            Entry {
+                key: "a.pdb/1/a.pdb".into(),
+                size: bytes.len() as u64,
+                sha256: sha.into(),
+                last_modified: SystemTime::UNIX_EPOCH,
+                upstream: String::new(),
+                path,
+                source: super::super::Source::Store,
+                etag: http::HeaderValue::from_static("\"e\""),
+                http_date: http::HeaderValue::from_static("d"),
+                last_touch: Default::default(),
+            }
+        };
+        let read = |f: Arc<std::fs::File>| {
+            let mut s = String::new();
+            (&*f).read_to_string(&mut s).unwrap();
+            s
+        };
+        let files = open_files(10);
+        let (old, new) = (entry("1111", b"old"), entry("2222", b"newer"));
+        assert_eq!(read(open_entry(&files, &old).unwrap()), "old");
+        assert_eq!(read(open_entry(&files, &new).unwrap()), "newer");
+        let kept = open_entry(&files, &new).unwrap();
+        assert!(
+            Arc::ptr_eq(&kept, &open_entry(&files, &new).unwrap()),
+            "kept open"
+        );
     }
 }

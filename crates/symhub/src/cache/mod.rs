@@ -329,12 +329,7 @@ impl Cache {
 
     /// The entry's file, open. An error means it is gone (evicted or removed by hand).
     pub fn open_entry(&self, entry: &Entry) -> std::io::Result<Arc<std::fs::File>> {
-        if let Some(f) = self.open_files.get(&entry.key) {
-            return Ok(f);
-        }
-        let f = Arc::new(std::fs::File::open(&entry.path)?);
-        self.open_files.insert(entry.key.clone(), f.clone());
-        Ok(f)
+        memory::open_entry(&self.open_files, entry)
     }
 
     fn fills(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Fill>>> {
