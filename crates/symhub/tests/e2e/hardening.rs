@@ -362,3 +362,32 @@ fn the_connection_cap_is_not_held_by_an_idle_listener() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Past the connection cap, connections wait in the listen backlog, and it holds hundreds
+/// (tokio's own backlog of 128 refused the rest's handshakes until a SYN retransmit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundreds_of_connections_wait_in_the_backlog() {
+    let s = Symhub::start(&config("max_connections = 1\n"));
+    let addr = s.url.strip_prefix("http://").unwrap().to_owned();
+    // The one slot taken: nothing more is accepted.
+    let _held = connect(&s);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let cap: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(4096);
+    let want = 400.min(cap);
+    let connects = (0..want).map(|_| {
+        let addr = addr.clone();
+        tokio::time::timeout(
+            Duration::from_millis(800),
+            tokio::net::TcpStream::connect(addr),
+        )
+    });
+    let waiting = futures_util::future::join_all(connects).await;
+    let done = waiting.iter().filter(|c| matches!(c, Ok(Ok(_)))).count();
+    assert!(
+        done >= want - 2,
+        "{done} of {want} connections completed their handshake"
+    );
+}
