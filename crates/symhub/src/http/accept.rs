@@ -9,6 +9,7 @@
 //! before accepting, as one accept loop per listener did, let the idle loops of one listener
 //! (up to four per listener now) hold every slot while another's connections waited.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,6 +79,12 @@ pub(super) struct Shared {
     pub limits: ConnLimits,
     pub slots: Arc<tokio::sync::Semaphore>,
     pub workers: Arc<Workers>,
+    /// Connections still open when their loop's grace period ended, over all loops: said
+    /// once, by [`super::serve`], not once per loop.
+    pub cut: Arc<AtomicUsize>,
+    /// The second (unix) of the last "accept failed" line: one a second over all loops,
+    /// not one per loop every 50 ms for as long as descriptors run out.
+    pub accept_failed: Arc<AtomicU64>,
 }
 
 /// Accepts on worker `me` until shutdown, then lets the connections it accepted run for
@@ -99,6 +106,8 @@ pub(super) async fn accept_loop(me: usize, socket: Listening, shared: Shared) {
         limits,
         slots,
         workers,
+        cut,
+        accept_failed,
     } = shared;
     let graceful = GracefulShutdown::new();
     loop {
@@ -123,18 +132,28 @@ pub(super) async fn accept_loop(me: usize, socket: Listening, shared: Shared) {
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
-                tracing::warn!("accept failed: {e}");
+                let now = crate::store::unix_secs(std::time::SystemTime::now()) as u64;
+                if accept_failed.swap(now, Ordering::Relaxed) != now {
+                    let advice = if e.raw_os_error() == Some(24) {
+                        ": raise the open-files limit (ulimit -n, systemd LimitNOFILE=) \
+                         or lower server.max_connections"
+                    } else {
+                        ""
+                    };
+                    tracing::warn!("accept failed: {e}{advice}");
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
     drop(listener);
-    let grace = limits.grace;
-    if tokio::time::timeout(grace, graceful.shutdown())
+    let open = graceful.count();
+    if tokio::time::timeout(limits.grace, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!("shutdown grace period ({grace:?}) over; closing remaining connections");
+        // At most what was open when the period began: a count of connections cut.
+        cut.fetch_add(open, Ordering::Relaxed);
     }
 }
 

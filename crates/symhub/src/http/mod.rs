@@ -241,12 +241,22 @@ pub async fn serve(
         limits,
         slots: Arc::new(tokio::sync::Semaphore::new(max_connections)),
         workers: workers.clone(),
+        cut: Default::default(),
+        accept_failed: Default::default(),
     };
     let loops = accept::start(listeners, &shared)?;
-    drop(shared);
     for l in loops {
         let _ = l.await;
     }
+    let cut = shared.cut.load(std::sync::atomic::Ordering::Relaxed);
+    if cut > 0 {
+        let grace = shared.limits.grace;
+        tracing::warn!(
+            "shutdown grace period ({grace:?}) over; closing {cut} connections still open \
+             (server.shutdown_grace)"
+        );
+    }
+    drop(shared);
     for s in sockets {
         let _ = std::fs::remove_file(s);
     }

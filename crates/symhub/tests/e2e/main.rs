@@ -13,6 +13,7 @@ mod debuginfod_rig;
 mod deploy;
 mod diskfull;
 mod hardening;
+mod logs;
 mod missing;
 mod native;
 mod native_tools;
