@@ -134,7 +134,10 @@ pub(super) async fn accept_loop(me: usize, socket: Listening, shared: Shared) {
                 // EMFILE and friends: back off instead of spinning.
                 let now = crate::store::unix_secs(std::time::SystemTime::now()) as u64;
                 if accept_failed.swap(now, Ordering::Relaxed) != now {
-                    let advice = if e.raw_os_error() == Some(24) {
+                    let out_of_fds = [rustix::io::Errno::MFILE, rustix::io::Errno::NFILE]
+                        .map(|n| Some(n.raw_os_error()))
+                        .contains(&e.raw_os_error());
+                    let advice = if out_of_fds {
                         ": raise the open-files limit (ulimit -n, systemd LimitNOFILE=) \
                          or lower server.max_connections"
                     } else {
