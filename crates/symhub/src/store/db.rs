@@ -38,6 +38,13 @@ impl DbError {
         matches!(self, DbError::Postgres(e) if e.is_closed())
     }
 
+    /// A unique index refused a row another transaction committed meanwhile (PostgreSQL's
+    /// `unique_violation`; SQLite serializes writers, so its transactions never meet this).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, DbError::Postgres(e)
+            if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION))
+    }
+
     pub fn is_unreachable(&self) -> bool {
         match self {
             DbError::Unreachable(_) | DbError::Bucket(_) => true,

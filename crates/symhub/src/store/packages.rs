@@ -151,7 +151,41 @@ impl SymbolStore {
         blob_bytes: u64,
         may_replace: bool,
     ) -> DbResult<Activation> {
-        let replaced = self.db.tx(|tx| {
+        // Two activations of one name on a shared database: the second one's check ran
+        // before the first committed, and `packages_active_name` refuses it. Once more, it
+        // sees the first and replaces it (or is refused), as it would have one moment later
+        // (break-it pass: 500s for racing PUTs of one name).
+        let mut attempt = 0;
+        let replaced = loop {
+            attempt += 1;
+            match self.activate_once(seq, key_count, blob_bytes, may_replace) {
+                Err(e) if e.is_unique_violation() && attempt < 3 => continue,
+                r => break r?,
+            }
+        };
+        let Some(replaced) = replaced else {
+            return Ok(Activation::Refused);
+        };
+        self.changes.publish(&super::StoreChange::Any);
+        for sha in self.take_new_blobs(seq)? {
+            self.collect_blob(&sha);
+        }
+        Ok(match replaced {
+            Some(old) => Activation::Replaced(old),
+            None => Activation::Added,
+        })
+    }
+
+    /// [`Self::activate_package`]'s transaction: `None` when refused, else the replaced
+    /// package's `seq`, if any.
+    fn activate_once(
+        &self,
+        seq: i64,
+        key_count: u64,
+        blob_bytes: u64,
+        may_replace: bool,
+    ) -> DbResult<Option<Option<i64>>> {
+        self.db.tx(|tx| {
             let name = tx
                 .query_opt("SELECT name FROM packages WHERE seq = ?1", p![seq])?
                 .map(|r| r.text(0))
@@ -186,17 +220,6 @@ impl SymbolStore {
             )?;
             bump(tx)?;
             Ok(Some(old.map(|(s, _)| s)))
-        })?;
-        let Some(replaced) = replaced else {
-            return Ok(Activation::Refused);
-        };
-        self.changes.publish(&super::StoreChange::Any);
-        for sha in self.take_new_blobs(seq)? {
-            self.collect_blob(&sha);
-        }
-        Ok(match replaced {
-            Some(old) => Activation::Replaced(old),
-            None => Activation::Added,
         })
     }
 
