@@ -11,6 +11,9 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// How many failing objects are remembered as already counted.
+const RECENT_OBJECTS: usize = 8;
+
 #[derive(Debug)]
 pub struct Health {
     threshold: u32,
@@ -21,8 +24,9 @@ pub struct Health {
 #[derive(Debug, Default)]
 struct State {
     consecutive_failures: u32,
-    /// The object of the last failure, when it was the object's (see [`Health::failure`]).
-    last_object: Option<u64>,
+    /// The objects of the last failures that were an object's (see [`Health::failure`]),
+    /// most recent first: a debugger retrying two or three broken files in turn.
+    recent_objects: [Option<u64>; RECENT_OBJECTS],
     down_until: Option<Instant>,
     probing: bool,
 }
@@ -76,10 +80,12 @@ impl Health {
     pub fn failure(&self, object: Option<u64>) -> bool {
         let mut s = self.state();
         let was_probing = std::mem::take(&mut s.probing);
-        let again = object.is_some() && s.last_object == object;
-        s.last_object = object;
-        if again && !was_probing {
-            return false;
+        if object.is_some() {
+            if s.recent_objects.contains(&object) && !was_probing {
+                return false;
+            }
+            s.recent_objects.rotate_right(1);
+            s.recent_objects[0] = object;
         }
         s.consecutive_failures = s.consecutive_failures.saturating_add(1);
         if was_probing || s.consecutive_failures >= self.threshold {
@@ -133,7 +139,11 @@ mod tests {
             assert!(!h.failure(Some(7)));
         }
         assert!(!h.failure(Some(8)));
-        assert!(h.failure(Some(7)), "the third object in a row");
+        for _ in 0..10 {
+            assert!(!h.failure(Some(7)), "two broken files asked in turn");
+            assert!(!h.failure(Some(8)));
+        }
+        assert!(h.failure(Some(9)), "the third object");
         h.success();
         assert!(!h.failure(None));
         assert!(!h.failure(None));
