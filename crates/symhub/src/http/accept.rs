@@ -9,7 +9,7 @@
 //! before accepting, as one accept loop per listener did, let the idle loops of one listener
 //! (up to four per listener now) hold every slot while another's connections waited.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,9 +79,6 @@ pub(super) struct Shared {
     pub limits: ConnLimits,
     pub slots: Arc<tokio::sync::Semaphore>,
     pub workers: Arc<Workers>,
-    /// Connections still open when their loop's grace period ended, over all loops: said
-    /// once, by [`super::serve`], not once per loop.
-    pub cut: Arc<AtomicUsize>,
     /// The second (unix) of the last "accept failed" line: one a second over all loops,
     /// not one per loop every 50 ms for as long as descriptors run out.
     pub accept_failed: Arc<AtomicU64>,
@@ -106,7 +103,6 @@ pub(super) async fn accept_loop(me: usize, socket: Listening, shared: Shared) {
         limits,
         slots,
         workers,
-        cut,
         accept_failed,
     } = shared;
     let graceful = GracefulShutdown::new();
@@ -150,14 +146,9 @@ pub(super) async fn accept_loop(me: usize, socket: Listening, shared: Shared) {
         }
     }
     drop(listener);
-    let open = graceful.count();
-    if tokio::time::timeout(limits.grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        // At most what was open when the period began: a count of connections cut.
-        cut.fetch_add(open, Ordering::Relaxed);
-    }
+    // What is still open when the period ends is cut when the workers stop, and said once
+    // then by `serve`, not once per loop.
+    let _ = tokio::time::timeout(limits.grace, graceful.shutdown()).await;
 }
 
 enum Conn {

@@ -241,14 +241,14 @@ pub async fn serve(
         limits,
         slots: Arc::new(tokio::sync::Semaphore::new(max_connections)),
         workers: workers.clone(),
-        cut: Default::default(),
         accept_failed: Default::default(),
     };
     let loops = accept::start(listeners, &shared)?;
     for l in loops {
         let _ = l.await;
     }
-    let cut = shared.cut.load(std::sync::atomic::Ordering::Relaxed);
+    // Idle connections closed when the shutdown began: what is left ran past its grace.
+    let cut = workers.open_connections();
     if cut > 0 {
         let grace = shared.limits.grace;
         tracing::warn!(

@@ -130,6 +130,11 @@ impl Workers {
         }
     }
 
+    /// Connections open over all workers.
+    pub fn open_connections(&self) -> i64 {
+        self.open.iter().map(Gauge::get).sum()
+    }
+
     /// Counts a connection on worker `i` until the guard is dropped. Counted when placed,
     /// not when the worker first polls it, so that a burst is spread at once.
     pub fn serving(&self, i: usize) -> Serving {

@@ -412,6 +412,14 @@ async fn sigterm_cuts_what_still_runs_when_the_grace_period_ends() {
         assert_eq!(r.status(), 200);
         r.bytes().await.map(|b| b.len())
     });
+    // Idle kept-alive connections are closed when the shutdown begins, not counted as cut.
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        let c = reqwest::Client::new();
+        let r = c.get(format!("{}/healthz", s.url)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        idle.push(c);
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
     let status =
