@@ -333,10 +333,10 @@ impl Upstream {
                             });
                         if html && !accept_html {
                             tracing::warn!(upstream = %self.name, key = %key,
-                                "upstream answered 200 with text/html; not a symbol file \
+                                "upstream answered 200 with an HTML page; not a symbol file \
                                  (set cache.accept_html = true if that is really wanted)");
                             self.failure();
-                            return Answer::Failed("text/html answer".into());
+                            return Answer::Failed("HTML answer".into());
                         }
                         // Debuggers and msdia have crashed on, or given up for good over,
                         // zero-byte PDBs that symbol caches wrote: never a symbol file. Not a
