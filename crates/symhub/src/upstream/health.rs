@@ -80,8 +80,17 @@ impl Health {
     pub fn failure(&self, object: Option<u64>) -> bool {
         let mut s = self.state();
         let was_probing = std::mem::take(&mut s.probing);
+        if was_probing && object.is_some() {
+            // The probe was answered, with a refusal of one file: the upstream is back;
+            // that file is its first failure (a client retrying one broken file kept a
+            // healthy upstream down, break-it pass).
+            *s = State::default();
+            s.recent_objects[0] = object;
+            s.consecutive_failures = 1;
+            return false;
+        }
         if object.is_some() {
-            if s.recent_objects.contains(&object) && !was_probing {
+            if s.recent_objects.contains(&object) {
                 return false;
             }
             s.recent_objects.rotate_right(1);
@@ -117,7 +126,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(h.admit(), Admission::Probe);
         assert_eq!(h.admit(), Admission::Skip, "only one probe at a time");
-        h.failure(Some(1));
+        h.failure(None);
         assert_eq!(
             h.admit(),
             Admission::Skip,
@@ -144,6 +153,13 @@ mod tests {
             assert!(!h.failure(Some(8)));
         }
         assert!(h.failure(Some(9)), "the third object");
+        // A probe answered with one file's 5xx: the upstream answers again.
+        let p = Health::new(1, Duration::from_millis(10));
+        assert!(p.failure(None));
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(p.admit(), Admission::Probe);
+        assert!(!p.failure(Some(7)));
+        assert_eq!(p.admit(), Admission::Go, "back after an answered probe");
         h.success();
         assert!(!h.failure(None));
         assert!(!h.failure(None));
