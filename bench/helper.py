@@ -336,6 +336,14 @@ def cmd_summary(path):
                 rv = statistics.median(r[field] for r in runs) * 1000
                 row += f"{rv:>14.1f}{ratio(mv, rv):>9.2f}x"
             add(row)
+        if refs:
+            # What each reference costs over a direct download: the floor for symhub's ratio.
+            dv = statistics.median(r["total_s"] for r in d)
+            row = f"{'total time / direct':<34}{'':>32}"
+            for runs, _ in refs:
+                rv = statistics.median(r["total_s"] for r in runs)
+                row += f"{ratio(rv, dv):>13.2f}x{'':>10}"
+            add(row)
         dt = statistics.median(r["total_s"] for r in d)
         mt = statistics.median(r["total_s"] for r in m)
         row = f"{'effective MiB/s':<34}{d[0]['bytes']/dt/MIB:>12.1f}{m[0]['bytes']/mt/MIB:>12.1f}{'':>8}"
@@ -353,15 +361,17 @@ def cmd_summary(path):
 
     cold_block("Cold miss, 100 MiB, fresh key per run (curl; upstream = nginx, unthrottled)",
                "direct-fast", "miss-fast",
-               (("nginx-cache-fast", "nginx cache"), ("nginx-relay-fast", "nginx relay")))
+               (("nginx-cache-fast", "nginx cache"), ("nginx-relay-fast", "nginx relay"),
+                ("write-relay-fast", "write relay")))
     cold_block(f"Cold miss, 100 MiB, fresh key per run (curl; upstream = nginx with limit_rate "
                f"{meta.get('limit_rate', '?')})", "direct-slow", "miss-slow")
     add(f"symhub ratio = symhub / nginx (higher is better for throughput); cold-miss ratio = "
         f"via symhub / direct (1.00x = no overhead).")
     add("nginx cache = nginx proxy_cache in front of the same upstream, its own first miss of the "
         "key;")
-    add("nginx relay = nginx proxy_pass with proxy_buffering off: streams, writes no file. "
-        "symhub/it < 1 = symhub faster.")
+    add("nginx relay = nginx proxy_pass with proxy_buffering off: streams, writes no file;")
+    add("write relay = bench/write_relay.rs: streams and writes the file, nothing else (no index, "
+        "hash, fsync). symhub/it < 1 = symhub faster.")
 
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)
