@@ -58,8 +58,12 @@ impl Cache {
     ) -> anyhow::Result<Loaded> {
         let norm = key.normalized();
         let found = match crate::debuginfod::executable_build_id(key) {
-            // debuginfod's executable: by the store's build-id index.
-            Some(id) => self.store.executable_by_build_id(id),
+            // debuginfod's executable: by the store's build-id index, else a package's key
+            // derived from an SSQP binary key.
+            Some(id) => match self.store.executable_by_build_id(id) {
+                Ok(None) => self.store.get(norm),
+                found => found,
+            },
             None => self.store.get(norm),
         };
         let stored = match found {

@@ -180,21 +180,28 @@ impl Packages {
             });
         }
         // Derived keys never override an explicit mapping of the same package.
-        let derived_rows: Vec<PackageKey> = plan
+        let row = |key: &SymbolKey, b: &archive::Blob| PackageKey {
+            key: key.normalized().to_owned(),
+            display: key.to_string(),
+            sha256: b.sha256.clone(),
+            size: b.size,
+            derived: true,
+        };
+        let mut derived_rows: Vec<PackageKey> = plan
             .pdbs
             .iter()
-            .filter_map(|i| {
-                let b = &blobs[i];
-                let key = b.derived.as_ref()?;
-                Some(PackageKey {
-                    key: key.normalized().to_owned(),
-                    display: key.to_string(),
-                    sha256: b.sha256.clone(),
-                    size: b.size,
-                    derived: true,
-                })
-            })
+            .filter_map(|i| Some(row(blobs[i].derived.as_ref()?, &blobs[i])))
             .collect();
+        // An ELF binary's SSQP key names it by file name, which debuginfod's
+        // `buildid/<id>/executable` lacks: its build-id spelling is derived, as an upload's
+        // build-id index gives it.
+        derived_rows.extend(plan.explicit.iter().flat_map(|m| {
+            let key = SymbolKey::parse_client_key(&m.key).expect("checked when the index was read");
+            let b = &blobs[&(m.entry as usize)];
+            crate::debuginfod::executable_keys_of(&key)
+                .into_iter()
+                .map(move |alias| row(&alias, b))
+        }));
         let skipped = self
             .store
             .add_package_keys(seq, &derived_rows)

@@ -48,7 +48,7 @@ pub(crate) async fn upload_native_with(
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 }
 
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
 }
 

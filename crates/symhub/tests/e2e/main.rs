@@ -18,6 +18,7 @@ mod missing;
 mod native;
 mod native_tools;
 mod packages;
+mod packages_elf;
 mod proxy;
 mod resilience;
 mod retention;

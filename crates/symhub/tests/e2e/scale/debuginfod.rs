@@ -2,7 +2,7 @@
 //! id through the other (the build-id index lives in the shared database, the bytes in the
 //! bucket), sections included.
 
-use super::{Cluster, KEY};
+use super::{until_status, Cluster, KEY};
 use crate::debuginfod::upload_native_with;
 use crate::support::*;
 
@@ -39,4 +39,26 @@ async fn elf_files_uploaded_on_one_instance_are_served_by_build_id_on_the_other(
         assert_eq!(r.status(), 200, "{path}: {}", c.b.stderr());
         assert!(r.bytes().await.unwrap() == want, "{path}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_elf_binary_in_a_package_added_on_one_instance_is_served_by_build_id_on_the_other() {
+    let Some(c) = Cluster::start() else { return };
+    let id = crate::packages_elf::HELLO_ID;
+    let path = format!("/buildid/{id}/executable");
+    // A miss remembered by the other instance must not outlive the package.
+    assert_eq!(c.b.get(&path).await.status(), 404);
+    let r = client()
+        .put(format!("{}/api/packages/hello-1", c.a.url))
+        .bearer_auth(KEY)
+        .body(crate::packages_elf::hello_package())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let exe = std::fs::read(fixtures().join("elf/hello")).unwrap();
+    until_status(&c.b, &path, 200).await;
+    let r = c.b.get(&path).await;
+    assert_eq!(r.status(), 200, "{}", c.b.stderr());
+    assert!(r.bytes().await.unwrap() == exe);
 }
