@@ -220,7 +220,10 @@ impl Cache {
             FillState::Streaming(p) => Ok(Some(CabSource::Arriving(cab_fill, p))),
             FillState::Ready(e) => committed(e),
             FillState::NotFound => Ok(None),
-            FillState::Resolving | FillState::Failed | FillState::Unavailable => Err(()),
+            FillState::Resolving
+            | FillState::Failed
+            | FillState::Unavailable
+            | FillState::Vanished => Err(()),
         }
     }
 
@@ -238,6 +241,7 @@ impl Cache {
             Outcome::Ended(Ended::Unavailable) => {
                 self.conclude(fill, |s| *s = FillState::Unavailable)
             }
+            Outcome::Ended(Ended::Vanished) => self.conclude(fill, |s| *s = FillState::Vanished),
             Outcome::Ended(Ended::Written {
                 temp,
                 upstream,

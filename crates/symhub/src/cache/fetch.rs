@@ -72,6 +72,8 @@ pub(super) enum Ended {
     Failed,
     /// A stored file whose bucket cannot be read now.
     Unavailable,
+    /// A stored file whose blob is no longer in the bucket (see [`FillState::Vanished`]).
+    Vanished,
 }
 
 /// Where the bytes of a CAB are read from while its single member is unpacked.
@@ -290,6 +292,10 @@ pub(super) async fn copy_from_bucket(
     use futures_util::StreamExt;
     let body = match work.store.read_remote(&stored.sha256).await {
         Ok(body) => body,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::info!(key = %fill.key, blob = %stored.sha256, "blob gone from the bucket since the key's row was read (replaced or deleted): looking the key up again");
+            return Ended::Vanished;
+        }
         Err(e) => {
             // The key is ours: never ask upstreams for it, never remember a miss.
             tracing::error!(key = %fill.key, "store file unavailable: {e}");

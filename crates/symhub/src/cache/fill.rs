@@ -38,6 +38,10 @@ pub enum FillState {
     Failed,
     /// A stored key whose bucket could not be read.
     Unavailable,
+    /// A stored key whose blob was no longer in the bucket: the key was replaced or
+    /// deleted (on another instance) between the read of its row and of its bytes. Its
+    /// requests look it up again ([`super::Cache::resolve_with`]).
+    Vanished,
 }
 
 #[derive(Clone)]

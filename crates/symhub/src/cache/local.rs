@@ -120,9 +120,10 @@ impl Cache {
                         _ => Err(NoFile::Unknown),
                     },
                     FillState::NotFound => Err(NoFile::Missing),
-                    FillState::Resolving | FillState::Failed | FillState::Unavailable => {
-                        Err(NoFile::Unknown)
-                    }
+                    FillState::Resolving
+                    | FillState::Failed
+                    | FillState::Unavailable
+                    | FillState::Vanished => Err(NoFile::Unknown),
                 },
             };
         }

@@ -187,6 +187,13 @@ impl Cache {
             if attempt == 0 && !leader && self.made_alone_for(&fill, &sent.headers()).await {
                 continue;
             }
+            // A stored key replaced meanwhile: its new row names bytes that are there.
+            if attempt == 0
+                && fill.from_store
+                && matches!(fill.headers().await, FillState::Vanished)
+            {
+                continue;
+            }
             let route = match (fill.from_store, leader) {
                 (true, true) => Route::StoreFetch,
                 (true, false) => Route::StoreCoalesced,
@@ -219,7 +226,7 @@ impl Cache {
             Err(_) => not_found(Missing::NotUpstream, Some(route)),
         };
         match fill.headers().await {
-            FillState::Unavailable => not_found(Missing::Unavailable, None),
+            FillState::Unavailable | FillState::Vanished => not_found(Missing::Unavailable, None),
             FillState::NotFound => not_found(Missing::NotUpstream, Some(route)),
             FillState::Resolving | FillState::Failed => Answer::NotFound {
                 why: Missing::NotAnswered,

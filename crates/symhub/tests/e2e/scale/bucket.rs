@@ -79,6 +79,10 @@ pub(super) struct Pipe {
     rate: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Bytes relayed from the bucket so far.
     relayed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Holds back what symhub sends the bucket (its requests) while set.
+    hold_requests: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Bytes symhub has sent toward the bucket (held back or not).
+    requested: std::sync::Arc<std::sync::atomic::AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -91,7 +95,14 @@ impl Pipe {
         let port = listener.local_addr().unwrap().port();
         let rate = Arc::new(AtomicU64::new(rate));
         let relayed = Arc::new(AtomicU64::new(0));
-        let (r, n) = (rate.clone(), relayed.clone());
+        let hold_requests = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let requested = Arc::new(AtomicU64::new(0));
+        let (r, n, h, q) = (
+            rate.clone(),
+            relayed.clone(),
+            hold_requests.clone(),
+            requested.clone(),
+        );
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else {
@@ -99,7 +110,19 @@ impl Pipe {
                 };
                 let (mut cr, mut cw) = client.into_split();
                 let (mut sr, mut sw) = server.into_split();
-                tokio::spawn(async move { tokio::io::copy(&mut cr, &mut sw).await });
+                let (hold, requested) = (h.clone(), q.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while let Ok(got @ 1..) = cr.read(&mut buf).await {
+                        requested.fetch_add(got as u64, Ordering::Relaxed);
+                        while hold.load(Ordering::Relaxed) {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                        if sw.write_all(&buf[..got]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
                 let (rate, relayed) = (r.clone(), n.clone());
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 16 * 1024];
@@ -130,6 +153,8 @@ impl Pipe {
             port,
             rate,
             relayed,
+            hold_requests,
+            requested,
             task,
         }
     }
@@ -140,6 +165,17 @@ impl Pipe {
 
     pub(super) fn set_rate(&self, bps: u64) {
         self.rate.store(bps, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Holds symhub's requests to the bucket back (`true`) or lets them through.
+    pub(super) fn hold_requests(&self, hold: bool) {
+        self.hold_requests
+            .store(hold, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Bytes symhub has sent toward the bucket so far.
+    pub(super) fn requested(&self) -> u64 {
+        self.requested.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(super) fn relayed(&self) -> u64 {

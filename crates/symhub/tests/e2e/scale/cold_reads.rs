@@ -4,7 +4,9 @@
 //! to presigned bucket URLs; a first read has the validators (ETag, 304, If-Range) of a
 //! local copy.
 
-use super::{put_package, Cluster, Pipe, BUCKET};
+use std::time::Duration;
+
+use super::{put_package, store_sym, upload_v1, Cluster, Pipe, BUCKET};
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,4 +231,33 @@ async fn a_first_read_from_the_bucket_has_the_validators_of_a_local_copy() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().len(), blob.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_replaced_between_its_row_and_its_bytes_is_looked_up_again() {
+    let Some(c) = Cluster::start() else { return };
+    let id = "5E7A1D89E79D021896EB8F060CBFF0A10";
+    let (first, path) = store_sym(&c.a, "swap", id).await;
+    let pipe = Pipe::start(c.s3.port, 1 << 30).await;
+    let cold = c.another(&pipe.endpoint(), "");
+    // The cold instance reads the key's row; its request for the bytes waits in the pipe
+    // while the key is replaced on A, which deletes the first blob from the bucket.
+    pipe.hold_requests(true);
+    let before = pipe.requested();
+    let read = tokio::spawn(client().get(format!("{}{path}", cold.url)).send());
+    let start = std::time::Instant::now();
+    while pipe.requested() == before {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "no bucket request"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let second = format!("{first}PUBLIC 2000 0 replaced\n");
+    assert_eq!(upload_v1(&c.a, &second).await.status(), 200);
+    assert_eq!(c.s3.objects("blobs").len(), 1, "the first blob is gone");
+    pipe.hold_requests(false);
+    let r = read.await.unwrap().unwrap();
+    assert_eq!(r.status(), 200, "{}", cold.stderr());
+    assert_eq!(r.text().await.unwrap(), second);
 }
