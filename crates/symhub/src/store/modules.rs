@@ -1,7 +1,8 @@
 //! The files of one module, across uploads: a PDB and the PE it belongs to, a split `.debug`
 //! and its stripped binary, a dSYM and its Mach-O — found by the id the store indexes them
 //! by (`symbols.debug_id`, index `symbols_build_id`), and brought to local disk for a tool
-//! that reads paths (dump_syms).
+//! that reads paths (dump_syms); and what a client asks of a module's identity (sym-upload
+//! v2's `checkStatus`, Tecken's code-id lookup).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -41,6 +42,51 @@ impl LocalBlob {
 }
 
 impl SymbolStore {
+    /// Whether the module with this identity needs nothing more uploaded (sym-upload-v2
+    /// `checkStatus`, whose `FOUND` makes sym_upload skip its upload): a Breakpad `.sym`
+    /// uploaded as such, or both its debug info and its binary. The request does not say
+    /// which kind the client would send, so one file of a pair is not enough: the README's
+    /// `-t elf` then `-t debug_only` (or PE then PDB) must send the second.
+    pub fn has_module(&self, debug_file: &str, debug_id: &str) -> DbResult<bool> {
+        let rows = self.db.query(
+            "SELECT kind, key FROM symbols WHERE debug_file = ?1 AND debug_id = ?2",
+            p![
+                &debug_file.to_lowercase(),
+                &debug_id.replace('-', "").to_lowercase()
+            ],
+        )?;
+        let (mut debug_info, mut code) = (false, false);
+        for r in &rows {
+            let (kind, key) = (r.text(0), r.text(1));
+            // `_.debug/…` (ELF) and `_.dwarf/…` (Mach-O) keys are debug info; the others
+            // of these kinds name a binary.
+            let debug_key = key.starts_with("_.debug/") || key.starts_with("_.dwarf/");
+            match kind.as_str() {
+                "BREAKPAD" => return Ok(true),
+                "PDB" => debug_info = true,
+                "PE" => code = true,
+                "BREAKPAD_MADE" => {}
+                _ if debug_key => debug_info = true,
+                _ => code = true,
+            }
+        }
+        Ok(debug_info && code)
+    }
+
+    /// The Breakpad key of a module uploaded with this code file and code id (Tecken's
+    /// code-id lookup).
+    pub fn by_code_id(&self, code_file: &str, code_id: &str) -> DbResult<Option<String>> {
+        Ok(self
+            .db
+            .read_query_opt(
+                "SELECT display FROM symbols
+                 WHERE code_id = ?1 AND code_file = ?2 AND kind IN ('BREAKPAD', 'BREAKPAD_MADE')
+                 ORDER BY kind LIMIT 1",
+                p![&code_id.to_lowercase(), &code_file.to_lowercase()],
+            )?
+            .map(|r| r.text(0)))
+    }
+
     /// Uploaded files (not package entries) recorded with module id `debug_id` (lower-case:
     /// a Breakpad debug id, an ELF build id, a Mach-O UUID).
     pub fn module_files(&self, debug_id: &str) -> DbResult<Vec<ModuleFile>> {

@@ -206,34 +206,6 @@ impl SymbolStore {
         Ok(uploaded.map(|r| stored(key.to_owned(), &r, 0)))
     }
 
-    /// Whether a module with this identity was uploaded (sym-upload-v2 `checkStatus`).
-    pub fn has_module(&self, debug_file: &str, debug_id: &str) -> DbResult<bool> {
-        Ok(self
-            .db
-            .query_opt(
-                "SELECT 1 FROM symbols WHERE debug_file = ?1 AND debug_id = ?2 LIMIT 1",
-                p![
-                    &debug_file.to_lowercase(),
-                    &debug_id.replace('-', "").to_lowercase()
-                ],
-            )?
-            .is_some())
-    }
-
-    /// The Breakpad key of a module uploaded with this code file and code id (Tecken's
-    /// code-id lookup).
-    pub fn by_code_id(&self, code_file: &str, code_id: &str) -> DbResult<Option<String>> {
-        Ok(self
-            .db
-            .read_query_opt(
-                "SELECT display FROM symbols
-                 WHERE code_id = ?1 AND code_file = ?2 AND kind IN ('BREAKPAD', 'BREAKPAD_MADE')
-                 ORDER BY kind LIMIT 1",
-                p![&code_id.to_lowercase(), &code_file.to_lowercase()],
-            )?
-            .map(|r| r.text(0)))
-    }
-
     /// The ELF binary uploaded with build id `build_id` (lowercase hex, as the upload named
     /// it): the build-id index debuginfod's `executable` needs, since its requests carry no
     /// file name. Indexed (`symbols_build_id`).

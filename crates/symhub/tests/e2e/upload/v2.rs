@@ -139,8 +139,9 @@ async fn v2_behind_a_path_prefix_and_native_elf_uploads() {
     // A real debug file: its own build id is checked against the claim.
     let id = "fb89faed92941c861f194450d2f07cf0b1d2caec";
     let elf = std::fs::read(fixtures().join("elf/hello.debug")).unwrap();
+    let exe = std::fs::read(fixtures().join("elf/hello")).unwrap();
     let url = s.url.clone();
-    let (s_ref, elf_ref) = (&s, &elf);
+    let (s_ref, elf_ref, exe_ref) = (&s, &elf, &exe);
     tokio::task::block_in_place(|| {
         let mut conn = RawConn::open(&url);
         assert_eq!(
@@ -155,9 +156,11 @@ async fn v2_behind_a_path_prefix_and_native_elf_uploads() {
             &complete_body("hello", id, "ELF"),
         );
         assert_eq!(r.text(), r#"{"result": "OK"}"#);
+        // The debug file alone: FOUND would make sym_upload skip the stripped binary that
+        // the README's next command sends (checkStatus does not say which kind).
         assert_eq!(
             check(s_ref, &mut conn, "/prefix", "hello", id).text(),
-            r#"{"status": "FOUND"}"#
+            r#"{"status": "MISSING"}"#
         );
     });
     // A split debug file (`.text` without bytes) sent as `-t elf` is the debuginfo only:
@@ -166,11 +169,28 @@ async fn v2_behind_a_path_prefix_and_native_elf_uploads() {
     let r = s.get(&debug_key).await;
     assert_eq!(r.status(), 200, "{debug_key}");
     assert_eq!(r.bytes().await.unwrap(), elf, "{debug_key}");
-    for key in [
+    let binary_keys = [
         format!("/prefix/hello/{id}/hello"),
         format!("/prefix/hello/elf-buildid-{id}/hello"),
-    ] {
-        assert_eq!(s.get(&key).await.status(), 404, "{key}");
+    ];
+    for key in &binary_keys {
+        assert_eq!(s.get(key).await.status(), 404, "{key}");
+    }
+    // Then the stripped binary: now the module needs nothing more.
+    tokio::task::block_in_place(|| {
+        let mut conn = RawConn::open(&url);
+        let body = complete_body("hello", id, "ELF");
+        let r = upload_v2(s_ref, &mut conn, "/prefix", exe_ref, &body);
+        assert_eq!(r.text(), r#"{"result": "OK"}"#);
+        assert_eq!(
+            check(s_ref, &mut conn, "/prefix", "hello", id).text(),
+            r#"{"status": "FOUND"}"#
+        );
+    });
+    for key in &binary_keys {
+        let r = s.get(key).await;
+        assert_eq!(r.status(), 200, "{key}");
+        assert!(r.bytes().await.unwrap() == exe, "{key}");
     }
     // A GUID with its dashes, as some tools print it: keyed without them.
     let pdb = std::fs::read(fixtures().join("windows/dump_syms_regtest64.pdb")).unwrap();
