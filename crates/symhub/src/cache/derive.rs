@@ -132,10 +132,23 @@ impl Recipe {
 pub const CODE_FILE_HINT: &str = "x-symhub-code-file";
 /// See [`CODE_FILE_HINT`]: the PE's code id (`%08X%x` of its timestamp and image size).
 pub const CODE_ID_HINT: &str = "x-symhub-code-id";
+/// An ELF module's whole build id, as rust-minidump's `code_id` gives it (lower-case hex):
+/// a Breakpad id keeps only the first 16 bytes of a 20-byte GNU build id, so the debug file
+/// of `<name>/<breakpad id>/<name>.sym` is found by this one. Never sent upstream.
+pub const BUILD_ID_HINT: &str = "x-symhub-build-id";
 
 /// Adds the binary's name and code id to `headers` as [`CODE_FILE_HINT`]/[`CODE_ID_HINT`],
-/// if they can be a PE's (a name without a path, 9 to 16 hex digits).
+/// if they can be a PE's (a name without a path, 9 to 16 hex digits), or the code id as
+/// [`BUILD_ID_HINT`] if it can be an ELF build id of 16 bytes or more.
 pub fn hint_code(headers: &mut HeaderMap, code_file: &str, code_id: &str) {
+    if code_id.len() >= 32 {
+        if let Ok(id) = BuildId::parse_hex(code_id) {
+            if let Ok(v) = http::HeaderValue::from_str(id.as_str()) {
+                headers.insert(BUILD_ID_HINT, v);
+            }
+        }
+        return;
+    }
     let code_file = symhub_core::native::base_name(code_file);
     let id_ok = (9..=16).contains(&code_id.len()) && code_id.bytes().all(|b| b.is_ascii_hexdigit());
     if let (true, Ok(file), Ok(id)) = (
@@ -155,8 +168,15 @@ fn hinted_pe(headers: &HeaderMap) -> Option<SymbolKey> {
     SymbolKey::from_segments(file, id, file).ok()
 }
 
+/// The build id a request names with [`BUILD_ID_HINT`].
+fn hinted_build_id(headers: &HeaderMap) -> Option<BuildId> {
+    BuildId::parse_hex(headers.get(BUILD_ID_HINT)?.to_str().ok()?).ok()
+}
+
 /// The recipes for `key`, most likely first; none when `key` is not a `.sym` key.
-fn recipes(key: &SymbolKey) -> Vec<Recipe> {
+/// `build_id`: the module's whole ELF build id, when the request names it
+/// ([`BUILD_ID_HINT`]); used only if its Breakpad id is the key's.
+fn recipes(key: &SymbolKey, build_id: Option<&BuildId>) -> Vec<Recipe> {
     let (file, id, name) = (key.file(), key.id(), key.name());
     // Only the name Breakpad gives the module's `.sym` (`foo.pdb` → `foo.sym`, `libfoo.so` →
     // `libfoo.so.sym`; rust-minidump's code-info form `foo.dll` → `foo.sym`): any other name
@@ -185,6 +205,24 @@ fn recipes(key: &SymbolKey) -> Vec<Recipe> {
         return out;
     }
     if breakpad_id {
+        // The debug file and the binary of the build id the request names, merged as for
+        // the code-id form below.
+        if let Some(b) = build_id {
+            let bytes = hex::decode(b.as_str()).unwrap_or_default();
+            let expect = symhub_core::native::elf_breakpad_id(&bytes);
+            if let (true, Ok(debug), Ok(binary)) = (
+                expect.eq_ignore_ascii_case(id),
+                debuginfo_key(b),
+                executable_key(b, file),
+            ) {
+                out.push(Recipe {
+                    debug,
+                    binary: Some(binary),
+                    name: file.to_owned(),
+                    expect,
+                });
+            }
+        }
         if id.ends_with('0') {
             let guid = &id[..32];
             if let Some(build_id) = elf_build_id_of(guid) {
@@ -253,7 +291,7 @@ fn elf_build_id_of(guid: &str) -> Option<BuildId> {
 impl Cache {
     /// Whether a fill of `key` that found nothing upstream may make the file instead.
     pub(super) fn derivable(&self, fill: &Fill) -> bool {
-        self.converter.enabled && !fill.from_store && !recipes(&fill.key).is_empty()
+        self.converter.enabled && !fill.from_store && !recipes(&fill.key, None).is_empty()
     }
 
     /// Makes the `.sym` of `fill`'s key from its debug file. `definitive` says whether the
@@ -268,7 +306,7 @@ impl Cache {
         headers: &HeaderMap,
     ) -> Outcome {
         let mut unknown = !definitive;
-        for recipe in recipes(&fill.key) {
+        for recipe in recipes(&fill.key, hinted_build_id(headers).as_ref()) {
             let debug = match self.local_file(&recipe.debug).await {
                 Ok(f) => Some(f),
                 Err(NoFile::Missing) => None,
@@ -502,104 +540,5 @@ fn read_module_line(path: &std::path::Path) -> std::io::Result<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(s: &str) -> SymbolKey {
-        SymbolKey::parse_path(s).unwrap()
-    }
-
-    #[test]
-    fn a_pdb_sym_comes_from_its_pdb() {
-        let r = recipes(&key(
-            "ntdll.pdb/1EB9FACB04EA273BB24BA52C8B9F6F2D1/ntdll.sym",
-        ));
-        assert_eq!(r.len(), 1);
-        assert_eq!(
-            r[0].debug.normalized(),
-            "ntdll.pdb/1eb9facb04ea273bb24ba52c8b9f6f2d1/ntdll.pdb"
-        );
-        assert_eq!(r[0].expect, "1EB9FACB04EA273BB24BA52C8B9F6F2D1");
-    }
-
-    #[test]
-    fn an_elf_breakpad_id_spells_a_16_byte_build_id() {
-        let build_id = hex::decode("00112233445566778899aabbccddeeff").unwrap();
-        let id = symhub_core::native::elf_breakpad_id(&build_id);
-        let r = recipes(&key(&format!("libfoo.so/{id}/libfoo.so.sym")));
-        assert!(r[0]
-            .debug
-            .normalized()
-            .starts_with("_.debug/elf-buildid-sym-00112233445566778899aabbccddeeff"));
-        assert_eq!(r[0].expect, id);
-        // The same id is tried as a Mach-O UUID after.
-        assert!(r[1]
-            .debug
-            .normalized()
-            .starts_with("_.dwarf/mach-uuid-sym-"));
-        let short = symhub_core::native::elf_breakpad_id(&build_id[..8]);
-        assert_eq!(
-            elf_build_id_of(&short[..32]).unwrap().as_str(),
-            "0011223344556677"
-        );
-    }
-
-    #[test]
-    fn a_code_id_form_names_the_build_id() {
-        let id = "0123456789abcdef0123456789abcdef01234567";
-        let r = recipes(&key(&format!("libfoo.so/{id}/libfoo.so.sym")));
-        assert_eq!(r.len(), 1);
-        assert!(r[0].debug.normalized().contains(id));
-        assert!(r[0].binary.as_ref().unwrap().normalized().contains(id));
-    }
-
-    #[test]
-    fn a_pdb_age_of_16_or_more_is_a_longer_id() {
-        let r = recipes(&key("foo.pdb/9214611565FA4C538FE724A797B860F710/foo.sym"));
-        assert_eq!(r[0].expect, "9214611565FA4C538FE724A797B860F710");
-        // rust-minidump's code-info name of a DLL's `.sym` is made from an ELF-style id too.
-        let id = "0123456789abcdef0123456789abcdef01234567";
-        assert_eq!(recipes(&key(&format!("foo.dll/{id}/foo.sym"))).len(), 1);
-    }
-
-    #[test]
-    fn other_keys_have_no_recipe() {
-        for k in [
-            "ntdll.pdb/1EB9FACB04EA273BB24BA52C8B9F6F2D1/ntdll.pdb",
-            "ntdll.pdb/nothex/ntdll.sym",
-            "12387532",
-            // Not the module's Breakpad name: the same file again under another key.
-            "ntdll.pdb/1EB9FACB04EA273BB24BA52C8B9F6F2D1/other.sym",
-            "libfoo.so/0123456789abcdef0123456789abcdef01234567/libfoo.sym",
-            // A PE's code id is no build id.
-            "foo.dll/5A9832E51A000/foo.sym",
-        ] {
-            assert!(recipes(&key(k)).is_empty(), "{k}");
-        }
-    }
-
-    #[test]
-    fn the_converter_tag_names_the_locked_dump_syms() {
-        let lock =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock"))
-                .unwrap();
-        let at = lock
-            .find("name = \"dump_syms\"")
-            .expect("dump_syms in Cargo.lock");
-        let version = lock[at..].lines().nth(1).unwrap();
-        let version = version.trim_start_matches("version = ").trim_matches('"');
-        assert!(
-            CONVERTER.starts_with(&format!("dump_syms-{version}+")),
-            "bump CONVERTER to dump_syms-{version}: derived .sym files must be made again"
-        );
-        assert!(is_stale("derived:dump_syms-0.1+symhub.1"));
-        assert!(is_stale("derived:dump_syms-0.1+symhub.1 without binary"));
-        assert!(!is_stale(&derived_tag(false)));
-        assert!(!is_stale(&derived_tag(true)));
-        assert!(!is_stale("microsoft"));
-        assert!(remake(&derived_tag(true), true));
-        assert!(!remake(&derived_tag(true), false));
-        assert!(!remake(&derived_tag(false), true));
-        assert!(!remake("microsoft without binary", true));
-    }
-}
+#[path = "derive_tests.rs"]
+mod tests;

@@ -195,8 +195,8 @@ fn sql_update(db: &std::path::Path, sql: &str) -> usize {
         .unwrap()
 }
 
-#[tokio::test]
-async fn an_elf_sym_is_made_from_a_debuginfod_upstream_by_build_id() {
+/// The fixture's build id, and a debuginfod upstream serving its debug file and binary.
+async fn hello_debuginfod_upstream() -> (&'static str, FakeUpstream) {
     let up = FakeUpstream::start().await;
     let build_id = "fb89faed92941c861f194450d2f07cf0b1d2caec";
     let elf = fixtures().join("elf");
@@ -208,6 +208,24 @@ async fn an_elf_sym_is_made_from_a_debuginfod_upstream_by_build_id() {
         &format!("/buildid/{build_id}/executable"),
         std::fs::read(elf.join("hello")).unwrap(),
     );
+    (build_id, up)
+}
+
+/// The Breakpad id of an ELF build id: its first 16 bytes as a little-endian GUID, age 0.
+fn breakpad_id_of(build_id: &str) -> String {
+    let b = hex::decode(build_id).unwrap();
+    format!(
+        "{:08X}{:04X}{:04X}{}0",
+        u32::from_le_bytes(b[0..4].try_into().unwrap()),
+        u16::from_le_bytes(b[4..6].try_into().unwrap()),
+        u16::from_le_bytes(b[6..8].try_into().unwrap()),
+        hex::encode_upper(&b[8..16])
+    )
+}
+
+#[tokio::test]
+async fn an_elf_sym_is_made_from_a_debuginfod_upstream_by_build_id() {
+    let (build_id, up) = hello_debuginfod_upstream().await;
     let s = Symhub::start(&config_with(
         &[("d", &up.url, "protocol = \"debuginfod\"")],
         "",
@@ -218,17 +236,9 @@ async fn an_elf_sym_is_made_from_a_debuginfod_upstream_by_build_id() {
         .await;
     assert_eq!(r.status(), 200);
     let sym = r.text().await.unwrap();
-    // The Breakpad id is the build id's first 16 bytes as a little-endian GUID, age 0.
-    let b = hex::decode(build_id).unwrap();
-    let guid = format!(
-        "{:08X}{:04X}{:04X}{}",
-        u32::from_le_bytes(b[0..4].try_into().unwrap()),
-        u16::from_le_bytes(b[4..6].try_into().unwrap()),
-        u16::from_le_bytes(b[6..8].try_into().unwrap()),
-        hex::encode_upper(&b[8..16])
-    );
+    let breakpad_id = breakpad_id_of(build_id);
     assert!(
-        sym.starts_with(&format!("MODULE Linux x86_64 {guid}0 hello")),
+        sym.starts_with(&format!("MODULE Linux x86_64 {breakpad_id} hello")),
         "{}",
         sym.lines().next().unwrap()
     );
@@ -243,6 +253,38 @@ async fn an_elf_sym_is_made_from_a_debuginfod_upstream_by_build_id() {
     );
     // CFI from the executable's .eh_frame, merged with the debug file's lines.
     assert!(sym.contains("STACK CFI"), "{sym:.300}");
+}
+
+/// What minidump-stackwalk asks for an ELF module: its Breakpad id (16 of a GNU build id's
+/// 20 bytes) with the whole build id as `code_id`.
+#[tokio::test]
+async fn an_elf_sym_asked_by_breakpad_id_is_made_from_the_build_id_the_request_names() {
+    let (build_id, up) = hello_debuginfod_upstream().await;
+    let s = Symhub::start(&config_with(
+        &[("d", &up.url, "protocol = \"debuginfod\"")],
+        "",
+    ));
+    let path = format!("/hello/{}/hello.sym", breakpad_id_of(build_id));
+    let r = s
+        .get(&format!("{path}?code_file=hello&code_id={build_id}"))
+        .await;
+    assert_eq!(r.status(), 200, "{}", s.stderr());
+    let sym = r.text().await.unwrap();
+    assert!(
+        sym.starts_with(&format!(
+            "MODULE Linux x86_64 {} hello",
+            breakpad_id_of(build_id)
+        )),
+        "{sym:.200}"
+    );
+    assert!(
+        sym.contains("STACK CFI"),
+        "merged with the binary: {sym:.300}"
+    );
+    // Made once, then served to every request of the key.
+    let r = s.get(&path).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), sym);
 }
 
 #[tokio::test]
