@@ -208,6 +208,7 @@ pub(super) async fn download(work: &Work<'_>, fill: &Arc<Fill>, found: Found) ->
     if let Some(reason) = failure {
         tracing::warn!(upstream = %upstream.name, key = %fill.key, "download failed, nothing cached: {reason}");
         upstream.failure();
+        upstream.broken.note(&fill.key);
         return Ended::Failed;
     }
     Ended::Written {

@@ -11,6 +11,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use symhub_core::SymbolKey;
+
 /// How many failing objects are remembered as already counted.
 const RECENT_OBJECTS: usize = 8;
 
@@ -112,6 +114,66 @@ impl Health {
     }
 }
 
+/// What a failure of `key` is about, for [`Health::failure`]: its file and id, whatever the
+/// last segment (`foo.pdb`, `foo.pd_` and `file.ptr` of one id are one object).
+pub(super) fn object_of(key: &SymbolKey) -> u64 {
+    use std::hash::BuildHasher;
+    let norm = key.normalized();
+    let object = norm
+        .rsplit_once('/')
+        .map_or(norm, |(file_and_id, _)| file_and_id);
+    // Fixed keys: compared within this process only.
+    std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(object)
+}
+
+/// How many files broken off mid-body are remembered per upstream.
+const BROKEN_KEPT: usize = 64;
+
+/// Files an upstream broke off in the middle of their body lately (a mirror's size cap, a
+/// corrupt object, a proxy that cuts long transfers): asked of it last, after every other
+/// upstream that may have them, for `blackout`, so such a file comes whole from the next
+/// upstream instead of cut at every request (break-it pass: the first upstream's headers
+/// always won the race). Keyed like [`Health::failure`]'s objects.
+#[derive(Debug)]
+pub struct BrokenObjects {
+    ttl: Duration,
+    /// (object, until), oldest first; at most [`BROKEN_KEPT`].
+    list: Mutex<Vec<(u64, Instant)>>,
+}
+
+impl BrokenObjects {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            list: Mutex::default(),
+        }
+    }
+
+    fn list(&self) -> std::sync::MutexGuard<'_, Vec<(u64, Instant)>> {
+        self.list.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Remembers that the upstream broke off `key`'s body.
+    pub fn note(&self, key: &SymbolKey) {
+        let (object, now) = (object_of(key), Instant::now());
+        let mut list = self.list();
+        list.retain(|(o, until)| *o != object && *until > now);
+        if list.len() == BROKEN_KEPT {
+            list.remove(0);
+        }
+        list.push((object, now + self.ttl));
+    }
+
+    /// Whether the upstream broke off `key`'s body within the last `ttl`.
+    pub fn has(&self, key: &SymbolKey) -> bool {
+        let object = object_of(key);
+        let now = Instant::now();
+        self.list()
+            .iter()
+            .any(|(o, until)| *o == object && *until > now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,5 +226,25 @@ mod tests {
         assert!(!h.failure(None));
         assert!(!h.failure(None));
         assert!(h.failure(None), "the upstream itself, three times");
+    }
+
+    #[test]
+    fn a_broken_file_is_remembered_in_any_spelling_until_its_time_is_up() {
+        let key = |s: &str| SymbolKey::parse_path(s).unwrap();
+        let broken = BrokenObjects::new(Duration::from_secs(60));
+        broken.note(&key("foo.pdb/1/foo.pdb"));
+        assert!(broken.has(&key("FOO.pdb/1/foo.pd_")));
+        assert!(!broken.has(&key("foo.pdb/2/foo.pdb")));
+        let gone = BrokenObjects::new(Duration::ZERO);
+        gone.note(&key("foo.pdb/1/foo.pdb"));
+        assert!(!gone.has(&key("foo.pdb/1/foo.pdb")));
+        for i in 0..=BROKEN_KEPT {
+            broken.note(&key(&format!("f{i}.pdb/1/f{i}.pdb")));
+        }
+        assert!(
+            !broken.has(&key("foo.pdb/1/foo.pdb")),
+            "the oldest is forgotten"
+        );
+        assert!(broken.has(&key(&format!("f{BROKEN_KEPT}.pdb/1/f{BROKEN_KEPT}.pdb"))));
     }
 }

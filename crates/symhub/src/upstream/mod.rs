@@ -29,7 +29,7 @@ use tokio_util::task::AbortOnDropHandle;
 use crate::config::{Config, Protocol, UpstreamConfig};
 use crate::metrics::Metrics;
 use encoding::Encoding;
-use health::{Admission, Health};
+use health::{object_of, Admission, BrokenObjects, Health};
 
 pub struct Upstream {
     pub name: Arc<str>,
@@ -44,6 +44,8 @@ pub struct Upstream {
     pub idle_timeout: Duration,
     max_redirects: usize,
     pub health: Health,
+    /// Files it broke off mid-body lately: asked of it last.
+    pub broken: BrokenObjects,
     /// Requests, failures and latency, for `/api/status`.
     pub stats: stats::UpstreamStats,
 }
@@ -128,6 +130,7 @@ impl Upstream {
             idle_timeout: c.idle_timeout,
             max_redirects: c.max_redirects,
             health: Health::new(config.health.failure_threshold, config.health.blackout),
+            broken: BrokenObjects::new(config.health.blackout),
             stats: stats::UpstreamStats::default(),
         })
     }
@@ -407,18 +410,6 @@ impl Upstream {
     }
 }
 
-/// What a failure of `key` is about, for [`Health::failure`]: its file and id, whatever the
-/// last segment (`foo.pdb`, `foo.pd_` and `file.ptr` of one id are one object).
-fn object_of(key: &SymbolKey) -> u64 {
-    use std::hash::BuildHasher;
-    let norm = key.normalized();
-    let object = norm
-        .rsplit_once('/')
-        .map_or(norm, |(file_and_id, _)| file_and_id);
-    // Fixed keys: compared within this process only.
-    std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(object)
-}
-
 /// Whether a request failed because its connection closed before any answer: hyper's
 /// "connection closed before message completed", what a kept-alive connection the server
 /// just closed gives.
@@ -544,12 +535,14 @@ impl Upstreams {
         target: Option<&Arc<str>>,
         client_headers: &HeaderMap,
     ) -> Resolution {
-        let eligible: Vec<_> = self
+        let mut eligible: Vec<_> = self
             .list
             .iter()
             .filter(|u| u.serves(key, target.map(|t| &**t)))
             .cloned()
             .collect();
+        // Configured order, but an upstream that broke this file off lately goes last.
+        eligible.sort_by_key(|u| u.broken.has(key));
         let tasks: Vec<AbortOnDropHandle<Answer>> = eligible
             .iter()
             .map(|u| {

@@ -151,6 +151,38 @@ async fn truncated_upstream_body_is_not_cached() {
     assert_eq!(up.hits(KEY), 2);
 }
 
+/// A file the first upstream cuts mid-body (a mirror's size cap, a corrupt object) comes
+/// whole from the next upstream at the next request, not cut again at every one: the first
+/// upstream's headers always won the race before (break-it pass). The cut counts once
+/// toward health, so it stays up for every other file.
+#[tokio::test]
+async fn a_file_cut_by_the_first_upstream_comes_from_the_next_one_after() {
+    let (first, second) = (FakeUpstream::start().await, FakeUpstream::start().await);
+    let body = data(200_000, 4);
+    first.route(
+        KEY,
+        Behavior::Serve(Serve::bytes(body.clone()).cut_after(100_000)),
+    );
+    second.serve(KEY, body.clone());
+    let other = "/other.pdb/1/other.pdb";
+    first.serve(other, data(1000, 5));
+    let s = Symhub::start(&config_with(
+        &[("first", &first.url, ""), ("second", &second.url, "")],
+        "",
+    ));
+    let r = s.get(KEY).await;
+    assert_eq!(r.headers()["x-symhub-upstream"], "first");
+    assert!(r.bytes().await.is_err(), "cut");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = s.get(KEY).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-symhub-upstream"], "second", "{}", s.stderr());
+    assert_eq!(r.bytes().await.unwrap(), body);
+    // Every other file still comes from the first.
+    let r = s.get(other).await;
+    assert_eq!(r.headers()["x-symhub-upstream"], "first");
+}
+
 /// A cached file cut short on disk (a disk error, a hand at work) is a miss, fetched again,
 /// for a small file read in one go and for a big one streamed in chunks alike: never a
 /// HIT whose body is cut for every client.
