@@ -82,6 +82,29 @@ pub(super) enum Outcome {
 }
 
 impl Cache {
+    /// Waits until every fill has ended (committed, or failed) or `deadline` has passed, at
+    /// shutdown: a download whose last client got its last byte during the drain is still
+    /// being hashed, fsynced and renamed, and was lost for the cache when the process left
+    /// first (break-it pass: a 20 MB file was fetched again after every restart).
+    pub async fn wait_for_fills(&self, deadline: std::time::Instant) {
+        let left = || self.fills().len();
+        if left() > 0 {
+            tracing::info!(
+                fills = left(),
+                "waiting for downloads in progress to be committed"
+            );
+        }
+        while left() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        if left() > 0 {
+            tracing::warn!(
+                fills = left(),
+                "downloads abandoned at shutdown (shutdown_grace ended); nothing of them is cached"
+            );
+        }
+    }
+
     fn work(&self) -> Work<'_> {
         Work {
             objects: &self.objects,

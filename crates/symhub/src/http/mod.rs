@@ -228,6 +228,15 @@ pub async fn serve(
         MAX_BLOCKING_THREADS,
         &front.app.metrics,
     )?);
+    let cache = front.app.cache.clone();
+    // When the shutdown began: downloads in progress may commit until its grace ends.
+    let signalled = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            std::time::Instant::now()
+        })
+    };
     let sockets: Vec<PathBuf> = listeners
         .iter()
         .filter_map(|l| match l {
@@ -247,6 +256,7 @@ pub async fn serve(
     for l in loops {
         let _ = l.await;
     }
+    let shared_grace = shared.limits.grace;
     // Idle connections closed when the shutdown began: what is left ran past its grace.
     let cut = workers.open_connections();
     if cut > 0 {
@@ -260,6 +270,17 @@ pub async fn serve(
     for s in sockets {
         let _ = std::fs::remove_file(s);
     }
+    // Fills run on the workers' runtimes: they commit while the workers still run.
+    let signalled_at = match signalled.is_finished() {
+        true => signalled
+            .await
+            .unwrap_or_else(|_| std::time::Instant::now()),
+        false => {
+            signalled.abort();
+            std::time::Instant::now()
+        }
+    };
+    cache.wait_for_fills(signalled_at + shared_grace).await;
     if let Some(w) = Arc::into_inner(workers) {
         w.stop().await;
     }

@@ -350,7 +350,8 @@ async fn flags_override_the_config_file() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_an_in_flight_response_finish() {
     let up = FakeUpstream::start().await;
-    let body = data(200_000, 1);
+    // Big enough that its commit (hash, fsync, rename) outlasts the response's end.
+    let body = data(16 << 20, 1);
     up.route(
         KEY,
         Behavior::Serve(Serve::bytes(body.clone()).drip(8, Duration::from_millis(100))),
@@ -383,11 +384,17 @@ async fn sigterm_lets_an_in_flight_response_finish() {
         tokio::task::block_in_place(|| s.terminate(Duration::from_secs(8))).expect("exited");
     assert!(status.success(), "{status:?}");
     assert!(started.elapsed() < Duration::from_secs(6));
-    assert_eq!(
-        download.await.unwrap().unwrap(),
-        body,
+    assert!(
+        download.await.unwrap().unwrap() == body,
         "the in-flight response completed"
     );
+    // And the download was committed before the process left (break-it pass: a file that
+    // finished during the drain was fetched again after every restart).
+    s.restart();
+    let r = s.get(KEY).await;
+    assert_eq!(r.headers()["x-cache"], "HIT", "{}", s.stderr());
+    assert!(r.bytes().await.unwrap() == body);
+    assert_eq!(up.hits(KEY), 1);
 }
 
 /// What still runs when the grace period ends is cut then, not later: here a `.pdb`
