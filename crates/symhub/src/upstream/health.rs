@@ -126,22 +126,26 @@ pub(super) fn object_of(key: &SymbolKey) -> u64 {
     std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(object)
 }
 
-/// How many files broken off mid-body are remembered per upstream.
+/// How many files are remembered per upstream in each [`RecentObjects`].
 const BROKEN_KEPT: usize = 64;
 
-/// Files an upstream broke off in the middle of their body lately (a mirror's size cap, a
-/// corrupt object, a proxy that cuts long transfers): asked of it last, after every other
-/// upstream that may have them, for `blackout`, so such a file comes whole from the next
-/// upstream instead of cut at every request (break-it pass: the first upstream's headers
-/// always won the race). Keyed like [`Health::failure`]'s objects.
+/// Files an upstream failed lately, each for `ttl`, keyed like [`Health::failure`]'s
+/// objects (every spelling of a file and id). Two uses ([`super::Upstream`]):
+/// - broken off in the middle of their body (a mirror's size cap, a corrupt object, a proxy
+///   that cuts long transfers), for `blackout`: asked of it last, after every other upstream
+///   that may have them, so such a file comes whole from the next upstream instead of cut at
+///   every request (break-it pass: the first upstream's headers always won the race);
+/// - not answered (timeout, unreachable) a moment ago: not asked again at once, so the
+///   `foo.pd_` that follows a `foo.pdb` does not wait for a second timeout (break-it pass:
+///   every PDB miss took two `first_byte_timeout`s of a hanging upstream).
 #[derive(Debug)]
-pub struct BrokenObjects {
+pub struct RecentObjects {
     ttl: Duration,
     /// (object, until), oldest first; at most [`BROKEN_KEPT`].
     list: Mutex<Vec<(u64, Instant)>>,
 }
 
-impl BrokenObjects {
+impl RecentObjects {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
@@ -153,7 +157,7 @@ impl BrokenObjects {
         self.list.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Remembers that the upstream broke off `key`'s body.
+    /// Remembers `key`'s file.
     pub fn note(&self, key: &SymbolKey) {
         let (object, now) = (object_of(key), Instant::now());
         let mut list = self.list();
@@ -164,7 +168,7 @@ impl BrokenObjects {
         list.push((object, now + self.ttl));
     }
 
-    /// Whether the upstream broke off `key`'s body within the last `ttl`.
+    /// Whether `key`'s file was remembered within the last `ttl`.
     pub fn has(&self, key: &SymbolKey) -> bool {
         let object = object_of(key);
         let now = Instant::now();
@@ -231,11 +235,11 @@ mod tests {
     #[test]
     fn a_broken_file_is_remembered_in_any_spelling_until_its_time_is_up() {
         let key = |s: &str| SymbolKey::parse_path(s).unwrap();
-        let broken = BrokenObjects::new(Duration::from_secs(60));
+        let broken = RecentObjects::new(Duration::from_secs(60));
         broken.note(&key("foo.pdb/1/foo.pdb"));
         assert!(broken.has(&key("FOO.pdb/1/foo.pd_")));
         assert!(!broken.has(&key("foo.pdb/2/foo.pdb")));
-        let gone = BrokenObjects::new(Duration::ZERO);
+        let gone = RecentObjects::new(Duration::ZERO);
         gone.note(&key("foo.pdb/1/foo.pdb"));
         assert!(!gone.has(&key("foo.pdb/1/foo.pdb")));
         for i in 0..=BROKEN_KEPT {

@@ -29,7 +29,7 @@ use tokio_util::task::AbortOnDropHandle;
 use crate::config::{Config, Protocol, UpstreamConfig};
 use crate::metrics::Metrics;
 use encoding::Encoding;
-use health::{object_of, Admission, BrokenObjects, Health};
+use health::{object_of, Admission, Health, RecentObjects};
 
 pub struct Upstream {
     pub name: Arc<str>,
@@ -45,10 +45,16 @@ pub struct Upstream {
     max_redirects: usize,
     pub health: Health,
     /// Files it broke off mid-body lately: asked of it last.
-    pub broken: BrokenObjects,
+    pub broken: RecentObjects,
+    /// Files it did not answer a moment ago: not asked again at once.
+    unanswered: RecentObjects,
     /// Requests, failures and latency, for `/api/status`.
     pub stats: stats::UpstreamStats,
 }
+
+/// How long a file an upstream did not answer is not asked of it again: long enough for
+/// the `foo.pd_` that follows its `foo.pdb` in one lookup.
+const UNANSWERED_FOR: Duration = Duration::from_secs(2);
 
 /// One upstream's answer for one key.
 enum Answer {
@@ -130,7 +136,8 @@ impl Upstream {
             idle_timeout: c.idle_timeout,
             max_redirects: c.max_redirects,
             health: Health::new(config.health.failure_threshold, config.health.blackout),
-            broken: BrokenObjects::new(config.health.blackout),
+            broken: RecentObjects::new(config.health.blackout),
+            unanswered: RecentObjects::new(UNANSWERED_FOR),
             stats: stats::UpstreamStats::default(),
         })
     }
@@ -273,6 +280,10 @@ impl Upstream {
         accept_html: bool,
         metrics: &Metrics,
     ) -> Answer {
+        // Not counted in its stats: they keep the failure that was.
+        if self.unanswered.has(key) {
+            return Answer::Failed("no answer for this file a moment ago".into());
+        }
         let started = Instant::now();
         let answer = self
             .ask_once(key, target, client_headers, accept_html, metrics)
@@ -315,6 +326,9 @@ impl Upstream {
         metrics.upstream_latency(&self.name, started.elapsed());
         match result {
             Err((kind, reason)) => {
+                if matches!(kind, "timeout" | "unreachable") {
+                    self.unanswered.note(key);
+                }
                 metrics.upstream_request(&self.name, "error");
                 tracing::warn!(upstream = %self.name, key = %key, kind, "upstream request failed: {reason}");
                 self.failure();

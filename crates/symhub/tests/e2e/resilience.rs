@@ -183,6 +183,29 @@ async fn a_file_cut_by_the_first_upstream_comes_from_the_next_one_after() {
     assert_eq!(r.headers()["x-symhub-upstream"], "first");
 }
 
+/// An upstream that does not answer a `foo.pdb` is not asked for its `foo.pd_` at once: a
+/// miss of a hanging upstream costs one `first_byte_timeout`, not two (break-it pass).
+#[tokio::test]
+async fn a_pdb_an_upstream_did_not_answer_is_not_asked_again_as_a_cab() {
+    let up = FakeUpstream::start().await;
+    let cab = KEY.replace(".pdb", ".pd_").replacen(".pd_", ".pdb", 1);
+    for path in [KEY, cab.as_str()] {
+        up.route(
+            path,
+            Behavior::Serve(Serve::bytes(data(100, 6)).delay(Duration::from_secs(10))),
+        );
+    }
+    let s = Symhub::start(&config_with(
+        &[("up", &up.url, "first_byte_timeout = \"500ms\"")],
+        "",
+    ));
+    let started = Instant::now();
+    assert_eq!(s.get(KEY).await.status(), 404);
+    assert_eq!(up.hits(KEY), 1);
+    assert_eq!(up.hits(&cab), 0, "{}", s.stderr());
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
 /// A cached file cut short on disk (a disk error, a hand at work) is a miss, fetched again,
 /// for a small file read in one go and for a big one streamed in chunks alike: never a
 /// HIT whose body is cut for every client.
