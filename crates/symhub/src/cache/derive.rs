@@ -41,8 +41,9 @@ use crate::upload::dump_worker::{dump, name_code_file, DumpLimits};
 /// version in Cargo.lock by a test.
 pub const CONVERTER: &str = "dump_syms-2.3.9+symhub.2";
 
-/// Every derived entry's `upstream`; `without_binary` for a PDB's `.sym` made from the PDB
-/// alone (no binary was named, or the one named is nowhere or another module's).
+/// Every derived entry's `upstream`; `without_binary` for a `.sym` made from a debug file
+/// alone (a PDB: no binary was named, or the one named is nowhere or another module's; an
+/// ELF debug file: its build id's binary is nowhere yet).
 pub fn derived_tag(without_binary: bool) -> String {
     let suffix = if without_binary { WITHOUT_BINARY } else { "" };
     format!("{DERIVED_PREFIX}{CONVERTER}{suffix}")
@@ -51,9 +52,10 @@ pub fn derived_tag(without_binary: bool) -> String {
 /// The end of the tag of a PDB's `.sym` made without its binary.
 const WITHOUT_BINARY: &str = " without binary";
 
-/// Whether the request's headers name a PDB's binary ([`CODE_FILE_HINT`]).
+/// Whether the request's headers name a PDB's binary ([`CODE_FILE_HINT`]) or an ELF
+/// module's build id ([`BUILD_ID_HINT`]).
 pub(super) fn names_binary(headers: &HeaderMap) -> bool {
-    headers.contains_key(CODE_FILE_HINT)
+    headers.contains_key(CODE_FILE_HINT) || headers.contains_key(BUILD_ID_HINT)
 }
 
 /// Whether a cache entry is made again rather than served: made by another converter, or
@@ -326,6 +328,9 @@ impl Cache {
                 (None, Some(_)) if recipe.is_pdb() => self.pe_of(&recipe, headers).await,
                 (None, _) => None,
             };
+            // A debug file whose binary is nowhere (yet): its `.sym` lacks CFI.
+            let without_binary =
+                debug.is_some() && binary.is_none() && (recipe.is_pdb() || recipe.binary.is_some());
             // An ELF or Mach-O binary that was never split carries its own debug info (and
             // its symbol table and CFI anyway): made alone when there is no debug file.
             let (input, binary) = match (debug, binary) {
@@ -335,7 +340,6 @@ impl Cache {
             };
             // Made again when a request names the binary (see [`remake`]); a request whose
             // binary is nowhere (or not this PDB's) keeps the one made without it.
-            let without_binary = recipe.is_pdb() && binary.is_none();
             if without_binary && names_binary(headers) {
                 if let Some(made) = self.made_alone(fill).await {
                     return Outcome::Ready(made);

@@ -479,3 +479,38 @@ async fn a_pe_under_another_key_does_not_name_the_module() {
     assert!(!made.contains("INFO CODE_ID"), "{made:.300}");
     assert!(s.stderr().contains("the named binary is not of this PDB"));
 }
+
+/// An ELF `.sym` made from the debug file while the binary was nowhere has no CFI: made
+/// again once the binary can be had, for the first request that names the module's build
+/// id, and served to everyone after (break-it pass: it stayed without CFI until evicted).
+#[tokio::test]
+async fn an_elf_sym_made_without_its_binary_is_made_again_once_the_binary_is_there() {
+    let (build_id, up) = hello_debuginfod_upstream().await;
+    let exe_path = format!("/buildid/{build_id}/executable");
+    let exe = std::fs::read(fixtures().join("elf/hello")).unwrap();
+    up.remove(&exe_path);
+    let s = Symhub::start(&config_with(
+        &[("d", &up.url, "protocol = \"debuginfod\"")],
+        "[cache]\nnegative_ttl = \"300ms\"\n",
+    ));
+    let path = format!("/hello/{}/hello.sym", breakpad_id_of(build_id));
+    let named = format!("{path}?code_file=hello&code_id={build_id}");
+    let r = s.get(&named).await;
+    assert_eq!(r.status(), 200, "{}", s.stderr());
+    assert!(r.headers()["x-symhub-upstream"]
+        .to_str()
+        .unwrap()
+        .ends_with("without binary"));
+    assert!(!r.text().await.unwrap().contains("STACK CFI"));
+    // Still nowhere: the one made without it is served, nothing is converted again.
+    let r = s.get(&named).await;
+    assert!(!r.text().await.unwrap().contains("STACK CFI"));
+
+    up.serve(&exe_path, exe);
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let r = s.get(&named).await;
+    assert_eq!(r.status(), 200);
+    let sym = r.text().await.unwrap();
+    assert!(sym.contains("STACK CFI"), "{sym:.300}");
+    assert_eq!(s.get(&path).await.text().await.unwrap(), sym);
+}
