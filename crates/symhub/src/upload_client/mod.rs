@@ -62,7 +62,8 @@ struct Totals {
     failed: usize,
     refused: usize,
     not_debug: usize,
-    keys: usize,
+    /// Distinct keys: a pair's `.sym` is reported with each of its two files.
+    keys: std::collections::HashSet<String>,
     bytes: u64,
     sym_failed: usize,
 }
@@ -156,7 +157,7 @@ pub fn run(args: UploadArgs) -> anyhow::Result<()> {
         totals.uploaded,
         totals.skipped,
         totals.failed,
-        totals.keys,
+        totals.keys.len(),
         bytesize::ByteSize::b(totals.bytes).display().si(),
         totals.refused,
         totals.not_debug,
@@ -276,7 +277,7 @@ async fn upload_all(
                 duplicate,
                 sym_failed,
             } => {
-                totals.keys += keys;
+                totals.keys.extend(keys.iter().map(|k| k.to_lowercase()));
                 totals.sym_failed += sym_failed.len();
                 if *duplicate {
                     totals.skipped += 1;
@@ -285,9 +286,10 @@ async fn upload_all(
                     totals.bytes += p.size;
                 }
                 let mut line = format!(
-                    "[{n}/{total}] {} {} ({keys} keys)",
+                    "[{n}/{total}] {} {} ({} keys)",
                     if *duplicate { "identical" } else { "uploaded " },
-                    p.path.display()
+                    p.path.display(),
+                    keys.len()
                 );
                 for why in sym_failed {
                     line.push_str(&format!("\n          Breakpad .sym not made: {why}"));

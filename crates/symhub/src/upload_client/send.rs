@@ -29,7 +29,9 @@ pub enum Outcome {
     /// The server holds its bytes under every key: not sent.
     Held,
     Stored {
-        keys: usize,
+        /// The keys it is stored under, `.sym` made of it included (a pair's `.sym` is
+        /// reported with each file of the pair: the run's summary counts it once).
+        keys: Vec<String>,
         /// Every part was already there with these bytes.
         duplicate: bool,
         /// Why a Breakpad `.sym` could not be made, for each one that was not.
@@ -42,9 +44,10 @@ pub enum Outcome {
 
 /// Sums up a server's answer for a file (`FileReport` as JSON), members included.
 fn outcome_of(report: &Value) -> Outcome {
-    fn walk(v: &Value, keys: &mut usize, stored: &mut bool, sym: &mut Vec<String>) {
+    fn walk(v: &Value, keys: &mut Vec<String>, stored: &mut bool, sym: &mut Vec<String>) {
+        let text = |k: &Value| k.as_str().unwrap_or_default().to_owned();
         for o in v["objects"].as_array().into_iter().flatten() {
-            *keys += o["keys"].as_array().map_or(0, Vec::len);
+            keys.extend(o["keys"].as_array().into_iter().flatten().map(text));
             *stored |= o["result"] == "stored";
         }
         for b in v["breakpad"].as_array().into_iter().flatten() {
@@ -55,7 +58,7 @@ fn outcome_of(report: &Value) -> Outcome {
                     b["error"].as_str().unwrap_or("")
                 ));
             } else {
-                *keys += 1;
+                keys.push(text(&b["key"]));
                 *stored |= b["result"] == "stored";
             }
         }
@@ -63,7 +66,7 @@ fn outcome_of(report: &Value) -> Outcome {
             walk(m, keys, stored, sym);
         }
     }
-    let (mut keys, mut stored, mut sym_failed) = (0, false, Vec::new());
+    let (mut keys, mut stored, mut sym_failed) = (Vec::new(), false, Vec::new());
     walk(report, &mut keys, &mut stored, &mut sym_failed);
     Outcome::Stored {
         keys,
@@ -231,12 +234,12 @@ impl Sink {
                 Ok(match client.upload(&p.path, false).await? {
                     sym_upload_v2::Done::Skipped => Outcome::Held,
                     sym_upload_v2::Done::Duplicate => Outcome::Stored {
-                        keys: 1,
+                        keys: vec![p.path.display().to_string()],
                         duplicate: true,
                         sym_failed: vec![],
                     },
                     sym_upload_v2::Done::Uploaded => Outcome::Stored {
-                        keys: 1,
+                        keys: vec![p.path.display().to_string()],
                         duplicate: false,
                         sym_failed: vec![],
                     },

@@ -56,6 +56,9 @@ async fn windows_build_is_keyed_as_the_llvm_tools_read_it_and_made_into_breakpad
     .await;
     assert!(ok, "{out}");
     assert!(out.contains("4 uploaded, 0 skipped"), "{out}");
+    // Each pair's `.sym` is reported with both of its files, and counted once: the PE's,
+    // the PDB's and the `.sym`'s key of two modules (7 before: break-it pass).
+    assert!(out.contains(" failed; 6 keys,"), "{out}");
     for (image, pe_key, pdb, pdb_key, sym_key, module, code) in &expected {
         assert_served(&s, pe_key, image).await;
         assert_served(&s, pdb_key, pdb).await;
