@@ -13,6 +13,7 @@
 pub mod dump_worker;
 pub mod files;
 mod symgen;
+pub use symgen::meaningful_module_name;
 mod unpack;
 
 use std::sync::Arc;

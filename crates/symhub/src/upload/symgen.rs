@@ -84,7 +84,7 @@ fn used(debug: &ModuleFile, code: Option<&ModuleFile>) -> Vec<String> {
 
 /// Whether a name can be a module's: not a build id (`.build-id/ab/cdef….debug` in
 /// distributions' debug packages, which names files by id only).
-fn meaningful_module_name(name: &str) -> bool {
+pub fn meaningful_module_name(name: &str) -> bool {
     let stem = name.strip_suffix(".debug").unwrap_or(name);
     !(stem.len() >= 16 && stem.bytes().all(|b| b.is_ascii_hexdigit()))
 }

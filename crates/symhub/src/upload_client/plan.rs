@@ -85,7 +85,18 @@ impl Planned {
                     ));
                     out.extend(o.keys.iter().map(|k| format!("  {k}")));
                     if let Some(k) = o.breakpad_key.as_ref().filter(|_| o.has_debug_info) {
-                        out.push(format!("  {k}  (Breakpad, made by the server)"));
+                        // A debug file named by its build id (`.build-id/xx/….debug`) does
+                        // not name the module: the server waits for the binary.
+                        let debug_only = o.keys.iter().all(|k| k.file().starts_with("_."));
+                        if debug_only && !symhub::upload::meaningful_module_name(&o.debug_file) {
+                            out.push(format!(
+                                "  .sym made by the server once the module's binary is uploaded \
+                                 (this file's name, {}, is not the module's)",
+                                o.debug_file
+                            ));
+                        } else {
+                            out.push(format!("  {k}  (Breakpad, made by the server)"));
+                        }
                     }
                 }
                 for e in &found.embedded {

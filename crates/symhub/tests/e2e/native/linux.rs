@@ -95,3 +95,29 @@ async fn linux_build_is_symbolicated_by_minidump_stackwalk_from_the_upload_alone
         .unwrap_or("");
     assert!(found_by.contains("call frame info"), "{walked}");
 }
+
+/// A distribution's debug package names its files by build id only
+/// (`.build-id/fb/89fa….debug`): `--dry-run` says the `.sym` waits for the binary, as the
+/// server does, instead of listing one under the hash's name (break-it pass).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_of_a_build_id_named_debug_file_says_the_sym_waits_for_the_binary() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let id = "fb89faed92941c861f194450d2f07cf0b1d2caec";
+    let at = dir
+        .path()
+        .join(format!(".build-id/{}/{}.debug", &id[..2], &id[2..]));
+    std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+    std::fs::copy(fixtures().join("elf/hello.debug"), &at).unwrap();
+    let (ok, dry) = upload(&s, &["--dry-run"], &[dir.path()]).await;
+    assert!(ok, "{dry}");
+    assert!(
+        dry.contains(&format!("_.debug/elf-buildid-sym-{id}/_.debug")),
+        "{dry}"
+    );
+    assert!(
+        dry.contains("once the module's binary is uploaded"),
+        "{dry}"
+    );
+    assert!(!dry.contains("(Breakpad, made by the server)"), "{dry}");
+}
