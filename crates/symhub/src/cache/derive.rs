@@ -49,7 +49,7 @@ pub fn derived_tag(without_binary: bool) -> String {
     format!("{DERIVED_PREFIX}{CONVERTER}{suffix}")
 }
 
-/// The end of the tag of a PDB's `.sym` made without its binary.
+/// The end of the tag of a `.sym` made from a debug file without its binary.
 const WITHOUT_BINARY: &str = " without binary";
 
 /// Whether the request's headers name a PDB's binary ([`CODE_FILE_HINT`]) or an ELF
