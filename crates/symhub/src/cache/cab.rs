@@ -45,7 +45,7 @@ pub fn unpack_single<R: Read + Seek>(
             "the CAB member does not start at the beginning of its folder".into(),
         ));
     }
-    let mut cabinet = cab::Cabinet::new(reader)?;
+    let mut cabinet = cab::Cabinet::new(&mut reader)?;
     let members: Vec<(String, u64)> = cabinet
         .folder_entries()
         .flat_map(|f| f.file_entries())
@@ -68,11 +68,11 @@ pub fn unpack_single<R: Read + Seek>(
         )));
     }
     started(*len);
-    let mut reader = cabinet.read_file(name)?.take(len + 1);
+    let mut member = cabinet.read_file(name)?.take(len + 1);
     let mut buf = vec![0u8; CHUNK];
     let mut written = 0u64;
     loop {
-        let n = reader.read(&mut buf)?;
+        let n = member.read(&mut buf)?;
         if n == 0 {
             break;
         }
@@ -89,7 +89,56 @@ pub fn unpack_single<R: Read + Seek>(
             "the CAB member ended after {written} of {len} bytes"
         )));
     }
+    drop(member);
+    drop(cabinet);
+    // The member reader stops at the size its header declares: data blocks that hold more
+    // mean a header that lies short, and a short file would be cached (break-it pass).
+    if let Some(data) = folder_data_size(&mut reader)? {
+        if data != written {
+            return Err(invalid(format!(
+                "the CAB's data holds {data} bytes, its header says {written}"
+            )));
+        }
+    }
     Ok(written)
+}
+
+/// The uncompressed size of the first folder's data: the sum of its CFDATA blocks'
+/// `cbUncomp` (MS-CAB 2.1–2.4), read from the block headers only. `None` for a cabinet of
+/// a set (its header carries the neighbours' names), which a SymSrv CAB never is.
+fn folder_data_size<R: Read + Seek>(reader: &mut R) -> io::Result<Option<u64>> {
+    let mut header = [0u8; 40];
+    reader.seek(io::SeekFrom::Start(0))?;
+    reader.read_exact(&mut header[..36])?;
+    let flags = u16::from_le_bytes([header[30], header[31]]);
+    if flags & 0x0003 != 0 {
+        return Ok(None);
+    }
+    // With reserve fields: their sizes, then the header's own reserve.
+    let (mut folders_at, mut data_reserve) = (36u64, 0u64);
+    if flags & 0x0004 != 0 {
+        reader.read_exact(&mut header[36..40])?;
+        let header_reserve = u16::from_le_bytes([header[36], header[37]]);
+        folders_at = 40 + u64::from(header_reserve);
+        data_reserve = u64::from(header[39]);
+    }
+    reader.seek(io::SeekFrom::Start(folders_at))?;
+    let mut folder = [0u8; 8];
+    reader.read_exact(&mut folder)?;
+    let mut at = u64::from(u32::from_le_bytes(
+        folder[0..4].try_into().expect("4 bytes"),
+    ));
+    let blocks = u16::from_le_bytes([folder[4], folder[5]]);
+    let mut total = 0u64;
+    for _ in 0..blocks {
+        reader.seek(io::SeekFrom::Start(at))?;
+        let mut block = [0u8; 8];
+        reader.read_exact(&mut block)?;
+        let compressed = u64::from(u16::from_le_bytes([block[4], block[5]]));
+        total += u64::from(u16::from_le_bytes([block[6], block[7]]));
+        at += 8 + data_reserve + compressed;
+    }
+    Ok(Some(total))
 }
 
 /// `uoffFolderStart` of the first CFFILE entry, read from the raw header (MS-CAB 2.1, 2.3).
@@ -126,4 +175,51 @@ pub(super) fn extract<R: Read + Seek>(
         },
     )?;
     Ok(sink)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cab_of(content: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut builder = cab::CabinetBuilder::new();
+        builder
+            .add_folder(cab::CompressionType::MsZip)
+            .add_file("foo.pdb");
+        let mut writer = builder.build(io::Cursor::new(Vec::new())).unwrap();
+        while let Some(mut w) = writer.next_file().unwrap() {
+            w.write_all(content).unwrap();
+        }
+        writer.finish().unwrap().into_inner()
+    }
+
+    fn unpack(cab: Vec<u8>) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        unpack_single(
+            io::Cursor::new(cab),
+            u64::MAX,
+            |_| {},
+            |c| {
+                out.extend_from_slice(c);
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
+
+    #[test]
+    fn the_member_must_be_all_the_data_its_header_says() {
+        let content: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let cab = cab_of(&content);
+        assert_eq!(unpack(cab.clone()).unwrap(), content);
+        // The member's `cbFile`: the first CFFILE entry's first field.
+        let files_at = u32::from_le_bytes(cab[16..20].try_into().unwrap()) as usize;
+        for size in [199_000u32, 201_000] {
+            let mut lying = cab.clone();
+            lying[files_at..files_at + 4].copy_from_slice(&size.to_le_bytes());
+            let e = unpack(lying).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{size}: {e}");
+        }
+    }
 }
