@@ -43,10 +43,11 @@ impl LocalBlob {
 
 impl SymbolStore {
     /// Whether the module with this identity needs nothing more uploaded (sym-upload-v2
-    /// `checkStatus`, whose `FOUND` makes sym_upload skip its upload): a Breakpad `.sym`
-    /// uploaded as such, or both its debug info and its binary. The request does not say
-    /// which kind the client would send, so one file of a pair is not enough: the README's
-    /// `-t elf` then `-t debug_only` (or PE then PDB) must send the second.
+    /// `checkStatus`, whose `FOUND` makes sym_upload skip its upload). The request does not
+    /// say which kind the client would send, and an ELF binary and its debug file (a Mach-O
+    /// and its dSYM) share one identity: for those, both must be there (the README's `-t
+    /// elf` then `-t debug_only`). A PE (code id) and a PDB (GUID and age) each have their
+    /// own, which a Breakpad `.sym` of the PDB shares: any of those is enough.
     pub fn has_module(&self, debug_file: &str, debug_id: &str) -> DbResult<bool> {
         let rows = self.db.query(
             "SELECT kind, key FROM symbols WHERE debug_file = ?1 AND debug_id = ?2",
@@ -62,10 +63,9 @@ impl SymbolStore {
             // of these kinds name a binary.
             let debug_key = key.starts_with("_.debug/") || key.starts_with("_.dwarf/");
             match kind.as_str() {
-                "BREAKPAD" => return Ok(true),
-                "PDB" => debug_info = true,
-                "PE" => code = true,
+                "BREAKPAD" | "PE" | "PDB" => return Ok(true),
                 "BREAKPAD_MADE" => {}
+                "DEBUG_ONLY" | "DSYM" | "DWP" => debug_info = true,
                 _ if debug_key => debug_info = true,
                 _ => code = true,
             }
@@ -134,5 +134,65 @@ impl SymbolStore {
                     .map(LocalBlob::Copy),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use symhub_core::SymbolKey;
+
+    use super::*;
+    use crate::store::symbols::tests::received;
+    use crate::store::symbols::ModuleId;
+
+    /// Commits a file of `kind` under `keys` for the module (`m`, `1`).
+    fn upload(store: &SymbolStore, kind: &str, keys: &[&str], bytes: &[u8]) {
+        let module = ModuleId {
+            kind: kind.into(),
+            debug_file: "m".into(),
+            debug_id: "1".into(),
+            ..ModuleId::default()
+        };
+        let keys: Vec<_> = keys
+            .iter()
+            .map(|k| SymbolKey::parse_path(k).unwrap())
+            .collect();
+        store
+            .commit(received(store, bytes), &keys, &module)
+            .unwrap();
+    }
+
+    #[test]
+    fn check_status_is_found_once_nothing_more_of_the_module_is_needed() {
+        let found = |kinds: &[(&str, &[&str])]| {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SymbolStore::open(dir.path()).unwrap();
+            for (i, (kind, keys)) in kinds.iter().enumerate() {
+                upload(&store, kind, keys, format!("file {i}").as_bytes());
+            }
+            store.has_module("M", "1").unwrap()
+        };
+        let binary: &[&str] = &["m/1/m", "m/elf-buildid-1/m"];
+        let debug: &[&str] = &["_.debug/elf-buildid-sym-1/_.debug"];
+        assert!(!found(&[]));
+        // An ELF binary and its debug file share the identity: both are needed.
+        assert!(!found(&[("ELF", binary)]));
+        assert!(!found(&[("DEBUG_ONLY", debug)]));
+        assert!(!found(&[("ELF", debug)]), "a debug file sent as -t elf");
+        assert!(found(&[("ELF", binary), ("DEBUG_ONLY", debug)]));
+        // A dSYM keeps the binary's plain key: still only debug info.
+        assert!(!found(&[(
+            "DSYM",
+            &["m/1/m", "_.dwarf/mach-uuid-sym-1/_.dwarf"]
+        )]));
+        assert!(found(&[
+            ("MACHO", &["m/1/m2"]),
+            ("DSYM", &["_.dwarf/mach-uuid-sym-1/_.dwarf"])
+        ]));
+        // A PE or a PDB is alone under its identity; a `.sym` answers for its module.
+        assert!(found(&[("PE", &["m/1/m"])]));
+        assert!(found(&[("PDB", &["m/1/m"])]));
+        assert!(found(&[("BREAKPAD", &["m/1/m.sym"])]));
+        assert!(!found(&[("BREAKPAD_MADE", &["m/1/m.sym"])]));
     }
 }

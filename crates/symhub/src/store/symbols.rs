@@ -467,10 +467,11 @@ pub(super) fn bump(tx: &mut super::db::Conn) -> DbResult<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn received(store: &SymbolStore, bytes: &[u8]) -> Received {
+    /// `bytes` as an upload received into `store`'s temp dir.
+    pub(in crate::store) fn received(store: &SymbolStore, bytes: &[u8]) -> Received {
         use sha2::Digest;
         let path = store
             .blobs
