@@ -143,12 +143,15 @@ pub const BUILD_ID_HINT: &str = "x-symhub-build-id";
 /// if they can be a PE's (a name without a path, 9 to 16 hex digits), or the code id as
 /// [`BUILD_ID_HINT`] if it can be an ELF build id of 16 bytes or more.
 pub fn hint_code(headers: &mut HeaderMap, code_file: &str, code_id: &str) {
-    if code_id.len() >= 32 {
+    // 16 hex digits can be either: an 8-byte build id (lld's `--build-id=fast`) or a PE's.
+    if code_id.len() >= 16 {
         if let Ok(id) = BuildId::parse_hex(code_id) {
             if let Ok(v) = http::HeaderValue::from_str(id.as_str()) {
                 headers.insert(BUILD_ID_HINT, v);
             }
         }
+    }
+    if code_id.len() > 16 {
         return;
     }
     let code_file = symhub_core::native::base_name(code_file);
@@ -231,7 +234,7 @@ fn recipes(key: &SymbolKey, build_id: Option<&BuildId>) -> Vec<Recipe> {
                 if let Ok(debug) = debuginfo_key(&build_id) {
                     out.push(Recipe {
                         debug,
-                        binary: None,
+                        binary: executable_key(&build_id, file).ok(),
                         name: file.to_owned(),
                         expect: id.to_ascii_uppercase(),
                     });
@@ -320,11 +323,7 @@ impl Cache {
             // A binary keeps the debug file's name (dump_syms names the module after it), but
             // a PE its own (INFO CODE_ID names it).
             let binary = match (&recipe.binary, &debug) {
-                (Some(b), _) => self
-                    .local_file(b)
-                    .await
-                    .ok()
-                    .map(|f| (f, recipe.name.clone())),
+                (Some(b), _) => self.binary_file(b).await.map(|f| (f, recipe.name.clone())),
                 (None, Some(_)) if recipe.is_pdb() => self.pe_of(&recipe, headers).await,
                 (None, _) => None,
             };
@@ -370,6 +369,23 @@ impl Cache {
         Outcome::NotFound {
             definitive: !unknown,
         }
+    }
+
+    /// The binary of a recipe: under its SSQP key (`<name>/elf-buildid-<id>/<name>`, as
+    /// SSQP upstreams and uploads under that name have it), else an ELF binary by its build
+    /// id alone (debuginfod's `executable`: the store's build-id index, packages, debuginfod
+    /// upstreams), whatever name it was uploaded or installed under (re-test pass: a module
+    /// named otherwise at run time got no CFI).
+    async fn binary_file(self: &Arc<Self>, key: &SymbolKey) -> Option<LocalFile> {
+        if let Ok(f) = self.local_file(key).await {
+            return Some(f);
+        }
+        for by_id in crate::debuginfod::executable_keys_of(key) {
+            if let Ok(f) = self.local_file(&by_id).await {
+                return Some(f);
+            }
+        }
+        None
     }
 
     /// The `.sym` of `fill`'s key already made without its binary, if any.

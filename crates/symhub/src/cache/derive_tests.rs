@@ -69,7 +69,7 @@ fn a_breakpad_id_uses_the_20_byte_build_id_a_request_names_if_it_is_the_modules(
         assert!(r.iter().all(|r| !r
             .binary
             .as_ref()
-            .is_some_and(|b| b.id().contains("elf-buildid"))));
+            .is_some_and(|b| b.id().contains(named.as_str()))));
     }
     // A PE code id is not a build id.
     let mut pe = HeaderMap::new();

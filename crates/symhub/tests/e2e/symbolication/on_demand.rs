@@ -514,3 +514,48 @@ async fn an_elf_sym_made_without_its_binary_is_made_again_once_the_binary_is_the
     assert!(sym.contains("STACK CFI"), "{sym:.300}");
     assert_eq!(s.get(&path).await.text().await.unwrap(), sym);
 }
+
+/// An ELF module's `.sym` takes its CFI from the binary found by build id, whatever name the
+/// binary was uploaded under (sym_upload's `-c`) and the module has at run time, for the
+/// 20-byte ids a Breakpad id cannot spell and for 8-byte ones (lld's `--build-id=fast`),
+/// whose 16-digit code id is also a PE's length (re-test pass: both got no CFI).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_elf_sym_gets_its_binary_by_build_id_whatever_its_name() {
+    if !crate::elf_support::elfutils_tools() {
+        return;
+    }
+    const KEY: &str = "sym-by-id-key";
+    let s = Symhub::start(&format!("upstream = []\n{}", auth_config(KEY)));
+    for style in ["sha1", "0x0011223344556677"] {
+        let dir = tempfile::tempdir().unwrap();
+        let built = tokio::task::block_in_place(|| {
+            crate::elf_support::build_c_program_with(dir.path(), style)
+        });
+        let id = built.build_id.clone();
+        // Uploaded as `hello`, the name the build gave it.
+        let up =
+            |file, kind| crate::debuginfod::upload_native_with(&s, KEY, file, "hello", &id, kind);
+        up(&built.stripped, "ELF").await;
+        up(&built.debug, "DEBUG_ONLY").await;
+        // Installed and crashing as `hello-1.2`.
+        let bytes = hex::decode(&id).unwrap();
+        let breakpad_id = symhub_core::native::elf_breakpad_id(&bytes);
+        let r = s
+            .get(&format!(
+                "/hello-1.2/{breakpad_id}/hello-1.2.sym?code_file=hello-1.2&code_id={id}"
+            ))
+            .await;
+        assert_eq!(r.status(), 200, "{style}: {}", s.stderr());
+        let upstream = r.headers()["x-symhub-upstream"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let sym = r.text().await.unwrap();
+        assert!(!upstream.ends_with("without binary"), "{style}: {upstream}");
+        assert!(sym.contains("STACK CFI"), "{style}: {sym:.300}");
+        assert!(
+            sym.starts_with(&format!("MODULE Linux x86_64 {breakpad_id} hello-1.2")),
+            "{sym:.100}"
+        );
+    }
+}
