@@ -391,13 +391,29 @@ struct Content {
 /// debuginfod's `executable`) only for one with runnable code, and a `DEBUG_ONLY` upload
 /// under the debug key alone. A split debug file sent as `-t elf` (the README's own
 /// example once did) would otherwise have replaced the binary for gdb and perf. A file that
-/// is not ELF keeps the claimed keys. `content`: what the file's headers say
-/// ([`claimed_by_content`]).
+/// is not ELF keeps the claimed keys. The same for the other debug-only types, whose claim
+/// names the binary (`-c app`): a dSYM only under `_.dwarf/mach-uuid-sym-<uuid>/_.dwarf`
+/// (when the id is a UUID), a DWP under `<file>.dwp/<id>/<file>.dwp`, never under the
+/// binary's `<file>/<id>/<file>` (re-test pass: a dSYM replaced the Mach-O there).
+/// `content`: what the file's headers say ([`claimed_by_content`]).
 fn elf_keys_by_content(kind: &str, content: Option<Content>, keys: &mut Vec<SymbolKey>) {
     let is_debug_key = |k: &SymbolKey| {
         k.is_triple() && k.id().to_ascii_lowercase().starts_with("elf-buildid-sym-")
     };
+    let is_dwarf_key = |k: &SymbolKey| k.is_triple() && k.file().eq_ignore_ascii_case("_.dwarf");
     match (kind, content) {
+        ("DSYM", _) if keys.iter().any(is_dwarf_key) => keys.retain(is_dwarf_key),
+        ("DWP", _) => {
+            for k in keys.iter_mut() {
+                let file = k.file();
+                if k.is_triple() && !file.to_ascii_lowercase().ends_with(".dwp") {
+                    let dwp = format!("{file}.dwp");
+                    if let Ok(renamed) = SymbolKey::from_segments(&dwp, k.id(), &dwp) {
+                        *k = renamed;
+                    }
+                }
+            }
+        }
         ("ELF", Some(c)) => keys.retain(|k| {
             if is_debug_key(k) {
                 c.has_debug_info
@@ -527,5 +543,25 @@ fn sym_module(header: &symhub_core::breakpad::SymHeader) -> ModuleId {
         code_id: header.code_id.clone(),
         debug_file: header.debug_file.clone(),
         debug_id: header.debug_id.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dsym_or_dwp_never_keeps_the_binarys_key() {
+        let keys_of = |kind: &str, id: &str| {
+            let mut keys = native_keys(kind, "mapp", id).unwrap();
+            elf_keys_by_content(kind, None, &mut keys);
+            keys.iter().map(|k| k.to_string()).collect::<Vec<_>>()
+        };
+        let uuid = "4C4C449255553144A1201A681FEC2086";
+        let dwarf = format!("_.dwarf/mach-uuid-sym-{}/_.dwarf", uuid.to_lowercase());
+        assert_eq!(keys_of("DSYM", uuid), [dwarf]);
+        assert_eq!(keys_of("DWP", "c0ffee01"), ["mapp.dwp/c0ffee01/mapp.dwp"]);
+        let binary = format!("mapp/{uuid}/mapp");
+        assert!(keys_of("MACHO", uuid).contains(&binary));
     }
 }

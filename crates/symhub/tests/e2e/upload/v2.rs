@@ -307,6 +307,37 @@ async fn module_mismatch_unparsable_file_and_unknown_upload_are_refused_with_not
     );
 }
 
+/// A `-t dwp` names the binary (`-c hello`) but is not it: kept under `hello.dwp/<id>/
+/// hello.dwp`, never replacing the binary's `hello/<id>/hello` (re-test pass: a dwp, like a
+/// dSYM, took the binary's key), and debug info only for checkStatus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dwp_never_takes_the_binarys_key() {
+    let s = Symhub::start(&format!("upstream = []\n{}", auth_config(KEY)));
+    let id = "fb89faed92941c861f194450d2f07cf0b1d2caec";
+    let exe = std::fs::read(fixtures().join("elf/hello")).unwrap();
+    let dwp = b"a dwp file: no id of its own to check".to_vec();
+    let url = s.url.clone();
+    let (s_ref, exe_ref, dwp_ref) = (&s, &exe, &dwp);
+    tokio::task::block_in_place(|| {
+        let mut conn = RawConn::open(&url);
+        for (bytes, kind) in [(exe_ref, "ELF"), (dwp_ref, "DWP")] {
+            let body = complete_body("hello", id, kind);
+            let r = upload_v2(s_ref, &mut conn, "", bytes, &body);
+            assert_eq!(r.text(), r#"{"result": "OK"}"#, "{kind}");
+        }
+        assert_eq!(
+            check(s_ref, &mut conn, "", "hello", id).text(),
+            r#"{"status": "FOUND"}"#,
+            "the binary and debug info"
+        );
+    });
+    let r = s.get(&format!("/hello/{id}/hello")).await;
+    assert!(r.bytes().await.unwrap() == exe, "the binary kept its key");
+    let r = s.get(&format!("/hello.dwp/{id}/hello.dwp")).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.unwrap() == dwp);
+}
+
 #[tokio::test]
 async fn upload_tokens_are_single_use_and_expire() {
     let s = Symhub::start(&format!(
