@@ -226,20 +226,24 @@ impl Sink {
     async fn try_send(&self, p: &Planned, transaction: Option<i64>) -> anyhow::Result<Outcome> {
         match self {
             Sink::V2(client) => {
-                if !matches!(p.what, What::Breakpad(_)) {
+                let What::Breakpad(header) = &p.what else {
                     return Ok(Outcome::Refused(
                         "sym-upload-v2 takes Breakpad .sym files only".into(),
                     ));
-                }
+                };
+                // Its MODULE line's key: two copies of one `.sym` are one key.
+                let key = header
+                    .key()
+                    .map_or_else(|_| p.path.display().to_string(), |k| k.to_string());
                 Ok(match client.upload(&p.path, false).await? {
                     sym_upload_v2::Done::Skipped => Outcome::Held,
                     sym_upload_v2::Done::Duplicate => Outcome::Stored {
-                        keys: vec![p.path.display().to_string()],
+                        keys: vec![key.clone()],
                         duplicate: true,
                         sym_failed: vec![],
                     },
                     sym_upload_v2::Done::Uploaded => Outcome::Stored {
-                        keys: vec![p.path.display().to_string()],
+                        keys: vec![key.clone()],
                         duplicate: false,
                         sym_failed: vec![],
                     },
