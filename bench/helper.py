@@ -336,21 +336,16 @@ def cmd_summary(path):
                 rv = statistics.median(r[field] for r in runs) * 1000
                 row += f"{rv:>14.1f}{ratio(mv, rv):>9.2f}x"
             add(row)
+        def total(runs):
+            return statistics.median(r["total_s"] for r in runs)
+
         if refs:
             # What each reference costs over a direct download: the floor for symhub's ratio.
-            dv = statistics.median(r["total_s"] for r in d)
-            row = f"{'total time / direct':<34}{'':>32}"
-            for runs, _ in refs:
-                rv = statistics.median(r["total_s"] for r in runs)
-                row += f"{ratio(rv, dv):>13.2f}x{'':>10}"
-            add(row)
-        dt = statistics.median(r["total_s"] for r in d)
-        mt = statistics.median(r["total_s"] for r in m)
-        row = f"{'effective MiB/s':<34}{d[0]['bytes']/dt/MIB:>12.1f}{m[0]['bytes']/mt/MIB:>12.1f}{'':>8}"
-        for runs, _ in refs:
-            rt = statistics.median(r["total_s"] for r in runs)
-            row += f"{runs[0]['bytes']/rt/MIB:>14.1f}"
-        add(row)
+            add(f"{'total time / direct':<34}{'':>32}" + "".join(
+                f"{ratio(total(runs), total(d)):>13.2f}x{'':>10}" for runs, _ in refs))
+        add(f"{'effective MiB/s':<34}{d[0]['bytes']/total(d)/MIB:>12.1f}"
+            f"{m[0]['bytes']/total(m)/MIB:>12.1f}{'':>8}" + "".join(
+                f"{runs[0]['bytes']/total(runs)/MIB:>14.1f}" for runs, _ in refs))
 
         def listed(name, rs):
             return f"{name} " + ", ".join(f"{r['ttfb_s']*1000:.1f}/{r['total_s']*1000:.1f}" for r in rs)
