@@ -26,10 +26,13 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
-/// Unpacks the single member of a CAB archive: checks there is exactly one, that its size is
-/// within `max`, calls `started` with that size, then `write` for each chunk, and checks that
-/// the member produced exactly the size its header declared. Pure I/O on the given reader,
-/// so it can be fuzzed.
+/// Unpacks the single member of a CAB archive: checks there is exactly one, in the one
+/// folder of a cabinet that is not part of a set, that its size is within `max`, calls
+/// `started` with that size, then `write` for each chunk, and checks that the member
+/// produced exactly the size its header declared and that the folder's data blocks hold
+/// exactly that much. The last chunk is written only once all of that holds, so a reader
+/// of what `write` wrote never sees a whole body of a lying CAB. Pure I/O on the given
+/// reader, so it can be fuzzed.
 pub fn unpack_single<R: Read + Seek>(
     reader: R,
     max: u64,
@@ -44,6 +47,15 @@ pub fn unpack_single<R: Read + Seek>(
         return Err(invalid(
             "the CAB member does not start at the beginning of its folder".into(),
         ));
+    }
+    // What a SymSrv CAB (makecab of one file) is: one folder, not part of a cabinet set. A
+    // member's size is checked against its folder's data below, which either would defeat.
+    let (folders, flags) = header_counts(&mut reader)?;
+    if folders != 1 || flags & 0x0003 != 0 {
+        return Err(invalid(format!(
+            "not a single-file CAB: {folders} folders{}",
+            if flags & 0x0003 != 0 { ", part of a cabinet set" } else { "" }
+        )));
     }
     let mut cabinet = cab::Cabinet::new(&mut reader)?;
     let members: Vec<(String, u64)> = cabinet
@@ -71,6 +83,8 @@ pub fn unpack_single<R: Read + Seek>(
     let mut member = cabinet.read_file(name)?.take(len + 1);
     let mut buf = vec![0u8; CHUNK];
     let mut written = 0u64;
+    // The chunk that completes the member, held until the checks below pass.
+    let mut last = Vec::new();
     loop {
         let n = member.read(&mut buf)?;
         if n == 0 {
@@ -82,7 +96,11 @@ pub fn unpack_single<R: Read + Seek>(
                 "the CAB member is longer than its header says".into(),
             ));
         }
-        write(&buf[..n])?;
+        if written == *len {
+            last = buf[..n].to_vec();
+        } else {
+            write(&buf[..n])?;
+        }
     }
     if written != *len {
         return Err(invalid(format!(
@@ -93,27 +111,36 @@ pub fn unpack_single<R: Read + Seek>(
     drop(cabinet);
     // The member reader stops at the size its header declares: data blocks that hold more
     // mean a header that lies short, and a short file would be cached (break-it pass).
-    if let Some(data) = folder_data_size(&mut reader)? {
-        if data != written {
-            return Err(invalid(format!(
-                "the CAB's data holds {data} bytes, its header says {written}"
-            )));
-        }
+    let data = folder_data_size(&mut reader)?;
+    if data != written {
+        return Err(invalid(format!(
+            "the CAB's data holds {data} bytes, its header says {written}"
+        )));
     }
+    write(&last)?;
     Ok(written)
 }
 
-/// The uncompressed size of the first folder's data: the sum of its CFDATA blocks'
-/// `cbUncomp` (MS-CAB 2.1–2.4), read from the block headers only. `None` for a cabinet of
-/// a set (its header carries the neighbours' names), which a SymSrv CAB never is.
-fn folder_data_size<R: Read + Seek>(reader: &mut R) -> io::Result<Option<u64>> {
+/// `cFolders` and `flags` of the CAB header (MS-CAB 2.1).
+fn header_counts<R: Read + Seek>(reader: &mut R) -> io::Result<(u16, u16)> {
+    let mut header = [0u8; 32];
+    reader.seek(io::SeekFrom::Start(0))?;
+    reader.read_exact(&mut header)?;
+    reader.seek(io::SeekFrom::Start(0))?;
+    Ok((
+        u16::from_le_bytes([header[26], header[27]]),
+        u16::from_le_bytes([header[30], header[31]]),
+    ))
+}
+
+/// The uncompressed size of the (one) folder's data: the sum of its CFDATA blocks'
+/// `cbUncomp` (MS-CAB 2.1–2.4), read from the block headers only. The cabinet is not part
+/// of a set (checked first), so no neighbours' names sit between header and folder.
+fn folder_data_size<R: Read + Seek>(reader: &mut R) -> io::Result<u64> {
     let mut header = [0u8; 40];
     reader.seek(io::SeekFrom::Start(0))?;
     reader.read_exact(&mut header[..36])?;
     let flags = u16::from_le_bytes([header[30], header[31]]);
-    if flags & 0x0003 != 0 {
-        return Ok(None);
-    }
     // With reserve fields: their sizes, then the header's own reserve.
     let (mut folders_at, mut data_reserve) = (36u64, 0u64);
     if flags & 0x0004 != 0 {
@@ -138,7 +165,7 @@ fn folder_data_size<R: Read + Seek>(reader: &mut R) -> io::Result<Option<u64>> {
         total += u64::from(u16::from_le_bytes([block[6], block[7]]));
         at += 8 + data_reserve + compressed;
     }
-    Ok(Some(total))
+    Ok(total)
 }
 
 /// `uoffFolderStart` of the first CFFILE entry, read from the raw header (MS-CAB 2.1, 2.3).
@@ -194,9 +221,10 @@ mod tests {
         writer.finish().unwrap().into_inner()
     }
 
-    fn unpack(cab: Vec<u8>) -> io::Result<Vec<u8>> {
+    /// The result, and the bytes written (whatever the result).
+    fn unpack(cab: Vec<u8>) -> (io::Result<u64>, Vec<u8>) {
         let mut out = Vec::new();
-        unpack_single(
+        let result = unpack_single(
             io::Cursor::new(cab),
             u64::MAX,
             |_| {},
@@ -204,22 +232,35 @@ mod tests {
                 out.extend_from_slice(c);
                 Ok(())
             },
-        )?;
-        Ok(out)
+        );
+        (result, out)
     }
 
     #[test]
     fn the_member_must_be_all_the_data_its_header_says() {
         let content: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let cab = cab_of(&content);
-        assert_eq!(unpack(cab.clone()).unwrap(), content);
+        let (result, out) = unpack(cab.clone());
+        assert_eq!(result.unwrap(), content.len() as u64);
+        assert!(out == content);
         // The member's `cbFile`: the first CFFILE entry's first field.
         let files_at = u32::from_le_bytes(cab[16..20].try_into().unwrap()) as usize;
         for size in [199_000u32, 201_000] {
             let mut lying = cab.clone();
             lying[files_at..files_at + 4].copy_from_slice(&size.to_le_bytes());
-            let e = unpack(lying).unwrap_err();
+            let (result, out) = unpack(lying);
+            let e = result.unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{size}: {e}");
+            // Never all the bytes it announced: a reader would take a short file for whole.
+            assert!((out.len() as u64) < u64::from(size), "{size}: {}", out.len());
+        }
+        // Part of a cabinet set, or more than one folder: what a SymSrv CAB never is.
+        for (at, value) in [(30, 0x0002u16), (30, 0x0001), (26, 2)] {
+            let mut odd = cab.clone();
+            odd[at..at + 2].copy_from_slice(&value.to_le_bytes());
+            let (result, out) = unpack(odd);
+            assert_eq!(result.unwrap_err().kind(), io::ErrorKind::InvalidData);
+            assert!(out.is_empty());
         }
     }
 }
