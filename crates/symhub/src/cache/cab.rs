@@ -54,7 +54,11 @@ pub fn unpack_single<R: Read + Seek>(
     if folders != 1 || flags & 0x0003 != 0 {
         return Err(invalid(format!(
             "not a single-file CAB: {folders} folders{}",
-            if flags & 0x0003 != 0 { ", part of a cabinet set" } else { "" }
+            if flags & 0x0003 != 0 {
+                ", part of a cabinet set"
+            } else {
+                ""
+            }
         )));
     }
     let mut cabinet = cab::Cabinet::new(&mut reader)?;
@@ -252,7 +256,11 @@ mod tests {
             let e = result.unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{size}: {e}");
             // Never all the bytes it announced: a reader would take a short file for whole.
-            assert!((out.len() as u64) < u64::from(size), "{size}: {}", out.len());
+            assert!(
+                (out.len() as u64) < u64::from(size),
+                "{size}: {}",
+                out.len()
+            );
         }
         // Part of a cabinet set, or more than one folder: what a SymSrv CAB never is.
         for (at, value) in [(30, 0x0002u16), (30, 0x0001), (26, 2)] {

@@ -47,7 +47,8 @@ impl SymbolStore {
     /// say which kind the client would send, and an ELF binary and its debug file (a Mach-O
     /// and its dSYM) share one identity: for those, both must be there (the README's `-t
     /// elf` then `-t debug_only`). A PE (code id) and a PDB (GUID and age) each have their
-    /// own, which a Breakpad `.sym` of the PDB shares: any of those is enough.
+    /// own, which a Breakpad `.sym` of the PDB shares: any of those is enough. A dwp counts
+    /// for nothing: a split-DWARF build's binary and debug file still go after it.
     pub fn has_module(&self, debug_file: &str, debug_id: &str) -> DbResult<bool> {
         let rows = self.db.query(
             "SELECT kind, key FROM symbols WHERE debug_file = ?1 AND debug_id = ?2",
@@ -64,8 +65,8 @@ impl SymbolStore {
             let debug_key = key.starts_with("_.debug/") || key.starts_with("_.dwarf/");
             match kind.as_str() {
                 "BREAKPAD" | "PE" | "PDB" => return Ok(true),
-                "BREAKPAD_MADE" => {}
-                "DEBUG_ONLY" | "DSYM" | "DWP" => debug_info = true,
+                "BREAKPAD_MADE" | "DWP" => {}
+                "DEBUG_ONLY" | "DSYM" => debug_info = true,
                 _ if debug_key => debug_info = true,
                 _ => code = true,
             }
@@ -194,5 +195,7 @@ mod tests {
         assert!(found(&[("PDB", &["m/1/m"])]));
         assert!(found(&[("BREAKPAD", &["m/1/m.sym"])]));
         assert!(!found(&[("BREAKPAD_MADE", &["m/1/m.sym"])]));
+        // A dwp is neither: the debug file must still go after it (re-test pass).
+        assert!(!found(&[("ELF", binary), ("DWP", &["m.dwp/1/m.dwp"])]));
     }
 }

@@ -403,6 +403,24 @@ fn elf_keys_by_content(kind: &str, content: Option<Content>, keys: &mut Vec<Symb
     let is_dwarf_key = |k: &SymbolKey| k.is_triple() && k.file().eq_ignore_ascii_case("_.dwarf");
     match (kind, content) {
         ("DSYM", _) if keys.iter().any(is_dwarf_key) => keys.retain(is_dwarf_key),
+        // A dSYM's DWARF file sent as `-t macho`: under its debug key, never the binary's.
+        ("MACHO", Some(c)) if !c.runnable => {
+            *keys = keys
+                .iter()
+                .filter_map(|k| {
+                    Some(
+                        k.id()
+                            .to_ascii_lowercase()
+                            .strip_prefix("mach-uuid-")?
+                            .to_owned(),
+                    )
+                })
+                .filter_map(|uuid| {
+                    SymbolKey::from_segments("_.dwarf", format!("mach-uuid-sym-{uuid}"), "_.dwarf")
+                        .ok()
+                })
+                .collect();
+        }
         ("DWP", _) => {
             for k in keys.iter_mut() {
                 let file = k.file();
@@ -462,11 +480,11 @@ fn claimed_by_content(
                 || o.keys.iter().any(|k| k.id().eq_ignore_ascii_case(id)))
     };
     if let Some(o) = found.objects.iter().find(|o| names_it(o)) {
-        // Only ELF files are ever without runnable code and still identified.
-        let debug_key = |k: &SymbolKey| k.id().to_ascii_lowercase().starts_with("elf-buildid-sym-");
+        // A split ELF debug file and a dSYM's DWARF file are keyed as debug files only
+        // (`_.debug/…`, `_.dwarf/…`): no runnable code.
         return Ok(Some(Content {
             has_debug_info: o.has_debug_info,
-            runnable: o.format != Format::Elf || o.keys.iter().any(|k| !debug_key(k)),
+            runnable: o.keys.iter().any(|k| !k.file().starts_with("_.")),
         }));
     }
     let what: Vec<String> = found
@@ -502,6 +520,22 @@ fn identify(received: &Received, claim: &Claim) -> Result<(Vec<SymbolKey>, Modul
             .map_err(|e| UploadError::BadRequest(e.to_string()))?;
         let content = claimed_by_content(&received.path, claim, &kind)?;
         elf_keys_by_content(&kind, content, &mut keys);
+        // A debug file's id must spell its debug key: the claim's `<file>/<id>/<file>` is
+        // the binary's (re-test pass: a Breakpad-style `-i` put a dSYM or a debug file there).
+        let debug_file =
+            matches!(kind.as_str(), "DEBUG_ONLY" | "DSYM") || content.is_some_and(|c| !c.runnable);
+        if debug_file && !keys.iter().any(|k| k.file().starts_with("_.")) {
+            let wanted = if kind == "DEBUG_ONLY" || kind == "ELF" {
+                "the ELF build id as `eu-readelf -n` prints it"
+            } else {
+                "the Mach-O UUID (32 hex digits, dashes allowed)"
+            };
+            return Err(UploadError::BadRequest(format!(
+                "`{}` is not {wanted}: a debug file is kept under that id only, never under \
+                 the binary's `{}/{}/{}`",
+                claim.debug_id, claim.debug_file, claim.debug_id, claim.debug_file
+            )));
+        }
         let module = ModuleId {
             kind,
             debug_file: claim.debug_file.clone(),

@@ -309,7 +309,7 @@ async fn module_mismatch_unparsable_file_and_unknown_upload_are_refused_with_not
 
 /// A `-t dwp` names the binary (`-c hello`) but is not it: kept under `hello.dwp/<id>/
 /// hello.dwp`, never replacing the binary's `hello/<id>/hello` (re-test pass: a dwp, like a
-/// dSYM, took the binary's key), and debug info only for checkStatus.
+/// dSYM, took the binary's key), and counts for nothing in checkStatus.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dwp_never_takes_the_binarys_key() {
     let s = Symhub::start(&format!("upstream = []\n{}", auth_config(KEY)));
@@ -327,8 +327,8 @@ async fn a_dwp_never_takes_the_binarys_key() {
         }
         assert_eq!(
             check(s_ref, &mut conn, "", "hello", id).text(),
-            r#"{"status": "FOUND"}"#,
-            "the binary and debug info"
+            r#"{"status": "MISSING"}"#,
+            "a dwp is not the debug file, which must still come"
         );
     });
     let r = s.get(&format!("/hello/{id}/hello")).await;
@@ -336,6 +336,48 @@ async fn a_dwp_never_takes_the_binarys_key() {
     let r = s.get(&format!("/hello.dwp/{id}/hello.dwp")).await;
     assert_eq!(r.status(), 200);
     assert!(r.bytes().await.unwrap() == dwp);
+}
+
+/// A debug file whose claimed id does not spell its debug key (here the Breakpad id that
+/// sym_upload's help calls the debug id) would land on the binary's `<file>/<id>/<file>`:
+/// refused, naming the id it wants, and the binary stays (re-test pass).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debug_file_is_never_kept_under_the_binarys_key() {
+    let s = Symhub::start(&format!("upstream = []\n{}", auth_config(KEY)));
+    let id = "fb89faed92941c861f194450d2f07cf0b1d2caec";
+    let breakpad_id = symhub_core::native::elf_breakpad_id(&hex::decode(id).unwrap());
+    let exe = std::fs::read(fixtures().join("elf/hello")).unwrap();
+    let debug = std::fs::read(fixtures().join("elf/hello.debug")).unwrap();
+    let url = s.url.clone();
+    let (s_ref, exe_ref, bp) = (&s, &exe, &breakpad_id);
+    tokio::task::block_in_place(|| {
+        let mut conn = RawConn::open(&url);
+        let r = upload_v2(
+            s_ref,
+            &mut conn,
+            "",
+            exe_ref,
+            &complete_body("hello", bp, "ELF"),
+        );
+        assert_eq!(r.text(), r#"{"result": "OK"}"#);
+    });
+    for kind in ["DEBUG_ONLY", "ELF"] {
+        let (s_ref, debug_ref, bp) = (&s, &debug, &breakpad_id);
+        let text = tokio::task::block_in_place(|| {
+            let mut conn = RawConn::open(&url);
+            upload_v2(
+                s_ref,
+                &mut conn,
+                "",
+                debug_ref,
+                &complete_body("hello", bp, kind),
+            )
+            .text()
+        });
+        assert!(text.contains("build id"), "{kind}: {text}");
+        let r = s.get(&format!("/hello/{breakpad_id}/hello")).await;
+        assert!(r.bytes().await.unwrap() == exe, "{kind}: the binary stays");
+    }
 }
 
 #[tokio::test]
