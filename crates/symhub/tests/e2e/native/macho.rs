@@ -158,4 +158,12 @@ async fn universal_binary_and_dsym_are_keyed_per_architecture_by_uuid() {
         );
         assert!(sym.contains(" helper"), "{sym}");
     }
+    // A dSYM's DWARF file sent as `sym_upload -t macho` (with the UUID): kept under its debug
+    // key, never replacing the binary under its own (re-test pass).
+    let (_, uuid, bin, dwarf) = &built.arches[0];
+    let hex: String = uuid.chars().filter(|c| *c != '-').collect();
+    crate::debuginfod::upload_native_with(&s, KEY, dwarf, "m", &hex, "MACHO").await;
+    let lower = hex.to_lowercase();
+    assert_served(&s, &format!("m/mach-uuid-{lower}/m"), bin).await;
+    assert_served(&s, &format!("_.dwarf/mach-uuid-sym-{lower}/_.dwarf"), dwarf).await;
 }
