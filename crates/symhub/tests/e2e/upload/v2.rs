@@ -21,6 +21,15 @@ fn check(s: &Symhub, conn: &mut RawConn, prefix: &str, file: &str, id: &str) -> 
 
 /// create → PUT (chunked) → complete, exactly as sym_upload sends them; returns the
 /// complete response.
+/// One native upload on a connection of its own (`-t <kind> -c <file> -i <id>`): the
+/// complete's answer. For multi-threaded runtimes (it blocks in place).
+fn send_native(s: &Symhub, bytes: &[u8], file: &str, id: &str, kind: &str) -> String {
+    tokio::task::block_in_place(|| {
+        let mut conn = RawConn::open(&s.url);
+        upload_v2(s, &mut conn, "", bytes, &complete_body(file, id, kind)).text()
+    })
+}
+
 fn upload_v2(
     s: &Symhub,
     conn: &mut RawConn,
@@ -348,32 +357,10 @@ async fn a_debug_file_is_never_kept_under_the_binarys_key() {
     let breakpad_id = symhub_core::native::elf_breakpad_id(&hex::decode(id).unwrap());
     let exe = std::fs::read(fixtures().join("elf/hello")).unwrap();
     let debug = std::fs::read(fixtures().join("elf/hello.debug")).unwrap();
-    let url = s.url.clone();
-    let (s_ref, exe_ref, bp) = (&s, &exe, &breakpad_id);
-    tokio::task::block_in_place(|| {
-        let mut conn = RawConn::open(&url);
-        let r = upload_v2(
-            s_ref,
-            &mut conn,
-            "",
-            exe_ref,
-            &complete_body("hello", bp, "ELF"),
-        );
-        assert_eq!(r.text(), r#"{"result": "OK"}"#);
-    });
+    let ok = r#"{"result": "OK"}"#;
+    assert_eq!(send_native(&s, &exe, "hello", &breakpad_id, "ELF"), ok);
     for kind in ["DEBUG_ONLY", "ELF"] {
-        let (s_ref, debug_ref, bp) = (&s, &debug, &breakpad_id);
-        let text = tokio::task::block_in_place(|| {
-            let mut conn = RawConn::open(&url);
-            upload_v2(
-                s_ref,
-                &mut conn,
-                "",
-                debug_ref,
-                &complete_body("hello", bp, kind),
-            )
-            .text()
-        });
+        let text = send_native(&s, &debug, "hello", &breakpad_id, kind);
         assert!(text.contains("build id"), "{kind}: {text}");
         let r = s.get(&format!("/hello/{breakpad_id}/hello")).await;
         assert!(r.bytes().await.unwrap() == exe, "{kind}: the binary stays");
