@@ -125,7 +125,16 @@ pub fn code_sym_name(code_file: &str) -> String {
 /// PDB); the others are the SSQP forms debuggers ask for, when the id has their shape.
 pub fn native_keys(upload_type: &str, file: &str, id: &str) -> Result<Vec<SymbolKey>, NativeError> {
     use crate::debuginfod::ssqp::{debuginfo_key, executable_key, SsqpError};
-    let mut keys = vec![SymbolKey::from_segments(file, id, file)?];
+    // A dwp is named after its binary (`-c app`) but is not it: `app.dwp/<id>/app.dwp`, never
+    // the binary's key.
+    let dwp = format!("{file}.dwp");
+    let plain = match upload_type.eq_ignore_ascii_case("DWP")
+        && !file.to_ascii_lowercase().ends_with(".dwp")
+    {
+        true => dwp.as_str(),
+        false => file,
+    };
+    let mut keys = vec![SymbolKey::from_segments(plain, id, plain)?];
     let lower = id.to_ascii_lowercase();
     let hex = |len: std::ops::RangeInclusive<usize>| {
         lower.len() % 2 == 0

@@ -43,14 +43,15 @@ pub fn unpack_single<R: Read + Seek>(
     // The cab crate indexes its block list without bounds checks when a member claims to
     // start past the data (found by fuzzing): a SymSrv CAB's one member starts at offset 0
     // of its folder, so anything else is refused before the crate sees it.
-    if first_member_offset(&mut reader)? != 0 {
+    let header = read_header(&mut reader)?;
+    if first_member_offset(&mut reader, &header)? != 0 {
         return Err(invalid(
             "the CAB member does not start at the beginning of its folder".into(),
         ));
     }
     // What a SymSrv CAB (makecab of one file) is: one folder, not part of a cabinet set. A
     // member's size is checked against its folder's data below, which either would defeat.
-    let (folders, flags) = header_counts(&mut reader)?;
+    let Header { folders, flags, .. } = header;
     if folders != 1 || flags & 0x0003 != 0 {
         return Err(invalid(format!(
             "not a single-file CAB: {folders} folders{}",
@@ -115,7 +116,7 @@ pub fn unpack_single<R: Read + Seek>(
     drop(cabinet);
     // The member reader stops at the size its header declares: data blocks that hold more
     // mean a header that lies short, and a short file would be cached (break-it pass).
-    let data = folder_data_size(&mut reader)?;
+    let data = folder_data_size(&mut reader, &header)?;
     if data != written {
         return Err(invalid(format!(
             "the CAB's data holds {data} bytes, its header says {written}"
@@ -125,27 +126,28 @@ pub fn unpack_single<R: Read + Seek>(
     Ok(written)
 }
 
-/// `cFolders` and `flags` of the CAB header (MS-CAB 2.1).
-fn header_counts<R: Read + Seek>(reader: &mut R) -> io::Result<(u16, u16)> {
-    let mut header = [0u8; 32];
-    reader.seek(io::SeekFrom::Start(0))?;
-    reader.read_exact(&mut header)?;
-    reader.seek(io::SeekFrom::Start(0))?;
-    Ok((
-        u16::from_le_bytes([header[26], header[27]]),
-        u16::from_le_bytes([header[30], header[31]]),
-    ))
+/// What unpacking needs of the CAB header (CFHEADER, MS-CAB 2.1), read once.
+struct Header {
+    /// `coffFiles`: where the CFFILE entries start.
+    files_at: u64,
+    /// `cFolders`.
+    folders: u16,
+    flags: u16,
+    /// Where the CFFOLDER entries start, after the optional reserve fields (for a cabinet
+    /// that is not part of a set, whose header holds no neighbours' names).
+    folders_at: u64,
+    /// `cbCFData`: the reserve in each CFDATA block header.
+    data_reserve: u64,
 }
 
-/// The uncompressed size of the (one) folder's data: the sum of its CFDATA blocks'
-/// `cbUncomp` (MS-CAB 2.1–2.4), read from the block headers only. The cabinet is not part
-/// of a set (checked first), so no neighbours' names sit between header and folder.
-fn folder_data_size<R: Read + Seek>(reader: &mut R) -> io::Result<u64> {
+fn read_header<R: Read + Seek>(reader: &mut R) -> io::Result<Header> {
     let mut header = [0u8; 40];
     reader.seek(io::SeekFrom::Start(0))?;
     reader.read_exact(&mut header[..36])?;
+    if &header[0..4] != b"MSCF" {
+        return Err(invalid("not a CAB file".into()));
+    }
     let flags = u16::from_le_bytes([header[30], header[31]]);
-    // With reserve fields: their sizes, then the header's own reserve.
     let (mut folders_at, mut data_reserve) = (36u64, 0u64);
     if flags & 0x0004 != 0 {
         reader.read_exact(&mut header[36..40])?;
@@ -153,7 +155,21 @@ fn folder_data_size<R: Read + Seek>(reader: &mut R) -> io::Result<u64> {
         folders_at = 40 + u64::from(header_reserve);
         data_reserve = u64::from(header[39]);
     }
-    reader.seek(io::SeekFrom::Start(folders_at))?;
+    Ok(Header {
+        files_at: u64::from(u32::from_le_bytes(
+            header[16..20].try_into().expect("4 bytes"),
+        )),
+        folders: u16::from_le_bytes([header[26], header[27]]),
+        flags,
+        folders_at,
+        data_reserve,
+    })
+}
+
+/// The uncompressed size of the (one) folder's data: the sum of its CFDATA blocks'
+/// `cbUncomp` (MS-CAB 2.2, 2.4), read from the block headers only.
+fn folder_data_size<R: Read + Seek>(reader: &mut R, header: &Header) -> io::Result<u64> {
+    reader.seek(io::SeekFrom::Start(header.folders_at))?;
     let mut folder = [0u8; 8];
     reader.read_exact(&mut folder)?;
     let mut at = u64::from(u32::from_le_bytes(
@@ -167,20 +183,14 @@ fn folder_data_size<R: Read + Seek>(reader: &mut R) -> io::Result<u64> {
         reader.read_exact(&mut block)?;
         let compressed = u64::from(u16::from_le_bytes([block[4], block[5]]));
         total += u64::from(u16::from_le_bytes([block[6], block[7]]));
-        at += 8 + data_reserve + compressed;
+        at += 8 + header.data_reserve + compressed;
     }
     Ok(total)
 }
 
-/// `uoffFolderStart` of the first CFFILE entry, read from the raw header (MS-CAB 2.1, 2.3).
-fn first_member_offset<R: Read + Seek>(reader: &mut R) -> io::Result<u32> {
-    let mut header = [0u8; 36];
-    reader.read_exact(&mut header)?;
-    if &header[0..4] != b"MSCF" {
-        return Err(invalid("not a CAB file".into()));
-    }
-    let files_at = u32::from_le_bytes(header[16..20].try_into().expect("4 bytes"));
-    reader.seek(io::SeekFrom::Start(u64::from(files_at) + 4))?;
+/// `uoffFolderStart` of the first CFFILE entry (MS-CAB 2.3). Leaves the reader at the start.
+fn first_member_offset<R: Read + Seek>(reader: &mut R, header: &Header) -> io::Result<u32> {
+    reader.seek(io::SeekFrom::Start(header.files_at + 4))?;
     let mut offset = [0u8; 4];
     reader.read_exact(&mut offset)?;
     reader.seek(io::SeekFrom::Start(0))?;

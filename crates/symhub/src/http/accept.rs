@@ -82,6 +82,9 @@ pub(super) struct Shared {
     /// The second (unix) of the last "accept failed" line: one a second over all loops,
     /// not one per loop every 50 ms for as long as descriptors run out.
     pub accept_failed: Arc<AtomicU64>,
+    /// When the first loop saw the shutdown: the grace periods, and the wait for downloads
+    /// in progress after them, count from there.
+    pub stopped_at: Arc<std::sync::OnceLock<std::time::Instant>>,
 }
 
 /// Accepts on worker `me` until shutdown, then lets the connections it accepted run for
@@ -104,6 +107,7 @@ pub(super) async fn accept_loop(me: usize, socket: Listening, shared: Shared) {
         slots,
         workers,
         accept_failed,
+        stopped_at,
     } = shared;
     let graceful = GracefulShutdown::new();
     loop {
@@ -146,6 +150,7 @@ pub(super) async fn accept_loop(me: usize, socket: Listening, shared: Shared) {
         }
     }
     drop(listener);
+    stopped_at.get_or_init(std::time::Instant::now);
     // What is still open when the period ends is cut when the workers stop, and said once
     // then by `serve`, not once per loop.
     let _ = tokio::time::timeout(limits.grace, graceful.shutdown()).await;

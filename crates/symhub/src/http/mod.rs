@@ -229,14 +229,6 @@ pub async fn serve(
         &front.app.metrics,
     )?);
     let cache = front.app.cache.clone();
-    // When the shutdown began: downloads in progress may commit until its grace ends.
-    let signalled = {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            shutdown.cancelled().await;
-            std::time::Instant::now()
-        })
-    };
     let sockets: Vec<PathBuf> = listeners
         .iter()
         .filter_map(|l| match l {
@@ -251,12 +243,19 @@ pub async fn serve(
         slots: Arc::new(tokio::sync::Semaphore::new(max_connections)),
         workers: workers.clone(),
         accept_failed: Default::default(),
+        stopped_at: Default::default(),
     };
     let loops = accept::start(listeners, &shared)?;
     for l in loops {
         let _ = l.await;
     }
-    let shared_grace = shared.limits.grace;
+    // Downloads in progress may commit until the grace ends, counted from the shutdown.
+    let deadline = shared
+        .stopped_at
+        .get()
+        .copied()
+        .unwrap_or_else(std::time::Instant::now)
+        + shared.limits.grace;
     // Idle connections closed when the shutdown began: what is left ran past its grace.
     let cut = workers.open_connections();
     if cut > 0 {
@@ -271,16 +270,7 @@ pub async fn serve(
         let _ = std::fs::remove_file(s);
     }
     // Fills run on the workers' runtimes: they commit while the workers still run.
-    let signalled_at = match signalled.is_finished() {
-        true => signalled
-            .await
-            .unwrap_or_else(|_| std::time::Instant::now()),
-        false => {
-            signalled.abort();
-            std::time::Instant::now()
-        }
-    };
-    cache.wait_for_fills(signalled_at + shared_grace).await;
+    cache.wait_for_fills(deadline).await;
     if let Some(w) = Arc::into_inner(workers) {
         w.stop().await;
     }

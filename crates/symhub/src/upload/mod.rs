@@ -391,47 +391,17 @@ struct Content {
 /// debuginfod's `executable`) only for one with runnable code, and a `DEBUG_ONLY` upload
 /// under the debug key alone. A split debug file sent as `-t elf` (the README's own
 /// example once did) would otherwise have replaced the binary for gdb and perf. A file that
-/// is not ELF keeps the claimed keys. The same for the other debug-only types, whose claim
-/// names the binary (`-c app`): a dSYM only under `_.dwarf/mach-uuid-sym-<uuid>/_.dwarf`
-/// (when the id is a UUID), a DWP under `<file>.dwp/<id>/<file>.dwp`, never under the
-/// binary's `<file>/<id>/<file>` (re-test pass: a dSYM replaced the Mach-O there).
+/// is not ELF keeps the claimed keys. A dSYM, whose claim names the binary too (`-c app`),
+/// goes only under `_.dwarf/mach-uuid-sym-<uuid>/_.dwarf` when the id is a UUID, never under
+/// the binary's `<file>/<id>/<file>` (re-test pass: a dSYM replaced the Mach-O there).
 /// `content`: what the file's headers say ([`claimed_by_content`]).
-fn elf_keys_by_content(kind: &str, content: Option<Content>, keys: &mut Vec<SymbolKey>) {
+fn keys_by_content(kind: &str, content: Option<Content>, keys: &mut Vec<SymbolKey>) {
     let is_debug_key = |k: &SymbolKey| {
         k.is_triple() && k.id().to_ascii_lowercase().starts_with("elf-buildid-sym-")
     };
     let is_dwarf_key = |k: &SymbolKey| k.is_triple() && k.file().eq_ignore_ascii_case("_.dwarf");
     match (kind, content) {
         ("DSYM", _) if keys.iter().any(is_dwarf_key) => keys.retain(is_dwarf_key),
-        // A dSYM's DWARF file sent as `-t macho`: under its debug key, never the binary's.
-        ("MACHO", Some(c)) if !c.runnable => {
-            *keys = keys
-                .iter()
-                .filter_map(|k| {
-                    Some(
-                        k.id()
-                            .to_ascii_lowercase()
-                            .strip_prefix("mach-uuid-")?
-                            .to_owned(),
-                    )
-                })
-                .filter_map(|uuid| {
-                    SymbolKey::from_segments("_.dwarf", format!("mach-uuid-sym-{uuid}"), "_.dwarf")
-                        .ok()
-                })
-                .collect();
-        }
-        ("DWP", _) => {
-            for k in keys.iter_mut() {
-                let file = k.file();
-                if k.is_triple() && !file.to_ascii_lowercase().ends_with(".dwp") {
-                    let dwp = format!("{file}.dwp");
-                    if let Ok(renamed) = SymbolKey::from_segments(&dwp, k.id(), &dwp) {
-                        *k = renamed;
-                    }
-                }
-            }
-        }
         ("ELF", Some(c)) => keys.retain(|k| {
             if is_debug_key(k) {
                 c.has_debug_info
@@ -516,10 +486,22 @@ fn identify(received: &Received, claim: &Claim) -> Result<(Vec<SymbolKey>, Modul
             debug_id: claim.debug_id.replace('-', ""),
             ..claim.clone()
         };
-        let mut keys = native_keys(&kind, &claim.debug_file, &claim.debug_id)
-            .map_err(|e| UploadError::BadRequest(e.to_string()))?;
+        let keys_of = |kind: &str| {
+            native_keys(kind, &claim.debug_file, &claim.debug_id)
+                .map_err(|e| UploadError::BadRequest(e.to_string()))
+        };
+        let mut keys = keys_of(&kind)?;
         let content = claimed_by_content(&received.path, claim, &kind)?;
-        elf_keys_by_content(&kind, content, &mut keys);
+        // A dSYM's DWARF file sent as `-t macho` is keyed as the dSYM it is, never under the
+        // binary's key.
+        let keyed_as = match content {
+            Some(c) if kind == "MACHO" && !c.runnable => "DSYM",
+            _ => kind.as_str(),
+        };
+        if keyed_as != kind {
+            keys = keys_of(keyed_as)?;
+        }
+        keys_by_content(keyed_as, content, &mut keys);
         // A debug file's id must spell its debug key: the claim's `<file>/<id>/<file>` is
         // the binary's (re-test pass: a Breakpad-style `-i` put a dSYM or a debug file there).
         let debug_file =
@@ -588,7 +570,7 @@ mod tests {
     fn a_dsym_or_dwp_never_keeps_the_binarys_key() {
         let keys_of = |kind: &str, id: &str| {
             let mut keys = native_keys(kind, "mapp", id).unwrap();
-            elf_keys_by_content(kind, None, &mut keys);
+            keys_by_content(kind, None, &mut keys);
             keys.iter().map(|k| k.to_string()).collect::<Vec<_>>()
         };
         let uuid = "4C4C449255553144A1201A681FEC2086";

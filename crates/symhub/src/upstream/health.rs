@@ -126,8 +126,8 @@ pub(super) fn object_of(key: &SymbolKey) -> u64 {
     std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(object)
 }
 
-/// How many files are remembered per upstream in each [`RecentObjects`].
-const BROKEN_KEPT: usize = 64;
+/// How many files are remembered per upstream in each [`TimedObjects`].
+const TIMED_KEPT: usize = 64;
 
 /// Files an upstream failed lately, each for `ttl`, keyed like [`Health::failure`]'s
 /// objects (every spelling of a file and id). Two uses ([`super::Upstream`]):
@@ -139,13 +139,13 @@ const BROKEN_KEPT: usize = 64;
 ///   `foo.pd_` that follows a `foo.pdb` does not wait for a second timeout (break-it pass:
 ///   every PDB miss took two `first_byte_timeout`s of a hanging upstream).
 #[derive(Debug)]
-pub struct RecentObjects {
+pub struct TimedObjects {
     ttl: Duration,
-    /// (object, until), oldest first; at most [`BROKEN_KEPT`].
+    /// (object, until), oldest first; at most [`TIMED_KEPT`].
     list: Mutex<Vec<(u64, Instant)>>,
 }
 
-impl RecentObjects {
+impl TimedObjects {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
@@ -162,7 +162,7 @@ impl RecentObjects {
         let (object, now) = (object_of(key), Instant::now());
         let mut list = self.list();
         list.retain(|(o, until)| *o != object && *until > now);
-        if list.len() == BROKEN_KEPT {
+        if list.len() == TIMED_KEPT {
             list.remove(0);
         }
         list.push((object, now + self.ttl));
@@ -235,20 +235,20 @@ mod tests {
     #[test]
     fn a_broken_file_is_remembered_in_any_spelling_until_its_time_is_up() {
         let key = |s: &str| SymbolKey::parse_path(s).unwrap();
-        let broken = RecentObjects::new(Duration::from_secs(60));
+        let broken = TimedObjects::new(Duration::from_secs(60));
         broken.note(&key("foo.pdb/1/foo.pdb"));
         assert!(broken.has(&key("FOO.pdb/1/foo.pd_")));
         assert!(!broken.has(&key("foo.pdb/2/foo.pdb")));
-        let gone = RecentObjects::new(Duration::ZERO);
+        let gone = TimedObjects::new(Duration::ZERO);
         gone.note(&key("foo.pdb/1/foo.pdb"));
         assert!(!gone.has(&key("foo.pdb/1/foo.pdb")));
-        for i in 0..=BROKEN_KEPT {
+        for i in 0..=TIMED_KEPT {
             broken.note(&key(&format!("f{i}.pdb/1/f{i}.pdb")));
         }
         assert!(
             !broken.has(&key("foo.pdb/1/foo.pdb")),
             "the oldest is forgotten"
         );
-        assert!(broken.has(&key(&format!("f{BROKEN_KEPT}.pdb/1/f{BROKEN_KEPT}.pdb"))));
+        assert!(broken.has(&key(&format!("f{TIMED_KEPT}.pdb/1/f{TIMED_KEPT}.pdb"))));
     }
 }

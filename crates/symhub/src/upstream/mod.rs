@@ -29,7 +29,7 @@ use tokio_util::task::AbortOnDropHandle;
 use crate::config::{Config, Protocol, UpstreamConfig};
 use crate::metrics::Metrics;
 use encoding::Encoding;
-use health::{object_of, Admission, Health, RecentObjects};
+use health::{object_of, Admission, Health, TimedObjects};
 
 pub struct Upstream {
     pub name: Arc<str>,
@@ -45,9 +45,9 @@ pub struct Upstream {
     max_redirects: usize,
     pub health: Health,
     /// Files it broke off mid-body lately: asked of it last.
-    pub broken: RecentObjects,
+    pub broken: TimedObjects,
     /// Files it did not answer a moment ago: not asked again at once.
-    unanswered: RecentObjects,
+    unanswered: TimedObjects,
     /// Requests, failures and latency, for `/api/status`.
     pub stats: stats::UpstreamStats,
 }
@@ -136,8 +136,8 @@ impl Upstream {
             idle_timeout: c.idle_timeout,
             max_redirects: c.max_redirects,
             health: Health::new(config.health.failure_threshold, config.health.blackout),
-            broken: RecentObjects::new(config.health.blackout),
-            unanswered: RecentObjects::new(UNANSWERED_FOR),
+            broken: TimedObjects::new(config.health.blackout),
+            unanswered: TimedObjects::new(UNANSWERED_FOR),
             stats: stats::UpstreamStats::default(),
         })
     }
